@@ -1,0 +1,1 @@
+"""The ``genretag`` command line: a thin click layer over training, models and daemon."""

@@ -1,0 +1,32 @@
+"""Entry point of the ``genretag`` command.
+
+Every sub-command lives in its own module and imports heavy libraries
+(TensorFlow, Keras, librosa) inside its function body, so ``genretag --help``
+stays instant.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import click
+
+from genretag.cli import classify_cmd, dataset_cmd, evaluate_cmd, train_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("genretag"), prog_name="genretag")
+def cli() -> None:
+    """genretag: music-genre tagging, from labelled audio to live streams.
+
+    \b
+    Offline:  dataset build -> train -> evaluate / compare
+    Use:      classify FILES (bundled default model unless --model is given)
+    """
+
+
+cli.add_command(dataset_cmd.dataset)
+cli.add_command(train_cmd.train)
+cli.add_command(train_cmd.compare)
+cli.add_command(evaluate_cmd.evaluate)
+cli.add_command(classify_cmd.classify)

@@ -1,0 +1,1 @@
+"""The long-running multi-stream tagging service (``genretag serve``)."""

@@ -1,0 +1,162 @@
+"""The model artifact: a directory with ``manifest.json`` and the model file.
+
+The manifest makes an artifact self-describing (labels, sample rate, window,
+features, training-data fingerprint, dev metrics) so the daemon and
+``classify`` need nothing but the directory.  Loading validates every field
+and the SHA-256 of every file before any model file is opened, and refuses
+an inconsistent or tampered artifact with an error that names the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+KINDS = ("keras", "sklearn")
+OUTPUTS = ("softmax", "sigmoid")
+
+
+class ArtifactError(Exception):
+    """An artifact is missing, inconsistent or tampered with; the message names the field."""
+
+
+@dataclass
+class ArtifactManifest:
+    """Everything a consumer needs to feed a model and read its output.
+
+    ``output`` says how scores were trained: ``softmax`` (single-label targets,
+    scores sum to one) or ``sigmoid`` (independent per-label probabilities,
+    multi-label clips).  ``files`` maps each model file to its SHA-256.
+    """
+
+    kind: str
+    architecture: str
+    labels: list[str]
+    output: str
+    sample_rate: int
+    window_seconds: float
+    hop_seconds: float
+    model_file: str
+    features: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    dev_metrics: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+    package_version: str = field(default_factory=lambda: version("genretag"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    def fingerprint(self) -> str:
+        """A short id for this exact artifact (hash of its manifest's file hashes and labels)."""
+        payload = json.dumps({"files": self.files, "labels": self.labels}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "kind": str,
+    "architecture": str,
+    "labels": list,
+    "output": str,
+    "sample_rate": int,
+    "window_seconds": (int, float),
+    "hop_seconds": (int, float),
+    "model_file": str,
+    "features": dict,
+    "training_data": dict,
+    "dev_metrics": dict,
+    "files": dict,
+    "package_version": str,
+    "created_at": str,
+}
+
+
+def _check(condition: bool, field_name: str, problem: str) -> None:
+    if not condition:
+        raise ArtifactError(f"manifest field '{field_name}': {problem}")
+
+
+def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
+    """Check types and internal consistency of a parsed manifest."""
+    for name, typ in _FIELD_TYPES.items():
+        _check(name in raw, name, "missing")
+        _check(isinstance(raw[name], typ) and not isinstance(raw[name], bool), name,
+               f"expected {typ}, got {type(raw[name]).__name__}")
+    unknown = sorted(set(raw) - set(_FIELD_TYPES))
+    _check(not unknown, unknown[0] if unknown else "", "unknown field")
+    _check(raw["format_version"] == FORMAT_VERSION, "format_version",
+           f"unsupported version {raw['format_version']} (this genretag reads {FORMAT_VERSION})")
+    _check(raw["kind"] in KINDS, "kind", f"must be one of {KINDS}, got {raw['kind']!r}")
+    _check(raw["output"] in OUTPUTS, "output", f"must be one of {OUTPUTS}, got {raw['output']!r}")
+    labels = raw["labels"]
+    _check(len(labels) >= 2, "labels", "need at least two labels")
+    _check(all(isinstance(x, str) and x for x in labels), "labels", "labels must be non-empty strings")
+    _check(len(set(labels)) == len(labels), "labels", "duplicate labels")
+    _check(8000 <= raw["sample_rate"] <= 192000, "sample_rate", f"out of range: {raw['sample_rate']}")
+    _check(0.1 <= raw["window_seconds"] <= 60, "window_seconds", f"out of range: {raw['window_seconds']}")
+    _check(0 < raw["hop_seconds"] <= raw["window_seconds"] * 4, "hop_seconds",
+           f"out of range: {raw['hop_seconds']}")
+    _check(raw["model_file"] in raw["files"], "model_file", "not listed in 'files'")
+    for name, digest in raw["files"].items():
+        _check(isinstance(digest, str) and len(digest) == 64, "files", f"bad SHA-256 for {name}")
+        _check(Path(name).name == name, "files", f"{name!r} must be a plain file name")
+    return ArtifactManifest(**raw)
+
+
+def read_manifest(artifact_dir: str | os.PathLike[str]) -> ArtifactManifest:
+    """Read and validate ``manifest.json`` and verify every file's SHA-256."""
+    root = Path(artifact_dir)
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: not a model artifact directory")
+    path = root / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{root}: no {MANIFEST_NAME}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: unreadable manifest: {err}") from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"{path}: manifest must be a JSON object")
+    manifest = validate_manifest_dict(raw)
+    for name, digest in manifest.files.items():
+        file_path = root / name
+        if not file_path.is_file():
+            raise ArtifactError(f"manifest field 'files': {name} is missing from {root}")
+        try:
+            actual = sha256_file(file_path)
+        except OSError as err:
+            raise ArtifactError(f"manifest field 'files': cannot read {name}: {err}") from None
+        if actual != digest:
+            raise ArtifactError(
+                f"manifest field 'files': SHA-256 of {name} is {actual[:12]}..., "
+                f"manifest says {digest[:12]}... (file changed or tampered with)"
+            )
+    return manifest
+
+
+def write_manifest(artifact_dir: Path, manifest: ArtifactManifest) -> None:
+    """Record the SHA-256 of the model file and write the manifest atomically."""
+    manifest.files = {manifest.model_file: sha256_file(artifact_dir / manifest.model_file)}
+    validate_manifest_dict(asdict(manifest))
+    tmp = artifact_dir / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, artifact_dir / MANIFEST_NAME)

@@ -1,0 +1,178 @@
+"""The Predictor interface and loading/saving of artifacts of every kind.
+
+A predictor maps a batch of raw PCM windows ``(n, window_samples)`` at the
+artifact's sample rate to scores ``(n, n_labels)``.  That one signature is all
+the daemon and ``classify`` rely on, whatever the model kind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from genretag.models.artifact import ArtifactError, ArtifactManifest, read_manifest, write_manifest
+from genretag.pipeline.windows import WindowSpec
+
+KERAS_FILE = "model.keras"
+SKLEARN_FILE = "model.skops"
+
+
+class Predictor(Protocol):
+    """Scores raw PCM windows; see the module docstring."""
+
+    manifest: ArtifactManifest
+
+    def predict(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+def window_spec(manifest: ArtifactManifest) -> WindowSpec:
+    return WindowSpec(manifest.sample_rate, manifest.window_seconds, manifest.hop_seconds)
+
+
+class KerasPredictor:
+    """Runs a Keras model whose graph computes its own features from PCM."""
+
+    def __init__(self, manifest: ArtifactManifest, model: Any) -> None:
+        self.manifest = manifest
+        self.model = model
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        scores = self.model.predict_on_batch(np.asarray(windows, dtype=np.float32))
+        return np.asarray(scores, dtype=np.float32)
+
+
+class SklearnPredictor:
+    """Computes engineered librosa features per window, then a scikit-learn pipeline."""
+
+    def __init__(self, manifest: ArtifactManifest, estimator: Any) -> None:
+        from genretag.models.features import FeatureConfig
+
+        self.manifest = manifest
+        self.estimator = estimator
+        self.feature_config = FeatureConfig(**manifest.features)
+        classes = list(estimator.classes_)
+        self._order = [classes.index(i) for i in range(len(manifest.labels))]
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        from genretag.models.features import window_features
+
+        feats = window_features(np.asarray(windows, dtype=np.float32), self.feature_config)
+        return self.estimator.predict_proba(feats)[:, self._order].astype(np.float32)
+
+
+def _load_keras(path: Path) -> Any:
+    import keras
+
+    import genretag.models.keras_layers  # noqa: F401  (registers the custom layers)
+
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def _load_sklearn(path: Path) -> Any:
+    from genretag.models.sklearn_io import load_estimator
+
+    return load_estimator(path)
+
+
+def load_predictor(artifact_dir: str | Path) -> Predictor:
+    """Validate an artifact and return a ready predictor.
+
+    Raises :class:`ArtifactError` for anything inconsistent: bad manifest,
+    changed file, model whose input or output shape contradicts the manifest.
+    """
+    root = Path(artifact_dir)
+    manifest = read_manifest(root)
+    model_path = root / manifest.model_file
+    predictor: Predictor
+    try:
+        if manifest.kind == "keras":
+            model = _load_keras(model_path)
+            _check_keras_shapes(model, manifest)
+            predictor = KerasPredictor(manifest, model)
+        else:
+            predictor = SklearnPredictor(manifest, _load_sklearn(model_path))
+    except ArtifactError:
+        raise
+    except Exception as err:  # noqa: BLE001  (any loader failure means a bad artifact)
+        raise ArtifactError(f"{model_path}: cannot load {manifest.kind} model: {err}") from err
+    return predictor
+
+
+def _check_keras_shapes(model: Any, manifest: ArtifactManifest) -> None:
+    in_len = model.inputs[0].shape[-1]
+    out_len = model.outputs[0].shape[-1]
+    if in_len is not None and in_len != manifest.window_samples:
+        raise ArtifactError(
+            f"manifest field 'window_seconds': model takes {in_len} samples, "
+            f"manifest implies {manifest.window_samples}"
+        )
+    if out_len != len(manifest.labels):
+        raise ArtifactError(f"manifest field 'labels': model has {out_len} outputs, manifest lists "
+                            f"{len(manifest.labels)} labels")
+
+
+def known_inputs(manifest: ArtifactManifest, seed: int = 0) -> np.ndarray:
+    """Silence, white noise and a tone: inputs every exported model must survive."""
+    n = manifest.window_samples
+    rng = np.random.default_rng(seed)
+    t = np.arange(n, dtype=np.float32) / manifest.sample_rate
+    return np.stack([
+        np.zeros(n, np.float32),
+        (0.3 * rng.standard_normal(n)).astype(np.float32),
+        (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32),
+    ])
+
+
+def check_predictions(manifest: ArtifactManifest, scores: np.ndarray) -> None:
+    """Scores must be finite probabilities of the right shape."""
+    if scores.shape[1:] != (len(manifest.labels),):
+        raise ArtifactError(f"model returns shape {scores.shape}, expected (n, {len(manifest.labels)})")
+    if not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
+        raise ArtifactError("model returns scores outside [0, 1] or non-finite")
+    if manifest.output == "softmax" and not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+        raise ArtifactError("manifest field 'output': softmax scores do not sum to one")
+
+
+def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -> Predictor:
+    """Save a model and manifest, then reload and re-check it on known inputs.
+
+    The artifact is written to a temporary sibling directory and moved into
+    place only after the reloaded model reproduces the in-memory model's
+    scores, so a broken export never ships and never replaces a good one.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        if manifest.kind == "keras":
+            manifest = replace(manifest, model_file=KERAS_FILE)
+            model.save(staging / KERAS_FILE)
+            live: Predictor = KerasPredictor(manifest, model)
+        else:
+            from genretag.models.sklearn_io import save_estimator
+
+            manifest = replace(manifest, model_file=SKLEARN_FILE)
+            save_estimator(model, staging / SKLEARN_FILE)
+            live = SklearnPredictor(manifest, model)
+        write_manifest(staging, manifest)
+        probe = known_inputs(manifest)
+        expected = live.predict(probe)
+        check_predictions(manifest, expected)
+        reloaded = load_predictor(staging)
+        got = reloaded.predict(probe)
+        if not np.allclose(got, expected, atol=1e-4):
+            raise ArtifactError(
+                f"reloaded model disagrees with the trained one (max diff {np.abs(got - expected).max():.2e})"
+            )
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+        return load_predictor(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

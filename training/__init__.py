@@ -1,0 +1,1 @@
+"""Offline training: dataset sources -> TFRecord shards -> trainers -> evaluation."""
