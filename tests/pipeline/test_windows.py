@@ -1,0 +1,36 @@
+"""Window slicing: geometry, short signals, even spreading over long ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genretag.pipeline.windows import WindowSpec, frame_windows, spread_windows
+
+
+def test_frame_windows_geometry() -> None:
+    spec = WindowSpec(100, 1.0, 0.5)
+    x = np.arange(350, dtype=np.float32)
+    windows, starts = frame_windows(x, spec)
+    assert windows.shape == (6, 100)
+    assert np.allclose(starts, [0, 0.5, 1.0, 1.5, 2.0, 2.5])
+    assert windows[3, 0] == 150 and windows.flags["C_CONTIGUOUS"]
+
+
+def test_short_signal_is_tiled_not_dropped() -> None:
+    spec = WindowSpec(100, 1.0, 0.5)
+    windows, starts = frame_windows(np.arange(30, dtype=np.float32), spec)
+    assert windows.shape == (1, 100) and windows[0, 30] == 0 and windows[0, 31] == 1
+    empty, _ = frame_windows(np.zeros(0, np.float32), spec)
+    assert empty.shape == (1, 100) and not empty.any()
+
+
+def test_spread_windows_cover_whole_signal() -> None:
+    spec = WindowSpec(10, 1.0, 1.0)
+    windows, starts = spread_windows(np.arange(1000, dtype=np.float32), spec, max_windows=5)
+    assert len(windows) == 5 and starts[0] == 0 and starts[-1] == 99
+
+
+def test_bad_spec() -> None:
+    with pytest.raises(ValueError):
+        WindowSpec(0, 1.0, 1.0)
