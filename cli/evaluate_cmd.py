@@ -12,7 +12,8 @@ import click
 @click.option("--model", "model_dir", type=click.Path(path_type=Path),
               help="Model artifact directory (default: the bundled model).")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-              help="A dataset directory from 'dataset build', or a source (manifest CSV, genre folders, FMA).")
+              help="A dataset directory from 'dataset build', or a source "
+                   "(manifest CSV, genre folders, FMA).")
 @click.option("--split", default=None,
               help="Split to score: train, dev or test (default: test for a dataset directory, "
                    "every clip for a source).")

@@ -28,5 +28,6 @@ def cli() -> None:
 cli.add_command(dataset_cmd.dataset)
 cli.add_command(train_cmd.train)
 cli.add_command(train_cmd.compare)
+cli.add_command(train_cmd.crossval)
 cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)

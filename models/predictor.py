@@ -47,22 +47,37 @@ class KerasPredictor:
 
 
 class SklearnPredictor:
-    """Computes engineered librosa features per window, then a scikit-learn pipeline."""
+    """Computes engineered librosa features per window, then a scikit-learn pipeline.
+
+    Labels that never occurred in training have no estimator class; they score 0.
+    """
 
     def __init__(self, manifest: ArtifactManifest, estimator: Any) -> None:
         from genretag.models.features import FeatureConfig
+        from genretag.models.sklearn_models import class_columns
 
         self.manifest = manifest
         self.estimator = estimator
-        self.feature_config = FeatureConfig(**manifest.features)
-        classes = list(estimator.classes_)
-        self._order = [classes.index(i) for i in range(len(manifest.labels))]
+        try:
+            self.feature_config = FeatureConfig(**manifest.features)
+        except (TypeError, ValueError) as err:
+            raise ArtifactError(f"manifest field 'features': {err}") from None
+        if self.feature_config.sample_rate != manifest.sample_rate:
+            raise ArtifactError(
+                f"manifest field 'features': sample_rate {self.feature_config.sample_rate} "
+                f"differs from the artifact's {manifest.sample_rate}"
+            )
+        try:
+            class_columns(estimator, len(manifest.labels))
+        except ValueError as err:
+            raise ArtifactError(f"manifest field 'labels': {err}") from None
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         from genretag.models.features import window_features
+        from genretag.models.sklearn_models import label_scores
 
         feats = window_features(np.asarray(windows, dtype=np.float32), self.feature_config)
-        return self.estimator.predict_proba(feats)[:, self._order].astype(np.float32)
+        return label_scores(self.estimator, feats, len(self.manifest.labels))
 
 
 def _load_keras(path: Path) -> Any:

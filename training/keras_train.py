@@ -12,11 +12,11 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from genretag.models.artifact import ArtifactManifest
-from genretag.models.predictor import Predictor, save_artifact
 from genretag.training.reader import DatasetInfo, read_dataset, window_dataset
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def train_keras(dataset_dir: Path, out_dir: Path, config: KerasTrainConfig) -> Predictor:
-    """Train ``config.architecture`` on the train split, stop on dev, save a checked artifact."""
+def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> tuple[Any, ArtifactManifest]:
+    """Train ``config.architecture`` on the train split, stopping on dev; return model and manifest."""
     import keras
 
     from genretag.models.keras_builders import BUILDERS, KerasSpec, build_mobilenet
@@ -98,7 +98,6 @@ def train_keras(dataset_dir: Path, out_dir: Path, config: KerasTrainConfig) -> P
         loss = "categorical_crossentropy" if config.output == "softmax" else "binary_crossentropy"
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
                       weighted_metrics=["categorical_accuracy"])
-    out_dir.mkdir(parents=True, exist_ok=True)
     model.fit(
         train,
         validation_data=dev,
@@ -106,7 +105,7 @@ def train_keras(dataset_dir: Path, out_dir: Path, config: KerasTrainConfig) -> P
         steps_per_epoch=config.steps_per_epoch,
         callbacks=[
             keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-            keras.callbacks.TensorBoard(log_dir=str(out_dir.parent / f"{out_dir.name}.logs")),
+            keras.callbacks.TensorBoard(log_dir=str(log_dir)),
         ],
         verbose=2,
     )
@@ -123,4 +122,4 @@ def train_keras(dataset_dir: Path, out_dir: Path, config: KerasTrainConfig) -> P
         training_data={"fingerprint": info.fingerprint, "dataset": str(dataset_dir),
                        "seed": config.seed},
     )
-    return save_artifact(model, manifest, out_dir)
+    return model, manifest

@@ -14,7 +14,7 @@ from genretag.training.metrics import ScoredWindows, confusion, evaluate_windows
 HEADLINE = ("hit_at_1", "macro_f1", "macro_roc_auc", "mean_per_genre_recall")
 
 
-def _fmt(value: Any) -> str:
+def fmt_metric(value: Any) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}"
 
 
@@ -24,11 +24,11 @@ def metrics_markdown(metrics: dict[str, Any], labels: Sequence[str]) -> str:
              "|---|---|---|---|---|---|"]
     for level in ("window", "clip"):
         m = metrics[level]
-        lines.append(f"| {level} | {m['n']} | " + " | ".join(_fmt(m[k]) for k in HEADLINE) + " |")
+        lines.append(f"| {level} | {m['n']} | " + " | ".join(fmt_metric(m[k]) for k in HEADLINE) + " |")
     lines += ["", "| genre | clip recall | window recall |", "|---|---|---|"]
     for name in labels:
-        lines.append(f"| {name} | {_fmt(metrics['clip']['per_genre_recall'][name])} | "
-                     f"{_fmt(metrics['window']['per_genre_recall'][name])} |")
+        lines.append(f"| {name} | {fmt_metric(metrics['clip']['per_genre_recall'][name])} | "
+                     f"{fmt_metric(metrics['window']['per_genre_recall'][name])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -75,7 +75,11 @@ def test_max_seconds_limits_reading(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "empty file"), (b"ID3\x03\x00garbage" * 10, "ffmpeg failed"), (b"RIFF\x10\x00\x00\x00WAVE", "bad.mp3")],
+    [
+        (b"", "empty file"),
+        (b"ID3\x03\x00garbage" * 10, "ffmpeg failed"),
+        (b"RIFF\x10\x00\x00\x00WAVE", "bad.mp3"),
+    ],
 )
 def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "bad.mp3"

@@ -1,0 +1,115 @@
+"""``genretag dataset``: turn labelled audio into TFRecord shards plus ``dataset.json``.
+
+A thin click layer: options are parsed here, the work is done by
+:mod:`genretag.training.dataset`, imported inside the command so that
+``genretag --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+def _fractions(_ctx: click.Context, _param: click.Parameter,
+               value: str) -> tuple[float, float, float]:
+    """Click callback: parse --split-fractions, reporting errors as a bad parameter."""
+    from genretag.training.splits import SplitError, parse_fractions
+
+    try:
+        return parse_fractions(value)
+    except SplitError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@click.group()
+def dataset() -> None:
+    """Build datasets of labelled audio for training and evaluation."""
+
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+@dataset.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder for the shards and dataset.json (created if missing).")
+@click.option("--format", "kind", type=click.Choice(["auto", "manifest", "folders", "fma"]),
+              default="auto", show_default=True, help="Source layout; auto detects it.")
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Raw -> new label map (.csv, .json or .toml; see above).")
+@click.option("--split-fractions", default="0.7,0.15,0.15", show_default=True, callback=_fractions,
+              help="train,dev,test fractions for generated splits.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of generated splits.")
+@click.option("--resplit", is_flag=True, help="Ignore the source's split and generate new splits.")
+@click.option("--sample-rate", type=click.IntRange(min=1), default=22050, show_default=True,
+              help="Sample rate of the stored audio, Hz.")
+@click.option("--max-seconds", type=_POSITIVE, default=None,
+              help="Keep at most this many seconds from the start of each file [default: all].")
+@click.option("--window", type=_POSITIVE, default=3.0, show_default=True,
+              help="Analysis window recorded for training, seconds.")
+@click.option("--hop", type=_POSITIVE, default=1.5, show_default=True,
+              help="Hop between evaluation windows recorded for training, seconds.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Clips per shard file.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding processes [default: number of CPUs].")
+def build(source: Path, out: Path, kind: str, label_map: Path | None,
+          split_fractions: tuple[float, float, float], seed: int, resplit: bool, sample_rate: int,
+          max_seconds: float | None, window: float, hop: float, shard_size: int,
+          workers: int | None) -> None:
+    """Build TFRecord shards and dataset.json from SOURCE into --out.
+
+    \b
+    SOURCE (auto-detected; force with --format):
+      manifest  a .csv file with columns path, labels (';'-separated),
+                optional artist or group (the split unit), optional split
+                (train, dev, test; val/validation mean dev). Relative paths
+                are resolved against the manifest's folder.
+      folders   ROOT/<genre>/*.wav|mp3|ogg|flac|au (any letter case): the
+                folder name is the label; each file is its own group.
+      fma       ROOT/fma_metadata/tracks.csv plus ROOT/fma_small/ (or
+                fma_medium, fma_large, fma_full): label track.genre_top,
+                group artist.id, split FMA's training/validation/test.
+
+    \b
+    LABEL MAP (--label-map FILE) renames and merges raw labels. Raw labels
+    not in the map are dropped; a clip left with no label is skipped.
+      .csv   header raw,label then rows like   Pop/Rock,pop_rock
+      .json  {"Pop/Rock": "pop_rock", "Rock": "pop_rock"}
+      .toml  "Pop/Rock" = "pop_rock"
+
+    \b
+    SPLITS: a source's own split is used and checked: one group (artist) in
+    two splits is an error naming the group. Without one (or with
+    --resplit) train/dev/test splits are generated: group-disjoint,
+    deterministic for --seed, stratified so each label with 3+ groups
+    reaches train.
+
+    \b
+    SHARDS: per split, clips sorted by clip id (the path relative to the
+    source) are stored --shard-size per file as train-00000-of-00003-n064.tfrecord
+    (n064: records in the file): int16 PCM at --sample-rate, multi-hot
+    labels, clip_id, group. dataset.json, written last, lists labels,
+    counts, shards with SHA-256, skipped files with reasons, and every clip.
+    Shards are written atomically; re-running with unchanged inputs reuses
+    intact shards and decodes only missing or damaged ones. Unreadable
+    audio is skipped and reported, never fatal.
+    """
+    from genretag.training.dataset import BuildOptions, build_dataset
+    from genretag.training.sources import SourceError
+    from genretag.training.splits import SplitError
+    from genretag.training.tfrecords import ShardWriteError
+
+    options = BuildOptions(
+        kind=None if kind == "auto" else kind, label_map=label_map, fractions=split_fractions,
+        seed=seed, resplit=resplit, sample_rate=sample_rate, max_seconds=max_seconds,
+        window_seconds=window, hop_seconds=hop, shard_size=shard_size, workers=workers)
+    try:
+        result = build_dataset(source, out, options, log=lambda msg: click.echo(msg, err=True))
+    except (SourceError, SplitError, ShardWriteError) as err:
+        raise click.ClickException(str(err)) from None
+    except OSError as err:
+        raise click.ClickException(f"cannot build the dataset: {err}") from None
+    click.echo(result.summary())

@@ -1,0 +1,121 @@
+"""``genretag train``, ``compare`` and ``crossval``: model training and selection."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+MODEL_CHOICES = ("logreg", "knn", "gnb", "svm", "cnn1d", "cnn2d", "mobilenet", "musicnn")
+
+
+def _training_options(f: click.decorators.FC) -> click.decorators.FC:
+    """Options every training command shares."""
+    for option in reversed([
+        click.option("--seed", default=0, show_default=True, help="Random seed (runs are repeatable)."),
+        click.option("--epochs", default=30, show_default=True,
+                     help="Maximum epochs for Keras models (early stopping on dev ends sooner)."),
+        click.option("--batch-size", default=32, show_default=True),
+        click.option("--patience", default=5, show_default=True,
+                     help="Epochs without dev improvement before stopping."),
+        click.option("--steps-per-epoch", type=int, default=None,
+                     help="Cap training steps per epoch (default: one pass of random crops)."),
+        click.option("--imagenet-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Local MobileNetV2 ImageNet weights (.h5, no top) for 'mobilenet'; "
+                          "without it mobilenet trains from scratch. Never downloaded."),
+        click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+                     help="Folder to cache backbone embeddings in (musicnn)."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_epoch: int | None,
+             imagenet_weights: Path | None, cache_dir: Path | None,
+             train_splits: tuple[str, ...] = ("train",)) -> object:
+    from genretag.training.runner import TrainOptions
+
+    return TrainOptions(seed=seed, epochs=epochs, batch_size=batch_size, patience=patience,
+                        steps_per_epoch=steps_per_epoch, imagenet_weights=imagenet_weights,
+                        cache_dir=cache_dir, train_splits=train_splits)
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset directory written by 'genretag dataset build'.")
+@click.option("--model", "model_name", required=True, type=click.Choice(MODEL_CHOICES),
+              help="Model type: scikit-learn baselines on librosa features (logreg, knn, gnb, svm), "
+                   "Keras from scratch (cnn1d, cnn2d, mobilenet), or a head on the pretrained "
+                   "musicnn backbones (musicnn).")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Artifact directory to write (replaced only once the new model passes its checks).")
+@click.option("--train-splits", default="train", show_default=True,
+              help="Comma-separated splits to train on, e.g. 'train,dev' for a final model.")
+@_training_options
+def train(data: Path, model_name: str, out_dir: Path, train_splits: str, **kw: object) -> None:
+    """Train one model on a built dataset and save a validated artifact.
+
+    Hyper-parameters and early stopping use the dev split; dev figures go into
+    the artifact's manifest.  TensorBoard logs of Keras models go to OUT.logs/.
+    """
+    from genretag.training.runner import train_model
+
+    splits = tuple(s.strip() for s in train_splits.split(",") if s.strip())
+    predictor = train_model(model_name, data, out_dir, _options(**kw, train_splits=splits))  # type: ignore[arg-type]
+    clip = predictor.manifest.dev_metrics.get("clip")
+    click.echo(f"saved {out_dir} ({model_name}, {len(predictor.manifest.labels)} labels)")
+    if clip:
+        click.echo(f"dev clip hit@1 {clip['hit_at_1']:.3f}  macro-F1 {clip['macro_f1']:.3f}  "
+                   f"macro ROC-AUC {clip['macro_roc_auc']:.3f}")
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset directory written by 'genretag dataset build'.")
+@click.option("--out", "out_dir", default=Path("comparison"), show_default=True,
+              type=click.Path(path_type=Path),
+              help="Folder for models/, results.md, results.json, results.png.")
+@click.option("--models", "model_names", default=",".join(MODEL_CHOICES), show_default=True,
+              help="Comma-separated model types to include.")
+@click.option("--retrain", is_flag=True, help="Train again even where OUT/models/NAME fits this dataset.")
+@_training_options
+def compare(data: Path, out_dir: Path, model_names: str, retrain: bool, **kw: object) -> None:
+    """Train (or reuse) several model types on the same splits and tabulate dev and test figures."""
+    from genretag.training.compare import compare_models
+
+    names = [n.strip() for n in model_names.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(MODEL_CHOICES))
+    if unknown:
+        raise click.BadParameter(f"unknown model(s) {unknown}", param_hint="--models")
+    table = compare_models(data, out_dir, names, _options(**kw), retrain)  # type: ignore[arg-type]
+    click.echo(table)
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Dataset directory written by 'genretag dataset build' (all splits are pooled).")
+@click.option("--folds", default=5, show_default=True, help="Artist-grouped folds.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=Path(".cache/embeddings"),
+              show_default=True, help="Folder to cache backbone embeddings in.")
+@click.option("--out", "out_file", type=click.Path(path_type=Path), default=Path("crossval.json"),
+              show_default=True, help="Where to write every candidate's figures.")
+def crossval(data: Path, folds: int, seed: int, cache_dir: Path, out_file: Path) -> None:
+    """Choose the backbone head by artist-grouped cross-validation.
+
+    Pools every split, embeds each clip with both musicnn backbones, and scores
+    candidate heads (backbone, layer, regularisation) on folds that never share
+    an artist.  Genres of a single artist cannot be cross-validated and are
+    reported as such.
+    """
+    from genretag.training.backbone_train import dataset_clips, embed_clips
+    from genretag.training.cross_validation import CANDIDATES, cross_validate, format_table
+    from genretag.training.reader import read_dataset
+
+    info = read_dataset(data)
+    emb = embed_clips(dataset_clips(data, [s for s, n in info.counts["splits"].items() if n]),
+                      ("MSD_musicnn", "MTT_musicnn"), 1.5, cache_dir)
+    results = [cross_validate(emb, c, info.labels, folds, seed) for c in CANDIDATES]
+    out_file.write_text(json.dumps(results, indent=2) + "\n")
+    click.echo(format_table(results, info.labels))

@@ -1,0 +1,243 @@
+"""Transfer learning on the pretrained musicnn backbones: embeddings, a linear head, one Keras model.
+
+With a few hundred clips, training a tagger from scratch over-fits to the
+handful of artists per genre.  musicnn, trained on the Million Song Dataset
+and MagnaTagATune, already separates genres; a class-balanced multinomial
+logistic regression on its window embeddings carries that to our labels.
+
+The head is fitted with scikit-learn on cached embeddings (seconds, so
+cross-validation is cheap) and then folded, scaler included, into a Keras
+``Dense`` softmax on top of the frozen backbones.  The shipped artifact is one
+Keras model from raw 16 kHz PCM to genre probabilities: the daemon needs no
+feature code and no scikit-learn at serving time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+BACKBONE_RATE = 16000
+FEATURE_LAYERS = ("taggram", "penultimate", "mean_pool", "max_pool")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Which backbone outputs feed the head, and how strongly it is regularised."""
+
+    variants: tuple[str, ...] = ("MSD_musicnn", "MTT_musicnn")
+    layers: tuple[str, ...] = ("penultimate",)
+    C: float = 0.1
+    hop_seconds: float = 1.5
+
+
+@dataclass
+class WindowEmbeddings:
+    """Backbone features of every window of a set of clips."""
+
+    features: dict[str, np.ndarray]  # "<variant>/<layer>" -> (n_windows, dim)
+    labels: np.ndarray  # (n_windows, n_labels) multi-hot
+    clip_ids: np.ndarray  # (n_windows,)
+    groups: np.ndarray  # (n_windows,)
+
+    def select(self, config: HeadConfig) -> np.ndarray:
+        return np.concatenate(
+            [self.features[f"{v}/{layer}"] for v in config.variants for layer in config.layers], axis=1
+        )
+
+    def subset(self, mask: np.ndarray) -> WindowEmbeddings:
+        return WindowEmbeddings({k: v[mask] for k, v in self.features.items()}, self.labels[mask],
+                                self.clip_ids[mask], self.groups[mask])
+
+
+@dataclass
+class Clip:
+    """A clip for embedding: PCM already at 16 kHz."""
+
+    clip_id: str
+    group: str
+    labels: np.ndarray
+    pcm: np.ndarray = field(repr=False)
+
+
+def _backbone_outputs(variants: Sequence[str]) -> object:
+    """One Keras model: PCM -> {"<variant>/<layer>": features} for all variants at once."""
+    import keras
+
+    from genretag.models.musicnn import WINDOW_SAMPLES, build_musicnn_backbone
+
+    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
+    outputs = {}
+    for variant in variants:
+        out = build_musicnn_backbone(variant)(pcm)
+        for layer in FEATURE_LAYERS:
+            outputs[f"{variant}/{layer}"] = out[layer]
+    return keras.Model(pcm, outputs)
+
+
+def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: float,
+                cache_dir: Path | None = None, batch_size: int = 64) -> WindowEmbeddings:
+    """Embed every window (3 s, ``hop_seconds`` apart) of every clip with every backbone.
+
+    Results are cached in ``cache_dir`` under a key of the clip ids, their
+    audio, the variants and the hop, so repeated experiments cost nothing.
+    """
+    from genretag.models.musicnn import WINDOW_SAMPLES
+    from genretag.pipeline.windows import WindowSpec, frame_windows
+
+    spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
+    key = hashlib.sha256(repr((sorted(variants), hop_seconds)).encode())
+    for clip in clips:
+        key.update(clip.clip_id.encode())
+        key.update(clip.pcm[:: max(1, len(clip.pcm) // 4096)].tobytes())
+    cache = cache_dir / f"embeddings-{key.hexdigest()[:20]}.npz" if cache_dir else None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            feats = {k[2:]: z[k] for k in z.files if k.startswith("f:")}
+            return WindowEmbeddings(feats, z["labels"], z["clip_ids"], z["groups"])
+    model = _backbone_outputs(variants)
+    chunks: dict[str, list[np.ndarray]] = {}
+    labels, ids, groups = [], [], []
+    for clip in tqdm(clips, desc="embedding", unit="clip"):
+        windows, _ = frame_windows(clip.pcm, spec)
+        for start in range(0, len(windows), batch_size):
+            out = model.predict_on_batch(windows[start:start + batch_size])
+            for name, value in out.items():
+                chunks.setdefault(name, []).append(np.asarray(value, np.float32))
+        labels.append(np.repeat(clip.labels[None], len(windows), axis=0))
+        ids += [clip.clip_id] * len(windows)
+        groups += [clip.group] * len(windows)
+    result = WindowEmbeddings({k: np.concatenate(v) for k, v in chunks.items()},
+                              np.concatenate(labels), np.asarray(ids), np.asarray(groups))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, labels=result.labels, clip_ids=result.clip_ids, groups=result.groups,
+                 **{f"f:{k}": v for k, v in result.features.items()})
+    return result
+
+
+@dataclass
+class LinearHead:
+    """A standardise-then-softmax head: ``softmax(((x - mean) / scale) @ coef.T + intercept)``."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray  # (n_labels, dim); rows of labels absent from training are zero
+    intercept: np.ndarray  # (n_labels,); -inf-like for absent labels
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        logits = ((x - self.mean) / self.scale) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def folded(self) -> tuple[np.ndarray, np.ndarray]:
+        """Kernel and bias of one Dense layer equal to scaler + linear map."""
+        kernel = (self.coef / self.scale).T
+        bias = self.intercept - (self.mean / self.scale) @ self.coef.T
+        return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+ABSENT_LOGIT = -30.0
+
+
+def fit_head(x: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, C: float,
+             seed: int = 0) -> LinearHead:
+    """Class-balanced multinomial logistic regression on window features.
+
+    Each clip weighs one in total however many windows it has; a clip with k
+    labels contributes a copy per label at weight 1/k; classes are then
+    balanced so a genre of 7 clips counts as much as one of 90.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    _, inverse, per_clip = np.unique(clip_ids, return_inverse=True, return_counts=True)
+    base_w = 1.0 / per_clip[inverse]
+    rows, targets, weights = [], [], []
+    for j in range(labels.shape[1]):
+        has = labels[:, j] > 0
+        rows.append(np.flatnonzero(has))
+        targets.append(np.full(has.sum(), j))
+        weights.append(base_w[has] / labels[has].sum(axis=1))
+    idx, y, w = np.concatenate(rows), np.concatenate(targets), np.concatenate(weights)
+    class_mass = np.bincount(y, weights=w, minlength=labels.shape[1])
+    present = class_mass > 0
+    w = w * (class_mass[present].mean() / class_mass[y])
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    clf = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+    clf.fit((x[idx] - mean) / scale, y, sample_weight=w / w.mean())
+    coef = np.zeros((labels.shape[1], x.shape[1]), np.float64)
+    intercept = np.full(labels.shape[1], ABSENT_LOGIT)
+    if len(clf.classes_) == 2:  # binary LR keeps one row; expand it to a two-way softmax
+        coef[clf.classes_[1]], intercept[clf.classes_[1]] = clf.coef_[0] / 2, clf.intercept_[0] / 2
+        coef[clf.classes_[0]], intercept[clf.classes_[0]] = -clf.coef_[0] / 2, -clf.intercept_[0] / 2
+    else:
+        coef[clf.classes_] = clf.coef_
+        intercept[clf.classes_] = clf.intercept_
+    return LinearHead(mean, scale, coef, intercept)
+
+
+def build_tagger(config: HeadConfig, head: LinearHead, n_labels: int) -> object:
+    """The shipped model: PCM -> frozen backbones -> selected features -> Dense softmax."""
+    import keras
+
+    from genretag.models.musicnn import WINDOW_SAMPLES, build_musicnn_backbone
+
+    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
+    feats = []
+    for variant in config.variants:
+        backbone = build_musicnn_backbone(variant)
+        backbone.trainable = False
+        out = backbone(pcm)
+        feats += [out[layer] for layer in config.layers]
+    x = feats[0] if len(feats) == 1 else keras.layers.Concatenate(name="embedding")(feats)
+    dense = keras.layers.Dense(n_labels, activation="softmax", name="scores")
+    scores = dense(x)
+    kernel, bias = head.folded()
+    dense.set_weights([kernel, bias])
+    return keras.Model(pcm, scores, name="musicnn_tagger")
+
+
+def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
+    """Clips of the given splits of a built dataset, resampled to the backbone rate."""
+    from genretag.pipeline.audio import resample
+    from genretag.training.reader import load_clips_numpy, read_dataset
+
+    rate = read_dataset(dataset_dir).sample_rate
+    return [
+        Clip(c.clip_id, c.group, c.labels, resample(c.pcm, rate, BACKBONE_RATE))
+        for split in splits for c in load_clips_numpy(dataset_dir, split)
+    ]
+
+
+def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], hop_seconds: float,
+                        seed: int, cache_dir: Path | None,
+                        config: HeadConfig | None = None) -> tuple[object, object]:
+    """Embed the training splits, fit the head, and assemble the shipped Keras model."""
+    from genretag.models.artifact import ArtifactManifest
+    from genretag.models.musicnn import WINDOW_SAMPLES
+
+    config = config or HeadConfig(hop_seconds=hop_seconds)
+    labels = list(info.labels)  # type: ignore[attr-defined]
+    emb = embed_clips(dataset_clips(dataset_dir, splits), config.variants, config.hop_seconds,
+                      cache_dir)
+    head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, seed)
+    model = build_tagger(config, head, len(labels))
+    manifest = ArtifactManifest(
+        kind="keras", architecture="musicnn", labels=labels, output="softmax",
+        sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
+        hop_seconds=config.hop_seconds, model_file="",
+        features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
+                  "backbones": list(config.variants), "layers": list(config.layers),
+                  "head": "class-balanced multinomial logistic regression", "C": config.C},
+    )
+    return model, manifest

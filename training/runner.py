@@ -1,0 +1,130 @@
+"""One entry point for training any of the eight model types on a built dataset.
+
+Every trainer returns an in-memory model plus its manifest; this module
+scores the dev split with that model (the same way ``evaluate`` does, so
+``compare`` rows are comparable), records the figures in the manifest, and
+saves a checked artifact.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from genretag.models.artifact import ArtifactManifest
+from genretag.models.predictor import KerasPredictor, Predictor, SklearnPredictor, save_artifact
+from genretag.training.metrics import evaluate_windows
+from genretag.training.reader import DatasetInfo, load_clips_numpy, read_dataset
+from genretag.training.scoring import score_clips
+
+log = logging.getLogger(__name__)
+
+SKLEARN_MODELS = ("logreg", "knn", "gnb", "svm")
+KERAS_MODELS = ("cnn1d", "cnn2d", "mobilenet")
+BACKBONE_MODELS = ("musicnn",)
+ALL_MODELS = SKLEARN_MODELS + KERAS_MODELS + BACKBONE_MODELS
+
+
+@dataclass
+class TrainOptions:
+    """Options shared by all model types (each trainer uses the ones it understands)."""
+
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 5
+    window_seconds: float = 3.0
+    hop_seconds: float = 1.5
+    steps_per_epoch: int | None = None
+    imagenet_weights: Path | None = None
+    train_splits: tuple[str, ...] = ("train",)
+    cache_dir: Path | None = None
+
+
+def labelled(info: DatasetInfo, dataset_dir: Path, split: str) -> list[tuple[str, Any, Any, int]]:
+    """Clips of a split as ``(clip_id, pcm, multi-hot, sample_rate)`` for scoring."""
+    return [(c.clip_id, c.pcm, c.labels, info.sample_rate) for c in load_clips_numpy(dataset_dir, split)]
+
+
+def dev_metrics(predictor: Predictor, info: DatasetInfo, dataset_dir: Path) -> dict[str, Any]:
+    """Window- and clip-level figures of ``predictor`` on the dev split (empty if there is none)."""
+    if not info.counts["splits"].get("dev"):
+        return {}
+    scored = score_clips(predictor, labelled(info, dataset_dir, "dev"))
+    return evaluate_windows(scored, info.labels)
+
+
+def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
+                   options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+    from dataclasses import asdict
+
+    from genretag.models.features import FeatureConfig
+    from genretag.pipeline.windows import WindowSpec, frame_windows
+    from genretag.training.sklearn_train import feature_table, train_sklearn
+
+    spec = WindowSpec(info.sample_rate, options.window_seconds, options.hop_seconds)
+    config = FeatureConfig(sample_rate=info.sample_rate)
+
+    def table(splits: tuple[str, ...]) -> Any:
+        clips = (
+            (c.clip_id, frame_windows(c.pcm, spec)[0], int(c.labels.argmax()))
+            for split in splits for c in load_clips_numpy(dataset_dir, split)
+        )
+        return feature_table(clips, config)
+
+    estimator, selection = train_sklearn(name, table(options.train_splits), table(("dev",)),
+                                         len(info.labels))
+    manifest = ArtifactManifest(
+        kind="sklearn", architecture=name, labels=list(info.labels), output="softmax",
+        sample_rate=info.sample_rate, window_seconds=spec.window_seconds,
+        hop_seconds=spec.hop_seconds, model_file="", features=asdict(config),
+        dev_metrics={"selection": {k: v for k, v in selection.items() if k != "grid"}},
+    )
+    return estimator, manifest
+
+
+def _train_keras(name: str, dataset_dir: Path, out_dir: Path,
+                 options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+    from genretag.training.keras_train import KerasTrainConfig, train_keras
+
+    config = KerasTrainConfig(
+        architecture=name, epochs=options.epochs, batch_size=options.batch_size,
+        patience=options.patience, seed=options.seed, window_seconds=options.window_seconds,
+        hop_seconds=options.hop_seconds, imagenet_weights=options.imagenet_weights,
+        steps_per_epoch=options.steps_per_epoch,
+    )
+    return train_keras(dataset_dir, out_dir.parent / f"{out_dir.name}.logs", config)
+
+
+def _train_backbone(dataset_dir: Path, info: DatasetInfo,
+                    options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+    from genretag.training.backbone_train import train_backbone_head
+
+    return train_backbone_head(dataset_dir, info, options.train_splits, options.hop_seconds,
+                               options.seed, options.cache_dir)
+
+
+def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions) -> Predictor:
+    """Train model type ``name`` on ``dataset_dir`` and save a checked artifact at ``out_dir``."""
+    if name not in ALL_MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(ALL_MODELS)}")
+    info = read_dataset(dataset_dir)
+    if name in SKLEARN_MODELS:
+        model, manifest = _train_sklearn(name, dataset_dir, info, options)
+    elif name in KERAS_MODELS:
+        model, manifest = _train_keras(name, dataset_dir, out_dir, options)
+    else:
+        model, manifest = _train_backbone(dataset_dir, info, options)
+    manifest.training_data = {
+        "dataset": str(dataset_dir), "fingerprint": info.fingerprint,
+        "splits": list(options.train_splits), "seed": options.seed,
+    }
+    live: Predictor = (KerasPredictor(manifest, model) if manifest.kind == "keras"
+                       else SklearnPredictor(manifest, model))
+    figures = dev_metrics(live, info, dataset_dir)
+    if "dev" in options.train_splits:
+        figures = {"note": "dev was part of the training data; see cross-validation", **figures}
+    manifest = replace(manifest, dev_metrics={**manifest.dev_metrics, **figures})
+    return save_artifact(model, manifest, out_dir)
