@@ -31,3 +31,7 @@ cli.add_command(train_cmd.compare)
 cli.add_command(train_cmd.crossval)
 cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
+
+
+if __name__ == "__main__":
+    cli()

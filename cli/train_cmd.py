@@ -109,13 +109,14 @@ def crossval(data: Path, folds: int, seed: int, cache_dir: Path, out_file: Path)
     an artist.  Genres of a single artist cannot be cross-validated and are
     reported as such.
     """
-    from genretag.training.backbone_train import dataset_clips, embed_clips
+    from genretag.training.backbone_train import HeadConfig, dataset_clips, embed_clips
     from genretag.training.cross_validation import CANDIDATES, cross_validate, format_table
     from genretag.training.reader import read_dataset
 
     info = read_dataset(data)
+    base = HeadConfig()
     emb = embed_clips(dataset_clips(data, [s for s, n in info.counts["splits"].items() if n]),
-                      ("MSD_musicnn", "MTT_musicnn"), 1.5, cache_dir)
+                      base.variants, base.hop_seconds, base.normalize_db, cache_dir)
     results = [cross_validate(emb, c, info.labels, folds, seed) for c in CANDIDATES]
     out_file.write_text(json.dumps(results, indent=2) + "\n")
     click.echo(format_table(results, info.labels))

@@ -4,4 +4,4 @@ Safe-mode loading only deserialises registered classes, never Python code
 stored in the file, so the loader imports this first.
 """
 
-from genretag.models import frontend, musicnn  # noqa: F401
+from genretag.models import frontend, loudness, musicnn  # noqa: F401

@@ -80,9 +80,17 @@ def _baseline(name: str) -> Baseline:
         ) from None
 
 
-def param_grid(name: str) -> list[dict[str, Any]]:
-    """Every classifier parameter combination to try for baseline ``name``."""
-    return list(ParameterGrid(_baseline(name).grid))
+def param_grid(name: str, n_samples: int | None = None) -> list[dict[str, Any]]:
+    """Every classifier parameter combination to try for baseline ``name``.
+
+    With ``n_samples`` given, points that cannot be fitted on that many rows
+    (more neighbours than training windows) are left out.
+    """
+    grid = list(ParameterGrid(_baseline(name).grid))
+    if n_samples is not None:
+        grid = [p for p in grid if p.get("n_neighbors", 0) <= n_samples] or [
+            {**grid[0], "n_neighbors": n_samples}]
+    return grid
 
 
 def build_pipeline(name: str, params: dict[str, Any] | None = None) -> Pipeline:

@@ -34,9 +34,10 @@ class HeadConfig:
     """Which backbone outputs feed the head, and how strongly it is regularised."""
 
     variants: tuple[str, ...] = ("MSD_musicnn", "MTT_musicnn")
-    layers: tuple[str, ...] = ("penultimate",)
-    C: float = 0.1
+    layers: tuple[str, ...] = ("penultimate", "taggram")
+    C: float = 0.001
     hop_seconds: float = 1.5
+    normalize_db: float | None = -14.0  # per-window RMS target (None: raw levels)
 
 
 @dataclass
@@ -68,60 +69,78 @@ class Clip:
     pcm: np.ndarray = field(repr=False)
 
 
-def _backbone_outputs(variants: Sequence[str]) -> object:
+def _normalized_input(normalize_db: float | None) -> tuple[object, object]:
+    """The PCM input and, if asked, its per-window loudness-normalised version."""
+    import keras
+
+    from genretag.models.loudness import RmsNormalization
+    from genretag.models.musicnn import WINDOW_SAMPLES
+
+    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
+    if normalize_db is None:
+        return pcm, pcm
+    return pcm, RmsNormalization(target_db=normalize_db, name="loudness")(pcm)
+
+
+def _backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> object:
     """One Keras model: PCM -> {"<variant>/<layer>": features} for all variants at once."""
     import keras
 
-    from genretag.models.musicnn import WINDOW_SAMPLES, build_musicnn_backbone
+    from genretag.models.musicnn import build_musicnn_backbone
 
-    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
+    pcm, x = _normalized_input(normalize_db)
     outputs = {}
     for variant in variants:
-        out = build_musicnn_backbone(variant)(pcm)
+        out = build_musicnn_backbone(variant)(x)
         for layer in FEATURE_LAYERS:
             outputs[f"{variant}/{layer}"] = out[layer]
     return keras.Model(pcm, outputs)
 
 
+def _clip_cache_path(cache_dir: Path, clip: Clip, variants: Sequence[str], hop_seconds: float,
+                     normalize_db: float | None) -> Path:
+    key = hashlib.sha256(repr((sorted(variants), hop_seconds, normalize_db, clip.clip_id)).encode())
+    key.update(clip.pcm.tobytes())
+    return cache_dir / f"{key.hexdigest()[:24]}.npz"
+
+
 def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: float,
-                cache_dir: Path | None = None, batch_size: int = 64) -> WindowEmbeddings:
+                normalize_db: float | None, cache_dir: Path | None = None,
+                batch_size: int = 64) -> WindowEmbeddings:
     """Embed every window (3 s, ``hop_seconds`` apart) of every clip with every backbone.
 
-    Results are cached in ``cache_dir`` under a key of the clip ids, their
-    audio, the variants and the hop, so repeated experiments cost nothing.
+    Each clip's features are cached in ``cache_dir`` under a key of its id, its
+    audio, the variants, the hop and the loudness target, so any later subset
+    of clips (a split, all splits, a cross-validation) reuses them.
     """
     from genretag.models.musicnn import WINDOW_SAMPLES
     from genretag.pipeline.windows import WindowSpec, frame_windows
 
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
-    key = hashlib.sha256(repr((sorted(variants), hop_seconds)).encode())
-    for clip in clips:
-        key.update(clip.clip_id.encode())
-        key.update(clip.pcm[:: max(1, len(clip.pcm) // 4096)].tobytes())
-    cache = cache_dir / f"embeddings-{key.hexdigest()[:20]}.npz" if cache_dir else None
-    if cache is not None and cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            feats = {k[2:]: z[k] for k in z.files if k.startswith("f:")}
-            return WindowEmbeddings(feats, z["labels"], z["clip_ids"], z["groups"])
-    model = _backbone_outputs(variants)
-    chunks: dict[str, list[np.ndarray]] = {}
+    model = None
+    per_clip: list[dict[str, np.ndarray]] = []
     labels, ids, groups = [], [], []
     for clip in tqdm(clips, desc="embedding", unit="clip"):
-        windows, _ = frame_windows(clip.pcm, spec)
-        for start in range(0, len(windows), batch_size):
-            out = model.predict_on_batch(windows[start:start + batch_size])
-            for name, value in out.items():
-                chunks.setdefault(name, []).append(np.asarray(value, np.float32))
-        labels.append(np.repeat(clip.labels[None], len(windows), axis=0))
-        ids += [clip.clip_id] * len(windows)
-        groups += [clip.group] * len(windows)
-    result = WindowEmbeddings({k: np.concatenate(v) for k, v in chunks.items()},
-                              np.concatenate(labels), np.asarray(ids), np.asarray(groups))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, labels=result.labels, clip_ids=result.clip_ids, groups=result.groups,
-                 **{f"f:{k}": v for k, v in result.features.items()})
-    return result
+        path = _clip_cache_path(cache_dir, clip, variants, hop_seconds, normalize_db) if cache_dir else None
+        if path is not None and path.is_file():
+            with np.load(path, allow_pickle=False) as stored:
+                feats = {k: stored[k] for k in stored.files}
+        else:
+            model = model or _backbone_outputs(variants, normalize_db)
+            windows, _ = frame_windows(clip.pcm, spec)
+            outs = [model.predict_on_batch(windows[i:i + batch_size])  # type: ignore[attr-defined]
+                    for i in range(0, len(windows), batch_size)]
+            feats = {k: np.concatenate([np.asarray(o[k], np.float32) for o in outs]) for k in outs[0]}
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(path, **feats)
+        n = len(next(iter(feats.values())))
+        per_clip.append(feats)
+        labels.append(np.repeat(clip.labels[None], n, axis=0))
+        ids += [clip.clip_id] * n
+        groups += [clip.group] * n
+    features = {k: np.concatenate([f[k] for f in per_clip]) for k in per_clip[0]}
+    return WindowEmbeddings(features, np.concatenate(labels), np.asarray(ids), np.asarray(groups))
 
 
 @dataclass
@@ -190,14 +209,14 @@ def build_tagger(config: HeadConfig, head: LinearHead, n_labels: int) -> object:
     """The shipped model: PCM -> frozen backbones -> selected features -> Dense softmax."""
     import keras
 
-    from genretag.models.musicnn import WINDOW_SAMPLES, build_musicnn_backbone
+    from genretag.models.musicnn import build_musicnn_backbone
 
-    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
+    pcm, normalized = _normalized_input(config.normalize_db)
     feats = []
     for variant in config.variants:
         backbone = build_musicnn_backbone(variant)
         backbone.trainable = False
-        out = backbone(pcm)
+        out = backbone(normalized)
         feats += [out[layer] for layer in config.layers]
     x = feats[0] if len(feats) == 1 else keras.layers.Concatenate(name="embedding")(feats)
     dense = keras.layers.Dense(n_labels, activation="softmax", name="scores")
@@ -229,7 +248,7 @@ def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], 
     config = config or HeadConfig(hop_seconds=hop_seconds)
     labels = list(info.labels)  # type: ignore[attr-defined]
     emb = embed_clips(dataset_clips(dataset_dir, splits), config.variants, config.hop_seconds,
-                      cache_dir)
+                      config.normalize_db, cache_dir)
     head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, seed)
     model = build_tagger(config, head, len(labels))
     manifest = ArtifactManifest(
@@ -238,6 +257,7 @@ def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], 
         hop_seconds=config.hop_seconds, model_file="",
         features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
                   "backbones": list(config.variants), "layers": list(config.layers),
-                  "head": "class-balanced multinomial logistic regression", "C": config.C},
+                  "head": "class-balanced multinomial logistic regression", "C": config.C,
+                  "normalize_db": config.normalize_db},
     )
     return model, manifest

@@ -148,7 +148,7 @@ def train_sklearn(name: str, train: WindowTable, dev: WindowTable,
     """
     best: tuple[Any, dict[str, Any]] | None = None
     grid_results = []
-    for params in param_grid(name):
+    for params in param_grid(name, len(train.features)):
         estimator = fit_baseline(name, train.features, train.targets, params)
         result = {"params": params,
                   **clip_metrics(label_scores(estimator, dev.features, n_labels), dev)}
