@@ -11,7 +11,7 @@ from importlib.metadata import version
 
 import click
 
-from genretag.cli import classify_cmd, dataset_cmd, evaluate_cmd, train_cmd
+from genretag.cli import classify_cmd, dataset_cmd, evaluate_cmd, send_cmd, subscribe_cmd, train_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +31,8 @@ cli.add_command(train_cmd.compare)
 cli.add_command(train_cmd.crossval)
 cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
+cli.add_command(send_cmd.send)
+cli.add_command(subscribe_cmd.subscribe)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from genretag.training.runner import TrainOptions
 
 MODEL_CHOICES = ("logreg", "knn", "gnb", "svm", "cnn1d", "cnn2d", "mobilenet", "musicnn")
 
@@ -26,19 +30,24 @@ def _training_options(f: click.decorators.FC) -> click.decorators.FC:
                           "without it mobilenet trains from scratch. Never downloaded."),
         click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
                      help="Folder to cache backbone embeddings in (musicnn)."),
+        click.option("--output", type=click.Choice(["softmax", "sigmoid"]), default="softmax",
+                     show_default=True,
+                     help="Keras models: softmax with soft targets (a two-label clip counts half to "
+                          "each) or independent sigmoids for multi-label data."),
     ]):
         f = option(f)
     return f
 
 
 def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_epoch: int | None,
-             imagenet_weights: Path | None, cache_dir: Path | None,
-             train_splits: tuple[str, ...] = ("train",)) -> object:
+             imagenet_weights: Path | None, cache_dir: Path | None, output: str,
+             train_splits: tuple[str, ...] = ("train",), cv_folds: int = 0) -> TrainOptions:
     from genretag.training.runner import TrainOptions
 
     return TrainOptions(seed=seed, epochs=epochs, batch_size=batch_size, patience=patience,
                         steps_per_epoch=steps_per_epoch, imagenet_weights=imagenet_weights,
-                        cache_dir=cache_dir, train_splits=train_splits)
+                        cache_dir=cache_dir, output=output, train_splits=train_splits,
+                        cv_folds=cv_folds)
 
 
 @click.command()
@@ -52,8 +61,12 @@ def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_e
               help="Artifact directory to write (replaced only once the new model passes its checks).")
 @click.option("--train-splits", default="train", show_default=True,
               help="Comma-separated splits to train on, e.g. 'train,dev' for a final model.")
+@click.option("--cross-validate", "cv_folds", default=0, show_default=True,
+              help="musicnn: also cross-validate the head on the training clips with this many "
+                   "artist-grouped folds and record the figures in the manifest.")
 @_training_options
-def train(data: Path, model_name: str, out_dir: Path, train_splits: str, **kw: object) -> None:
+def train(data: Path, model_name: str, out_dir: Path, train_splits: str, cv_folds: int,
+          **kw: object) -> None:
     """Train one model on a built dataset and save a validated artifact.
 
     Hyper-parameters and early stopping use the dev split; dev figures go into
@@ -62,7 +75,12 @@ def train(data: Path, model_name: str, out_dir: Path, train_splits: str, **kw: o
     from genretag.training.runner import train_model
 
     splits = tuple(s.strip() for s in train_splits.split(",") if s.strip())
-    predictor = train_model(model_name, data, out_dir, _options(**kw, train_splits=splits))  # type: ignore[arg-type]
+    options = _options(**kw, train_splits=splits, cv_folds=cv_folds)  # type: ignore[arg-type]
+    predictor = train_model(model_name, data, out_dir, options)
+    cv = predictor.manifest.dev_metrics.get("cross_validation")
+    if cv:
+        click.echo(f"{cv['folds']}-fold artist-grouped CV: hit@1 {cv['hit_at_1']:.3f}  macro ROC-AUC "
+                   f"{cv['macro_roc_auc']:.3f}  mean per-genre recall {cv['mean_per_genre_recall']:.3f}")
     clip = predictor.manifest.dev_metrics.get("clip")
     click.echo(f"saved {out_dir} ({model_name}, {len(predictor.manifest.labels)} labels)")
     if clip:

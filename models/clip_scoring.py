@@ -10,9 +10,10 @@ import numpy as np
 
 from genretag.models.predictor import Predictor, window_spec
 from genretag.pipeline.audio import decode
-from genretag.pipeline.windows import spread_windows
+from genretag.pipeline.windows import rms_dbfs, spread_windows
 
 DEFAULT_MAX_WINDOWS = 48
+SILENT_DBFS = -50.0
 
 
 def default_model_dir() -> Path:
@@ -61,6 +62,9 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
     A long song is covered by at most ``max_windows`` windows spread evenly
     over its whole length (0 means every window), so a 5-minute track costs
     about as much as a 1-minute one while still being judged on all of it.
+    Windows quieter than ``SILENT_DBFS`` (lead-in silence, gaps between
+    movements) say nothing about the genre and are left out of the clip
+    score, unless the whole file is that quiet.
     Raises :class:`genretag.pipeline.audio.AudioDecodeError` for unreadable files.
     """
     spec = window_spec(predictor.manifest)
@@ -69,4 +73,6 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
     scores = np.concatenate([
         predictor.predict(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)
     ])
-    return ClipResult(str(path), list(predictor.manifest.labels), scores.mean(axis=0), starts, scores)
+    audible = rms_dbfs(windows) >= SILENT_DBFS
+    clip_scores = scores[audible].mean(axis=0) if audible.any() else scores.mean(axis=0)
+    return ClipResult(str(path), list(predictor.manifest.labels), clip_scores, starts, scores)

@@ -76,3 +76,9 @@ def spread_windows(samples: np.ndarray, spec: WindowSpec, max_windows: int) -> t
         return windows, starts
     idx = np.unique(np.linspace(0, len(windows) - 1, max_windows).round().astype(int))
     return windows[idx], starts[idx]
+
+
+def rms_dbfs(windows: np.ndarray) -> np.ndarray:
+    """RMS level of each row of ``windows`` in dB relative to full scale (a 0 dBFS sine reads -3 dB)."""
+    power = np.mean(np.square(windows, dtype=np.float64), axis=-1)
+    return 10.0 * np.log10(np.maximum(power, 1e-20))

@@ -239,9 +239,14 @@ def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
 
 
 def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], hop_seconds: float,
-                        seed: int, cache_dir: Path | None,
+                        seed: int, cache_dir: Path | None, cv_folds: int = 0,
                         config: HeadConfig | None = None) -> tuple[object, object]:
-    """Embed the training splits, fit the head, and assemble the shipped Keras model."""
+    """Embed the training splits, fit the head, and assemble the shipped Keras model.
+
+    With ``cv_folds`` > 1 the same head is also cross-validated on the
+    training clips with artist-grouped folds and the figures are recorded in
+    the manifest (``dev_metrics.cross_validation``).
+    """
     from genretag.models.artifact import ArtifactManifest
     from genretag.models.musicnn import WINDOW_SAMPLES
 
@@ -251,6 +256,11 @@ def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], 
                       config.normalize_db, cache_dir)
     head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, seed)
     model = build_tagger(config, head, len(labels))
+    figures = {}
+    if cv_folds > 1:
+        from genretag.training.cross_validation import cross_validate
+
+        figures["cross_validation"] = cross_validate(emb, config, labels, cv_folds, seed)
     manifest = ArtifactManifest(
         kind="keras", architecture="musicnn", labels=labels, output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
@@ -259,5 +269,6 @@ def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], 
                   "backbones": list(config.variants), "layers": list(config.layers),
                   "head": "class-balanced multinomial logistic regression", "C": config.C,
                   "normalize_db": config.normalize_db},
+        dev_metrics=figures,
     )
     return model, manifest

@@ -41,6 +41,8 @@ class TrainOptions:
     imagenet_weights: Path | None = None
     train_splits: tuple[str, ...] = ("train",)
     cache_dir: Path | None = None
+    output: str = "softmax"
+    cv_folds: int = 0
 
 
 def labelled(info: DatasetInfo, dataset_dir: Path, split: str) -> list[tuple[str, Any, Any, int]]:
@@ -93,7 +95,7 @@ def _train_keras(name: str, dataset_dir: Path, out_dir: Path,
         architecture=name, epochs=options.epochs, batch_size=options.batch_size,
         patience=options.patience, seed=options.seed, window_seconds=options.window_seconds,
         hop_seconds=options.hop_seconds, imagenet_weights=options.imagenet_weights,
-        steps_per_epoch=options.steps_per_epoch,
+        steps_per_epoch=options.steps_per_epoch, output=options.output,
     )
     return train_keras(dataset_dir, out_dir.parent / f"{out_dir.name}.logs", config)
 
@@ -103,7 +105,7 @@ def _train_backbone(dataset_dir: Path, info: DatasetInfo,
     from genretag.training.backbone_train import train_backbone_head
 
     return train_backbone_head(dataset_dir, info, options.train_splits, options.hop_seconds,
-                               options.seed, options.cache_dir)
+                               options.seed, options.cache_dir, options.cv_folds)
 
 
 def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions) -> Predictor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -79,7 +78,6 @@ np.save(sys.argv[2], keras.ops.convert_to_numpy(LogMelFrontEnd()(np.load(sys.arg
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_backend_matches_librosa(metal_audio: np.ndarray, tmp_path: Path) -> None:
     """The layer uses keras.ops only, so the JAX backend must give the same features."""
     window = metal_audio[:WINDOW][None]

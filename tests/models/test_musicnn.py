@@ -9,7 +9,6 @@ against its checkpoints could be running random weights.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -259,7 +258,6 @@ np.savez(sys.argv[2], **out)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_backend_matches(clip_windows: dict[str, np.ndarray], tmp_path: Path) -> None:
     pcm = np.stack([clip_windows["classical"][0, 0], clip_windows["metal"][0, 0]])
     np.save(tmp_path / "pcm.npy", pcm)

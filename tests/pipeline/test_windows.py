@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genretag.pipeline.windows import WindowSpec, frame_windows, spread_windows
+from genretag.pipeline.windows import WindowSpec, frame_windows, rms_dbfs, spread_windows
 
 
 def test_frame_windows_geometry() -> None:
@@ -34,3 +34,10 @@ def test_spread_windows_cover_whole_signal() -> None:
 def test_bad_spec() -> None:
     with pytest.raises(ValueError):
         WindowSpec(0, 1.0, 1.0)
+
+
+def test_rms_dbfs_levels() -> None:
+    t = np.arange(16000) / 16000
+    rows = np.stack([np.sin(2 * np.pi * 440 * t), 0.01 * np.sin(2 * np.pi * 440 * t), np.zeros_like(t)])
+    levels = rms_dbfs(rows)
+    assert abs(levels[0] + 3.01) < 0.05 and abs(levels[1] + 43.01) < 0.05 and levels[2] < -150

@@ -1,0 +1,91 @@
+"""``genretag subscribe``: print a daemon's events as they arrive.
+
+The reference subscriber of :mod:`genretag.daemon.events`; pyzmq is imported
+inside the command so ``genretag --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+
+def _format(event: dict[str, Any]) -> str:
+    """One human-readable line: local time, stream, position, type and what changed."""
+    when = datetime.fromtimestamp(event["time"]).isoformat(sep=" ", timespec="milliseconds")
+    label = event["label"] or "-"
+    if event["confidence"] is not None:
+        label += f" {event['confidence']:.3f}"
+    line = f"{when} {event['stream']} {event['pos']:.1f}s {event['type']}"
+    if event["type"] == "label":
+        return f"{line} {label} (was {event['prev'] or '-'})"
+    if event["type"] == "state":
+        return f"{line} {event['state']} label={label}"
+    top = sorted(event["scores"].items(), key=lambda kv: -kv[1])[:3]
+    return f"{line} {label} [" + " ".join(f"{genre}={p:.3f}" for genre, p in top) + "]"
+
+
+@click.command()
+@click.argument("address", metavar="tcp://HOST:PORT")
+@click.option("--stream", "stream_id", help="Only events of this stream.")
+@click.option("--type", "types", multiple=True, metavar="TYPE",
+              help="Only events of this type: label, scores or state (repeatable; default all).")
+@click.option("--json", "as_json", is_flag=True, help="Print each event's JSON as received, one per line.")
+@click.option("--count", type=click.IntRange(min=1), help="Exit 0 after printing N events.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Exit 1 when no event arrives for this long.")
+def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_json: bool,
+              count: int | None, timeout: float | None) -> None:
+    """Print events from a daemon's publish address as they arrive.
+
+    One line per event, flushed at once so a pipe sees it live: by default
+    time, stream, position, type, label and confidence plus the previous label
+    (label events), the state (state events) or the top scores (scores
+    events); with --json the event's JSON object (schema: see the README).
+    Messages that are not genretag events are reported on stderr and skipped.
+    """
+    import zmq
+
+    from genretag.daemon.events import EVENT_TYPES, decode_event, subscriptions
+
+    unknown = sorted(set(types) - set(EVENT_TYPES))
+    if unknown:
+        raise click.BadParameter(f"unknown event type {', '.join(unknown)} (one of {', '.join(EVENT_TYPES)})",
+                                 param_hint="--type")
+    context = zmq.Context()
+    socket = context.socket(zmq.SUB)
+    try:
+        socket.connect(address)
+    except zmq.ZMQError as err:
+        context.destroy(linger=0)
+        raise click.BadParameter(f"{address}: {err}", param_hint="ADDRESS") from None
+    for prefix in subscriptions(types, stream_id):
+        socket.subscribe(prefix)
+    printed, code = 0, 0
+    try:
+        while count is None or printed < count:
+            if not socket.poll(None if timeout is None else int(timeout * 1000)):
+                click.echo(f"no event from {address} for {timeout:g} s", err=True)
+                code = 1
+                break
+            parts = socket.recv_multipart()
+            try:
+                event = decode_event(parts)
+                if stream_id is not None and event["stream"] != stream_id:
+                    continue  # the prefix also matched a longer stream id
+                line = parts[1].decode() if as_json else _format(event)
+            except (ValueError, KeyError, TypeError) as err:
+                click.echo(f"warning: skipped a message that is not a genretag event: {err!r}", err=True)
+                continue
+            click.echo(line)  # click.echo flushes
+            printed += 1
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:  # e.g. | head: stop quietly, and keep the exit-time flush quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    context.destroy(linger=0)
+    sys.exit(code)

@@ -1,0 +1,191 @@
+"""Events the daemon publishes (schema version 1): a public contract.
+
+Subscribers and the ops team script against these names; a change that
+renames or removes a key needs a new ``v``.  New optional keys may be added
+within version 1, so readers should ignore keys they do not know.
+
+Transport
+    A ZeroMQ PUB socket (default ``tcp://127.0.0.1:5556``); each event is a
+    two-part message ``[topic, json]``.  The topic is
+    ``genretag.<type>.<stream-id>`` (UTF-8), so subscribers filter by prefix:
+    ``genretag.`` (everything), ``genretag.label.`` (label changes of all
+    streams), ``genretag.label.radio1`` (one stream; as a prefix it also
+    matches ``radio10``, so compare the ``stream`` key when that matters).
+    The JSON is one UTF-8 object, never NaN or Infinity.
+
+Keys of every event
+    ============== ================ ==========================================
+    key            type             meaning
+    ============== ================ ==========================================
+    ``v``          int              schema version, 1
+    ``type``       string           ``label``, ``scores`` or ``state``
+    ``stream``     string           stream id
+    ``time``       float            Unix time of publication, seconds
+    ``pos``        float            stream position of the audio, seconds
+    ``label``      string or null   rolling label; null while silent or
+                                    not yet settled
+    ``confidence`` float or null    smoothed probability of ``label``
+    ``scores``     object           genre -> smoothed probability, rounded to
+                                    4 decimals; ``{}`` when unknown
+    ============== ================ ==========================================
+
+Types
+    ``label``  the rolling label changed; adds ``prev`` (string or null, the
+               label before).
+    ``scores`` every scored window (optional, off by default in the daemon).
+    ``state``  the stream's state changed; adds ``state``: ``up`` (audio
+               arrives), ``down`` (source lost), ``silence`` (dead air, the
+               model is not run), ``recovered`` (audio after silence).
+
+Example::
+
+    genretag.label.radio1
+    {"v":1,"type":"label","stream":"radio1","time":1718000000.123456,"pos":93.5,
+     "label":"rock","confidence":0.8123,"scores":{"jazz":0.0511,"rock":0.8123},"prev":"jazz"}
+
+Delivery is best effort, as with any PUB socket: a subscriber receives events
+from the moment its subscription reaches the daemon, and one that falls
+``hwm`` events behind loses events until it catches up.  The publisher never
+waits for a subscriber.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import zmq
+
+SCHEMA_VERSION = 1
+EVENT_TYPES = ("label", "scores", "state")  # also spelled out in genretag subscribe --help
+STATES = ("up", "down", "silence", "recovered")
+TOPIC_ROOT = "genretag."
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
+COMMON_KEYS = ("v", "type", "stream", "time", "pos", "label", "confidence", "scores")
+TYPE_KEYS = {"label": ("prev",), "scores": (), "state": ("state",)}
+
+Event = dict[str, Any]
+
+
+def _event(event_type: str, stream: str, pos: float, label: str | None, confidence: float | None,
+           scores: Mapping[str, float], now: float | None) -> Event:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": event_type,
+        "stream": stream,
+        "time": round(time.time() if now is None else now, 6),
+        "pos": round(float(pos), 3),
+        "label": label,
+        "confidence": None if confidence is None else round(float(confidence), 4),
+        "scores": {genre: round(float(p), 4) for genre, p in scores.items()},
+    }
+
+
+def label_event(stream: str, pos: float, label: str | None, confidence: float | None,
+                scores: Mapping[str, float], prev: str | None, *, now: float | None = None) -> Event:
+    """The rolling label of ``stream`` changed from ``prev`` to ``label``."""
+    return {**_event("label", stream, pos, label, confidence, scores, now), "prev": prev}
+
+
+def scores_event(stream: str, pos: float, label: str | None, confidence: float | None,
+                 scores: Mapping[str, float], *, now: float | None = None) -> Event:
+    """The smoothed scores after one window of ``stream``."""
+    return _event("scores", stream, pos, label, confidence, scores, now)
+
+
+def state_event(stream: str, pos: float, state: str, *, label: str | None = None,
+                confidence: float | None = None, scores: Mapping[str, float] | None = None,
+                now: float | None = None) -> Event:
+    """``stream`` went ``up``, ``down``, into ``silence`` or ``recovered`` from it."""
+    if state not in STATES:
+        raise ValueError(f"unknown stream state {state!r} (one of {', '.join(STATES)})")
+    return {**_event("state", stream, pos, label, confidence, scores or {}, now), "state": state}
+
+
+def topic(event_type: str, stream: str = "") -> bytes:
+    """The topic of an event, or with ``stream=""`` the prefix of all events of a type."""
+    return f"{TOPIC_ROOT}{event_type}.{stream}".encode()
+
+
+def subscriptions(types: Sequence[str] = (), stream: str | None = None) -> list[bytes]:
+    """The SUB prefixes for events of ``types`` (all when empty) of ``stream`` (all when None)."""
+    if not types and stream is None:
+        return [TOPIC_ROOT.encode()]
+    return [topic(t, stream or "") for t in (types or EVENT_TYPES)]
+
+
+def encode_event(event: Event) -> list[bytes]:
+    """The two message parts of ``event``; NaN or Infinity raises ``ValueError`` (a bug upstream)."""
+    body = json.dumps(event, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    return [topic(event["type"], event["stream"]), body.encode("utf-8")]
+
+
+def decode_event(parts: Sequence[bytes]) -> Event:
+    """Parse a received ``[topic, json]`` message; ``ValueError`` if it is not a version-1 event."""
+    if len(parts) != 2:
+        raise ValueError(f"expected 2 message parts (topic, json), got {len(parts)}")
+    try:
+        event = json.loads(parts[1])
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"event is not JSON: {err}") from None
+    if not isinstance(event, dict) or event.get("v") != SCHEMA_VERSION \
+            or event.get("type") not in EVENT_TYPES:
+        raise ValueError(f"not a version-{SCHEMA_VERSION} genretag event: {parts[1][:80]!r}")
+    missing = [key for key in COMMON_KEYS + TYPE_KEYS[event["type"]] if key not in event]
+    if missing:
+        raise ValueError(f"{event['type']} event without {', '.join(missing)}")
+    return event
+
+
+class EventPublisher:
+    """A bound PUB socket that never makes the daemon wait for a subscriber.
+
+    Each subscriber has its own queue of at most ``hwm`` events.  By default
+    (libzmq's PUB behaviour) a subscriber whose queue is full silently misses
+    events while the others still get them, so one stuck subscriber (a
+    ``genretag subscribe | less`` left open) cannot starve the rest; those
+    losses are invisible to the daemon.  With ``nodrop=True`` an event that
+    does not fit every matching queue is sent to nobody and counted in
+    :attr:`dropped`, trading isolation for an honest drop metric.
+
+    Use it from one thread at a time (ZeroMQ sockets are not thread-safe).
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, hwm: int = 1000, linger_ms: int = 500,
+                 nodrop: bool = False, context: zmq.Context[Any] | None = None) -> None:
+        self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
+        self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket.setsockopt(zmq.LINGER, linger_ms)
+        if nodrop:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            self._socket.bind(address)
+        except zmq.ZMQError:
+            self._socket.close(linger=0)
+            raise
+        #: The bound endpoint, with the port the OS chose for ``tcp://HOST:*``.
+        self.address: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.sent = 0
+        self.dropped = 0
+
+    def publish(self, event: Event) -> bool:
+        """Send ``event`` without blocking; False (and counted) if it was dropped."""
+        try:
+            self._socket.send_multipart(encode_event(event), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Close the socket; queued events still get ``linger_ms`` to reach subscribers."""
+        self._socket.close()
+
+    def __enter__(self) -> EventPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,232 @@
+"""The ZeroMQ PCM input format (version 1): how any producer feeds the daemon.
+
+A producer PUSHes multipart messages to the daemon's PULL socket; one socket
+carries any number of named streams.  Each message has exactly three parts::
+
+    [stream-id, header, pcm]
+
+``stream-id``
+    UTF-8, 1 to 128 characters, printable, no whitespace (it ends up in event
+    topics and metric labels).
+``header``
+    A JSON object (at most 1024 bytes) with the keys
+
+    ========== ======= =====================================================
+    key        type    meaning
+    ========== ======= =====================================================
+    ``sr``     int     sample rate in Hz, 8000 to 192000
+    ``channels`` int   interleaved channels, 1 to 8
+    ``dtype``  string  ``"int16"`` or ``"float32"``, little-endian
+    ``seq``    int     message number, >= 0, +1 per message of the stream
+    ``v``      int     format version, optional, must be 1 when present
+    ========== ======= =====================================================
+
+    Unknown keys are ignored, so later versions can add optional keys.
+``pcm``
+    Interleaved samples (frame 0 channel 0, frame 0 channel 1, ...), 1 byte to
+    1 MiB, a whole number of frames.  float32 samples are nominally in
+    [-1, 1] and must be finite; int16 full scale is 32767.
+
+The rate and channel count may change from one message to the next (a new
+file on the producer side).  A ``seq`` that skips numbers means messages were
+lost (counted, the stream goes on); a ``seq`` that goes back or repeats means
+the producer restarted (counted, not an error).
+
+Everything is validated before any sample array is made, and every rejection
+is a :class:`FrameError` whose ``reason`` is a short fixed word fit for a metric
+label.  The limits are parameters (:class:`Limits`) so the daemon's
+configuration can tighten them.  Receivers should also set ``zmq.MAXMSGSIZE``
+to about ``max_frame_bytes`` plus the header cap so libzmq refuses absurd
+messages before it buffers them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+VERSION = 1
+DTYPES: dict[str, np.dtype[Any]] = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+MAX_STREAM_ID_CHARS = 128
+_MAX_STREAM_ID_BYTES = 4 * MAX_STREAM_ID_CHARS  # UTF-8 needs at most 4 bytes a character
+_REQUIRED_INT_KEYS = ("sr", "channels", "seq")
+
+BytesLike = bytes | bytearray | memoryview
+
+
+class FrameError(ValueError):
+    """A message that is not a valid PCM frame.
+
+    ``reason`` is one of: ``parts``, ``bad_stream_id``, ``bad_header``,
+    ``bad_version``, ``bad_dtype``, ``bad_rate``, ``bad_channels``, ``empty``,
+    ``too_large``, ``odd_byte_count``, ``nan``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a receiver accepts; the defaults are the documented format limits."""
+
+    min_sr: int = 8000
+    max_sr: int = 192000
+    max_channels: int = 8
+    max_frame_bytes: int = 1 << 20
+    max_header_bytes: int = 1024
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded message.
+
+    ``samples`` has shape ``(frames, channels)`` and dtype int16 or float32.
+    It is a read-only view of the received bytes (no copy), so it keeps the
+    message alive; copy it to modify it.
+    """
+
+    stream_id: str
+    sr: int
+    channels: int
+    seq: int
+    samples: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        """Duration of the frame in seconds."""
+        return self.samples.shape[0] / self.sr
+
+
+def check_stream_id(raw: BytesLike | str) -> str:
+    """Return the stream id as text, or raise ``FrameError("bad_stream_id")``."""
+    if isinstance(raw, str):
+        text = raw
+    else:
+        if len(raw) > _MAX_STREAM_ID_BYTES:
+            raise FrameError("bad_stream_id", f"stream id of {len(raw)} bytes")
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError("bad_stream_id", "stream id is not UTF-8") from None
+    if not 1 <= len(text) <= MAX_STREAM_ID_CHARS:
+        raise FrameError("bad_stream_id", f"stream id must be 1..{MAX_STREAM_ID_CHARS} characters")
+    if not text.isprintable() or any(c.isspace() for c in text):
+        raise FrameError("bad_stream_id", f"stream id {text[:40]!r} holds whitespace or control characters")
+    return text
+
+
+def encode_frame(stream_id: str, pcm: np.ndarray, sr: int, seq: int) -> list[bytes]:
+    """Build the three message parts for ``pcm`` (``(frames,)`` or ``(frames, channels)``).
+
+    ``pcm`` must be int16 or float32; it is sent little-endian and interleaved.
+    Raises :class:`FrameError` for anything a default receiver would refuse,
+    so a producer learns about its mistake before the daemon drops its frames.
+    """
+    dtype = pcm.dtype.name  # "int16" for either byte order
+    if dtype not in DTYPES:
+        raise FrameError("bad_dtype", f"samples must be int16 or float32, not {pcm.dtype}")
+    if pcm.ndim not in (1, 2):
+        raise FrameError("bad_channels", f"expected (frames,) or (frames, channels), got shape {pcm.shape}")
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    header = {"v": VERSION, "sr": sr, "channels": channels, "dtype": dtype, "seq": seq}
+    parts = [check_stream_id(stream_id).encode("utf-8"),
+             json.dumps(header, separators=(",", ":")).encode("ascii"),
+             np.ascontiguousarray(pcm, dtype=DTYPES[dtype]).tobytes()]
+    decode_frame(parts)  # one set of rules for both ends
+    return parts
+
+
+def _parse_header(raw: BytesLike, limits: Limits) -> dict[str, Any]:
+    if len(raw) > limits.max_header_bytes:
+        raise FrameError("bad_header", f"header of {len(raw)} bytes (limit {limits.max_header_bytes})")
+    try:
+        header = json.loads(bytes(raw))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise FrameError("bad_header", f"header is not JSON: {err}") from None
+    if not isinstance(header, dict):
+        raise FrameError("bad_header", "header is not a JSON object")
+    version = header.get("v", VERSION)
+    if type(version) is not int or version != VERSION:
+        raise FrameError("bad_version", f"format version {version!r} (this daemon reads {VERSION})")
+    for key in _REQUIRED_INT_KEYS:
+        value = header.get(key)
+        if type(value) is not int or value < 0:  # bool is an int subclass: refuse it too
+            raise FrameError("bad_header", f"header key {key!r} must be an integer >= 0, got {value!r}")
+    if header.get("dtype") not in DTYPES:
+        raise FrameError("bad_dtype", f"dtype {header.get('dtype')!r} (allowed: {', '.join(DTYPES)})")
+    if not limits.min_sr <= header["sr"] <= limits.max_sr:
+        raise FrameError("bad_rate", f"sample rate {header['sr']} outside {limits.min_sr}..{limits.max_sr}")
+    if not 1 <= header["channels"] <= limits.max_channels:
+        raise FrameError("bad_channels", f"{header['channels']} channels (allowed 1..{limits.max_channels})")
+    return header
+
+
+def decode_frame(parts: Sequence[BytesLike], limits: Limits = DEFAULT_LIMITS) -> Frame:
+    """Validate one received message and view its PCM as an array, without copying.
+
+    ``parts`` are the message parts as bytes or buffers (``zmq.Frame.buffer``
+    when receiving with ``copy=False``).  All checks on sizes and the header
+    happen before the sample array exists.
+    """
+    if len(parts) != 3:
+        raise FrameError("parts", f"expected 3 message parts (stream-id, header, pcm), got {len(parts)}")
+    stream_id = check_stream_id(parts[0])
+    header = _parse_header(parts[1], limits)
+    payload = parts[2]
+    dtype, channels = DTYPES[header["dtype"]], header["channels"]
+    if len(payload) == 0:
+        raise FrameError("empty", "no PCM bytes")
+    if len(payload) > limits.max_frame_bytes:
+        raise FrameError("too_large", f"{len(payload)} PCM bytes (limit {limits.max_frame_bytes})")
+    if len(payload) % (channels * dtype.itemsize):
+        raise FrameError("odd_byte_count", f"{len(payload)} bytes is not a whole number of "
+                                           f"{channels}-channel {header['dtype']} frames")
+    samples = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
+    if dtype.kind == "f" and not np.isfinite(samples).all():
+        raise FrameError("nan", "float32 samples hold NaN or Inf")
+    return Frame(stream_id, header["sr"], channels, header["seq"], samples)
+
+
+@dataclass(frozen=True)
+class SeqCheck:
+    """What one ``seq`` said about the messages before it."""
+
+    missed: int
+    restart: bool
+
+
+@dataclass
+class SequenceTracker:
+    """Per-stream bookkeeping of ``seq``: lost messages and producer restarts.
+
+    A gap is counted and the stream goes on; a ``seq`` that goes back or
+    repeats is taken as a restarted producer (a new numbering), never an error,
+    so a producer crash cannot take the stream down with it.
+    """
+
+    last: int | None = None
+    messages: int = 0
+    missed: int = 0
+    restarts: int = 0
+
+    def observe(self, seq: int) -> SeqCheck:
+        """Record a received ``seq``; say how many messages were missed just before it."""
+        self.messages += 1
+        previous, self.last = self.last, seq
+        if previous is None:
+            return SeqCheck(0, False)
+        if seq <= previous:
+            self.restarts += 1
+            return SeqCheck(0, True)
+        missed = seq - previous - 1
+        self.missed += missed
+        return SeqCheck(missed, False)

@@ -1,0 +1,208 @@
+"""Per-stream audio state: down-mix, streaming resampling, ring buffer, windows.
+
+One :class:`StreamWindower` per stream holds everything that must survive from
+one chunk to the next (soxr's streaming resampler, a fixed-size ring buffer,
+the silence gate) and nothing about the model, in the way Essentia's streaming
+mode keeps algorithm state apart from the network.  Chunks of any size go in;
+complete windows at the model's rate come out, each stamped with its stream
+position and the arrival time of the chunk that completed it.
+
+Resampling one chunk at a time with a stream resampler gives bit-for-bit the
+output of resampling the whole signal at once: no clicks at chunk boundaries
+and no drift in positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+
+from genretag.daemon.silence import SilenceGate, StateChange
+from genretag.pipeline.audio import int16_to_float, to_mono
+from genretag.pipeline.windows import WindowSpec
+
+MIN_RATE, MAX_RATE = 1000, 384000
+MAX_CHANNELS = 64
+
+
+class BadAudio(ValueError):
+    """A chunk was refused (NaN/Inf samples, unknown dtype or shape, absurd rate); state is untouched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One analysis window ready for the model.
+
+    Attributes
+    ----------
+    samples : float32 mono ``(window_samples,)`` at the model rate; a copy, safe to keep.
+    pos : stream position in seconds of the window's *end* (model-rate samples / rate).
+    arrival_time : the ``arrival_time`` given with the chunk that completed the window
+        (same clock as the caller's, e.g. ``time.monotonic()``), for end-to-end latency.
+    silent : the silence gate was in state ``silence`` at the window's end; do not score it.
+    """
+
+    samples: np.ndarray
+    pos: float
+    arrival_time: float
+    silent: bool
+
+
+@dataclass(slots=True)
+class PushResult:
+    """What one chunk produced: complete windows and gate transitions, each in stream order."""
+
+    windows: list[Window] = field(default_factory=list)
+    changes: list[StateChange] = field(default_factory=list)
+
+
+class StreamWindower:
+    """Turns one stream's chunks into model windows; see the module docstring.
+
+    Parameters
+    ----------
+    spec : the model's rate and window geometry (windows start every ``hop_samples``).
+    silence_db : silence threshold in dBFS (see :class:`~genretag.daemon.silence.SilenceGate`).
+    silence_hold_seconds : how long the level must stay below ``silence_db``.
+
+    Attributes
+    ----------
+    frames_in : input frames accepted (at their own rates).
+    windows_out : windows produced.
+    format_changes : times the input rate or channel count changed mid-stream.
+    bad_chunks : chunks refused with :class:`BadAudio`.
+    """
+
+    def __init__(self, spec: WindowSpec, silence_db: float = -50.0,
+                 silence_hold_seconds: float = 2.0) -> None:
+        self.rate = spec.sample_rate
+        self.window_samples = spec.window_samples
+        self.hop_samples = spec.hop_samples
+        self.gate = SilenceGate(self.rate, silence_db, silence_hold_seconds)
+        # Holds the next window's start up to the newest sample; + hop guarantees progress
+        # on every write even when a window is one sample short of complete.
+        self.buffer = np.zeros(self.window_samples + self.hop_samples, dtype=np.float32)
+        self._written = 0  # model-rate samples ever written; ring index is _written % size
+        self._next_start = 0  # stream sample where the next window starts
+        self._format: tuple[int, int] | None = None  # (input rate, channels)
+        self._resampler: soxr.ResampleStream | None = None
+        self._last_arrival = 0.0
+        self.frames_in = 0
+        self.windows_out = 0
+        self.format_changes = 0
+        self.bad_chunks = 0
+
+    @property
+    def pos(self) -> float:
+        """Seconds of model-rate audio produced so far."""
+        return self._written / self.rate
+
+    def push(self, samples: np.ndarray, sample_rate: int, arrival_time: float) -> PushResult:
+        """Feed one chunk and return the windows it completed.
+
+        Parameters
+        ----------
+        samples : int16 or float32, ``(frames,)`` or ``(frames, channels)``; any
+            number of frames, zero included.  int16 is scaled like training data.
+        sample_rate : the chunk's rate in Hz; a change from the previous chunk is
+            handled (the old resampler is flushed so no audio is lost) and counted.
+        arrival_time : when the chunk arrived, copied to the windows it completes.
+
+        Raises
+        ------
+        BadAudio
+            The chunk is refused; the stream's state is as before the call.
+        """
+        try:
+            mono = _check_and_mix(samples, sample_rate)
+        except BadAudio:
+            self.bad_chunks += 1
+            raise
+        result = PushResult()
+        if mono.size == 0:
+            return result
+        self._last_arrival = arrival_time
+        fmt = (int(sample_rate), 1 if samples.ndim == 1 else samples.shape[1])
+        if self._format is not None and fmt != self._format:
+            self.format_changes += 1
+            # Channels are mixed down before resampling, so only a rate change needs a new
+            # resampler; restarting it for a channel change would add a filter transient.
+            if fmt[0] != self._format[0]:
+                self._append(self._finish_resampler(), arrival_time, result)
+        self._format = fmt
+        if fmt[0] != self.rate and self._resampler is None:
+            self._resampler = soxr.ResampleStream(fmt[0], self.rate, 1, dtype="float32", quality="HQ")
+        self.frames_in += mono.size
+        out = mono if self._resampler is None else self._resampler.resample_chunk(mono)
+        self._append(out, arrival_time, result)
+        return result
+
+    def flush(self) -> PushResult:
+        """End of stream: drain the resampler's delayed tail.
+
+        Only windows the tail completes are returned, never a partial one.  The
+        stream may go on afterwards (a looped file); positions stay continuous.
+        """
+        result = PushResult()
+        self._append(self._finish_resampler(), self._last_arrival, result)
+        return result
+
+    def _finish_resampler(self) -> np.ndarray:
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        self._resampler = None
+        return tail
+
+    def _append(self, samples: np.ndarray, arrival_time: float, result: PushResult) -> None:
+        """Write model-rate samples into the ring, cutting windows as they complete."""
+        if samples.size == 0:
+            return
+        state = self.gate.state
+        changes = self.gate.process(samples)
+        result.changes.extend(changes)
+        size, win = self.buffer.size, self.window_samples
+        done = 0
+        while done < samples.size:
+            kept = max(0, self._written - self._next_start)  # samples still needed
+            take = min(size - kept, samples.size - done)
+            self._write(samples[done:done + take])
+            done += take
+            while self._next_start + win <= self._written:
+                pos = (self._next_start + win) / self.rate
+                while changes and changes[0].pos <= pos:
+                    state = changes.pop(0).state
+                result.windows.append(Window(self._read(self._next_start), pos, arrival_time,
+                                             state == "silence"))
+                self._next_start += self.hop_samples
+                self.windows_out += 1
+
+    def _write(self, chunk: np.ndarray) -> None:
+        at = self._written % self.buffer.size
+        first = min(chunk.size, self.buffer.size - at)
+        self.buffer[at:at + first] = chunk[:first]
+        self.buffer[:chunk.size - first] = chunk[first:]
+        self._written += chunk.size
+
+    def _read(self, start: int) -> np.ndarray:
+        at = start % self.buffer.size
+        if at + self.window_samples <= self.buffer.size:
+            return self.buffer[at:at + self.window_samples].copy()
+        return np.concatenate((self.buffer[at:], self.buffer[:self.window_samples - (self.buffer.size - at)]))
+
+
+def _check_and_mix(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Validate a chunk and return it as float32 mono; raise :class:`BadAudio` otherwise."""
+    if not isinstance(samples, np.ndarray) or samples.dtype not in (np.int16, np.float32):
+        raise BadAudio(f"samples must be an int16 or float32 array, got {getattr(samples, 'dtype', samples)}")
+    if samples.ndim not in (1, 2) or (samples.ndim == 2 and not 1 <= samples.shape[1] <= MAX_CHANNELS):
+        raise BadAudio(f"expected (frames,) or (frames, 1..{MAX_CHANNELS}) audio, got shape {samples.shape}")
+    if not (isinstance(sample_rate, int | np.integer) and MIN_RATE <= sample_rate <= MAX_RATE):
+        raise BadAudio(f"sample rate must be an integer in {MIN_RATE}..{MAX_RATE} Hz, got {sample_rate!r}")
+    if samples.dtype == np.int16:
+        return int16_to_float(to_mono(samples))
+    if not np.isfinite(samples).all():
+        raise BadAudio(f"{int(np.count_nonzero(~np.isfinite(samples)))} NaN/Inf samples")
+    return np.ascontiguousarray(to_mono(samples))

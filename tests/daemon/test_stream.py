@@ -1,0 +1,203 @@
+"""Per-stream windowing: streaming resampling, ring buffer, validation and the silence gate."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import soxr
+
+from genretag.daemon.silence import SilenceGate
+from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
+from genretag.pipeline.audio import INT16_SCALE
+from genretag.pipeline.windows import WindowSpec
+
+SPEC = WindowSpec(16000, 1.0, 0.5)  # small windows keep the tests fast; geometry is what matters
+WIN, HOP = SPEC.window_samples, SPEC.hop_samples
+
+
+def push_random_chunks(w: StreamWindower, x: np.ndarray, sr: int, seed: int = 0,
+                       flush: bool = True) -> list[Window]:
+    """Push ``x`` in chunks of 1..5000 frames (then flush); return every window."""
+    rng = np.random.default_rng(seed)
+    windows: list[Window] = []
+    i = 0
+    while i < len(x):
+        n = int(rng.integers(1, 5001))
+        windows += w.push(x[i:i + n], sr, arrival_time=float(i)).windows
+        i += n
+    return windows + (w.flush().windows if flush else [])
+
+
+def assert_windows_match(windows: list[Window], ref: np.ndarray) -> None:
+    """Windows are exactly the reference signal cut every hop, at exact positions."""
+    assert len(windows) == 1 + (len(ref) - WIN) // HOP
+    for k, win in enumerate(windows):
+        assert win.samples.dtype == np.float32 and win.samples.shape == (WIN,)
+        assert win.pos == (k * HOP + WIN) / SPEC.sample_rate
+        np.testing.assert_allclose(win.samples, ref[k * HOP:k * HOP + WIN], atol=1e-5)
+
+
+def tone(seconds: float, sr: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    return (amp * np.sin(2 * np.pi * freq * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+
+
+def test_stereo_int16_sine_in_random_chunks_matches_one_shot_resampling() -> None:
+    sr = 44100
+    t = np.arange(6 * sr) / sr
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 97 * t)], axis=1) * 0.4
+    x = np.round(stereo * INT16_SCALE).astype(np.int16)
+    w = StreamWindower(SPEC)
+    windows = push_random_chunks(w, x, sr)
+    ref = soxr.resample(x.mean(axis=1, dtype=np.float32) / INT16_SCALE, sr, SPEC.sample_rate, quality="HQ")
+    assert_windows_match(windows, ref)
+    assert w.frames_in == len(x) and w.windows_out == len(windows) and w.format_changes == 0
+
+
+def test_float32_chirp_at_48k_matches_one_shot_resampling() -> None:
+    sr = 48000
+    t = np.arange(5 * sr) / sr
+    x = (0.5 * np.sin(2 * np.pi * (50 * t + 700 * t**2))).astype(np.float32)  # 50 Hz -> 7 kHz
+    windows = push_random_chunks(StreamWindower(SPEC), x, sr, seed=1)
+    assert_windows_match(windows, soxr.resample(x, sr, SPEC.sample_rate, quality="HQ"))
+
+
+def test_windows_carry_arrival_time_of_completing_chunk() -> None:
+    w = StreamWindower(SPEC)
+    x = tone(1.6, 16000)
+    assert w.push(x[:WIN - 1], 16000, arrival_time=1.0).windows == []
+    first = w.push(x[WIN - 1:WIN + HOP], 16000, arrival_time=2.0).windows
+    assert [(win.pos, win.arrival_time) for win in first] == [(1.0, 2.0), (1.5, 2.0)]
+
+
+def test_rate_change_mid_stream_is_flushed_and_counted() -> None:
+    a, b = tone(2.3, 44100), tone(2.9, 48000)
+    w = StreamWindower(SPEC)
+    windows = push_random_chunks(w, a, 44100, flush=False) + push_random_chunks(w, b, 48000, seed=1)
+    assert w.format_changes == 1
+    ref = np.concatenate([soxr.resample(a, 44100, 16000, quality="HQ"),
+                          soxr.resample(b, 48000, 16000, quality="HQ")])
+    assert_windows_match(windows, ref)
+
+
+def test_channel_change_is_counted_and_keeps_the_resampler_running() -> None:
+    x = tone(3.0, 44100)
+    w = StreamWindower(SPEC)
+    windows = w.push(np.stack([x[:60000], x[:60000]], axis=1), 44100, 0.0).windows
+    windows += w.push(x[60000:], 44100, 1.0).windows + w.flush().windows
+    assert w.format_changes == 1
+    assert_windows_match(windows, soxr.resample(x, 44100, 16000, quality="HQ"))
+
+
+def test_ring_buffer_memory_is_constant_over_ten_minutes_of_20ms_chunks() -> None:
+    sr = 44100
+    chunk = np.round(np.random.default_rng(0).normal(0, 0.1, (sr // 50, 2)) * INT16_SCALE).astype(np.int16)
+    w = StreamWindower(SPEC)
+    buffer, nbytes = w.buffer, w.buffer.nbytes
+    for _ in range(50):  # warm up allocator caches and soxr before measuring
+        w.push(chunk, sr, 0.0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(50, 10 * 60 * 50):
+        w.push(chunk, sr, float(i))
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert w.buffer is buffer and w.buffer.nbytes == nbytes == (WIN + HOP) * 4
+    assert grown < 64 * 1024
+    assert w.windows_out == 1 + (round(w.pos * 16000) - WIN) // HOP
+    assert abs(w.pos - 600.0) < 0.01
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_chunk_raises_and_the_stream_continues_unharmed(bad: float) -> None:
+    x = tone(3.0, 44100)
+    clean = StreamWindower(SPEC)
+    expected = clean.push(x[:70000], 44100, 0.0).windows + clean.push(x[70000:], 44100, 1.0).windows
+
+    w = StreamWindower(SPEC)
+    got = w.push(x[:70000], 44100, 0.0).windows
+    poisoned = x[70000:71000].copy()
+    poisoned[10] = bad
+    with pytest.raises(BadAudio, match="NaN/Inf"):
+        w.push(np.stack([poisoned, poisoned], axis=1), 22050, 0.5)
+    assert w.bad_chunks == 1 and w.format_changes == 0 and w.frames_in == 70000
+    got += w.push(x[70000:], 44100, 1.0).windows
+    assert len(got) == len(expected) > 0
+    for g, e in zip(got, expected, strict=True):
+        assert g.pos == e.pos
+        np.testing.assert_array_equal(g.samples, e.samples)
+
+
+@pytest.mark.parametrize(("samples", "sr"), [
+    (np.zeros(10, dtype=np.float64), 16000),
+    (np.zeros((10, 2, 2), dtype=np.float32), 16000),
+    (np.zeros((10, 0), dtype=np.int16), 16000),
+    (np.zeros(10, dtype=np.int16), 0),
+    (np.zeros(10, dtype=np.int16), 10_000_000),
+])
+def test_malformed_chunks_raise_bad_audio(samples: np.ndarray, sr: int) -> None:
+    w = StreamWindower(SPEC)
+    with pytest.raises(BadAudio):
+        w.push(samples, sr, 0.0)
+    assert w.bad_chunks == 1
+
+
+def test_empty_chunks_are_fine() -> None:
+    w = StreamWindower(SPEC)
+    assert w.push(np.zeros(0, dtype=np.float32), 44100, 0.0) == PushResult()
+    assert w.push(np.zeros((0, 2), dtype=np.int16), 8000, 0.0) == PushResult()
+    assert w.format_changes == 0 and w.frames_in == 0 and w.flush() == PushResult()
+
+
+def test_hop_longer_than_window_skips_samples_between_windows() -> None:
+    spec = WindowSpec(16000, 0.5, 1.25)
+    x = np.random.default_rng(2).normal(0, 0.1, 16000 * 6).astype(np.float32)
+    w = StreamWindower(spec)
+    windows = [win for i in range(0, len(x), 777) for win in w.push(x[i:i + 777], 16000, 0.0).windows]
+    assert [win.pos for win in windows] == [0.5, 1.75, 3.0, 4.25, 5.5]
+    for k, win in enumerate(windows):
+        np.testing.assert_array_equal(win.samples, x[k * 20000:k * 20000 + 8000])
+
+
+def program(*parts: tuple[float, float], sr: int = 44100) -> np.ndarray:
+    """Concatenate (seconds, dBFS) tone segments; -inf dBFS is digital silence."""
+    amp = [0.0 if np.isinf(db) else 10 ** (db / 20) * np.sqrt(2) for _, db in parts]  # RMS of a sine
+    return np.concatenate([tone(s, sr, amp=a) for (s, _), a in zip(parts, amp, strict=True)])
+
+
+def test_silence_gate_tone_gap_tone() -> None:
+    w = StreamWindower(WindowSpec(16000, 3.0, 1.5), silence_db=-50.0, silence_hold_seconds=2.0)
+    x = program((5.0, -12.0), (3.0, -np.inf), (5.0, -12.0))
+    results = [w.push(x[i:i + 882], 44100, 0.0) for i in range(0, len(x), 882)]
+    changes = [c for r in results for c in r.changes]
+    assert [c.state for c in changes] == ["silence", "active"]
+    assert changes[0].pos == pytest.approx(7.0, abs=0.15)
+    assert changes[1].pos == pytest.approx(8.0, abs=0.15)
+    assert w.gate.silence_seconds == pytest.approx(3.0, abs=0.2)
+    assert w.gate.silence_seconds == pytest.approx(changes[1].pos - changes[0].pos + 2.0, abs=0.11)
+    windows = [win for r in results for win in r.windows]
+    assert [win.pos for win in windows if win.silent] == [7.5]  # only the window ending in silence
+    assert len(windows) == 1 + (13 * 16000 - 48000) // 24000
+
+
+def test_quiet_passage_is_not_silence() -> None:
+    w = StreamWindower(SPEC, silence_db=-50.0)
+    x = program((2.0, -12.0), (8.0, -40.0), (2.0, -12.0))
+    changes = [c for i in range(0, len(x), 4410) for c in w.push(x[i:i + 4410], 44100, 0.0).changes]
+    assert changes == [] and w.gate.silence_seconds == 0.0
+
+
+def test_gate_hysteresis_needs_threshold_plus_margin_to_recover() -> None:
+    gate = SilenceGate(16000, threshold_db=-50.0, hold_seconds=2.0, hysteresis_db=3.0)
+    x = program((3.0, -60.0), (3.0, -49.0), (1.0, -46.0), sr=16000)
+    assert [c.state for c in gate.process(x)] == ["silence", "active"]
+    assert [round(c.pos, 1) for c in SilenceGate(16000).process(x)] == [2.0, 6.1]
+
+
+def test_gate_is_independent_of_chunking() -> None:
+    x = program((1.0, -20.0), (2.5, -np.inf), (1.0, -20.0), (2.2, -70.0), sr=16000)
+    whole = SilenceGate(16000).process(x)
+    gate = SilenceGate(16000)
+    chunked = [c for i in range(0, len(x), 333) for c in gate.process(x[i:i + 333])]
+    assert chunked == whole and [c.state for c in whole] == ["silence", "active", "silence"]

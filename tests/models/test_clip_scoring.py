@@ -1,0 +1,46 @@
+"""Clip-level scoring of a file: window spread, silent windows left out, JSON shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import soundfile as sf
+
+from genretag.models.artifact import ArtifactManifest
+from genretag.models.clip_scoring import classify_file
+from genretag.models.predictor import save_artifact
+
+SR = 8000
+
+
+def _level_model() -> keras.Model:
+    """Scores [loud, quiet] from the window's mean absolute level: a transparent test model."""
+    inputs = keras.Input((SR,))
+    level = keras.layers.GlobalAveragePooling1D()(keras.layers.Reshape((SR, 1))(keras.ops.abs(inputs)))
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(level))
+
+
+def test_silent_windows_do_not_count(tmp_path: Path) -> None:
+    model = _level_model()
+    model.layers[-1].set_weights([np.array([[20.0, -20.0]], np.float32), np.zeros(2, np.float32)])
+    manifest = ArtifactManifest(kind="keras", architecture="level", labels=["loud", "quiet"],
+                                output="softmax", sample_rate=SR, window_seconds=1.0,
+                                hop_seconds=1.0, model_file="")
+    predictor = save_artifact(model, manifest, tmp_path / "art")
+    t = np.arange(6 * SR) / SR
+    audio = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    audio[: 4 * SR] = 0.0  # four silent seconds, then two of tone
+    sf.write(tmp_path / "x.wav", audio, SR)
+
+    result = classify_file(predictor, tmp_path / "x.wav", max_windows=0)
+    assert len(result.window_starts) == 6
+    audible = result.window_scores[4:].mean(axis=0)
+    assert np.allclose(result.clip_scores, audible)
+    assert not np.allclose(result.clip_scores, result.window_scores.mean(axis=0))
+    data = result.to_json()
+    assert data["label"] == result.label and len(data["windows"]) == 6
+
+    few = classify_file(predictor, tmp_path / "x.wav", max_windows=3)
+    assert list(few.window_starts) == [0.0, 2.0, 5.0]  # spread over the whole file
