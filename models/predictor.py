@@ -163,6 +163,7 @@ def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; an artifact must be readable by the service user
     try:
         if manifest.kind == "keras":
             manifest = replace(manifest, model_file=KERAS_FILE)

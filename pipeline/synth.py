@@ -32,8 +32,23 @@ def _envelope(n: int, sr: int, attack: float, release: float) -> np.ndarray:
     return env
 
 
+def _gated_pad(n: int, sr: int, bpm: float) -> np.ndarray:
+    """Detuned saw chords (Am-F-C-G, a bar each) chopped in eighth notes: a trance-gate pad."""
+    beat = 60.0 / bpm
+    bar = int(4 * beat * sr)
+    progression = [[57, 60, 64], [53, 57, 60], [48, 52, 55], [55, 59, 62]]
+    pad = np.zeros(n)
+    for b, start in enumerate(range(0, n, bar)):
+        tt = np.arange(min(bar, n - start)) / sr
+        for note in progression[b % 4]:
+            for detune in (-0.12, 0.0, 0.12):
+                pad[start:start + len(tt)] += (tt * _midi_hz(note + detune)) % 1.0 - 0.5
+    gate = ((np.arange(n) / sr / (beat / 2)) % 1.0 < 0.6).astype(float)
+    return np.convolve(pad * gate, np.ones(6) / 6, mode="same")
+
+
 def electronic_loop(seconds: float, sr: int = 22050, bpm: float = 126.0, seed: int = 0) -> np.ndarray:
-    """Kick on every beat, open hi-hat off-beats, a saw-wave bass line."""
+    """Kick on every beat, open hi-hat off-beats, a saw-wave bass line, a gated synth pad."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
     out = np.zeros(n, np.float32)
@@ -57,6 +72,9 @@ def electronic_loop(seconds: float, sr: int = 22050, bpm: float = 126.0, seed: i
             tt = np.arange(length) / sr
             saw = 2 * ((tt * f) % 1.0) - 1
             out[s:s + length] += 0.3 * saw * _envelope(length, sr, 0.005, 0.05)
+    out /= max(1e-9, np.abs(out).max())
+    pad = _gated_pad(n, sr, bpm)
+    out += 0.35 * pad / max(1e-9, np.abs(pad).max())
     return (0.8 * out / max(1e-9, np.abs(out).max())).astype(np.float32)
 
 
@@ -97,7 +115,7 @@ def write_demo(out_dir: Path, sr: int = 22050, seconds: float = 12.0) -> list[Pa
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, signal in (("demo-electronic.flac", electronic_loop(seconds, sr)),
+    for name, signal in (("demo-electronic.flac", electronic_loop(seconds, sr, bpm=128.0)),
                          ("demo-strings.flac", string_chords(seconds, sr))):
         path = out_dir / name
         sf.write(path, signal, sr, subtype="PCM_16")

@@ -47,6 +47,7 @@ def test_round_trip_predicts_probabilities(artifact: Path) -> None:
     assert np.allclose(scores.sum(axis=1), 1, atol=1e-5)
     manifest = json.loads((artifact / "manifest.json").read_text())
     assert manifest["files"]["model.keras"] and manifest["format_version"] == 1
+    assert artifact.stat().st_mode & 0o777 == 0o755  # readable by a service user
 
 
 def test_tampered_model_file_is_refused(artifact: Path) -> None:

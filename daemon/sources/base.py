@@ -1,0 +1,59 @@
+"""The contract between audio sources and the daemon.
+
+A source owns its I/O thread(s) and pushes decoded PCM chunks to a sink
+callback; it never calls the model and never blocks on it.  One source may
+feed one stream (mic, file, url) or many (a ZeroMQ socket carrying many
+named streams).  The daemon's sink is cheap and thread-safe.
+
+Sources report state changes (``up``, ``down``) and problems (decode errors,
+reconnects, refused frames) through the same sink so that everything a
+source sees ends up in a metric or an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+StreamState = Literal["up", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """PCM for one stream: int16 or float32, shape ``(frames,)`` or ``(frames, channels)``."""
+
+    stream: str
+    samples: np.ndarray
+    sample_rate: int
+    arrival_time: float  # time.monotonic() when the bytes arrived
+
+
+class SourceSink(Protocol):
+    """What a source talks to (implemented by the daemon)."""
+
+    def audio(self, chunk: Chunk) -> None:
+        """New audio; must not block for long (the daemon copies into per-stream buffers)."""
+
+    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
+        """A stream went up or down (connection lost, ffmpeg exited, device gone, end of file)."""
+
+    def error(self, stream: str, kind: str, message: str) -> None:
+        """Something was refused or failed (``kind`` is a short metric label, e.g. ``decode``,
+        ``reconnect``, ``bad_header``); the source carries on."""
+
+
+class Source(Protocol):
+    """A running audio source; ``start`` returns at once, ``stop`` joins its threads."""
+
+    name: str  # the configured stream id (or the socket address for multi-stream sources)
+
+    def start(self, sink: SourceSink) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+
+SourceFactory = Callable[[str, str], Source]
+"""``factory(name, spec)`` builds a source from a ``kind:target`` spec such as ``url:http://...``."""
