@@ -11,7 +11,16 @@ from importlib.metadata import version
 
 import click
 
-from genretag.cli import classify_cmd, dataset_cmd, evaluate_cmd, send_cmd, subscribe_cmd, train_cmd
+from genretag.cli import (
+    classify_cmd,
+    dataset_cmd,
+    devices_cmd,
+    evaluate_cmd,
+    send_cmd,
+    serve_cmd,
+    subscribe_cmd,
+    train_cmd,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +42,9 @@ cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
 cli.add_command(send_cmd.send)
 cli.add_command(subscribe_cmd.subscribe)
+cli.add_command(devices_cmd.devices)
+cli.add_command(serve_cmd.serve)
+cli.add_command(serve_cmd.check_config)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def _training_options(f: click.decorators.FC) -> click.decorators.FC:
                      help="Local MobileNetV2 ImageNet weights (.h5, no top) for 'mobilenet'; "
                           "without it mobilenet trains from scratch. Never downloaded."),
         click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder to cache backbone embeddings in (musicnn)."),
+                     help="Folder to cache musicnn embeddings and scikit-learn window features in "
+                          "(per clip / per split; safe to delete)."),
         click.option("--output", type=click.Choice(["softmax", "sigmoid"]), default="softmax",
                      show_default=True,
                      help="Keras models: softmax with soft targets (a two-label clip counts half to "

@@ -8,6 +8,7 @@ saves a checked artifact.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,17 +65,21 @@ def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
 
     from genretag.models.features import FeatureConfig
     from genretag.pipeline.windows import WindowSpec, frame_windows
-    from genretag.training.sklearn_train import feature_table, train_sklearn
+    from genretag.training.sklearn_train import cached_feature_table, train_sklearn
 
     spec = WindowSpec(info.sample_rate, options.window_seconds, options.hop_seconds)
     config = FeatureConfig(sample_rate=info.sample_rate)
 
     def table(splits: tuple[str, ...]) -> Any:
+        """Features of every window of ``splits``, cached per dataset, splits and window geometry."""
         clips = (
             (c.clip_id, frame_windows(c.pcm, spec)[0], int(c.labels.argmax()))
             for split in splits for c in load_clips_numpy(dataset_dir, split)
         )
-        return feature_table(clips, config)
+        key = f"{info.fingerprint}:{','.join(splits)}:{spec.window_seconds}:{spec.hop_seconds}"
+        name = hashlib.sha256(key.encode()).hexdigest()[:20]
+        cache = options.cache_dir / f"features-{name}.npz" if options.cache_dir else None
+        return cached_feature_table(cache, key, config, clips)
 
     estimator, selection = train_sklearn(name, table(options.train_splits), table(("dev",)),
                                          len(info.labels))

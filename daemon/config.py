@@ -1,0 +1,342 @@
+"""The daemon's configuration: a TOML file, command-line overrides, one validator.
+
+Keys are a public contract; every key, with its default::
+
+    [model]     path (artifact dir; default: the bundled model), backend ("tensorflow", "jax", "torch")
+    [batch]     max_batch_size = 64, max_wait_ms = 50, queue_size = 1024
+    [window]    hop_seconds (default: the artifact's hop)
+    [silence]   threshold_db = -50, hold_seconds = 2
+    [smoothing] method = "ema" | "mean", ema_alpha = 0.2, mean_windows = 9, switch_margin = 0.1,
+                switch_seconds = 6, settle_windows = 4
+    [publish]   address = "tcp://127.0.0.1:5556", scores = false, hwm = 1000, nodrop = false,
+                allow_public = false
+    [metrics]   address = "127.0.0.1:9464", enabled = true, allow_public = false
+    [limits]    max_frame_bytes = 1048576, max_streams = 64, max_sample_rate = 192000
+    [[source]]  spec = "kind:target" (see genretag.daemon.sources.registry), name, allow_public = false
+
+Every problem in a file is reported at once, each with its key path
+(``batch.max_wait_ms: must be > 0``), because fixing a config one error per
+restart is how outages get long.  Unknown keys are errors (a typo must not be
+silently ignored).  Command-line flags are merged into the parsed TOML before
+validation, so they override the file and are checked by the same rules.
+
+Binding a network address other than loopback (publish, metrics, zmq sources)
+needs ``allow_public = true`` in that section: the daemon speaks plain,
+unauthenticated ZeroMQ and HTTP, so exposing it must be a deliberate choice.
+Relative paths in a file (model, file: sources) are relative to the file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from genretag.daemon.events import DEFAULT_ADDRESS
+from genretag.daemon.protocol import check_stream_id
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; :attr:`problems` lists every problem with its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str | None = None
+    backend: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_batch_size: int = 64
+    max_wait_ms: float = 50.0
+    queue_size: int = 1024
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    hop_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class SilenceConfig:
+    threshold_db: float = -50.0
+    hold_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class SmoothingConfig:
+    method: str = "ema"
+    ema_alpha: float = 0.2
+    mean_windows: int = 9
+    switch_margin: float = 0.1
+    switch_seconds: float = 6.0
+    settle_windows: int = 4
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    address: str = DEFAULT_ADDRESS
+    scores: bool = False
+    hwm: int = 1000
+    nodrop: bool = False
+    allow_public: bool = False
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    address: str = "127.0.0.1:9464"
+    enabled: bool = True
+    allow_public: bool = False
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_frame_bytes: int = 1 << 20
+    max_streams: int = 64
+    max_sample_rate: int = 192000
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    spec: str
+    name: str | None = None
+    allow_public: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    silence: SilenceConfig = field(default_factory=SilenceConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    sources: tuple[SourceConfig, ...] = ()
+
+
+_SECTIONS: dict[str, type] = {name: hint for name, hint in get_type_hints(Config).items()
+                              if name != "sources"}
+
+# key path -> (test, message); run only on values of the right type
+_RULES: dict[str, tuple[Any, str]] = {
+    "model.backend": (lambda v: v in BACKENDS, f"must be one of {', '.join(BACKENDS)}"),
+    "batch.max_batch_size": (lambda v: 1 <= v <= 4096, "must be 1..4096"),
+    "batch.max_wait_ms": (lambda v: 0 < v <= 10000, "must be > 0 and at most 10000"),
+    "batch.queue_size": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
+    "window.hop_seconds": (lambda v: 0.05 <= v <= 60, "must be 0.05..60 seconds"),
+    "silence.threshold_db": (lambda v: -200 <= v <= 0, "must be -200..0 dBFS"),
+    "silence.hold_seconds": (lambda v: 0 <= v <= 3600, "must be 0..3600 seconds"),
+    "smoothing.method": (lambda v: v in ("ema", "mean"), "must be \"ema\" or \"mean\""),
+    "smoothing.ema_alpha": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "smoothing.mean_windows": (lambda v: 1 <= v <= 1000, "must be 1..1000"),
+    "smoothing.switch_margin": (lambda v: 0 <= v <= 1, "must be 0..1"),
+    "smoothing.switch_seconds": (lambda v: 0 <= v <= 3600, "must be 0..3600 seconds"),
+    "smoothing.settle_windows": (lambda v: 1 <= v <= 1000, "must be 1..1000"),
+    "publish.hwm": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
+    "limits.max_frame_bytes": (lambda v: 1024 <= v <= 64 << 20, "must be 1024..67108864 bytes"),
+    "limits.max_streams": (lambda v: 1 <= v <= 10000, "must be 1..10000"),
+    "limits.max_sample_rate": (lambda v: 8000 <= v <= 384000, "must be 8000..384000 Hz"),
+}
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP literal; any other name or wildcard may reach the network."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) to its parts; ``ValueError`` if malformed."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must be HOST:PORT with a port 0..65535, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def _public(key: str, host: str, allowed: bool, what: str) -> list[str]:
+    if allowed or is_loopback(host):
+        return []
+    section = key.rpartition(".")[0]
+    return [f"{key}: {what} binds {host!r}, which is not a loopback address; the daemon has no "
+            f"authentication, so set {section}.allow_public = true to expose it deliberately"]
+
+
+def _typed(key: str, value: Any, hint: Any) -> tuple[Any, str | None]:
+    """``value`` converted to the field's type, or an error message."""
+    for typ in getattr(hint, "__args__", (hint,)):  # X | None: None is never a TOML value
+        if type(value) is typ or (typ is float and type(value) is int):
+            return (float(value) if typ is float else value), None
+    names = " or ".join(t.__name__ for t in getattr(hint, "__args__", (hint,)) if t is not type(None))
+    return None, f"{key}: must be {names}, got {type(value).__name__} {value!r}"
+
+
+def _section(name: str, raw: Any, cls: type, problems: list[str]) -> Any:
+    if not isinstance(raw, dict):
+        problems.append(f"{name}: must be a table")
+        return cls()
+    hints = get_type_hints(cls)
+    values = {}
+    for key in sorted(set(raw) - set(hints)):
+        problems.append(f"{name}.{key}: unknown key (known: {', '.join(hints)})")
+    for key in hints:
+        if key not in raw:
+            continue
+        path = f"{name}.{key}"
+        value, error = _typed(path, raw[key], hints[key])
+        if error:
+            problems.append(error)
+            continue
+        rule = _RULES.get(path)
+        if rule and not rule[0](value):
+            problems.append(f"{path}: {rule[1]} (got {value!r})")
+            continue
+        values[key] = value
+    try:
+        return cls(**values)
+    except TypeError:  # a required key is missing; reported by the caller
+        return None
+
+
+def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
+    from genretag.daemon.sources.registry import bind_host, default_name, parse_spec
+
+    if not isinstance(raw, list):
+        problems.append("source: must be an array of tables ([[source]])")
+        return ()
+    out, names = [], set()
+    for i, entry in enumerate(raw):
+        key = f"source[{i}]"
+        before = len(problems)
+        src = _section(key, entry, SourceConfig, problems)
+        if src is None:
+            if isinstance(entry, dict) and "spec" not in entry:
+                problems.append(f"{key}.spec: missing (e.g. spec = \"zmq:tcp://127.0.0.1:5555\")")
+            continue
+        if len(problems) > before:
+            continue
+        try:
+            spec = parse_spec(src.spec)
+        except ValueError as err:
+            problems.append(f"{key}.spec: {err}")
+            continue
+        if spec.kind == "file" and not Path(spec.target).is_file():
+            problems.append(f"{key}.spec: no such file {spec.target!r}")
+        host = bind_host(spec)
+        if host is not None:
+            problems += _public(f"{key}.spec", host, src.allow_public, "the zmq source")
+        name = src.name if src.name is not None else default_name(spec)
+        try:
+            check_stream_id(name)
+        except ValueError as err:
+            problems.append(f"{key}.name: {err}")
+        if name in names and spec.kind != "zmq":
+            problems.append(f"{key}.name: stream {name!r} is already fed by another source")
+        names.add(name)
+        out.append(src)
+    return tuple(out)
+
+
+def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
+    """Checks that span keys or look at the outside world (addresses, the model artifact)."""
+    address = cfg.publish.address
+    if not address.startswith(("tcp://", "ipc://")):
+        problems.append(f"publish.address: must be tcp://HOST:PORT or ipc://PATH, got {address!r}")
+    elif address.startswith("tcp://"):
+        host = address[len("tcp://"):].rpartition(":")[0]
+        problems += _public("publish.address", host, cfg.publish.allow_public, "the event publisher")
+    if cfg.metrics.enabled:
+        try:
+            host, _ = split_host_port(cfg.metrics.address)
+            problems += _public("metrics.address", host, cfg.metrics.allow_public, "the metrics server")
+        except ValueError as err:
+            problems.append(f"metrics.address: {err}")
+    if check_model:
+        from genretag.models.artifact import ArtifactError, read_manifest
+        from genretag.models.clip_scoring import default_model_dir
+
+        try:
+            read_manifest(cfg.model.path or default_model_dir())
+        except ArtifactError as err:
+            problems.append(f"model.path: {err}")
+
+
+def parse_config(raw: dict[str, Any], *, check_model: bool = True) -> Config:
+    """Validate parsed TOML (plus merged overrides); raise :class:`ConfigError` with every problem.
+
+    ``check_model`` reads the artifact's manifest (and checks its files' hashes)
+    so a wrong ``model.path`` is reported before the daemon starts.
+    """
+    problems: list[str] = []
+    sections: dict[str, Any] = {}
+    for name in sorted(set(raw) - set(_SECTIONS) - {"source"}):
+        problems.append(f"{name}: unknown section (known: {', '.join(_SECTIONS)}, source)")
+    for name, cls in _SECTIONS.items():
+        sections[name] = _section(name, raw.get(name, {}), cls, problems)
+    cfg = Config(**sections, sources=_sources(raw.get("source", []), problems))
+    _checks(cfg, problems, check_model)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None, *,
+                check_model: bool = True) -> Config:
+    """Read ``path`` (None: defaults only), merge ``overrides`` and validate.
+
+    ``overrides`` maps key paths (``"batch.max_wait_ms"``) to values, or
+    ``"source"`` to a list of ``{"spec": ..., "name": ...}`` tables that
+    replaces the file's sources.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except OSError as err:
+            raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError([f"{path}: not valid TOML: {err}"]) from None
+        _rebase(raw, path.parent)
+    for key, value in (overrides or {}).items():
+        section, _, name = key.partition(".")
+        if not name:
+            raw[section] = value
+        else:
+            table = raw.setdefault(section, {})
+            if isinstance(table, dict):
+                table[name] = value
+    return parse_config(raw, check_model=check_model)
+
+
+def _rebase(raw: dict[str, Any], directory: Path) -> None:
+    """Make the file's relative paths (model, file: sources) relative to the file, not to the working
+    directory; flags, merged afterwards, stay relative to the working directory.  Values of the wrong
+    type or form are left alone for the validator to report."""
+    from genretag.daemon.sources.registry import parse_spec
+
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("path"), str):
+        model["path"] = str(directory / model["path"])  # an absolute path stays as it is
+    for entry in raw.get("source", []) if isinstance(raw.get("source"), list) else []:
+        spec = entry.get("spec") if isinstance(entry, dict) else None
+        if isinstance(spec, str) and spec.startswith("file:"):
+            try:
+                target = parse_spec(spec).target
+            except ValueError:
+                continue
+            entry["spec"] = f"file:{directory / target}{spec[len('file:') + len(target):]}"

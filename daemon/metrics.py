@@ -1,0 +1,177 @@
+"""The daemon's Prometheus metrics, in a private registry served over HTTP.
+
+Names follow Prometheus conventions (``genretag_`` prefix, base units,
+``_total`` on counters) and ``promtool check metrics`` is the judge
+(``tests/daemon/test_metrics.py``).  A private :class:`CollectorRegistry`
+keeps the process collectors and anything a library registers globally out
+of the exposition, so what an operator sees is exactly this list.
+
+Cardinality is bounded: ``stream`` labels only take configured or accepted
+stream ids (at most ``limits.max_streams``; refused ones are counted without a
+stream label, and errors of streams the daemon never accepted are labelled
+``stream="?"``), ``genre`` labels come from the model's label list, and every
+other label takes a few fixed values.  :meth:`Metrics.forget` removes a stream's
+series when its slot is given to another stream.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import start_http_server
+
+from genretag.models.artifact import ArtifactManifest
+
+UNKNOWN_STREAM = "?"
+DROP_REASONS = ("queue_full", "inference_error", "shutdown")
+EVENT_TYPES = ("label", "scores", "state")
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class Metrics:
+    """Every metric of the daemon; see the module docstring.
+
+    Attributes are the prometheus-client objects; per-stream series should be
+    reached through :meth:`stream` so that :meth:`forget` can remove them.
+    """
+
+    def __init__(self) -> None:
+        # The *_created series (a timestamp per counter and label set) double the exposition and
+        # confuse readers of the text format; a process-wide switch, fine in the daemon.
+        disable_created_metrics()
+        r = self.registry = CollectorRegistry()
+        self._per_stream: dict[str, set[tuple[Any, tuple[str, ...]]]] = defaultdict(set)
+        self._lock = threading.Lock()  # _per_stream is used by the I/O and the inference threads
+        s = ["stream"]
+        self.windows_processed = Counter(
+            "genretag_windows_processed", "Windows scored by the model, per stream.", s, registry=r)
+        self.windows_silent = Counter(
+            "genretag_windows_silent", "Windows not scored because the stream was in state silence at "
+            "their end, or they still held audio from before the end of a silence.", s, registry=r)
+        self.windows_dropped = Counter(
+            "genretag_windows_dropped", "Windows lost before scoring, per stream and reason: queue_full "
+            "(inference fell behind, oldest dropped), inference_error (the model failed on the batch), "
+            "shutdown (still queued at exit).", ["stream", "reason"], registry=r)
+        self.batch_size = Histogram(
+            "genretag_inference_batch_size", "Windows per inference batch (all streams together).",
+            buckets=_BATCH_BUCKETS, registry=r)
+        self.inference_duration = Histogram(
+            "genretag_inference_duration_seconds", "Wall time of one model call on one batch.",
+            buckets=_INFERENCE_BUCKETS, registry=r)
+        self.latency = Histogram(
+            "genretag_end_to_end_latency_seconds", "Time from the arrival of the audio that completed a "
+            "window to the publication of that window's result (queueing, batching, inference, events).",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.queue_depth = Gauge(
+            "genretag_queue_depth", "Windows waiting for the model in the inference queue.", registry=r)
+        self.queue_capacity = Gauge(
+            "genretag_queue_capacity", "Windows the inference queue holds before it drops the oldest.",
+            registry=r)
+        self.inference_errors = Counter(
+            "genretag_inference_errors", "Batches on which the model raised or returned invalid scores "
+            "(the batch is dropped, the daemon carries on).", registry=r)
+        self.source_errors = Counter(
+            "genretag_source_errors", "Problems reported by sources, per stream and kind (refused frames, "
+            "decode failures, sequence gaps, reconnects, ...); stream \"?\" when the stream was never "
+            "accepted.", ["stream", "kind"], registry=r)
+        self.reconnects = Counter(
+            "genretag_source_reconnects", "Reconnection attempts of network sources (url:), per stream.",
+            s, registry=r)
+        self.decode_errors = Counter(
+            "genretag_decode_errors", "Audio that could not be decoded or was refused (bad header, odd byte "
+            "count, NaN samples, too large, undecodable stream), per stream and reason.",
+            ["stream", "reason"], registry=r)
+        self.streams_refused = Counter(
+            "genretag_streams_refused", "Audio of new streams refused because limits.max_streams streams "
+            "are already active.", registry=r)
+        self.stream_up = Gauge(
+            "genretag_stream_up", "1 while audio of the stream arrives, 0 when its source is down.",
+            s, registry=r)
+        self.silence = Counter(
+            "genretag_silence_seconds", "Stream time spent in state silence (level below the silence "
+            "threshold for at least the hold time, hold included).", s, registry=r)
+        self.score = Gauge(
+            "genretag_smoothed_score", "Current smoothed probability of each genre, per stream.",
+            ["stream", "genre"], registry=r)
+        self.label_changes = Counter(
+            "genretag_label_changes", "Changes of the rolling label, per stream (first label included).",
+            s, registry=r)
+        self.model = Info(
+            "genretag_model", "The model artifact being served: kind, architecture, labels, fingerprint.",
+            registry=r)
+        self.reloads = Counter(
+            "genretag_model_reloads", "Reloads on SIGHUP by result: ok (new model serving) or failed "
+            "(refused; the previous model keeps serving).", ["result"], registry=r)
+        self.events_published = Counter(
+            "genretag_events_published", "Events sent on the PUB socket, per type.", ["type"], registry=r)
+        self.events_dropped = Counter(
+            "genretag_events_dropped", "Events sent to no subscriber because one matching subscriber was "
+            "publish.hwm events behind, per type; counted only with publish.nodrop = true (by default a slow "
+            "subscriber silently misses events and the others are not held back).", ["type"], registry=r)
+        for result in ("ok", "failed"):
+            self.reloads.labels(result)
+        for event_type in EVENT_TYPES:
+            self.events_published.labels(event_type)
+            self.events_dropped.labels(event_type)
+        self._server: Any = None
+
+    def stream(self, metric: Any, stream: str, *labels: str) -> Any:
+        """The child of per-stream ``metric`` for ``stream`` (and other labels), kept for :meth:`forget`."""
+        with self._lock:
+            self._per_stream[stream].add((metric, (stream, *labels)))
+        return metric.labels(stream, *labels)
+
+    def forget(self, stream: str) -> None:
+        """Remove every series of ``stream`` (its slot goes to another stream)."""
+        with self._lock:
+            series = self._per_stream.pop(stream, set())
+        for metric, labels in series:
+            try:
+                metric.remove(*labels)
+            except KeyError:
+                pass
+
+    def track_queue(self, depth: Callable[[], float], capacity: int) -> None:
+        """Read the queue depth at scrape time (always current, no update on the hot path)."""
+        self.queue_depth.set_function(depth)
+        self.queue_capacity.set(capacity)
+
+    def set_model(self, manifest: ArtifactManifest) -> None:
+        """Describe the model now serving, and start score series from scratch for its labels."""
+        self.model.info({"kind": manifest.kind, "architecture": manifest.architecture,
+                         "labels": ",".join(manifest.labels), "fingerprint": manifest.fingerprint()})
+        with self._lock:
+            for series in self._per_stream.values():
+                scores = {entry for entry in series if entry[0] is self.score}
+                series -= scores
+                for metric, labels in scores:
+                    metric.remove(*labels)
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve ``/metrics`` on ``host:port`` (port 0: any free one) in a daemon thread; return the port."""
+        self._server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def render(self) -> bytes:
+        """The exposition text, as a scrape returns it."""
+        return generate_latest(self.registry)

@@ -1,0 +1,213 @@
+"""``genretag serve``: the daemon's life cycle around the tagging pipeline.
+
+Start-up: load and warm up the model (a model that fails on silence, noise
+and a tone never serves), bind the event publisher and the metrics server,
+start the :class:`~genretag.daemon.tagging.Tagger` and the sources, log one
+line with every bound address, then tell systemd READY.
+
+Threads
+    * main: waits for signals; pings the systemd watchdog and updates STATUS.
+    * one or more per source: read audio, call the Tagger's ingest side.
+    * inference (the batcher's): models, smoothers and the PUB socket.
+    * metrics HTTP server (prometheus-client's, a daemon thread).
+    * reload: one at a time, started by SIGHUP.
+    See :mod:`genretag.daemon.tagging` for which state each one touches.
+
+Signals
+    SIGTERM / SIGINT: stop the sources, publish ``down`` for every stream
+    still up, finish the batch in flight (windows still queued are dropped and
+    counted, so exit is prompt with any model), close the publisher with its
+    linger so the final events leave, exit 0.
+    SIGHUP: in a background thread, re-read the config file (command-line
+    flags still override it) and load the model it names.  Anything wrong (bad
+    config, broken artifact, a model that fails the warm-up) is refused with
+    a log line and ``genretag_model_reloads_total{result="failed"}``; the old
+    model keeps serving throughout.  A good model is swapped in between two
+    batches, without losing a window.  Window, silence, smoothing and
+    ``publish.scores`` settings are applied too; changes to sources, addresses,
+    limits and batch settings are logged as needing a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from genretag.daemon.config import Config, ConfigError, split_host_port
+from genretag.daemon.events import Event, EventPublisher
+from genretag.daemon.metrics import Metrics
+from genretag.daemon.protocol import Limits
+from genretag.daemon.sources.base import Source
+from genretag.daemon.sources.registry import build_source, default_name, parse_spec
+from genretag.daemon.systemd import Notifier
+from genretag.daemon.tagging import Tagger
+from genretag.models.predictor import Predictor, check_predictions, known_inputs, load_predictor
+
+log = logging.getLogger("genretag.daemon")
+
+STATUS_EVERY_SECONDS = 5.0
+SOURCE_STOP_SECONDS = 2.0
+RESTART_ONLY = ("batch", "publish", "metrics", "limits", "sources")
+
+
+def load_model(config: Config) -> Predictor:
+    """Load the configured artifact and check it on known inputs before it may serve."""
+    from genretag.models.clip_scoring import default_model_dir
+
+    if config.model.backend:
+        os.environ["KERAS_BACKEND"] = config.model.backend  # read when keras is first imported
+    predictor = load_predictor(config.model.path or default_model_dir())
+    check_predictions(predictor.manifest, predictor.predict(known_inputs(predictor.manifest)))
+    return predictor
+
+
+@dataclass
+class _Output:
+    """The ``emit`` of the Tagger: PUB socket, optional JSON lines on stdout, counters."""
+
+    publisher: EventPublisher
+    metrics: Metrics
+    print_events: bool
+    closed: bool = False  # set before the socket closes, in case inference outlived the shutdown wait
+
+    def __call__(self, event: Event) -> None:
+        if self.closed:
+            return
+        sent = self.publisher.publish(event)
+        (self.metrics.events_published if sent else self.metrics.events_dropped).labels(event["type"]).inc()
+        if self.print_events:
+            try:
+                sys.stdout.write(json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):  # stdout closed by a pager: keep serving, stop printing
+                self.print_events = False
+
+
+class Service:
+    """One daemon run; :meth:`run` returns the exit status.
+
+    ``reload_config`` re-reads the configuration on SIGHUP (it raises
+    :class:`ConfigError`); ``print_events`` writes every event to stdout.
+    """
+
+    def __init__(self, config: Config, reload_config: Callable[[], Config], *,
+                 print_events: bool = False) -> None:
+        self.config = config
+        self._reload_config = reload_config
+        self._print = print_events
+        self._stop = threading.Event()
+        self._hup = threading.Event()
+        self._reloading: threading.Thread | None = None
+        self.notifier = Notifier()
+
+    def run(self) -> int:
+        cfg = self.config
+        self._install_signals()
+        predictor = load_model(cfg)
+        specs = [(parse_spec(s.spec), s.name) for s in cfg.sources]
+        configured = [name or default_name(spec) for spec, name in specs if spec.kind != "zmq"]
+        self.metrics = metrics = Metrics()
+        self.publisher = publisher = EventPublisher(cfg.publish.address, hwm=cfg.publish.hwm,
+                                                          nodrop=cfg.publish.nodrop)
+        self.output = _Output(publisher, metrics, self._print)
+        self.tagger = Tagger(cfg, predictor, self.output, metrics, configured)
+        sources: list[Source] = []
+        try:
+            metrics_at = "off"
+            if cfg.metrics.enabled:
+                host, port = split_host_port(cfg.metrics.address)
+                metrics_at = f"http://{host}:{metrics.serve(host, port)}/metrics"
+            self.tagger.start()
+            limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
+            for spec, name in specs:
+                source = build_source(spec, name or default_name(spec), limits=limits)
+                source.start(self.tagger)
+                sources.append(source)
+            m = predictor.manifest
+            log.info("serving: model %s %s (%s); sources: %s; events on %s; metrics on %s",
+                     m.architecture, m.fingerprint(), ", ".join(m.labels),
+                     ", ".join(str(getattr(s, "address", s.name)) for s in sources) or "none",
+                     publisher.address, metrics_at)
+            self.notifier.ready(self._status(0.0))
+            self._main_loop()
+        finally:
+            self._shutdown(sources)
+        return 0
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _: FrameType | None) -> None:
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            self._stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, lambda *_: self._hup.set())
+
+    def _main_loop(self) -> None:
+        interval = self.notifier.watchdog_interval
+        tick = min(0.5, interval or 0.5)
+        last_status, last_windows = time.monotonic(), 0
+        while not self._stop.wait(tick):
+            if self._hup.is_set() and (self._reloading is None or not self._reloading.is_alive()):
+                self._hup.clear()  # a SIGHUP during a reload is served after it
+                self._reloading = threading.Thread(target=self._reload, name="genretag-reload", daemon=True)
+                self._reloading.start()
+            if interval is not None and self.tagger.batcher.alive:
+                self.notifier.watchdog()
+            now = time.monotonic()
+            if now - last_status >= STATUS_EVERY_SECONDS:
+                windows = self.tagger.windows_scored
+                self.notifier.status(self._status((windows - last_windows) / (now - last_status)))
+                last_status, last_windows = now, windows
+
+    def _status(self, windows_per_second: float) -> str:
+        batcher = self.tagger.batcher
+        return (f"{self.tagger.streams_up} streams up, {windows_per_second:.1f} windows/s, "
+                f"queue {batcher.depth}/{batcher.queue_size}")
+
+    def _reload(self) -> None:
+        """SIGHUP: new config and model, or nothing changes (see the module docstring)."""
+        try:
+            config = self._reload_config()
+            if config.model.backend != self.config.model.backend:
+                log.warning("reload: model.backend changed; the Keras backend is fixed until a restart")
+            predictor = load_model(config)
+        except ConfigError as err:
+            self._reload_failed("invalid configuration: " + "; ".join(err.problems))
+            return
+        except Exception as err:  # noqa: BLE001  (any failure to load keeps the old model serving)
+            self._reload_failed(str(err) or repr(err))
+            return
+        changed = [name for name in RESTART_ONLY if getattr(config, name) != getattr(self.config, name)]
+        if changed:
+            log.warning("reload: changes to %s need a restart; not applied", ", ".join(changed))
+        self.tagger.reload(config, predictor)
+        self.config = config
+        self.metrics.reloads.labels("ok").inc()
+        log.info("reload: model %s loaded, swapping it in after the windows already queued",
+                 predictor.manifest.fingerprint())
+
+    def _reload_failed(self, why: str) -> None:
+        self.metrics.reloads.labels("failed").inc()
+        log.error("reload refused, the previous model keeps serving: %s", why)
+
+    def _shutdown(self, sources: list[Source]) -> None:
+        self.notifier.stopping()
+        for source in sources:
+            try:
+                source.stop(SOURCE_STOP_SECONDS)
+            except Exception:  # noqa: BLE001  (one source failing to stop must not keep the others)
+                log.exception("source %s did not stop cleanly", source.name)
+        self.tagger.close()
+        self.output.closed = True
+        self.publisher.close()
+        self.metrics.close()
+        log.info("stopped")

@@ -1,0 +1,110 @@
+"""``file:`` source: an audio file played into one stream, in real time or faster.
+
+The file is read in ~100 ms chunks at its own sample rate: the stream's
+windower resamples to the model's rate with the same soxr quality as
+:func:`genretag.pipeline.audio.decode`, so no second resampling step is
+added and the source does not depend on the model (which SIGHUP may swap).
+Files libsndfile reads (wav, flac, ogg, mp3, ...) are streamed block by block,
+so memory stays flat whatever their length; anything else goes through
+:func:`~genretag.pipeline.audio.decode` (ffmpeg) into memory at
+``FALLBACK_RATE``.
+
+Pacing follows an absolute schedule, start time + audio sent / ``rate``, as a
+live source would deliver it: sleep jitter and decoding time never add up to
+drift.  ``rate=0`` sends as fast as the thread runs; the daemon's batcher then
+drops the oldest windows it cannot score in time (counted), so use a rate such
+as 10 to tag a file faster than real time without losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from genretag.daemon.sources.base import Chunk, SourceSink
+from genretag.pipeline.audio import AudioDecodeError, decode
+
+log = logging.getLogger(__name__)
+
+CHUNK_SECONDS = 0.1
+FALLBACK_RATE = 44100  # for files only ffmpeg reads: CD rate, the windower resamples anyway
+
+
+class FileSource:
+    """Plays ``path`` into stream ``name``; ``up`` at the start, ``down`` at the end (or on an error).
+
+    Parameters
+    ----------
+    rate : playback speed, 1 = real time, 0 = as fast as possible.
+    loop : start over at the end, forever; stream positions run on.
+    """
+
+    def __init__(self, name: str, path: Path, *, rate: float = 1.0, loop: bool = False,
+                 chunk_seconds: float = CHUNK_SECONDS) -> None:
+        if rate < 0 or chunk_seconds <= 0:
+            raise ValueError(f"rate must be >= 0 and chunk_seconds > 0, got {rate}, {chunk_seconds}")
+        self.name = name
+        self.path = Path(path)
+        self.rate = rate
+        self.loop = loop
+        self.chunk_seconds = chunk_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.seconds_sent = 0.0
+
+    def start(self, sink: SourceSink) -> None:
+        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"file-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, sink: SourceSink) -> None:
+        start = time.monotonic()
+        try:
+            sink.state(self.name, "up")
+            while not self._stop.is_set():
+                sent_before = self.seconds_sent
+                for samples, sr in self._chunks():
+                    if not self._pace(start):
+                        return
+                    sink.audio(Chunk(self.name, samples, sr, time.monotonic()))
+                    self.seconds_sent += len(samples) / sr
+                if not self.loop or self.seconds_sent == sent_before:  # an empty file would spin
+                    return
+        except (AudioDecodeError, sf.LibsndfileError, OSError) as err:
+            log.error("file source %r: %s", self.name, err)
+            sink.error(self.name, "decode", str(err))
+        finally:
+            sink.state(self.name, "down", "end of file" if not self._stop.is_set() else "source stopped")
+
+    def _pace(self, start: float) -> bool:
+        """Wait until the next chunk is due; False when stopped meanwhile."""
+        if self.rate > 0:
+            delay = start + self.seconds_sent / self.rate - time.monotonic()
+            if delay > 0:
+                return not self._stop.wait(delay)
+        return not self._stop.is_set()
+
+    def _chunks(self) -> Iterator[tuple[np.ndarray, int]]:
+        """(float32 samples, rate) chunks of one pass over the file."""
+        try:
+            handle = sf.SoundFile(str(self.path))
+        except sf.LibsndfileError:
+            samples = decode(self.path, FALLBACK_RATE)  # raises AudioDecodeError with a reason
+            step = max(1, int(FALLBACK_RATE * self.chunk_seconds))
+            for i in range(0, len(samples), step):
+                yield samples[i:i + step], FALLBACK_RATE
+            return
+        with handle:
+            step = max(1, int(handle.samplerate * self.chunk_seconds))
+            for block in handle.blocks(blocksize=step, dtype="float32", always_2d=True):
+                yield block, int(handle.samplerate)

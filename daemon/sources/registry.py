@@ -1,0 +1,128 @@
+"""Source specs (``kind:target``) to running sources.
+
+One small grammar for the command line (``--source``) and the config file
+(``[[source]] spec``)::
+
+    file:PATH[?rate=R&loop=0|1]   an audio file, paced at R x real time (0: as fast as possible)
+    zmq:tcp://HOST:PORT[?idle=S]  a ZeroMQ PULL socket carrying many named streams; a stream is
+                                  down after S seconds without a message (default 5)
+    url:http(s)://...             an internet radio stream through ffmpeg (the URL is passed whole)
+    mic:[DEVICE]                  a sound card input: index, name substring, or empty for the default
+
+:func:`parse_spec` checks everything that can be checked without opening
+anything, so ``genretag check-config`` reports a bad spec before the daemon
+starts.  ``url:`` and ``mic:`` sources are imported only when used, so a
+daemon without them needs neither PortAudio nor their modules' imports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+from genretag.daemon.protocol import DEFAULT_LIMITS, MAX_STREAM_ID_CHARS, Limits
+from genretag.daemon.sources.base import Source
+
+KINDS = ("file", "zmq", "url", "mic")
+_OPTIONS = {"file": ("rate", "loop"), "zmq": ("idle",), "url": (), "mic": ()}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed spec: ``kind``, ``target`` (path, endpoint, URL or device) and checked ``options``."""
+
+    kind: str
+    target: str
+    options: dict[str, float | bool] = field(default_factory=dict)
+
+    def with_target(self, target: str) -> SourceSpec:
+        return SourceSpec(self.kind, target, self.options)
+
+
+def _split_options(kind: str, rest: str) -> tuple[str, dict[str, float | bool]]:
+    target, sep, query = rest.rpartition("?")
+    if not sep or "=" not in query:
+        return rest, {}
+    options: dict[str, float | bool] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _OPTIONS[kind]:
+            allowed = ", ".join(_OPTIONS[kind]) or "none"
+            raise ValueError(f"unknown {kind}: option {key!r} (allowed: {allowed})")
+        if key == "loop":
+            if value.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"loop must be 0 or 1, got {value!r}")
+            options[key] = value.lower() in _TRUE
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+        if key == "rate" and not 0 <= number <= 1000:
+            raise ValueError(f"rate must be 0 (as fast as possible) or a speed up to 1000, got {value}")
+        if key == "idle" and not 0.1 <= number <= 3600:
+            raise ValueError(f"idle must be 0.1..3600 seconds, got {value}")
+        options[key] = number
+    return target, options
+
+
+def parse_spec(spec: str) -> SourceSpec:
+    """Parse and check a ``kind:target`` spec; ``ValueError`` says what is wrong."""
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in KINDS:
+        raise ValueError(f"{spec!r} is not KIND:TARGET with KIND one of {', '.join(k + ':' for k in KINDS)}")
+    if kind == "url":
+        from genretag.daemon.sources.url import check_url
+
+        return SourceSpec(kind, check_url(rest))
+    target, options = _split_options(kind, rest)
+    if kind == "file" and not target:
+        raise ValueError("file: needs a path")
+    if kind == "zmq":
+        parts = urlsplit(target)
+        if parts.scheme not in ("tcp", "ipc") or not (parts.netloc or parts.path):
+            raise ValueError(f"zmq: needs a tcp://HOST:PORT or ipc://PATH endpoint, got {target!r}")
+    return SourceSpec(kind, target, options)
+
+
+def bind_host(spec: SourceSpec) -> str | None:
+    """The host a source binds on the network (zmq: tcp), for the loopback check; None if it binds none."""
+    if spec.kind != "zmq" or not spec.target.startswith("tcp://"):
+        return None
+    return spec.target[len("tcp://"):].rpartition(":")[0]
+
+
+def default_name(spec: SourceSpec) -> str:
+    """A stream id for a single-stream source without a configured ``name`` (zmq: the endpoint)."""
+    if spec.kind == "file":
+        base = Path(spec.target).stem
+    elif spec.kind == "url":
+        base = urlsplit(spec.target).hostname or "url"
+    elif spec.kind == "mic":
+        base = f"mic-{spec.target}" if spec.target else "mic"
+    else:
+        base = spec.target
+    return re.sub(r"\s+", "-", base.strip())[:MAX_STREAM_ID_CHARS] or spec.kind
+
+
+def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS) -> Source:
+    """A ready-to-start source for ``spec``, feeding stream ``name`` (zmq: producers name their streams)."""
+    if spec.kind == "file":
+        from genretag.daemon.sources.file import FileSource
+
+        return FileSource(name, Path(spec.target), rate=float(spec.options.get("rate", 1.0)),
+                          loop=bool(spec.options.get("loop", False)))
+    if spec.kind == "zmq":
+        from genretag.daemon.sources.zmq import ZmqSource
+
+        return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)))
+    if spec.kind == "url":
+        from genretag.daemon.sources.url import UrlSource
+
+        return UrlSource(name, spec.target)
+    from genretag.daemon.sources.mic import MicSource
+
+    device: str | int | None = int(spec.target) if spec.target.isdigit() else (spec.target or None)
+    return MicSource(name, device)

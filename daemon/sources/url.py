@@ -1,0 +1,288 @@
+"""``url:`` source: an internet radio stream (Icecast/Shoutcast MP3, AAC, Ogg; HLS) decoded by ffmpeg.
+
+ffmpeg runs as a subprocess (never through a shell) and writes raw PCM to a
+pipe: signed 16-bit native-endian, at a fixed rate and channel count chosen
+here (default 44100 Hz mono), so that the stream's own format, which may
+change when a station switches encoders, never reaches the daemon.  44100 Hz
+is what nearly all radio streams carry, so ffmpeg's resampler is usually a
+pass-through; mono because the model is mono, and ffmpeg's down-mix is the
+same channel mean as the daemon's at half the bytes.
+
+One supervisor thread per source runs ffmpeg, reads ~100 ms chunks off the
+pipe, and hands them to the sink.  When ffmpeg exits, or the audio stops for
+``stall_seconds`` (then ffmpeg is killed), the stream is reported ``down``
+and a ``reconnect`` error is counted for each new attempt, which follows
+exponential backoff; ``up`` comes with the first audio of a new connection.
+The first audio of a connection may take longer, ``connect_seconds``: an MP3
+stream joined in the middle of a frame, as Icecast serves it, is only
+trusted by ffmpeg's format probe after about 200 frames (~5 s of audio),
+which arrive at once only when the server's connect burst is large enough.
+A second thread per ffmpeg drains its stderr, so ffmpeg can never block on
+a full pipe, and keeps the last line as the reason it ended.
+
+Only ``http`` and ``https`` URLs are accepted, and ffmpeg is confined to
+network protocols with ``-protocol_whitelist``, so neither the configured
+URL nor a playlist fetched from it can make ffmpeg read local files or run
+other protocol handlers (``file:``, ``pipe:``, ``concat:``, ``subfile:`` ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from genretag.daemon.sources.backoff import Backoff
+from genretag.daemon.sources.base import Chunk, SourceSink
+
+log = logging.getLogger(__name__)
+
+ALLOWED_SCHEMES = ("http", "https")
+# tls and tcp carry http(s); crypto is AES-128 encrypted HLS segments; httpproxy honours http_proxy.
+PROTOCOL_WHITELIST = "http,https,tcp,tls,crypto,httpproxy"
+# ffmpeg bridges a dropped connection itself for this long (no decoder restart for a blip);
+# anything longer ends ffmpeg and the source's own, reported, backoff takes over.
+FFMPEG_RECONNECT_SECONDS = 2
+TERM_GRACE_SECONDS = 2.0  # SIGTERM, then SIGKILL after this long
+_TICK = 0.25  # longest wait on the pipe before the stop flag and the timeouts are checked
+
+
+def check_url(url: str) -> str:
+    """The URL with its scheme in lower case (as ffmpeg wants it); ValueError unless http(s) with a host.
+
+    HLS needs no scheme of its own: ffmpeg recognises an ``.m3u8`` playlist
+    by its content, so ``hls+http:`` and the like are refused with the rest.
+    """
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ValueError("url source: the URL contains whitespace or control characters")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ALLOWED_SCHEMES:
+        raise ValueError(f"url source: scheme {parts.scheme or '(none)'!r} refused in {redact(url)!r}: "
+                         "only http:// and https:// streams (Icecast, Shoutcast, HLS playlists) are allowed")
+    if not parts.hostname:
+        raise ValueError(f"url source: no host in {redact(url)!r}")
+    return parts.scheme.lower() + url[len(parts.scheme):]
+
+
+def redact(url: str) -> str:
+    """``url`` without the password of its user info, for logs and events."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class UrlSource:
+    """Decodes one network stream with ffmpeg into one daemon stream, reconnecting until stopped.
+
+    Parameters
+    ----------
+    name : stream id.
+    url : ``http://`` or ``https://`` stream or HLS playlist (``.m3u8``).
+    sample_rate : rate of the PCM ffmpeg delivers, Hz.
+    channels : 1 (down-mixed by ffmpeg) or 2.
+    chunk_seconds : audio per chunk handed to the sink.
+    connect_seconds : no audio this long after ffmpeg started (connecting, probing the
+        format) and it is killed.
+    stall_seconds : the audio stops for this long and ffmpeg is killed.
+    backoff_initial, backoff_factor, backoff_max, backoff_jitter, stable_seconds :
+        delays between attempts, see :class:`~.backoff.Backoff`; a connection
+        that stayed up ``stable_seconds`` starts the sequence again.
+    ffmpeg : the ffmpeg executable (a name on PATH or a path).
+
+    """
+
+    def __init__(self, name: str, url: str, *, sample_rate: int = 44100, channels: int = 1,
+                 chunk_seconds: float = 0.1, connect_seconds: float = 20.0, stall_seconds: float = 10.0,
+                 backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_max: float = 60.0,
+                 backoff_jitter: float = 0.1, stable_seconds: float = 30.0, ffmpeg: str = "ffmpeg") -> None:
+        self.url = check_url(url)
+        if not 8000 <= sample_rate <= 192000:
+            raise ValueError(f"url source {name!r}: sample_rate must be 8000..192000 Hz, got {sample_rate}")
+        if channels not in (1, 2):
+            raise ValueError(f"url source {name!r}: channels must be 1 or 2, got {channels}")
+        if not 0.01 <= chunk_seconds <= 1.0:
+            raise ValueError(f"url source {name!r}: chunk_seconds must be 0.01..1, got {chunk_seconds}")
+        if min(connect_seconds, stall_seconds) <= chunk_seconds:
+            raise ValueError(f"url source {name!r}: connect_seconds and stall_seconds must exceed "
+                             "chunk_seconds")
+        executable = shutil.which(ffmpeg)
+        if executable is None:
+            raise ValueError(f"url source {name!r}: {ffmpeg!r} not found; the url: source needs ffmpeg")
+        self.name = name
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.connect_seconds = connect_seconds
+        self.stall_seconds = stall_seconds
+        self._ffmpeg = executable
+        self._chunk_bytes = max(1, round(sample_rate * chunk_seconds)) * channels * 2
+        self._backoff = Backoff(backoff_initial, backoff_factor, backoff_max, backoff_jitter, stable_seconds)
+        self._lock = threading.Lock()  # guards _proc against stop() racing a new attempt
+        self._stopping = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._sink: SourceSink | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The running ffmpeg's process id (None between attempts), for diagnostics and tests."""
+        proc = self._proc
+        return proc.pid if proc is not None else None
+
+    def command(self) -> list[str]:
+        """The ffmpeg argument vector (no shell ever sees it)."""
+        fmt = "s16le" if sys.byteorder == "little" else "s16be"
+        return [self._ffmpeg, "-nostdin", "-v", "error",
+                "-protocol_whitelist", PROTOCOL_WHITELIST,
+                "-reconnect", "1", "-reconnect_streamed", "1",
+                "-reconnect_delay_max", str(FFMPEG_RECONNECT_SECONDS),
+                "-i", self.url,
+                "-vn", "-sn", "-dn", "-f", fmt, "-ac", str(self.channels), "-ar", str(self.sample_rate),
+                "-flush_packets", "1", "pipe:1"]
+
+    def start(self, sink: SourceSink) -> None:
+        """Start connecting in the background; everything that happens is reported through ``sink``."""
+        if self._thread is not None:
+            raise RuntimeError(f"url source {self.name!r} already started")
+        self._sink = sink
+        self._thread = threading.Thread(target=self._run, name=f"url-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate ffmpeg and join the supervisor within ``timeout`` seconds; reports nothing."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._stopping.set()
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # EOF on the pipe wakes the supervisor, which reaps ffmpeg
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+            if self._thread.is_alive():
+                log.warning("url source %r did not stop within %.1f s", self.name, timeout)
+                if proc is not None:
+                    proc.kill()
+
+    def _run(self) -> None:
+        assert self._sink is not None
+        sink, down_reported = self._sink, False
+        while not self._stopping.is_set():
+            up_seconds, reason = self._attempt()
+            if self._stopping.is_set():
+                break
+            if up_seconds is not None or not down_reported:  # report transitions, not every attempt
+                sink.state(self.name, "down", reason)
+                down_reported = True
+            delay = self._backoff.next_delay(up_seconds or 0.0)
+            log.warning("url source %r down: %s; reconnecting in %.1f s", self.name, reason, delay)
+            sink.error(self.name, "reconnect", f"{reason}; reconnecting in {delay:.1f} s")
+            self._stopping.wait(delay)
+
+    def _attempt(self) -> tuple[float | None, str]:
+        """Run one ffmpeg until it ends, stalls or the source stops.
+
+        Returns how long audio flowed (None if it never did) and why it ended.
+        """
+        with self._lock:
+            if self._stopping.is_set():
+                return None, "stopped"
+            try:
+                proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE)
+            except OSError as err:
+                return None, f"cannot run ffmpeg: {err}"
+            self._proc = proc
+        assert proc.stdout is not None and proc.stderr is not None
+        last_line: list[str] = []
+        drain = threading.Thread(target=self._drain, args=(proc.stderr, last_line), daemon=True,
+                                 name=f"url-{self.name}-stderr")
+        drain.start()
+        try:
+            up_since, timed_out = self._pump(proc.stdout)
+        finally:
+            _reap(proc)
+            drain.join(TERM_GRACE_SECONDS)
+            proc.stdout.close()
+            proc.stderr.close()
+            with self._lock:
+                self._proc = None
+        up_seconds = time.monotonic() - up_since if up_since is not None else None
+        if timed_out:
+            return up_seconds, timed_out
+        code = proc.returncode
+        status = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        detail = f": {last_line[0]}" if last_line else (": end of stream" if code == 0 else "")
+        return up_seconds, f"ffmpeg ended ({status}){detail}"
+
+    def _pump(self, pipe: IO[bytes]) -> tuple[float | None, str | None]:
+        """Chunks from ffmpeg's stdout to the sink until EOF, a timeout or stop.
+
+        Returns when audio began (None if never) and why it timed out (None if it did not).
+        """
+        assert self._sink is not None
+        fd = pipe.fileno()
+        frame_bytes = 2 * self.channels
+        buf = bytearray(self._chunk_bytes)
+        filled, up_since, started = 0, None, time.monotonic()
+        last_data = started
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if up_since is None and now - started >= self.connect_seconds:
+                return None, f"no audio within {self.connect_seconds:g} s of connecting"
+            if up_since is not None and now - last_data >= self.stall_seconds:
+                return up_since, f"stalled: no audio for {self.stall_seconds:g} s"
+            if not select.select([fd], [], [], _TICK)[0]:
+                continue
+            n = os.readv(fd, [memoryview(buf)[filled:]])
+            if n == 0:
+                break
+            filled += n
+            last_data = now = time.monotonic()
+            if filled == len(buf):
+                if up_since is None:
+                    up_since = now
+                    log.info("url source %r up: %s", self.name, redact(self.url))
+                    self._sink.state(self.name, "up")
+                self._emit(buf, now)
+                buf, filled = bytearray(self._chunk_bytes), 0
+        if up_since is not None and filled >= frame_bytes and not self._stopping.is_set():
+            self._emit(buf[: filled - filled % frame_bytes], time.monotonic())
+        return up_since, None
+
+    def _emit(self, data: bytearray, arrival: float) -> None:
+        assert self._sink is not None
+        samples = np.frombuffer(data, dtype=np.int16)  # a fresh buffer per chunk: the array owns it
+        if self.channels > 1:
+            samples = samples.reshape(-1, self.channels)
+        self._sink.audio(Chunk(self.name, samples, self.sample_rate, arrival))
+
+    def _drain(self, stderr: IO[bytes], last_line: list[str]) -> None:
+        """Read ffmpeg's stderr to its end so that ffmpeg never blocks on it; keep the last line."""
+        secret, public = self.url, redact(self.url)
+        for raw in stderr:
+            line = raw.decode("utf-8", "replace").strip().replace(secret, public)
+            if line:
+                log.debug("url source %r: ffmpeg: %s", self.name, line)
+                last_line[:] = [line]
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """End ffmpeg if it still runs (SIGTERM, then SIGKILL) and collect its exit status."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(TERM_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait()

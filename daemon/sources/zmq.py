@@ -1,0 +1,145 @@
+"""``zmq:`` source: a bound ZeroMQ PULL socket carrying many named streams.
+
+Producers (``genretag send``, GStreamer, a C program) PUSH messages in the
+format of :mod:`genretag.daemon.protocol`.  One receiver thread decodes every
+message; a bad message is reported through ``sink.error`` with the refusal's
+``reason`` as the kind (and the stream id when it could be read, else
+``"?"``) and the stream carries on with its next message.
+
+``zmq.MAXMSGSIZE`` makes libzmq refuse a message part larger than
+``max_frame_bytes`` + 1 KiB before buffering it, so a hostile producer cannot
+make the daemon allocate gigabytes; libzmq then drops that producer's
+connection (it reconnects by itself), which is invisible here.  Parts between
+``max_frame_bytes`` and the slack are refused, and counted, as ``too_large``.
+
+Per stream, a :class:`~genretag.daemon.protocol.SequenceTracker` counts lost
+messages (``seq_gap``) and producer restarts (``seq_restart``); a stream is
+``up`` from its first valid message and ``down`` after ``idle_timeout``
+seconds without one, after which its bookkeeping is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from genretag.daemon.protocol import (
+    DEFAULT_LIMITS,
+    FrameError,
+    Limits,
+    SequenceTracker,
+    check_stream_id,
+    decode_frame,
+)
+from genretag.daemon.sources.base import Chunk, SourceSink
+
+log = logging.getLogger(__name__)
+
+MAXMSGSIZE_SLACK = 1024
+POLL_MS = 100  # how often the thread looks at the stop flag and idle streams
+
+
+class ZmqSource:
+    """A PULL socket bound at ``address``; see the module docstring.
+
+    ``address`` may use port ``*`` (``tcp://127.0.0.1:*``) to let the OS choose;
+    :attr:`address` holds the bound endpoint after :meth:`start`.
+    """
+
+    def __init__(self, name: str, address: str, *, limits: Limits = DEFAULT_LIMITS,
+                 idle_timeout: float = 5.0, rcvhwm: int = 1000,
+                 context: zmq.Context[Any] | None = None) -> None:
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be > 0, got {idle_timeout}")
+        self.name = name
+        self.address = address
+        self.limits = limits
+        self.idle_timeout = idle_timeout
+        self._rcvhwm = rcvhwm
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket[Any] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._streams: dict[str, tuple[SequenceTracker, float]] = {}  # id -> (seq, last message time)
+
+    def start(self, sink: SourceSink) -> None:
+        """Bind now (a bad or busy address raises ``zmq.ZMQError`` here) and start receiving."""
+        socket = self._context.socket(zmq.PULL)
+        socket.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes + MAXMSGSIZE_SLACK)
+        socket.setsockopt(zmq.RCVHWM, self._rcvhwm)
+        socket.setsockopt(zmq.LINGER, 0)
+        try:
+            socket.bind(self.address)
+        except zmq.ZMQError:
+            socket.close()
+            raise
+        self.address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._socket = socket
+        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"zmq-{self.address}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop receiving; the streams still up are reported down, then the socket is closed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self, sink: SourceSink) -> None:
+        assert self._socket is not None
+        socket = self._socket
+        try:
+            while not self._stop.is_set():
+                if socket.poll(POLL_MS):
+                    # Drain what is waiting before looking at idle streams again.
+                    while not self._stop.is_set():
+                        try:
+                            parts = socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(sink, parts, time.monotonic())
+                self._expire(sink, time.monotonic())
+        finally:
+            for stream in list(self._streams):
+                sink.state(stream, "down", "source stopped")
+            self._streams.clear()
+            socket.close()
+
+    def _handle(self, sink: SourceSink, parts: list[Any], now: float) -> None:
+        buffers = [part.buffer for part in parts]
+        try:
+            frame = decode_frame(buffers, self.limits)
+        except FrameError as err:
+            sink.error(_stream_of(buffers), err.reason, str(err))
+            return
+        entry = self._streams.get(frame.stream_id)
+        tracker = entry[0] if entry else SequenceTracker()
+        self._streams[frame.stream_id] = (tracker, now)
+        if entry is None:
+            sink.state(frame.stream_id, "up")
+        check = tracker.observe(frame.seq)
+        if check.missed:
+            sink.error(frame.stream_id, "seq_gap", f"{check.missed} message(s) lost before seq {frame.seq}")
+        elif check.restart:
+            sink.error(frame.stream_id, "seq_restart", f"seq went back to {frame.seq}: producer restarted")
+        sink.audio(Chunk(frame.stream_id, frame.samples, frame.sr, now))
+
+    def _expire(self, sink: SourceSink, now: float) -> None:
+        idle = [s for s, (_, last) in self._streams.items() if now - last > self.idle_timeout]
+        for stream in idle:
+            del self._streams[stream]
+            sink.state(stream, "down", f"no message for {self.idle_timeout:g} s")
+
+
+def _stream_of(parts: list[Any]) -> str:
+    """The stream id of a refused message if it is a valid one, else ``"?"``."""
+    if not parts:
+        return "?"
+    try:
+        return check_stream_id(parts[0])
+    except FrameError:
+        return "?"

@@ -1,0 +1,312 @@
+"""The tagging pipeline of all streams: chunks in, events out.
+
+:class:`Tagger` is the sink every source talks to (:class:`~genretag.daemon.sources.base.SourceSink`)
+and the owner of the batcher.  Per stream it keeps a
+:class:`~genretag.daemon.stream.StreamWindower` (resampling, ring buffer,
+silence gate) on the ingest side and a
+:class:`~genretag.daemon.smoothing.LabelSmoother` on the output side.
+
+Threading model
+    *Ingest side*: any source thread calls :meth:`audio`, :meth:`state` and
+    :meth:`error`.  One lock (``_lock``) guards the stream table and the
+    windowers; under it a chunk is windowed and its windows are queued with
+    the batcher's non-blocking ``put``.  Nothing under the lock waits for
+    the model.
+    *Output side*: the batcher's single inference thread runs every result
+    callback and every control item, so the smoothers, the label of each
+    stream and the ``emit`` callable (the PUB socket, which is not
+    thread-safe) are touched by that thread only, without locks.
+    State changes seen on the ingest side (``up``, ``down``, ``silence``,
+    ``recovered``) travel through the batcher's queue as control items, so
+    each stream's events leave in stream order: the windows before a silence
+    are labelled before the ``silence`` event is published.
+
+Reload (:meth:`reload`, from the service's reload thread) swaps the model and
+settings at one point of the queue: windows queued before are scored by the
+old model, windows after by the new one.  When the window geometry or the
+silence gate changes, each stream gets a new windower; its positions carry
+on from the old one's, and the partial window it held is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+
+import numpy as np
+
+from genretag.daemon.batcher import Batcher
+from genretag.daemon.config import Config
+from genretag.daemon.events import Event, label_event, scores_event, state_event
+from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
+from genretag.daemon.silence import StateChange
+from genretag.daemon.smoothing import LabelSmoother
+from genretag.daemon.sources.base import Chunk, StreamState
+from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
+from genretag.models.predictor import Predictor
+from genretag.pipeline.windows import WindowSpec
+
+log = logging.getLogger(__name__)
+
+# Source error kinds that mean "audio refused or undecodable": the protocol's FrameError reasons, a file or
+# stream that does not decode, and chunks the windower refuses.
+DECODE_KINDS = frozenset({"parts", "bad_stream_id", "bad_header", "bad_version", "bad_dtype", "bad_rate",
+                          "bad_channels", "empty", "too_large", "odd_byte_count", "nan", "decode",
+                          "bad_audio"})
+LOG_EVERY_SECONDS = 60.0  # repeated source errors of one kind and stream are logged at most this often
+
+
+def window_spec(predictor: Predictor, config: Config) -> WindowSpec:
+    """The artifact's window at the configured hop (the artifact's own hop by default)."""
+    m = predictor.manifest
+    return WindowSpec(m.sample_rate, m.window_seconds, config.window.hop_seconds or m.hop_seconds)
+
+
+@dataclass
+class _Ingest:
+    """Ingest-side state of one stream (guarded by ``Tagger._lock``)."""
+
+    windower: StreamWindower
+    offset: float = 0.0  # seconds produced by windowers this stream had before a reload
+    up: bool = False
+    down_since: float = 0.0
+    silence_counted: float = 0.0
+    clean_from: float = 0.0  # windower position of the first window after a silence with no silence in it
+
+    @property
+    def pos(self) -> float:
+        return self.offset + self.windower.pos
+
+
+class Tagger:
+    """Sources -> windows -> batcher -> smoothers -> events; see the module docstring.
+
+    Parameters
+    ----------
+    config : validated configuration (silence, smoothing, batch, limits, publish.scores).
+    predictor : the model to start with.
+    emit : publishes one event; called on the inference thread only.
+    metrics : where everything is counted.
+    configured : stream ids of configured single-stream sources: shown in metrics
+        (``stream_up`` 0) before their first audio, and usable as metric labels for
+        their errors.
+    """
+
+    def __init__(self, config: Config, predictor: Predictor, emit: Callable[[Event], None], metrics: Metrics,
+                 configured: Sequence[str] = ()) -> None:
+        self._config = config  # ingest side, guarded by _lock
+        self._out_config = config  # output side: changes on the inference thread, in queue order
+        self._spec = window_spec(predictor, config)
+        self._labels = list(predictor.manifest.labels)
+        self._emit = emit
+        self.metrics = metrics
+        self._configured = frozenset(configured)
+        self._lock = threading.Lock()
+        self._streams: dict[str, _Ingest] = {}
+        self._smoothers: dict[str, LabelSmoother] = {}  # inference thread only
+        self._logged: dict[tuple[str, str], float] = {}
+        self._closing = False
+        self.windows_scored = 0
+        b = config.batch
+        self.batcher = Batcher(predictor, self._on_result, max_batch_size=b.max_batch_size,
+                               max_wait_ms=b.max_wait_ms, queue_size=b.queue_size, on_drop=self._on_drop,
+                               on_batch=self._on_batch, on_swap=self._on_swap,
+                               on_error=lambda _: metrics.inference_errors.inc())
+        metrics.track_queue(lambda: self.batcher.depth, b.queue_size)
+        metrics.set_model(predictor.manifest)
+        for stream in self._configured:
+            metrics.stream(metrics.stream_up, stream).set(0)
+
+    @property
+    def streams_up(self) -> int:
+        return sum(st.up for st in list(self._streams.values()))
+
+    def start(self) -> None:
+        self.batcher.start()
+
+    # --- ingest side: any source thread ---------------------------------------------------------
+
+    def audio(self, chunk: Chunk) -> None:
+        with self._lock:
+            st = self._admit(chunk.stream)
+            if st is None:
+                return
+            if not st.up:
+                self._went_up(chunk.stream, st)
+            try:
+                result = st.windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time)
+            except BadAudio as err:
+                self.error(chunk.stream, "bad_audio", str(err))
+                return
+            self._forward(chunk.stream, st, result)
+
+    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
+        with self._lock:
+            if state == "up":
+                st = self._admit(stream)
+                if st is not None and not st.up:
+                    self._went_up(stream, st)
+                return
+            st = self._streams.get(stream)
+            if st is None or not st.up:
+                return
+            self._forward(stream, st, st.windower.flush())
+            st.up, st.down_since = False, time.monotonic()
+            self.metrics.stream(self.metrics.stream_up, stream).set(0)
+            self.batcher.call(partial(self._state_out, stream, "down", st.pos))
+        log.info("stream %r down%s", stream, f": {reason}" if reason else "")
+
+    def error(self, stream: str, kind: str, message: str) -> None:
+        m = self.metrics
+        label = stream if stream in self._streams or stream in self._configured else UNKNOWN_STREAM
+        m.stream(m.source_errors, label, kind).inc()
+        if kind == "reconnect":
+            m.stream(m.reconnects, label).inc()
+        elif kind in DECODE_KINDS:
+            m.stream(m.decode_errors, label, kind).inc()
+        now, key = time.monotonic(), (label, kind)
+        if now - self._logged.get(key, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
+            self._logged[key] = now
+            log.warning("stream %r: %s: %s (logged at most every %g s)", stream, kind, message,
+                        LOG_EVERY_SECONDS)
+
+    def _admit(self, stream: str) -> _Ingest | None:
+        """The stream's state, created if there is room (a down stream may give up its slot)."""
+        st = self._streams.get(stream)
+        if st is not None or self._closing:
+            return st
+        if len(self._streams) >= self._config.limits.max_streams:
+            down = [(s.down_since, name) for name, s in self._streams.items() if not s.up]
+            if not down:
+                self.metrics.streams_refused.inc()
+                self.error(UNKNOWN_STREAM, "stream_refused", f"stream {stream!r} refused: "
+                           f"{len(self._streams)} streams active (limits.max_streams)")
+                return None
+            evicted = min(down)[1]
+            del self._streams[evicted]
+            self.batcher.call(partial(self._forget, evicted))
+        s = self._config.silence
+        st = self._streams[stream] = _Ingest(StreamWindower(self._spec, s.threshold_db, s.hold_seconds))
+        return st
+
+    def _went_up(self, stream: str, st: _Ingest) -> None:
+        st.up = True
+        self.metrics.stream(self.metrics.stream_up, stream).set(1)
+        self.batcher.call(partial(self._state_out, stream, "up", st.pos))
+        log.info("stream %r up", stream)
+
+    def _forward(self, stream: str, st: _Ingest, result: PushResult) -> None:
+        """Queue a push's windows and gate changes in stream order.
+
+        Windows are not scored while the stream is silent, nor after a silence until
+        a window holds none of it: a window of half dead air, half music says little
+        about the genre and, being the first after a reset, would seed the smoother.
+        """
+        m, changes = self.metrics, list(result.changes)
+        for window in result.windows:
+            while changes and changes[0].pos <= window.pos:
+                self._gate_change(stream, st, changes.pop(0))
+            if window.silent or window.pos < st.clean_from:
+                m.stream(m.windows_silent, stream).inc()
+            else:
+                self.batcher.put(stream, replace(window, pos=window.pos + st.offset) if st.offset else window)
+        for change in changes:
+            self._gate_change(stream, st, change)
+        silence = st.windower.gate.silence_seconds
+        if silence > st.silence_counted:
+            m.stream(m.silence, stream).inc(silence - st.silence_counted)
+            st.silence_counted = silence
+
+    def _gate_change(self, stream: str, st: _Ingest, change: StateChange) -> None:
+        event_state = "silence" if change.state == "silence" else "recovered"
+        if event_state == "recovered":  # the sound began with the gate's last block
+            w = st.windower
+            st.clean_from = change.pos + (w.window_samples - w.gate.block) / w.rate
+        self.batcher.call(partial(self._state_out, stream, event_state, st.offset + change.pos))
+
+    # --- reload and shutdown: the service's threads ---------------------------------------------
+
+    def reload(self, config: Config, predictor: Predictor) -> None:
+        """Serve ``predictor`` with ``config``'s window, silence and smoothing settings from now on."""
+        spec = window_spec(predictor, config)
+        with self._lock:
+            if spec != self._spec or config.silence != self._config.silence:
+                s = config.silence
+                for st in self._streams.values():
+                    st.offset = st.pos
+                    st.windower = StreamWindower(spec, s.threshold_db, s.hold_seconds)
+                    st.silence_counted = st.clean_from = 0.0
+            self._spec, self._config = spec, config
+            self.batcher.swap(predictor)
+            self.batcher.call(partial(self._apply_output, config))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Refuse new audio, publish ``down`` for every stream still up, finish and stop the batcher.
+
+        The batch in flight gets ``timeout`` seconds; past that the final events are not published
+        (lower ``batch.max_batch_size`` for a model that slow).
+        """
+        with self._lock:
+            self._closing = True
+            for stream, st in self._streams.items():
+                if st.up:
+                    st.up = False
+                    self.metrics.stream(self.metrics.stream_up, stream).set(0)
+                    self.batcher.call(partial(self._state_out, stream, "down", st.pos))
+        if not self.batcher.stop(timeout):
+            log.warning("inference still busy after %g s: exiting without the final events", timeout)
+
+    # --- output side: the inference thread ------------------------------------------------------
+
+    def _on_result(self, stream: str, window: Window, scores: np.ndarray) -> None:
+        m = self.metrics
+        smoother = self._smoothers.get(stream)
+        if smoother is None:
+            sm = self._out_config.smoothing
+            smoother = self._smoothers[stream] = LabelSmoother(
+                self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
+                sm.switch_margin, sm.switch_seconds, sm.settle_windows)
+        res = smoother.update(scores, window.pos)
+        named = dict(zip(self._labels, res.scores.tolist(), strict=True))
+        if res.changed and res.label is not None:
+            self._emit(label_event(stream, window.pos, res.label, res.confidence, named, res.prev))
+            m.stream(m.label_changes, stream).inc()
+        if self._out_config.publish.scores:
+            self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
+        for genre, p in named.items():
+            m.stream(m.score, stream, genre).set(p)
+        m.stream(m.windows_processed, stream).inc()
+        m.latency.observe(time.monotonic() - window.arrival_time)
+        self.windows_scored += 1
+
+    def _state_out(self, stream: str, state: str, pos: float) -> None:
+        smoother = self._smoothers.get(stream)
+        if smoother is not None and state in ("silence", "down"):
+            smoother.reset()  # the label is null while silent or down and settles anew afterwards
+        self._emit(state_event(stream, pos, state))
+
+    def _on_drop(self, stream: str, reason: str) -> None:
+        self.metrics.stream(self.metrics.windows_dropped, stream, reason).inc()
+
+    def _on_batch(self, size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.inference_duration.observe(seconds)
+
+    def _on_swap(self, old: Predictor, new: Predictor) -> None:
+        self._labels = list(new.manifest.labels)
+        self.metrics.set_model(new.manifest)
+        log.info("now serving %s model %s (labels %s)", new.manifest.architecture,
+                 new.manifest.fingerprint(), ", ".join(self._labels))
+
+    def _apply_output(self, config: Config) -> None:
+        """New smoothing and publish settings; every stream settles anew (labels may have changed too)."""
+        self._out_config = config
+        self._smoothers.clear()
+
+    def _forget(self, stream: str) -> None:
+        self._smoothers.pop(stream, None)
+        self.metrics.forget(stream)

@@ -1,0 +1,154 @@
+"""The dynamic batcher: batch closing, bounded queue, ordered swaps, surviving a failing model."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from genretag.daemon.batcher import Batcher
+from genretag.daemon.stream import Window
+
+
+class FakePredictor:
+    """Scores every window ``[tag, 1 - tag]``; records batch sizes; optionally slow or failing."""
+
+    def __init__(self, tag: float = 0.0, delay: float = 0.0, fail: bool = False) -> None:
+        self.manifest = SimpleNamespace(labels=["a", "b"])
+        self.tag, self.delay, self.fail = tag, delay, fail
+        self.batches: list[int] = []
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        self.batches.append(len(windows))
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("model exploded")
+        return np.tile(np.array([self.tag, 1 - self.tag], np.float32), (len(windows), 1))
+
+
+def window(pos: float) -> Window:
+    return Window(np.zeros(16, np.float32), pos, time.monotonic(), False)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.results: list[tuple[str, float, float]] = []  # stream, pos, score of "a"
+        self.drops: list[tuple[str, str]] = []
+        self.done = threading.Event()
+        self.expected = 0
+
+    def result(self, stream: str, w: Window, scores: np.ndarray) -> None:
+        self.results.append((stream, w.pos, float(scores[0])))
+        if len(self.results) >= self.expected:
+            self.done.set()
+
+    def drop(self, stream: str, reason: str) -> None:
+        self.drops.append((stream, reason))
+
+
+def make(predictor: FakePredictor, rec: Recorder, **kwargs: object) -> Batcher:
+    return Batcher(predictor, rec.result, on_drop=rec.drop, **kwargs)  # type: ignore[arg-type]
+
+
+def test_batch_closes_at_max_size_then_at_max_wait() -> None:
+    predictor, rec = FakePredictor(), Recorder()
+    batcher = make(predictor, rec, max_batch_size=4, max_wait_ms=400)
+    for i in range(10):
+        batcher.put("s", window(i))
+    rec.expected = 10
+    started = time.monotonic()
+    batcher.start()
+    assert rec.done.wait(5)
+    elapsed = time.monotonic() - started
+    batcher.stop()
+    assert predictor.batches == [4, 4, 2]  # two full batches at once, the rest after max_wait
+    assert 0.3 < elapsed < 3, elapsed
+    assert [pos for _, pos, _ in rec.results] == list(range(10))
+
+
+def test_a_lone_window_waits_at_most_max_wait() -> None:
+    predictor, rec = FakePredictor(), Recorder()
+    batcher = make(predictor, rec, max_batch_size=64, max_wait_ms=50)
+    batcher.start()
+    rec.expected = 1
+    started = time.monotonic()
+    batcher.put("s", window(0))
+    assert rec.done.wait(5)
+    assert 0.04 < time.monotonic() - started < 1.0
+    batcher.stop()
+
+
+def test_full_queue_drops_the_oldest_and_counts_per_stream() -> None:
+    predictor, rec = FakePredictor(), Recorder()
+    batcher = make(predictor, rec, queue_size=3, max_wait_ms=1)
+    for i, stream in enumerate(["x", "y", "x", "y", "z"]):
+        batcher.put(stream, window(i))  # not started: nothing is consumed
+    assert batcher.depth == 3
+    assert rec.drops == [("x", "queue_full"), ("y", "queue_full")]
+    rec.expected = 3
+    batcher.start()
+    assert rec.done.wait(5)
+    batcher.stop()
+    assert [(s, pos) for s, pos, _ in rec.results] == [("x", 2), ("y", 3), ("z", 4)]
+
+
+def test_swap_takes_effect_in_queue_order_without_losing_a_window() -> None:
+    old, new, rec = FakePredictor(tag=0.0), FakePredictor(tag=1.0), Recorder()
+    swaps: list[tuple[object, object]] = []
+    batcher = Batcher(old, rec.result, max_batch_size=64, max_wait_ms=1,  # type: ignore[arg-type]
+                      on_swap=lambda a, b: swaps.append((a, b)))
+    for i in range(3):
+        batcher.put("s", window(i))
+    batcher.swap(new)  # type: ignore[arg-type]
+    for i in range(3, 5):
+        batcher.put("s", window(i))
+    rec.expected = 5
+    batcher.start()
+    assert rec.done.wait(5)
+    batcher.stop()
+    assert [(pos, a) for _, pos, a in rec.results] == [(0, 0), (1, 0), (2, 0), (3, 1), (4, 1)]
+    assert old.batches == [3] and new.batches == [2]  # no batch spans the swap
+    assert swaps == [(old, new)] and batcher.predictor is new
+
+
+def test_a_failing_model_costs_its_batch_only() -> None:
+    broken, good, rec = FakePredictor(fail=True), FakePredictor(tag=1.0), Recorder()
+    errors: list[Exception] = []
+    batcher = make(broken, rec, max_wait_ms=1, on_error=errors.append)
+    batcher.start()
+    batcher.put("s", window(0))
+    batcher.put("t", window(1))
+    batcher.swap(good)  # type: ignore[arg-type]
+    rec.expected = 1
+    batcher.put("s", window(2))
+    assert rec.done.wait(5)
+    assert batcher.alive
+    batcher.stop()
+    assert batcher.errors == 1 and [str(e) for e in errors] == ["model exploded"]
+    assert sorted(rec.drops) == [("s", "inference_error"), ("t", "inference_error")]
+    assert rec.results == [("s", 2, 1.0)]
+
+
+def test_stop_finishes_the_batch_in_flight_and_runs_pending_controls() -> None:
+    predictor, rec = FakePredictor(delay=0.3), Recorder()
+    batcher = make(predictor, rec, max_batch_size=2, max_wait_ms=1)
+    batcher.start()
+    batcher.put("s", window(0))
+    batcher.put("s", window(1))
+    time.sleep(0.1)  # the first batch is in flight
+    batcher.put("s", window(2))
+    ran: list[str] = []
+    batcher.call(lambda: ran.append("final event"))
+    batcher.stop()
+    assert [pos for _, pos, _ in rec.results] == [0, 1]
+    assert rec.drops == [("s", "shutdown")] and ran == ["final event"]
+    batcher.put("s", window(3))  # after stop: refused and counted, never blocks
+    assert rec.drops[-1] == ("s", "shutdown")
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Batcher(FakePredictor(), lambda *_: None, max_batch_size=0)  # type: ignore[arg-type]

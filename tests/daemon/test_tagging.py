@@ -1,0 +1,104 @@
+"""The Tagger in process: event order per stream, the stream cap, reload with a new window geometry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from genretag.daemon.config import Config, LimitsConfig
+from genretag.daemon.metrics import Metrics
+from genretag.daemon.sources.base import Chunk
+from genretag.daemon.tagging import Tagger
+from genretag.models.artifact import ArtifactManifest
+
+SR = 8000
+
+
+class ConstantPredictor:
+    """Every window scores ``scores``: the tagger's bookkeeping, not the model, is under test here."""
+
+    def __init__(self, scores: list[float], hop: float = 0.25) -> None:
+        self.manifest = ArtifactManifest(kind="sklearn", architecture="constant", labels=["a", "b"],
+                                         output="softmax", sample_rate=SR, window_seconds=0.5,
+                                         hop_seconds=hop, model_file="m")
+        self.scores = np.array(scores, np.float32)
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        return np.tile(self.scores, (len(windows), 1))
+
+
+def tagger(max_streams: int = 8, predictor: Any = None) -> tuple[Tagger, list[dict[str, Any]], Metrics]:
+    events: list[dict[str, Any]] = []
+    metrics = Metrics()
+    config = replace(Config(), limits=LimitsConfig(max_streams=max_streams))
+    t = Tagger(config, predictor or ConstantPredictor([0.9, 0.1]), events.append, metrics)
+    t.start()
+    return t, events, metrics
+
+
+def loud(seconds: float) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
+
+
+def feed(t: Tagger, stream: str, audio: np.ndarray) -> None:
+    for i in range(0, len(audio), SR // 10):
+        t.audio(Chunk(stream, audio[i:i + SR // 10], SR, time.monotonic()))
+
+
+def drain(t: Tagger) -> None:
+    """Wait until everything queued so far has gone through the inference thread (close() drops windows)."""
+    done = threading.Event()
+    t.batcher.call(done.set)
+    assert done.wait(10)
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_events_of_a_stream_leave_in_stream_order() -> None:
+    t, events, metrics = tagger()
+    feed(t, "x", np.concatenate([loud(2), np.zeros(3 * SR, np.float32), loud(2)]))
+    drain(t)
+    t.close()
+    story = [e["state"] if e["type"] == "state" else e["label"] for e in events]
+    assert story == ["up", "a", "silence", "recovered", "a", "down"]
+    silence = next(e for e in events if e.get("state") == "silence")
+    assert 3.9 <= silence["pos"] <= 4.1  # 2 s of audio + the 2 s hold
+    assert all(e["label"] is None for e in events if e["type"] == "state")
+    assert sample(metrics, "genretag_windows_silent_total", stream="x") > 0
+    assert sample(metrics, "genretag_silence_seconds_total", stream="x") >= 2.0
+    assert sample(metrics, "genretag_label_changes_total", stream="x") == 2
+
+
+def test_streams_beyond_the_cap_are_refused_until_a_slot_frees() -> None:
+    t, events, metrics = tagger(max_streams=2)
+    for stream in ("a", "b", "c"):
+        feed(t, stream, loud(0.2))
+    assert sample(metrics, "genretag_streams_refused_total") == 2  # both chunks of c
+    assert sample(metrics, "genretag_source_errors_total", stream="?", kind="stream_refused") == 2
+    t.state("a", "down")
+    feed(t, "c", loud(0.2))  # a's slot is free: c takes it, a's series go away
+    t.close()
+    ups = [e["stream"] for e in events if e.get("state") == "up"]
+    assert ups == ["a", "b", "c"]
+    assert sample(metrics, "genretag_stream_up", stream="c") == 0  # closed
+    assert "stream=\"a\"" not in metrics.render().decode()
+
+
+def test_reload_with_a_new_hop_keeps_positions_running() -> None:
+    t, events, _ = tagger(predictor=ConstantPredictor([0.9, 0.1]))
+    feed(t, "x", loud(2))
+    t.reload(Config(), ConstantPredictor([0.1, 0.9], hop=0.5))
+    feed(t, "x", loud(8))
+    drain(t)
+    t.close()
+    labels = [(e["label"], e["pos"]) for e in events if e["type"] == "label"]
+    assert labels[0][0] == "a" and labels[-1][0] == "b"
+    # the new windower (0.5 s windows every 0.5 s) settles after 4 windows = 2 s, counted on from the
+    # 2 s before the reload, not from 0
+    assert labels[-1][1] == 4.0
