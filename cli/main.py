@@ -29,8 +29,9 @@ def cli() -> None:
     """genretag: music-genre tagging, from labelled audio to live streams.
 
     \b
-    Offline:  dataset build -> train -> evaluate / compare
-    Use:      classify FILES (bundled default model unless --model is given)
+    Live:     serve (the daemon), send / subscribe (its clients), devices, check-config
+    Offline:  dataset build -> train -> evaluate / compare / crossval
+    Files:    classify FILES (bundled default model unless --model is given)
     """
 
 
