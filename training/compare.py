@@ -1,8 +1,10 @@
 """``genretag compare``: every model type on the same splits, one results table.
 
 Models are trained into ``OUT/models/NAME`` or reused from there when the
-artifact there was trained on this very dataset (same fingerprint), so an
-interrupted comparison resumes where it stopped.
+artifact there was trained on this very dataset (same fingerprint), and a
+reused artifact's figures are taken from the earlier ``results.json`` when it
+is the very same artifact, so an interrupted comparison resumes where it
+stopped without scoring anything twice.
 """
 
 from __future__ import annotations
@@ -56,6 +58,9 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
                    retrain: bool = False) -> str:
     """Train or reuse each model, score dev and test, write results.{md,json,png}; return the table."""
     info = read_dataset(data)
+    results = out_dir / "results.json"
+    earlier = {(r["model"], r.get("fingerprint")): r for r in
+               (json.loads(results.read_text()) if results.is_file() and not retrain else [])}
     rows = []
     for name in names:
         path = out_dir / "models" / name
@@ -65,9 +70,14 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
             predictor = train_model(name, data, path, options)
         else:
             log.info("reusing %s", path)
-        rows.append({"model": name, "dev": _split_figures(predictor, info, data, "dev"),
-                     "test": _split_figures(predictor, info, data, "test")})
-        (out_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+        fingerprint = predictor.manifest.fingerprint()
+        row = earlier.get((name, fingerprint)) or {
+            "model": name, "fingerprint": fingerprint,
+            "dev": _split_figures(predictor, info, data, "dev"),
+            "test": _split_figures(predictor, info, data, "test"),
+        }
+        rows.append(row)
+        results.write_text(json.dumps(rows, indent=2) + "\n")
     table = results_markdown(rows)
     (out_dir / "results.md").write_text(
         f"# Model comparison on {data}\n\nClip level (mean of window scores).\n\n{table}")

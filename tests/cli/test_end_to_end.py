@@ -135,3 +135,4 @@ def test_compare_tabulates_models(dataset: Path, tmp_path: Path) -> None:
     assert (out / "results.png").is_file()
     again = genretag("compare", "--data", dataset, "--out", out, "--models", "gnb")
     assert "| gnb |" in again.stdout  # reused, not retrained (same fingerprint)
+    assert json.loads((out / "results.json").read_text()) == rows[:1]  # same artifact, same figures
