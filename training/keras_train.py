@@ -84,6 +84,8 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
 
     train = window_dataset(dataset_dir, "train", spec.window_samples, config.batch_size,
                            training=True, seed=config.seed).map(with_weights)
+    if config.steps_per_epoch:  # a fixed epoch length must not run dry after one pass of crops
+        train = train.repeat()
     dev = window_dataset(dataset_dir, "dev", spec.window_samples, config.batch_size,
                          training=False, seed=config.seed).map(with_weights)
     strategy = choose_strategy()
