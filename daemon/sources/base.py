@@ -12,6 +12,7 @@ source sees ends up in a metric or an event.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -57,3 +58,21 @@ class Source(Protocol):
 
 SourceFactory = Callable[[str, str], Source]
 """``factory(name, spec)`` builds a source from a ``kind:target`` spec such as ``url:http://...``."""
+
+
+class SourceWorker:
+    """A source's background thread and the event that asks it to stop."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, target: Callable[[], None], name: str) -> None:
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        """Set the stop event and wait up to ``timeout`` seconds for the thread to finish."""
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -19,7 +19,6 @@ as 10 to tag a file faster than real time without losses.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from genretag.daemon.sources.base import Chunk, SourceSink
+from genretag.daemon.sources.base import Chunk, SourceSink, SourceWorker
 from genretag.pipeline.audio import AudioDecodeError, decode
 
 log = logging.getLogger(__name__)
@@ -54,24 +53,20 @@ class FileSource:
         self.rate = rate
         self.loop = loop
         self.chunk_seconds = chunk_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = SourceWorker()
         self.seconds_sent = 0.0
 
     def start(self, sink: SourceSink) -> None:
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"file-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start(lambda: self._run(sink), f"file-{self.name}")
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._worker.stop(timeout)
 
     def _run(self, sink: SourceSink) -> None:
         start = time.monotonic()
         try:
             sink.state(self.name, "up")
-            while not self._stop.is_set():
+            while not self._worker.stopping.is_set():
                 sent_before = self.seconds_sent
                 for samples, sr in self._chunks():
                     if not self._pace(start):
@@ -84,15 +79,16 @@ class FileSource:
             log.error("file source %r: %s", self.name, err)
             sink.error(self.name, "decode", str(err))
         finally:
-            sink.state(self.name, "down", "end of file" if not self._stop.is_set() else "source stopped")
+            stopped = self._worker.stopping.is_set()
+            sink.state(self.name, "down", "source stopped" if stopped else "end of file")
 
     def _pace(self, start: float) -> bool:
         """Wait until the next chunk is due; False when stopped meanwhile."""
         if self.rate > 0:
             delay = start + self.seconds_sent / self.rate - time.monotonic()
             if delay > 0:
-                return not self._stop.wait(delay)
-        return not self._stop.is_set()
+                return not self._worker.stopping.wait(delay)
+        return not self._worker.stopping.is_set()
 
     def _chunks(self) -> Iterator[tuple[np.ndarray, int]]:
         """(float32 samples, rate) chunks of one pass over the file."""

@@ -21,7 +21,6 @@ seconds without one, after which its bookkeeping is forgotten.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -35,7 +34,7 @@ from genretag.daemon.protocol import (
     check_stream_id,
     decode_frame,
 )
-from genretag.daemon.sources.base import Chunk, SourceSink
+from genretag.daemon.sources.base import Chunk, SourceSink, SourceWorker
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +61,7 @@ class ZmqSource:
         self._rcvhwm = rcvhwm
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket[Any] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = SourceWorker()
         self._streams: dict[str, tuple[SequenceTracker, float]] = {}  # id -> (seq, last message time)
 
     def start(self, sink: SourceSink) -> None:
@@ -79,24 +77,20 @@ class ZmqSource:
             raise
         self.address = socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self._socket = socket
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"zmq-{self.address}",
-                                        daemon=True)
-        self._thread.start()
+        self._worker.start(lambda: self._run(sink), f"zmq-{self.address}")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop receiving; the streams still up are reported down, then the socket is closed."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._worker.stop(timeout)
 
     def _run(self, sink: SourceSink) -> None:
         assert self._socket is not None
         socket = self._socket
         try:
-            while not self._stop.is_set():
+            while not self._worker.stopping.is_set():
                 if socket.poll(POLL_MS):
                     # Drain what is waiting before looking at idle streams again.
-                    while not self._stop.is_set():
+                    while not self._worker.stopping.is_set():
                         try:
                             parts = socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
                         except zmq.Again:
