@@ -19,9 +19,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from genretag.training.reader import DatasetInfo
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +242,7 @@ def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
     ]
 
 
-def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], hop_seconds: float,
+def train_backbone_head(dataset_dir: Path, info: DatasetInfo, splits: Sequence[str], hop_seconds: float,
                         seed: int, cache_dir: Path | None, cv_folds: int = 0,
                         config: HeadConfig | None = None) -> tuple[object, object]:
     """Embed the training splits, fit the head, and assemble the shipped Keras model.
@@ -251,7 +255,7 @@ def train_backbone_head(dataset_dir: Path, info: object, splits: Sequence[str], 
     from genretag.models.musicnn import WINDOW_SAMPLES
 
     config = config or HeadConfig(hop_seconds=hop_seconds)
-    labels = list(info.labels)  # type: ignore[attr-defined]
+    labels = list(info.labels)
     emb = embed_clips(dataset_clips(dataset_dir, splits), config.variants, config.hop_seconds,
                       config.normalize_db, cache_dir)
     head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, seed)

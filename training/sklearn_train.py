@@ -29,6 +29,7 @@ from genretag.models.features import FeatureConfig, feature_names, window_featur
 from genretag.models.predictor import SKLEARN_FILE, Predictor, save_artifact
 from genretag.models.sklearn_models import fit_baseline, label_scores, param_grid
 from genretag.pipeline.windows import WindowSpec
+from genretag.training.metrics import ScoredWindows
 
 SELECTION_METRIC = "clip_macro_f1"
 
@@ -117,15 +118,13 @@ def clip_metrics(window_scores: np.ndarray, table: WindowTable) -> dict[str, flo
     labels that occur in ``table``'s targets: neither is defined for a label
     with no clip to find, though predicting such a label still costs recall.
     """
-    ids, inverse = np.unique(table.clips, return_inverse=True)
-    sums = np.zeros((len(ids), window_scores.shape[1]))
-    np.add.at(sums, inverse, window_scores)
-    predicted = sums.argmax(axis=1)
-    truth = np.zeros(len(ids), dtype=np.int64)
-    truth[inverse] = table.targets
+    one_hot = np.eye(window_scores.shape[1], dtype=np.float32)[table.targets]
+    clips = ScoredWindows(window_scores, one_hot, table.clips).by_clip()
+    predicted = clips.scores.argmax(axis=1)
+    truth = clips.labels.argmax(axis=1)
     present = np.unique(truth)
     return {
-        "clips": len(ids),
+        "clips": len(clips.clip_ids),
         "clip_accuracy": float(np.mean(predicted == truth)),
         "clip_balanced_accuracy": float(recall_score(truth, predicted, labels=present,
                                                      average="macro", zero_division=0)),
