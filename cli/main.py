@@ -16,6 +16,7 @@ from genretag.cli import (
     dataset_cmd,
     devices_cmd,
     evaluate_cmd,
+    keys_cmd,
     send_cmd,
     serve_cmd,
     subscribe_cmd,
@@ -29,7 +30,8 @@ def cli() -> None:
     """genretag: music-genre tagging, from labelled audio to live streams.
 
     \b
-    Live:     serve (the daemon), send / subscribe (its clients), devices, check-config
+    Live:     serve (the daemon), send / subscribe (its clients), devices, check-config,
+              keys generate (CURVE keys for the daemon's ZeroMQ sockets)
     Offline:  dataset build -> train -> evaluate / compare / crossval
     Files:    classify FILES (bundled default model unless --model is given)
     """
@@ -46,6 +48,7 @@ cli.add_command(subscribe_cmd.subscribe)
 cli.add_command(devices_cmd.devices)
 cli.add_command(serve_cmd.serve)
 cli.add_command(serve_cmd.check_config)
+cli.add_command(keys_cmd.keys)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from genretag.cli.curve_options import curve_options, secure
+
 if TYPE_CHECKING:
     import numpy as np
     import zmq
@@ -112,8 +114,10 @@ def _stdin_chunks(sr: int, channels: int, dtype: str, chunk_ms: int) -> Iterator
               help="Interleaved channels of raw PCM on stdin.")
 @click.option("--stdin-dtype", default="int16", show_default=True, type=click.Choice(["int16", "float32"]),
               help="Little-endian sample format of raw PCM on stdin (ffmpeg -f s16le / f32le).")
+@curve_options
 def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chunk_ms: int, loop: bool,
-         sr: int | None, stdin_sr: int, stdin_channels: int, stdin_dtype: str) -> None:
+         sr: int | None, stdin_sr: int, stdin_channels: int, stdin_dtype: str, curve_server_key: Path | None,
+         curve_key: Path | None) -> None:
     """Send audio FILES (or '-' for raw PCM on stdin) to a daemon as one stream.
 
     Files of any format libsndfile or ffmpeg reads are down-mixed to mono and
@@ -127,7 +131,9 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
     Sequence numbers run on across files and loops.  A file that cannot be
     read gets an error line on stderr, the others are still sent, and the
     exit code is 1 at the end.  A summary line goes to stderr; Ctrl-C stops
-    at once (exit 130).
+    at once (exit 130).  A daemon whose source has curve keys needs
+    --curve-server-key (and --curve-key when it lists its clients); a refused
+    producer's messages never arrive, and the daemon counts the refusal.
     """
     import zmq
 
@@ -150,7 +156,11 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
     socket = context.socket(zmq.PUSH)
     socket.setsockopt(zmq.SNDHWM, SEND_HWM)
     try:
+        secure(socket, curve_server_key, curve_key)
         socket.connect(address)
+    except click.ClickException:
+        context.destroy(linger=0)
+        raise
     except zmq.ZMQError as err:
         context.destroy(linger=0)
         raise click.BadParameter(f"{address}: {err}", param_hint="--to") from None

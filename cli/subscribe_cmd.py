@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
+
+from genretag.cli.curve_options import curve_options, secure
 
 
 def _format(event: dict[str, Any]) -> str:
@@ -38,8 +41,10 @@ def _format(event: dict[str, Any]) -> str:
 @click.option("--count", type=click.IntRange(min=1), help="Exit 0 after printing N events.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Exit 1 when no event arrives for this long.")
+@curve_options
 def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_json: bool,
-              count: int | None, timeout: float | None) -> None:
+              count: int | None, timeout: float | None, curve_server_key: Path | None,
+              curve_key: Path | None) -> None:
     """Print events from a daemon's publish address as they arrive.
 
     One line per event, flushed at once so a pipe sees it live: by default
@@ -47,6 +52,9 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
     (label events), the state (state events) or the top scores (scores
     events); with --json the event's JSON object (schema: see the README).
     Messages that are not genretag events are reported on stderr and skipped.
+    A daemon whose publisher has curve keys needs --curve-server-key (and
+    --curve-key when it lists its clients); a refused subscriber receives
+    nothing (use --timeout), and the daemon counts the refusal.
     """
     import zmq
 
@@ -59,7 +67,11 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
     context = zmq.Context()
     socket = context.socket(zmq.SUB)
     try:
+        secure(socket, curve_server_key, curve_key)
         socket.connect(address)
+    except click.ClickException:
+        context.destroy(linger=0)
+        raise
     except zmq.ZMQError as err:
         context.destroy(linger=0)
         raise click.BadParameter(f"{address}: {err}", param_hint="ADDRESS") from None

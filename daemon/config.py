@@ -9,10 +9,11 @@ Keys are a public contract; every key, with its default::
     [smoothing] method = "ema" | "mean", ema_alpha = 0.2, mean_windows = 9, switch_margin = 0.1,
                 switch_seconds = 6, settle_windows = 4
     [publish]   address = "tcp://127.0.0.1:5556", scores = false, hwm = 1000, nodrop = false,
-                allow_public = false
+                allow_public = false, curve_secret_key (file), curve_clients (directory)
     [metrics]   address = "127.0.0.1:9464", enabled = true, allow_public = false
     [limits]    max_frame_bytes = 1048576, max_streams = 64, max_sample_rate = 192000
-    [[source]]  spec = "kind:target" (see genretag.daemon.sources.registry), name, allow_public = false
+    [[source]]  spec = "kind:target" (see genretag.daemon.sources.registry), name, allow_public = false,
+                curve_secret_key, curve_clients (zmq: sources only)
 
 Every problem in a file is reported at once, each with its key path
 (``batch.max_wait_ms: must be > 0``), because fixing a config one error per
@@ -20,22 +21,32 @@ restart is how outages get long.  Unknown keys are errors (a typo must not be
 silently ignored).  Command-line flags are merged into the parsed TOML before
 validation, so they override the file and are checked by the same rules.
 
-Binding a network address other than loopback (publish, metrics, zmq sources)
-needs ``allow_public = true`` in that section: the daemon speaks plain,
-unauthenticated ZeroMQ and HTTP, so exposing it must be a deliberate choice.
-Relative paths in a file (model, file: sources) are relative to the file.
+ZeroMQ sockets (publish, zmq sources) are CURVE servers when their section
+names ``curve_secret_key`` (a ``.key_secret`` file of ``genretag keys
+generate``): traffic is encrypted and clients must know the daemon's public
+key.  ``curve_clients`` (a directory of authorised clients' ``.key`` files)
+makes them authenticate too; without it any client holding the daemon's
+public key is accepted.  Binding a network address other than loopback needs
+both, or ``allow_public = true`` to expose the socket unauthenticated on
+purpose; the metrics endpoint (plain HTTP, no keys) needs ``allow_public``.
+The rules and key checks live in :mod:`genretag.daemon.bind_checks`.
+Relative paths in a file (model, file: sources, key files) are relative to
+the file.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
+from genretag.daemon import bind_checks
 from genretag.daemon.events import DEFAULT_ADDRESS
 from genretag.daemon.protocol import check_stream_id
+
+if TYPE_CHECKING:
+    from genretag.daemon.sources.registry import SourceSpec
 
 BACKENDS = ("tensorflow", "jax", "torch")
 
@@ -89,6 +100,8 @@ class PublishConfig:
     hwm: int = 1000
     nodrop: bool = False
     allow_public: bool = False
+    curve_secret_key: str | None = None
+    curve_clients: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +123,8 @@ class SourceConfig:
     spec: str
     name: str | None = None
     allow_public: bool = False
+    curve_secret_key: str | None = None
+    curve_clients: str | None = None
 
 
 @dataclass(frozen=True)
@@ -150,31 +165,7 @@ _RULES: dict[str, tuple[Any, str]] = {
 }
 
 
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP literal; any other name or wildcard may reach the network."""
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def split_host_port(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) to its parts; ``ValueError`` if malformed."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"must be HOST:PORT with a port 0..65535, got {address!r}")
-    return host.strip("[]"), int(port)
-
-
-def _public(key: str, host: str, allowed: bool, what: str) -> list[str]:
-    if allowed or is_loopback(host):
-        return []
-    section = key.rpartition(".")[0]
-    return [f"{key}: {what} binds {host!r}, which is not a loopback address; the daemon has no "
-            f"authentication, so set {section}.allow_public = true to expose it deliberately"]
+_KEY_PATHS = ("curve_secret_key", "curve_clients")  # file paths in [publish] and [[source]]
 
 
 def _typed(key: str, value: Any, hint: Any) -> tuple[Any, str | None]:
@@ -214,7 +205,7 @@ def _section(name: str, raw: Any, cls: type, problems: list[str]) -> Any:
 
 
 def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
-    from genretag.daemon.sources.registry import bind_host, default_name, parse_spec
+    from genretag.daemon.sources.registry import default_name, parse_spec
 
     if not isinstance(raw, list):
         problems.append("source: must be an array of tables ([[source]])")
@@ -237,9 +228,7 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
             continue
         if spec.kind == "file" and not Path(spec.target).is_file():
             problems.append(f"{key}.spec: no such file {spec.target!r}")
-        host = bind_host(spec)
-        if host is not None:
-            problems += _public(f"{key}.spec", host, src.allow_public, "the zmq source")
+        problems += _source_exposure(key, spec, src)
         name = src.name if src.name is not None else default_name(spec)
         try:
             check_stream_id(name)
@@ -252,18 +241,33 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
     return tuple(out)
 
 
+def _source_exposure(key: str, spec: SourceSpec, src: SourceConfig) -> list[str]:
+    """Curve keys and the public-bind rule of one source (keys only make sense on zmq: sources)."""
+    from genretag.daemon.sources.registry import bind_host
+
+    if spec.kind != "zmq":
+        return [f"{key}.{name}: only zmq: sources take curve keys" for name in _KEY_PATHS
+                if getattr(src, name) is not None]
+    return bind_checks.zmq_socket(key, f"{key}.spec", bind_host(spec), "the zmq source",
+                                  secret=src.curve_secret_key, clients=src.curve_clients,
+                                  allow_public=src.allow_public)
+
+
 def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
     """Checks that span keys or look at the outside world (addresses, the model artifact)."""
-    address = cfg.publish.address
+    pub = cfg.publish
+    address = pub.address
     if not address.startswith(("tcp://", "ipc://")):
         problems.append(f"publish.address: must be tcp://HOST:PORT or ipc://PATH, got {address!r}")
-    elif address.startswith("tcp://"):
-        host = address[len("tcp://"):].rpartition(":")[0]
-        problems += _public("publish.address", host, cfg.publish.allow_public, "the event publisher")
+    host = address[len("tcp://"):].rpartition(":")[0] if address.startswith("tcp://") else None
+    problems += bind_checks.zmq_socket("publish", "publish.address", host, "the event publisher",
+                                       secret=pub.curve_secret_key, clients=pub.curve_clients,
+                                       allow_public=pub.allow_public)
     if cfg.metrics.enabled:
         try:
-            host, _ = split_host_port(cfg.metrics.address)
-            problems += _public("metrics.address", host, cfg.metrics.allow_public, "the metrics server")
+            host, _ = bind_checks.split_host_port(cfg.metrics.address)
+            problems += bind_checks.http_bind("metrics.address", host, "metrics", "the metrics server",
+                                              allow_public=cfg.metrics.allow_public)
         except ValueError as err:
             problems.append(f"metrics.address: {err}")
     if check_model:
@@ -324,15 +328,18 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None, *,
 
 
 def _rebase(raw: dict[str, Any], directory: Path) -> None:
-    """Make the file's relative paths (model, file: sources) relative to the file, not to the working
-    directory; flags, merged afterwards, stay relative to the working directory.  Values of the wrong
-    type or form are left alone for the validator to report."""
+    """Make the file's relative paths (model, file: sources, key files) relative to the file, not to the
+    working directory; flags, merged afterwards, stay relative to the working directory.  Values of the
+    wrong type or form are left alone for the validator to report."""
     from genretag.daemon.sources.registry import parse_spec
 
-    model = raw.get("model")
-    if isinstance(model, dict) and isinstance(model.get("path"), str):
-        model["path"] = str(directory / model["path"])  # an absolute path stays as it is
-    for entry in raw.get("source", []) if isinstance(raw.get("source"), list) else []:
+    sources = raw.get("source", []) if isinstance(raw.get("source"), list) else []
+    for table, keys in [(raw.get("model"), ("path",)), (raw.get("publish"), _KEY_PATHS),
+                        *((entry, _KEY_PATHS) for entry in sources)]:
+        for key in keys if isinstance(table, dict) else ():
+            if isinstance(table.get(key), str):
+                table[key] = str(directory / table[key])  # an absolute path stays as it is
+    for entry in sources:
         spec = entry.get("spec") if isinstance(entry, dict) else None
         if isinstance(spec, str) and spec.startswith("file:"):
             try:

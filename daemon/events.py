@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
@@ -150,17 +150,23 @@ class EventPublisher:
     does not fit every matching queue is sent to nobody and counted in
     :attr:`dropped`, trading isolation for an honest drop metric.
 
+    ``secure`` is called with the socket before it binds, e.g. to make it a
+    CURVE server (:meth:`genretag.daemon.curve.CurveGuard.server`).
+
     Use it from one thread at a time (ZeroMQ sockets are not thread-safe).
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, hwm: int = 1000, linger_ms: int = 500,
-                 nodrop: bool = False, context: zmq.Context[Any] | None = None) -> None:
+                 nodrop: bool = False, context: zmq.Context[Any] | None = None,
+                 secure: Callable[[zmq.Socket[Any]], None] | None = None) -> None:
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
         self._socket.setsockopt(zmq.LINGER, linger_ms)
         if nodrop:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
         try:
+            if secure is not None:
+                secure(self._socket)
             self._socket.bind(address)
         except zmq.ZMQError:
             self._socket.close(linger=0)

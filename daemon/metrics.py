@@ -37,6 +37,7 @@ from genretag.models.artifact import ArtifactManifest
 UNKNOWN_STREAM = "?"
 DROP_REASONS = ("queue_full", "inference_error", "shutdown")
 EVENT_TYPES = ("label", "scores", "state")
+AUTH_SOCKETS = ("input", "publish")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -122,6 +123,13 @@ class Metrics:
             "genretag_events_dropped", "Events sent to no subscriber because one matching subscriber was "
             "publish.hwm events behind, per type; counted only with publish.nodrop = true (by default a slow "
             "subscriber silently misses events and the others are not held back).", ["type"], registry=r)
+        self.auth_failures = Counter(
+            "genretag_auth_failures", "Connections refused by CURVE authentication on a ZeroMQ socket: input "
+            "(zmq: sources) or publish (events); a client without CURVE, with the wrong server key or with a "
+            "key not in curve_clients.  A refused client may retry, and each attempt counts.", ["socket"],
+            registry=r)
+        for socket in AUTH_SOCKETS:
+            self.auth_failures.labels(socket)
         for result in ("ok", "failed"):
             self.reloads.labels(result)
         for event_type in EVENT_TYPES:

@@ -3,7 +3,10 @@
 Start-up: load and warm up the model (a model that fails on silence, noise
 and a tone never serves), bind the event publisher and the metrics server,
 start the :class:`~genretag.daemon.tagging.Tagger` and the sources, log one
-line with every bound address, then tell systemd READY.
+line with every bound address, then tell systemd READY.  ZeroMQ sockets with
+curve keys in their config section become CURVE servers before they bind
+(:mod:`genretag.daemon.curve`); refused connections are counted in
+``genretag_auth_failures_total{socket}``.
 
 Threads
     * main: waits for signals; pings the systemd watchdog and updates STATUS.
@@ -11,6 +14,7 @@ Threads
     * inference (the batcher's): models, smoothers and the PUB socket.
     * metrics HTTP server (prometheus-client's, a daemon thread).
     * reload: one at a time, started by SIGHUP.
+    * with curve keys: pyzmq's ZAP authenticator, one monitor per protected socket.
     See :mod:`genretag.daemon.tagging` for which state each one touches.
 
 Signals
@@ -40,8 +44,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
-from genretag.daemon.config import Config, ConfigError, split_host_port
+from genretag.daemon.bind_checks import split_host_port
+from genretag.daemon.config import Config, ConfigError
+from genretag.daemon.curve import CurveGuard, load_server_keys
 from genretag.daemon.events import Event, EventPublisher
 from genretag.daemon.metrics import Metrics
 from genretag.daemon.protocol import Limits
@@ -115,8 +122,11 @@ class Service:
         specs = [(parse_spec(s.spec), s.name) for s in cfg.sources]
         configured = [name or default_name(spec) for spec, name in specs if spec.kind != "zmq"]
         self.metrics = metrics = Metrics()
-        self.publisher = publisher = EventPublisher(cfg.publish.address, hwm=cfg.publish.hwm,
-                                                          nodrop=cfg.publish.nodrop)
+        self.guard = guard = CurveGuard(lambda socket: metrics.auth_failures.labels(socket).inc())
+        pub = cfg.publish
+        self.publisher = publisher = EventPublisher(
+            pub.address, hwm=pub.hwm, nodrop=pub.nodrop,
+            secure=self._secure(guard, pub.curve_secret_key, pub.curve_clients, "publish"))
         self.output = _Output(publisher, metrics, self._print)
         self.tagger = Tagger(cfg, predictor, self.output, metrics, configured)
         sources: list[Source] = []
@@ -127,8 +137,9 @@ class Service:
                 metrics_at = f"http://{host}:{metrics.serve(host, port)}/metrics"
             self.tagger.start()
             limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
-            for spec, name in specs:
-                source = build_source(spec, name or default_name(spec), limits=limits)
+            for (spec, name), src in zip(specs, cfg.sources, strict=True):
+                secure = self._secure(guard, src.curve_secret_key, src.curve_clients, "input")
+                source = build_source(spec, name or default_name(spec), limits=limits, secure=secure)
                 source.start(self.tagger)
                 sources.append(source)
             m = predictor.manifest
@@ -141,6 +152,17 @@ class Service:
         finally:
             self._shutdown(sources)
         return 0
+
+    @staticmethod
+    def _secure(guard: CurveGuard, secret: str | None, clients: str | None,
+                label: str) -> Callable[[Any], None] | None:
+        """The CURVE hook for a socket whose section names ``secret`` (else None: plain ZeroMQ)."""
+        if secret is None:
+            return None
+        keys = load_server_keys(secret, clients)
+        log.info("%s socket: CURVE, %s", label, f"{len(keys.clients)} authorised client key(s)"
+                 if keys.clients is not None else "any client holding the daemon's public key")
+        return guard.server(keys, label)
 
     def _install_signals(self) -> None:
         def stop(signum: int, _: FrameType | None) -> None:
@@ -209,5 +231,6 @@ class Service:
         self.tagger.close()
         self.output.closed = True
         self.publisher.close()
+        self.guard.close()
         self.metrics.close()
         log.info("stopped")

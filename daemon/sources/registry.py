@@ -18,8 +18,10 @@ daemon without them needs neither PortAudio nor their modules' imports.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from genretag.daemon.protocol import DEFAULT_LIMITS, MAX_STREAM_ID_CHARS, Limits
@@ -107,8 +109,12 @@ def default_name(spec: SourceSpec) -> str:
     return re.sub(r"\s+", "-", base.strip())[:MAX_STREAM_ID_CHARS] or spec.kind
 
 
-def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS) -> Source:
-    """A ready-to-start source for ``spec``, feeding stream ``name`` (zmq: producers name their streams)."""
+def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS,
+                 secure: Callable[[Any], None] | None = None) -> Source:
+    """A ready-to-start source for ``spec``, feeding stream ``name`` (zmq: producers name their streams).
+
+    ``secure`` (zmq: only) prepares the socket before it binds, e.g. as a CURVE server.
+    """
     if spec.kind == "file":
         from genretag.daemon.sources.file import FileSource
 
@@ -117,7 +123,8 @@ def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS
     if spec.kind == "zmq":
         from genretag.daemon.sources.zmq import ZmqSource
 
-        return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)))
+        return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)),
+                         secure=secure)
     if spec.kind == "url":
         from genretag.daemon.sources.url import UrlSource
 

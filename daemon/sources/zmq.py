@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -46,12 +47,15 @@ class ZmqSource:
     """A PULL socket bound at ``address``; see the module docstring.
 
     ``address`` may use port ``*`` (``tcp://127.0.0.1:*``) to let the OS choose;
-    :attr:`address` holds the bound endpoint after :meth:`start`.
+    :attr:`address` holds the bound endpoint after :meth:`start`.  ``secure`` is
+    called with the socket before it binds, e.g. to make it a CURVE server
+    (:meth:`genretag.daemon.curve.CurveGuard.server`).
     """
 
     def __init__(self, name: str, address: str, *, limits: Limits = DEFAULT_LIMITS,
                  idle_timeout: float = 5.0, rcvhwm: int = 1000,
-                 context: zmq.Context[Any] | None = None) -> None:
+                 context: zmq.Context[Any] | None = None,
+                 secure: Callable[[zmq.Socket[Any]], None] | None = None) -> None:
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be > 0, got {idle_timeout}")
         self.name = name
@@ -59,6 +63,7 @@ class ZmqSource:
         self.limits = limits
         self.idle_timeout = idle_timeout
         self._rcvhwm = rcvhwm
+        self._secure = secure
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket[Any] | None = None
         self._worker = SourceWorker()
@@ -71,6 +76,8 @@ class ZmqSource:
         socket.setsockopt(zmq.RCVHWM, self._rcvhwm)
         socket.setsockopt(zmq.LINGER, 0)
         try:
+            if self._secure is not None:
+                self._secure(socket)
             socket.bind(self.address)
         except zmq.ZMQError:
             socket.close()
