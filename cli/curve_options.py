@@ -43,3 +43,53 @@ def secure(socket: Any, server_key: Path | None, key: Path | None) -> None:
         secure_client(socket, server_key, key)
     except KeyFileError as err:
         raise click.BadParameter(str(err), param_hint="--curve-server-key / --curve-key") from None
+
+
+class Handshake:
+    """Watches a client socket's ZeroMQ handshake, so a refused client says why and stops.
+
+    Without this a refused producer would block once its queue is full and a
+    refused subscriber would wait for events forever, both in silence, while
+    the reason (no CURVE, a key the daemon does not list, the wrong server
+    key) is known to libzmq.  Create it before ``connect``.
+    """
+
+    def __init__(self, socket: Any, curve: bool) -> None:
+        import zmq
+
+        hint = "pass --curve-server-key with its public key file (and --curve-key if it lists its clients)"
+        self._failures: dict[int, str] = {
+            zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the daemon refused this client's key (not in the daemon's "
+                                             "curve_clients; check --curve-key)",
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the daemon's socket does not use CURVE: leave out "
+                                                 "--curve-server-key" if curve else
+                                                 f"the daemon requires CURVE: {hint}",
+            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed: is --curve-server-key the daemon's "
+                                                  "public key?" if curve else
+                                                  f"the handshake failed; if the daemon requires CURVE, "
+                                                  f"{hint}"}
+        self._succeeded = zmq.EVENT_HANDSHAKE_SUCCEEDED
+        self.monitor = socket.get_monitor_socket(self._succeeded | sum(self._failures))
+        self.done = False
+
+    def check(self, timeout_ms: int | None = 0) -> None:
+        """Read what the monitor has (waiting up to ``timeout_ms``; None: forever); a refusal raises
+        ``click.ClickException``, a success sets :attr:`done`."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self.monitor.poll(timeout_ms):
+            event = int(recv_monitor_message(self.monitor)["event"])
+            if event == self._succeeded:
+                self.done = True
+                return
+            if event in self._failures:
+                raise click.ClickException(f"connection refused: {self._failures[event]}")
+            timeout_ms = 0
+
+    def wait(self) -> None:
+        """Block until the handshake succeeds (the daemon may start later) or is refused."""
+        while not self.done:
+            self.check(None)
+
+    def close(self) -> None:
+        self.monitor.close(linger=0)

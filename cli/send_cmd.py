@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from genretag.cli.curve_options import curve_options, secure
+from genretag.cli.curve_options import Handshake, curve_options, secure
 
 if TYPE_CHECKING:
     import numpy as np
@@ -157,6 +157,7 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
     socket.setsockopt(zmq.SNDHWM, SEND_HWM)
     try:
         secure(socket, curve_server_key, curve_key)
+        handshake = Handshake(socket, curve_server_key is not None)
         socket.connect(address)
     except click.ClickException:
         context.destroy(linger=0)
@@ -167,6 +168,8 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
     sender, interrupted = _Sender(socket, stream_id, rate), False
     failed: dict[str, str] = {}  # path -> why; a path failing again in --loop counts once
     try:
+        handshake.wait()  # a refused producer stops here with the reason instead of queueing in silence
+        handshake.close()
         while True:
             before = sender.messages
             for path in paths:
@@ -181,6 +184,9 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
                 break
     except KeyboardInterrupt:
         interrupted = True
+    except click.ClickException:
+        context.destroy(linger=0)
+        raise
     context.destroy(linger=0 if interrupted else FINAL_LINGER_MS)
     click.echo(f"sent {sender.seconds:.1f} s of audio in {sender.messages} messages to {address} as stream "
                f"{stream_id!r}" + (f"; {len(failed)} input(s) failed" if failed else ""), err=True)

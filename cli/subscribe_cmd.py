@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from genretag.cli.curve_options import curve_options, secure
+from genretag.cli.curve_options import Handshake, curve_options, secure
 
 
 def _format(event: dict[str, Any]) -> str:
@@ -68,6 +68,7 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
     socket = context.socket(zmq.SUB)
     try:
         secure(socket, curve_server_key, curve_key)
+        handshake = Handshake(socket, curve_server_key is not None)
         socket.connect(address)
     except click.ClickException:
         context.destroy(linger=0)
@@ -77,10 +78,17 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
         raise click.BadParameter(f"{address}: {err}", param_hint="ADDRESS") from None
     for prefix in subscriptions(types, stream_id):
         socket.subscribe(prefix)
+    poller = zmq.Poller()
+    poller.register(socket, zmq.POLLIN)
+    poller.register(handshake.monitor, zmq.POLLIN)
     printed, code = 0, 0
     try:
         while count is None or printed < count:
-            if not socket.poll(None if timeout is None else int(timeout * 1000)):
+            ready = dict(poller.poll(None if timeout is None else int(timeout * 1000)))
+            if handshake.monitor in ready:
+                handshake.check()  # a refusal ends the command with the reason
+                continue
+            if socket not in ready:
                 click.echo(f"no event from {address} for {timeout:g} s", err=True)
                 code = 1
                 break
@@ -99,5 +107,8 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
         code = 130
     except BrokenPipeError:  # e.g. | head: stop quietly, and keep the exit-time flush quiet too
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except click.ClickException:
+        context.destroy(linger=0)
+        raise
     context.destroy(linger=0)
     sys.exit(code)
