@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,24 @@ class _Ingest:
         return self.offset + self.windower.pos
 
 
+@dataclass
+class _Output:
+    """Output-side state of one stream (inference thread only).
+
+    The metric children are fetched once through :meth:`Metrics.stream` (which also
+    registers them for :meth:`Metrics.forget`) rather than per window: that lookup
+    takes a lock and builds label tuples, and ``_on_result`` needs 13 of them for
+    every window of every stream.  Whatever removes the series drops this entry in
+    the same thread (:meth:`Tagger._forget`; :meth:`Tagger._on_swap` for the score
+    series of a new label set), so a cached child is never one the registry has let go.
+    """
+
+    smoother: LabelSmoother
+    scores: list[Any]  # smoothed_score children, in label order
+    processed: Any
+    label_changes: Any
+
+
 class Tagger:
     """Sources -> windows -> batcher -> smoothers -> events; see the module docstring.
 
@@ -107,7 +126,7 @@ class Tagger:
         self._configured = frozenset(configured)
         self._lock = threading.Lock()
         self._streams: dict[str, _Ingest] = {}
-        self._smoothers: dict[str, LabelSmoother] = {}  # inference thread only
+        self._outputs: dict[str, _Output] = {}  # inference thread only
         self._logged: dict[tuple[str, str], float] = {}
         self._closing = False
         self.windows_scored = 0
@@ -263,30 +282,36 @@ class Tagger:
     # --- output side: the inference thread ------------------------------------------------------
 
     def _on_result(self, stream: str, window: Window, scores: np.ndarray) -> None:
-        m = self.metrics
-        smoother = self._smoothers.get(stream)
-        if smoother is None:
-            sm = self._out_config.smoothing
-            smoother = self._smoothers[stream] = LabelSmoother(
-                self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
-                sm.switch_margin, sm.switch_seconds, sm.settle_windows)
-        res = smoother.update(scores, window.pos)
-        named = dict(zip(self._labels, res.scores.tolist(), strict=True))
-        if res.changed and res.label is not None:
-            self._emit(label_event(stream, window.pos, res.label, res.confidence, named, res.prev))
-            m.stream(m.label_changes, stream).inc()
-        if self._out_config.publish.scores:
-            self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
-        for genre, p in named.items():
-            m.stream(m.score, stream, genre).set(p)
-        m.stream(m.windows_processed, stream).inc()
-        m.latency.observe(time.monotonic() - window.arrival_time)
+        out = self._outputs.get(stream)
+        if out is None:
+            out = self._outputs[stream] = self._new_output(stream)
+        res = out.smoother.update(scores, window.pos)
+        values = res.scores.tolist()
+        if res.changed and res.label is not None or self._out_config.publish.scores:
+            named = dict(zip(self._labels, values, strict=True))
+            if res.changed and res.label is not None:
+                self._emit(label_event(stream, window.pos, res.label, res.confidence, named, res.prev))
+                out.label_changes.inc()
+            if self._out_config.publish.scores:
+                self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
+        for gauge, p in zip(out.scores, values, strict=True):
+            gauge.set(p)
+        out.processed.inc()
+        self.metrics.latency.observe(time.monotonic() - window.arrival_time)
         self.windows_scored += 1
 
+    def _new_output(self, stream: str) -> _Output:
+        """A stream's smoother and metric children, looked up once instead of per window."""
+        m, sm = self.metrics, self._out_config.smoothing
+        smoother = LabelSmoother(self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
+                                 sm.switch_margin, sm.switch_seconds, sm.settle_windows)
+        return _Output(smoother, [m.stream(m.score, stream, genre) for genre in self._labels],
+                       m.stream(m.windows_processed, stream), m.stream(m.label_changes, stream))
+
     def _state_out(self, stream: str, state: str, pos: float) -> None:
-        smoother = self._smoothers.get(stream)
-        if smoother is not None and state in ("silence", "down"):
-            smoother.reset()  # the label is null while silent or down and settles anew afterwards
+        out = self._outputs.get(stream)
+        if out is not None and state in ("silence", "down"):
+            out.smoother.reset()  # the label is null while silent or down and settles anew afterwards
         self._emit(state_event(stream, pos, state))
 
     def _on_drop(self, stream: str, reason: str) -> None:
@@ -298,15 +323,16 @@ class Tagger:
 
     def _on_swap(self, old: Predictor, new: Predictor) -> None:
         self._labels = list(new.manifest.labels)
-        self.metrics.set_model(new.manifest)
+        self.metrics.set_model(new.manifest)  # removes every score series: the cached children go too
+        self._outputs.clear()
         log.info("now serving %s model %s (labels %s)", new.manifest.architecture,
                  new.manifest.fingerprint(), ", ".join(self._labels))
 
     def _apply_output(self, config: Config) -> None:
         """New smoothing and publish settings; every stream settles anew (labels may have changed too)."""
         self._out_config = config
-        self._smoothers.clear()
+        self._outputs.clear()
 
     def _forget(self, stream: str) -> None:
-        self._smoothers.pop(stream, None)
+        self._outputs.pop(stream, None)
         self.metrics.forget(stream)

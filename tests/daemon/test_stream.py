@@ -201,3 +201,29 @@ def test_gate_is_independent_of_chunking() -> None:
     gate = SilenceGate(16000)
     chunked = [c for i in range(0, len(x), 333) for c in gate.process(x[i:i + 333])]
     assert chunked == whole and [c.state for c in whole] == ["silence", "active", "silence"]
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_fast_mixdown_matches_the_pipeline_mix(channels: int, dtype: type) -> None:
+    from genretag.pipeline.audio import int16_to_float, to_mono
+
+    rng = np.random.default_rng(channels)
+    x = rng.normal(0, 0.3, (16000, channels))
+    x = np.round(x * 8000).astype(np.int16) if dtype is np.int16 else x.astype(np.float32)
+    ref = to_mono(x) if dtype is np.float32 else int16_to_float(to_mono(x))
+    ref = np.asarray(ref, dtype=np.float32).reshape(-1)
+    w = StreamWindower(WindowSpec(16000, 0.5, 0.5), silence_db=-200)
+    got = np.concatenate([win.samples for win in w.push(x if channels > 1 else x[:, 0], 16000, 0.0).windows])
+    np.testing.assert_allclose(got, ref[:got.size], atol=1e-6)
+
+
+def test_gate_levels_are_the_pipeline_rms_dbfs() -> None:
+    from genretag.daemon.silence import _level_db
+    from genretag.pipeline.windows import rms_dbfs
+
+    rng = np.random.default_rng(3)
+    blocks = [np.zeros(1600, np.float32), np.full(1600, 1.0, np.float32)]
+    blocks += [rng.normal(0, 10 ** (db / 20), 1600).astype(np.float32) for db in (-90, -50, -20, 0)]
+    for block in blocks:
+        assert _level_db(block) == pytest.approx(float(rms_dbfs(block)), abs=1e-4)

@@ -102,3 +102,38 @@ def test_reload_with_a_new_hop_keeps_positions_running() -> None:
     # the new windower (0.5 s windows every 0.5 s) settles after 4 windows = 2 s, counted on from the
     # 2 s before the reload, not from 0
     assert labels[-1][1] == 4.0
+
+
+class RelabelledPredictor(ConstantPredictor):
+    """Same geometry, other label names: a reload that changes the score series."""
+
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__(scores)
+        self.manifest = replace(self.manifest, labels=["c", "d"])
+
+
+def test_metric_series_come_back_after_the_stream_is_forgotten_and_after_a_relabelling_reload() -> None:
+    # The tagger keeps each stream's metric children instead of looking them up per window; a forgotten
+    # stream and a reload with new labels must still produce live series, never stale detached children.
+    t, _, metrics = tagger(max_streams=1)
+    feed(t, "a", loud(2))
+    drain(t)
+    scored = sample(metrics, "genretag_windows_processed_total", stream="a")
+    assert scored > 0 and sample(metrics, "genretag_smoothed_score", stream="a", genre="a") > 0.5
+    t.state("a", "down")
+    feed(t, "b", loud(1))  # b takes a's slot: a's series are removed
+    drain(t)
+    assert 'stream="a"' not in metrics.render().decode()
+    t.state("b", "down")
+    feed(t, "a", loud(2))  # a again, from scratch
+    drain(t)
+    assert 0 < sample(metrics, "genretag_windows_processed_total", stream="a") <= scored
+    assert sample(metrics, "genretag_smoothed_score", stream="a", genre="a") > 0.5
+    t.reload(Config(), RelabelledPredictor([0.2, 0.8]))
+    before = sample(metrics, "genretag_windows_processed_total", stream="a")
+    feed(t, "a", loud(2))
+    drain(t)
+    t.close()
+    assert sample(metrics, "genretag_smoothed_score", stream="a", genre="d") > 0.5
+    assert 'genre="a"' not in metrics.render().decode()
+    assert sample(metrics, "genretag_windows_processed_total", stream="a") > before

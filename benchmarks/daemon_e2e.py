@@ -1,0 +1,392 @@
+"""Daemon end to end: how many real-time streams one ``genretag serve`` tags with zero dropped windows.
+
+For each stream count N a fresh daemon (the real CLI, as a subprocess) binds a
+ZeroMQ source; :mod:`benchmarks.producers` pushes N streams of real music
+(clips of the shared data set, decoded once, looped, each stream at its own
+offset) in real time from P forked processes.  After a warm-up longer than a
+window, one measurement interval is taken between two scrapes of the daemon's
+own ``/metrics``:
+
+* windows scored, dropped (every reason) and lost messages (``seq_gap``);
+* end-to-end latency (audio arrival to event publication) p50/p99 from the
+  delta of the ``genretag_end_to_end_latency_seconds`` buckets, interpolated
+  linearly inside a bucket as Prometheus' ``histogram_quantile`` does;
+* CPU seconds of the daemon and of the producers (``/proc``), in cores;
+* the daemon's peak RSS (``VmHWM``).
+
+A level passes when nothing was dropped or lost over the whole run, the daemon
+scored at least 97 % of the windows the audio holds, and the producers kept to
+their schedule (p99 lateness under one chunk).  Without ``--streams`` the
+count doubles from ``--start`` until a level fails, then bisects to within
+10 %.  ``--baseline`` repeats the search with ``batch.max_batch_size = 1`` (one
+predictor call per window, as per-file taggers do), so the speed-up is a ratio
+measured side by side.  ``--rate0 N`` sends N streams as fast as possible and
+reports audio seconds scored per wall second.
+
+    python -m benchmarks.daemon_e2e [--model DIR] [--backend jax] [--quick] [--baseline] [--rate0 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    DEFAULT_MODEL,
+    SHARED_MUSIC,
+    histogram_quantile,
+    machine,
+    markdown_table,
+    proc_sample,
+    write_json,
+)
+from benchmarks.producers import LoadSpec, ProducerGroup
+
+LATENCY = "genretag_end_to_end_latency_seconds"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    model: Path
+    backend: str | None
+    max_batch: int
+    max_wait_ms: float
+    queue_size: int
+    chunk_seconds: float
+    warmup: float
+    seconds: float
+    procs_per_1000: float
+    max_procs: int
+
+
+@dataclass
+class Level:
+    """The outcome of one stream count."""
+
+    streams: int
+    rate: float
+    producer_procs: int
+    passed: bool = False
+    why: str = ""
+    windows_scored: float = 0.0
+    windows_expected: float = 0.0
+    dropped: float = 0.0
+    lost_messages: float = 0.0
+    latency_p50_s: float = math.nan
+    latency_p99_s: float = math.nan
+    mean_batch: float = math.nan
+    daemon_cpu_cores: float = 0.0
+    producer_cpu_cores: float = 0.0
+    daemon_peak_rss_mib: float = 0.0
+    producer_late_p99_s: float = 0.0
+    audio_seconds_scored_per_s: float = 0.0
+    audio_seconds_sent_per_s: float = 0.0
+    buckets: list[tuple[float, float]] = field(default_factory=list)
+
+
+def load_music(n_clips: int, sample_rate: int, seconds: float) -> list[np.ndarray]:
+    """``n_clips`` real clips (one genre after another) as int16 mono, or synthetic music without the data."""
+    from genretag.pipeline.audio import decode, float_to_int16
+
+    if SHARED_MUSIC.is_file():
+        import csv
+
+        with open(SHARED_MUSIC, newline="") as f:
+            rows = list(csv.DictReader(f))
+        by_genre: dict[str, list[str]] = {}
+        for row in rows:
+            by_genre.setdefault(row["labels"], []).append(row["path"])
+        paths = [p for group in zip(*by_genre.values(), strict=False) for p in group][:n_clips]
+        return [float_to_int16(decode(SHARED_MUSIC.parent / p, sample_rate, seconds)) for p in paths]
+    from genretag.pipeline.synth import electronic_loop, string_chords
+
+    print(f"{SHARED_MUSIC} not found: synthetic music", file=sys.stderr)
+    return [float_to_int16(electronic_loop(seconds, sample_rate, seed=i) if i % 2 else
+                           string_chords(seconds, sample_rate, seed=i)) for i in range(n_clips)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DaemonProcess:
+    """``genretag serve`` with a TOML config for one level; logs to a file in ``workdir``."""
+
+    def __init__(self, settings: DaemonSettings, max_batch: int, streams: int, workdir: Path) -> None:
+        self.zmq = f"tcp://127.0.0.1:{free_port()}"
+        self.metrics_url = f"http://127.0.0.1:{(mport := free_port())}/metrics"
+        backend = f'backend = "{settings.backend}"\n' if settings.backend else ""
+        config = workdir / "bench.toml"
+        config.write_text(
+            f'[model]\npath = "{settings.model.resolve()}"\n{backend}'
+            f"[batch]\nmax_batch_size = {max_batch}\nmax_wait_ms = {settings.max_wait_ms}\n"
+            f"queue_size = {settings.queue_size}\n"
+            f'[publish]\naddress = "tcp://127.0.0.1:{free_port()}"\n'
+            f'[metrics]\naddress = "127.0.0.1:{mport}"\n'
+            f"[limits]\nmax_streams = {min(10000, streams + 16)}\n"
+            f'[[source]]\nspec = "zmq:{self.zmq}?idle=30"\n')
+        self.log_path = workdir / "daemon.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
+        self.proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", "serve", "--config",
+                                      str(config)], stdout=subprocess.DEVNULL, stderr=self._log)
+        deadline = time.monotonic() + 300
+        while "serving:" not in self.log_path.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("daemon did not start:\n" + self.log_path.read_text()[-3000:])
+            time.sleep(0.2)
+
+    def scrape(self) -> dict[str, Any]:
+        """The counters a level needs, summed over streams, plus the latency buckets."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.metrics_url, timeout=30) as r:
+            text = r.read().decode()
+        out: dict[str, Any] = {"scored": 0.0, "dropped": 0.0, "lost": 0.0, "batch_sum": 0.0,
+                               "batch_count": 0.0, "buckets": {}}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "genretag_windows_processed_total":
+                    out["scored"] += s.value
+                elif s.name == "genretag_windows_dropped_total":
+                    out["dropped"] += s.value
+                elif s.name == "genretag_source_errors_total" and s.labels.get("kind") == "seq_gap":
+                    out["lost"] += s.value
+                elif s.name == "genretag_inference_batch_size_sum":
+                    out["batch_sum"] += s.value
+                elif s.name == "genretag_inference_batch_size_count":
+                    out["batch_count"] += s.value
+                elif s.name == f"{LATENCY}_bucket":
+                    out["buckets"][float(s.labels["le"])] = s.value
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: int, streams: int,
+              max_batch: int, rate: float = 1.0) -> Level:
+    """One daemon, ``streams`` producers' streams, one measured interval; see the module docstring."""
+    procs = max(1, min(settings.max_procs, math.ceil(streams * settings.procs_per_1000 / 1000)))
+    level = Level(streams, rate, procs)
+    with tempfile.TemporaryDirectory(prefix="genretag-bench-") as tmp:
+        daemon = DaemonProcess(settings, max_batch, streams, Path(tmp))
+        try:
+            hop = _hop_seconds(settings.model)
+            load = LoadSpec(daemon.zmq, music, sample_rate, settings.chunk_seconds, rate,
+                            settings.warmup + settings.seconds + 1.0)
+            group = ProducerGroup(load, streams, procs)
+            time.sleep(1.0 + settings.warmup)
+            a, da, pa = daemon.scrape(), proc_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
+            t0 = time.monotonic()
+            time.sleep(settings.seconds)
+            b, db, pb = daemon.scrape(), proc_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
+            wall = time.monotonic() - t0
+            reports = group.join(timeout=60 + settings.seconds)
+            time.sleep(1.0)
+            final, peak = daemon.scrape(), proc_sample(daemon.proc.pid).peak_rss_bytes
+        finally:
+            daemon.stop()
+    level.windows_scored = b["scored"] - a["scored"]
+    level.windows_expected = streams * wall / hop
+    level.dropped, level.lost_messages = final["dropped"], final["lost"]
+    bounds = sorted(b["buckets"])
+    level.buckets = [(le, b["buckets"][le] - a["buckets"].get(le, 0.0)) for le in bounds]
+    level.latency_p50_s = histogram_quantile(0.5, level.buckets)
+    level.latency_p99_s = histogram_quantile(0.99, level.buckets)
+    batches = b["batch_count"] - a["batch_count"]
+    level.mean_batch = (b["batch_sum"] - a["batch_sum"]) / batches if batches else math.nan
+    level.daemon_cpu_cores = (db.cpu_seconds - da.cpu_seconds) / wall
+    level.producer_cpu_cores = sum(y.cpu_seconds - x.cpu_seconds for x, y in zip(pa, pb, strict=True)) / wall
+    level.daemon_peak_rss_mib = peak / 2**20
+    level.producer_late_p99_s = max((r.late_p99_s for r in reports), default=math.inf)
+    level.audio_seconds_scored_per_s = level.windows_scored * hop / wall
+    level.audio_seconds_sent_per_s = sum(r.audio_seconds for r in reports) / load.seconds
+    level.passed, level.why = _judge(level, settings, len(reports) == procs)
+    return level
+
+
+def _judge(level: Level, settings: DaemonSettings, all_reported: bool) -> tuple[bool, str]:
+    if not all_reported:
+        return False, "a producer did not finish"
+    if level.dropped or level.lost_messages:
+        return False, f"{level.dropped:g} windows dropped, {level.lost_messages:g} messages lost"
+    if level.rate > 0 and level.producer_late_p99_s > settings.chunk_seconds:
+        return False, f"producers fell behind (p99 late {level.producer_late_p99_s:.3f} s)"
+    if level.rate > 0 and level.windows_scored < 0.97 * level.windows_expected:
+        return False, f"scored {level.windows_scored:.0f} of {level.windows_expected:.0f} windows"
+    return True, "ok"
+
+
+def _hop_seconds(model: Path) -> float:
+    from genretag.models.artifact import read_manifest
+
+    return read_manifest(model).hop_seconds
+
+
+def search(settings: DaemonSettings, music: list[np.ndarray], sample_rate: int, max_batch: int,
+           levels: list[int] | None, start: int, ceiling: int) -> list[Level]:
+    """Explicit ``levels``, or double from ``start`` until a failure and bisect to within 10 %."""
+    done: list[Level] = []
+
+    def run(n: int) -> bool:
+        level = run_level(settings, music, sample_rate, n, max_batch)
+        done.append(level)
+        print(f"  batch<={max_batch} N={n}: {'PASS' if level.passed else 'FAIL'} ({level.why}); "
+              f"p50 {1000 * level.latency_p50_s:.0f} ms, p99 {1000 * level.latency_p99_s:.0f} ms, "
+              f"daemon {level.daemon_cpu_cores:.2f} cores, producers {level.producer_cpu_cores:.2f} cores, "
+              f"mean batch {level.mean_batch:.1f}", flush=True)
+        return level.passed
+
+    if levels:
+        for n in levels:
+            run(n)
+        return done
+    lo, hi, n = 0, 0, start
+    while n <= ceiling:
+        if not run(n):
+            hi = n
+            break
+        lo, n = n, n * 2
+    if hi == 0:
+        return done
+    while hi - lo > max(2, 0.1 * lo):
+        mid = (lo + hi) // 2
+        if run(mid):
+            lo = mid
+        else:
+            hi = mid
+    return done
+
+
+def best(levels: list[Level]) -> Level | None:
+    passed = [lv for lv in levels if lv.passed]
+    return max(passed, key=lambda lv: lv.streams) if passed else None
+
+
+def plot(results: dict[str, list[Level]], path: Path) -> None:
+    """p50/p99 latency against stream count, one line pair per configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, levels in results.items():
+        pts = sorted((lv.streams, lv.latency_p50_s, lv.latency_p99_s) for lv in levels if lv.rate > 0)
+        if pts:
+            n, p50, p99 = zip(*pts, strict=True)
+            line = ax.plot(n, [1000 * v for v in p99], marker="o", label=f"{name} p99")[0]
+            ax.plot(n, [1000 * v for v in p50], marker=".", ls="--", color=line.get_color(),
+                    label=f"{name} p50")
+    ax.set_xlabel("concurrent real-time streams")
+    ax.set_ylabel("end-to-end latency (ms)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--backend", choices=["tensorflow", "jax", "torch"])
+    ap.add_argument("--streams", type=lambda s: [int(v) for v in s.split(",")],
+                    help="levels to run (no search)")
+    ap.add_argument("--start", type=int, default=25, help="first level of the search")
+    ap.add_argument("--ceiling", type=int, default=10000)
+    ap.add_argument("--baseline", action="store_true", help="also search with max_batch_size 1")
+    ap.add_argument("--rate0", type=int, default=0, metavar="N",
+                    help="also run N streams as fast as possible")
+    ap.add_argument("--max-batch", type=int, default=64)
+    ap.add_argument("--max-wait-ms", type=float, default=50.0)
+    ap.add_argument("--queue-size", type=int, default=1024)
+    ap.add_argument("--sample-rate", type=int, default=44100, help="producers' PCM rate (mono int16)")
+    ap.add_argument("--chunk-seconds", type=float, default=0.1, help="audio per message")
+    ap.add_argument("--warmup", type=float, default=6.0)
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured interval per level")
+    ap.add_argument("--procs-per-1000", type=float, default=1.0, help="producer processes per 1000 streams")
+    ap.add_argument("--max-procs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    ap.add_argument("--quick", action="store_true", help="levels 10,40 (and baseline 4), 5 s each")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args()
+    if args.quick:
+        args.streams, args.seconds, args.warmup = args.streams or [10, 40], 5.0, 4.0
+    settings = DaemonSettings(args.model, args.backend, args.max_batch, args.max_wait_ms, args.queue_size,
+                              args.chunk_seconds, args.warmup, args.seconds, args.procs_per_1000,
+                              args.max_procs)
+    music = load_music(8, args.sample_rate, 30.0)
+    results: dict[str, list[Level]] = {}
+    print(f"batched (max_batch_size {args.max_batch}, max_wait_ms {args.max_wait_ms:g}):", flush=True)
+    results["batched"] = search(settings, music, args.sample_rate, args.max_batch, args.streams, args.start,
+                                args.ceiling)
+    if args.baseline:
+        print("baseline (max_batch_size 1):", flush=True)
+        quick_levels = [4] if args.quick else None
+        results["unbatched"] = search(settings, music, args.sample_rate, 1, quick_levels, 4, args.ceiling)
+    if args.rate0:
+        for name, mb in [("batched", args.max_batch)] + ([("unbatched", 1)] if args.baseline else []):
+            lv = run_level(settings, music, args.sample_rate, args.rate0, mb, rate=0.0)
+            results.setdefault(f"{name}, rate 0", []).append(lv)
+            print(f"  rate 0, batch<={mb}, N={args.rate0}: {lv.audio_seconds_scored_per_s:.1f} "
+                  f"audio-s scored per s ({lv.audio_seconds_sent_per_s:.1f} sent), {lv.dropped:g} dropped",
+                  flush=True)
+    report(args, results)
+
+
+def report(args: argparse.Namespace, results: dict[str, list[Level]]) -> None:
+    info = machine()
+    print(f"\nModel {args.model}, backend {args.backend or 'default'}, {info['cores']} cores "
+          f"({info['cpu']}), GPU {info['gpu']}, load {info['load_average']}\n")
+    header = ["config", "streams", "pass", "p50 ms", "p99 ms", "mean batch", "scored/expected",
+              "dropped", "daemon cores", "producer cores", "daemon peak RSS MiB", "audio-s scored/s"]
+    rows = [[name, lv.streams, "yes" if lv.passed else f"no: {lv.why}", 1000 * lv.latency_p50_s,
+             1000 * lv.latency_p99_s, lv.mean_batch, f"{lv.windows_scored:.0f}/{lv.windows_expected:.0f}",
+             lv.dropped, lv.daemon_cpu_cores, lv.producer_cpu_cores, lv.daemon_peak_rss_mib,
+             lv.audio_seconds_scored_per_s] for name, levels in results.items() for lv in levels]
+    print(markdown_table(header, rows))
+    summary: dict[str, Any] = {}
+    for name in ("batched", "unbatched"):
+        top = best(results.get(name, []))
+        summary[name] = asdict(top) if top else None
+        if top:
+            print(f"\n{name}: largest N with zero drops {top.streams}: "
+                  f"p50 {1000 * top.latency_p50_s:.0f} ms, p99 {1000 * top.latency_p99_s:.0f} ms, "
+                  f"daemon {top.daemon_cpu_cores:.2f} cores, producers {top.producer_cpu_cores:.2f} cores, "
+                  f"peak RSS {top.daemon_peak_rss_mib:.0f} MiB")
+    if summary.get("batched") and summary.get("unbatched"):
+        ratio = summary["batched"]["streams"] / summary["unbatched"]["streams"]
+        summary["speedup_streams"] = ratio
+        print(f"speed-up of batching (streams): {ratio:.1f}x")
+    write_json(args.json, {"benchmark": "daemon_e2e", "args": {k: str(v) for k, v in vars(args).items()},
+                           "summary": summary,
+                           "levels": {name: [asdict(lv) for lv in lvs] for name, lvs in results.items()}})
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
