@@ -69,8 +69,9 @@ def generate_keypair(directory: Path, name: str) -> tuple[Path, Path]:
 
 def _check_key(path: Path, what: str, key: bytes | None) -> bytes:
     if key is None:
+        hint = "; a secret key is in NAME.key_secret, not NAME.key" if what == "secret" else ""
         raise KeyFileError([f"{path}: no {what} key in it (not a ZeroMQ certificate with a "
-                            f"{what}-key = \"...\" line)"])
+                            f"{what}-key = \"...\" line{hint})"])
     try:
         if len(key) != _KEY_CHARS or len(z85.decode(key)) != 32:
             raise ValueError
@@ -104,16 +105,13 @@ def read_public(path: Path) -> bytes:
 
 def read_secret(path: Path) -> tuple[bytes, bytes]:
     """The Z85 (public, secret) keys of a ``.key_secret`` file that only its owner and group may read."""
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        mode = 0  # _load reports why
+    public, secret = _load(path)
+    secret = _check_key(path, "secret", secret)
+    mode = path.stat().st_mode
     if mode & stat.S_IROTH:
         raise KeyFileError([f"{path}: secret key file is readable by every user (mode "
                             f"{stat.S_IMODE(mode):o}); refused because anyone on this machine could copy "
                             f"it: chmod o-rwx {path}"])
-    public, secret = _load(path)
-    secret = _check_key(path, "secret", secret)
     public = _check_key(path, "public", public)
     if zmq.curve_public(secret) != public:
         raise KeyFileError([f"{path}: the public key does not belong to the secret key"])

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from genretag.cli.main import cli
 from genretag.daemon.config import Config, ConfigError, load_config
+from genretag.daemon.keys import generate_keypair
 
 BAD = """
 [model]
@@ -112,3 +113,75 @@ def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
     broken.write_text("[batch\nmax_wait_ms = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
+
+
+def _keys(root: Path) -> Path:
+    """daemon.key_secret plus a clients/ directory holding one authorised public key."""
+    generate_keypair(root, "daemon")
+    generate_keypair(root / "clients", "producer")[1].unlink()
+    return root
+
+
+def test_every_key_problem_is_reported_at_once(tmp_path: Path, artifact: Path) -> None:
+    keys = _keys(tmp_path / "keys")
+    (tmp_path / "open.key_secret").write_text((keys / "daemon.key_secret").read_text())
+    (tmp_path / "open.key_secret").chmod(0o644)
+    public_only = keys / "daemon.key"
+    other_secret = generate_keypair(tmp_path, "other")[1].read_text()
+    mismatched = tmp_path / "mismatched.key_secret"  # another key pair's secret under daemon's public key
+    mismatched.write_text(public_only.read_text() + other_secret[other_secret.index("    secret-key"):])
+    mismatched.chmod(0o600)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad-clients").mkdir()
+    (tmp_path / "bad-clients" / "typo.key").write_text('curve\n    public-key = "too-short"\n')
+    (tmp_path / "bad-clients" / "notes.key").write_text("just text\n")
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "keys.toml"
+    path.write_text(
+        f'[model]\npath = "{artifact}"\n'
+        '[publish]\naddress = "tcp://0.0.0.0:5556"\ncurve_secret_key = "keys/daemon.key_secret"\n'  # no list
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5555"\ncurve_secret_key = "missing.key_secret"\n'
+        'curve_clients = "empty"\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5557"\ncurve_secret_key = "open.key_secret"\n'
+        'curve_clients = "bad-clients"\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5558"\ncurve_secret_key = "keys/daemon.key"\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5559"\ncurve_secret_key = "mismatched.key_secret"\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5560"\ncurve_secret_key = "a-file/x.key_secret"\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5561"\ncurve_clients = "keys/clients"\n'
+        '[[source]]\nspec = "mic:"\ncurve_secret_key = "keys/daemon.key_secret"\n')
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 1
+    lines = [line[len(f"{path}: "):] for line in result.output.splitlines() if line.startswith(f"{path}: ")]
+    expected = [
+        f"source[0].curve_secret_key: {tmp_path}/missing.key_secret: no such key file",
+        f"source[0].curve_clients: {tmp_path}/empty: holds no client public key",
+        f"source[1].curve_secret_key: {tmp_path}/open.key_secret: secret key file is readable by every user "
+        "(mode 644); refused",
+        f"source[1].curve_clients: {tmp_path}/bad-clients/notes.key: no public key in it",
+        f"source[1].curve_clients: {tmp_path}/bad-clients/typo.key: the public key is not a 40-character Z85",
+        f"source[2].curve_secret_key: {keys}/daemon.key: no secret key in it",
+        f"source[3].curve_secret_key: {mismatched}: the public key does not belong to the secret key",
+        f"source[4].curve_secret_key: {tmp_path}/a-file/x.key_secret: cannot read: Not a directory",
+        "source[5].curve_clients: needs source[5].curve_secret_key",
+        "source[6].curve_secret_key: only zmq: sources take curve keys",
+        "publish.address: the event publisher binds '0.0.0.0', which is not a loopback address, without "
+        "authentication: set curve keys (publish.curve_secret_key",
+    ]
+    assert len(lines) == len(expected), result.output
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start), (line, start)
+
+
+def test_public_binds_with_curve_keys_are_valid(tmp_path: Path, artifact: Path) -> None:
+    _keys(tmp_path / "keys")
+    path = tmp_path / "public.toml"
+    secured = 'curve_secret_key = "keys/daemon.key_secret"\ncurve_clients = "keys/clients"\n'
+    path.write_text(f'[model]\npath = "{artifact}"\n[publish]\naddress = "tcp://0.0.0.0:5556"\n{secured}'
+                    f'[[source]]\nspec = "zmq:tcp://0.0.0.0:5555"\n{secured}'
+                    '[[source]]\nspec = "zmq:tcp://0.0.0.0:5557"\nallow_public = true\n')
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    config = load_config(path)
+    assert config.publish.curve_secret_key == str(tmp_path / "keys" / "daemon.key_secret")
+    assert config.sources[0].curve_clients == str(tmp_path / "keys" / "clients")
+    assert config.sources[1].curve_secret_key is None and config.sources[1].allow_public
