@@ -35,15 +35,36 @@ def window_spec(manifest: ArtifactManifest) -> WindowSpec:
 
 
 class KerasPredictor:
-    """Runs a Keras model whose graph computes its own features from PCM."""
+    """Runs a Keras model whose graph computes its own features from PCM.
+
+    On the JAX backend ``predict_on_batch`` compiles the model once per input shape,
+    and the daemon's batcher forms batches of every size from 1 to its maximum: each
+    new size would stall inference for a compilation (seconds for a large model).
+    There, batches are padded with silent rows to the next power of two, so a
+    serving process compiles at most a dozen shapes and then never again; the
+    padding rows' scores are dropped.  TensorFlow relaxes shapes by itself and the
+    CPU would pay for padding, so other backends run batches as they come.
+    """
 
     def __init__(self, manifest: ArtifactManifest, model: Any) -> None:
+        import keras
+
         self.manifest = manifest
         self.model = model
+        self.pad_batches = keras.backend.backend() == "jax"
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        scores = self.model.predict_on_batch(np.asarray(windows, dtype=np.float32))
-        return np.asarray(scores, dtype=np.float32)
+        x = np.asarray(windows, dtype=np.float32)
+        n = len(x)
+        if self.pad_batches and n & (n - 1):
+            x = np.concatenate([x, np.zeros((padded_size(n) - n, *x.shape[1:]), np.float32)])
+        scores = self.model.predict_on_batch(x)
+        return np.asarray(scores, dtype=np.float32)[:n]
+
+
+def padded_size(n: int) -> int:
+    """The power of two a batch of ``n`` windows is padded to (``n`` itself when it is one)."""
+    return 1 << max(0, n - 1).bit_length()
 
 
 class SklearnPredictor:
