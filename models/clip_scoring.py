@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from genretag.models.predictor import Predictor, window_spec
-from genretag.pipeline.audio import decode
-from genretag.pipeline.windows import rms_dbfs, spread_windows
+from genretag.pipeline.audio import AudioDecodeError, stream_decode
+from genretag.pipeline.windows import WindowSpec, rms_dbfs, spread_windows
 
 DEFAULT_MAX_WINDOWS = 48
 SILENT_DBFS = -50.0
@@ -65,14 +65,51 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
     Windows quieter than ``SILENT_DBFS`` (lead-in silence, gaps between
     movements) say nothing about the genre and are left out of the clip
     score, unless the whole file is that quiet.
-    Raises :class:`genretag.pipeline.audio.AudioDecodeError` for unreadable files.
+
+    The file is streamed twice, a block at a time: once to learn its length
+    (which the spread needs, and which headers of truncated files misstate),
+    once to keep only the chosen windows.  Memory is that of the windows, not
+    of the file: a two-hour recording costs what a song does.
+
+    Raises :class:`genretag.pipeline.audio.AudioDecodeError` for unreadable
+    files and for digital silence (every sample zero: there is nothing to judge).
     """
     spec = window_spec(predictor.manifest)
-    samples = decode(path, spec.sample_rate)
-    windows, starts = spread_windows(samples, spec, max_windows if max_windows > 0 else 1 << 30)
+    n_samples, peak = 0, 0.0
+    for block in stream_decode(path, spec.sample_rate):
+        n_samples += block.size
+        peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
+    if n_samples == 0:
+        raise AudioDecodeError(f"{path}: decodes to no audio samples")
+    if peak == 0.0:
+        raise AudioDecodeError(f"{path}: digital silence (every sample is zero), no genre to judge")
+    windows, starts = _chosen_windows(path, spec, n_samples, max_windows if max_windows > 0 else 1 << 30)
     scores = np.concatenate([
         predictor.predict(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)
     ])
     audible = rms_dbfs(windows) >= SILENT_DBFS
     clip_scores = scores[audible].mean(axis=0) if audible.any() else scores.mean(axis=0)
     return ClipResult(str(path), list(predictor.manifest.labels), clip_scores, starts, scores)
+
+
+def _chosen_windows(path: str | Path, spec: WindowSpec, n_samples: int,
+                    max_windows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows :func:`spread_windows` would pick from the whole signal, collected from a
+    second streaming pass that keeps only the samples those windows cover."""
+    win = spec.window_samples
+    if n_samples < win:  # one tiled window of a short file: holding it all is cheap
+        return spread_windows(np.concatenate(list(stream_decode(path, spec.sample_rate))), spec, 1)
+    n_windows = 1 + (n_samples - win) // spec.hop_samples
+    picks = np.arange(n_windows)
+    if n_windows > max_windows:
+        picks = np.unique(np.linspace(0, n_windows - 1, max_windows).round().astype(int))
+    first = picks * spec.hop_samples
+    windows = np.zeros((len(picks), win), np.float32)
+    offset = 0
+    for block in stream_decode(path, spec.sample_rate):
+        end = offset + block.size
+        for i in np.flatnonzero((first < end) & (first + win > offset)):
+            lo, hi = max(first[i], offset), min(first[i] + win, end)
+            windows[i, lo - first[i]:hi - first[i]] = block[lo - offset:hi - offset]
+        offset = end
+    return windows, first / spec.sample_rate

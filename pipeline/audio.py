@@ -11,8 +11,11 @@ a person can act on.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +65,57 @@ def check_finite(samples: np.ndarray, what: str) -> np.ndarray:
     return samples
 
 
-def _decode_soundfile(path: Path, max_seconds: float | None) -> tuple[np.ndarray, int]:
-    with sf.SoundFile(str(path)) as f:
-        frames = -1 if max_seconds is None else int(max_seconds * f.samplerate)
-        data = f.read(frames=frames, dtype="float32", always_2d=True)
-        return to_mono(data), int(f.samplerate)
+BLOCK_SECONDS = 10.0  # decoded audio held at a time by stream_decode
 
 
-def _decode_ffmpeg(path: Path, sr: int, max_seconds: float | None) -> np.ndarray:
+def read_blocks(handle: sf.SoundFile, block_frames: int, limit: int | None = None) -> Iterator[np.ndarray]:
+    """float32 ``(frames, channels)`` blocks of an open file, at its own rate, until it really ends.
+
+    Reads until libsndfile returns nothing instead of using ``SoundFile.blocks``,
+    which trusts the header's frame count and pads a truncated file (an MP3 whose
+    Xing header promises 20 s but holds 6) with zeros.  ``limit``: frames at most.
+    """
+    left = limit
+    while left is None or left > 0:
+        block = handle.read(block_frames if left is None else min(block_frames, left), dtype="float32",
+                            always_2d=True)
+        if len(block) == 0:
+            return
+        if left is not None:
+            left -= len(block)
+        yield block
+
+
+def _soundfile_blocks(handle: sf.SoundFile, sr: int, block_seconds: float,
+                      max_seconds: float | None) -> Iterator[np.ndarray]:
+    """Mono blocks of an open libsndfile handle, resampled to ``sr`` by one streaming soxr
+    resampler (the same samples as resampling the whole signal at once)."""
+    native = int(handle.samplerate)
+    limit = None if max_seconds is None else int(max_seconds * native)
+    resampler = None if native == sr else soxr.ResampleStream(native, sr, 1, dtype="float32", quality="HQ")
+    for block in read_blocks(handle, max(1, int(block_seconds * native)), limit):
+        mono = to_mono(block)
+        yield mono if resampler is None else resampler.resample_chunk(mono)
+    if resampler is not None:
+        yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def _ffmpeg_reason(stderr: bytes, path: Path, returncode: int) -> str:
+    """ffmpeg's complaint without the noise: ``[mp3 @ 0x55...]`` prefixes and the repeated path."""
+    lines = [re.sub(r"^\[[^]]* @ 0x[0-9a-f]+\] ", "", line).removeprefix(f"{path}: ").strip()
+             for line in stderr.decode(errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    return "; ".join(lines[-2:]) if lines else f"exit status {returncode}"
+
+
+def _ffmpeg_blocks(path: Path, sr: int, block_seconds: float,
+                   max_seconds: float | None) -> Iterator[np.ndarray]:
+    """Mono blocks at ``sr`` read from an ffmpeg subprocess's pipe as it decodes.
+
+    Its stderr goes to a temporary file, not a pipe, so a chatty decoder can
+    never fill a pipe nobody reads and stall; the process is killed if the
+    caller stops early.
+    """
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioDecodeError(f"{path}: libsndfile cannot read it and ffmpeg is not installed")
@@ -77,15 +123,82 @@ def _decode_ffmpeg(path: Path, sr: int, max_seconds: float | None) -> np.ndarray
     if max_seconds is not None:
         cmd += ["-t", f"{max_seconds:.3f}"]
     cmd += ["-vn", "-f", "f32le", "-ac", "1", "-ar", str(sr), "-"]
-    proc = subprocess.run(cmd, capture_output=True, timeout=600, check=False)
-    if proc.returncode != 0:
-        reason = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioDecodeError(f"{path}: ffmpeg failed: {reason[-1] if reason else proc.returncode}")
-    return np.frombuffer(proc.stdout, dtype="<f4").copy()
+    block_bytes = 4 * max(1, int(block_seconds * sr))
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        assert proc.stdout is not None
+        try:
+            tail = b""
+            while data := proc.stdout.read(block_bytes):
+                data, tail = tail + data, b""
+                whole = len(data) - len(data) % 4
+                data, tail = data[:whole], data[whole:]
+                yield np.frombuffer(data, dtype="<f4").copy()
+            if proc.wait() != 0:
+                errors.seek(0)
+                reason = _ffmpeg_reason(errors.read(), path, proc.returncode)
+                raise AudioDecodeError(f"{path}: ffmpeg failed (not audio, or damaged): {reason}")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stdout.close()
+            proc.wait()
+
+
+def stream_decode(path: str | os.PathLike[str], sr: int, max_seconds: float | None = None,
+                  block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """Decode ``path`` to float32 mono blocks at ``sr`` Hz, holding one block at a time.
+
+    A two-hour file costs the memory of ``block_seconds`` of audio, not of two
+    hours, so whole-file consumers (``classify``, the daemon's ``file:``
+    source) stay flat whatever the length.  Concatenated, the blocks are the
+    samples :func:`decode` returns.
+
+    libsndfile reads what it can open; anything it refuses goes through ffmpeg.
+    A file that libsndfile opens but fails on before yielding anything is
+    retried with ffmpeg too; a failure later, or NaN/Inf samples in any block,
+    raises :class:`AudioDecodeError` (blocks already yielded stay valid).
+    """
+    p = _check_file(path)
+    try:
+        handle = sf.SoundFile(str(p))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        blocks = _ffmpeg_blocks(p, sr, block_seconds, max_seconds)
+    else:
+        blocks = _soundfile_first(handle, p, sr, block_seconds, max_seconds)
+    yielded = 0.0
+    for block in blocks:
+        check_finite(block, f"{p} (at {yielded:.1f} s)")
+        yielded += block.size / sr
+        yield block
+
+
+def _soundfile_first(handle: sf.SoundFile, path: Path, sr: int, block_seconds: float,
+                     max_seconds: float | None) -> Iterator[np.ndarray]:
+    """libsndfile's blocks; if it fails before the first one, ffmpeg's instead."""
+    started = False
+    try:
+        with handle:
+            for block in _soundfile_blocks(handle, sr, block_seconds, max_seconds):
+                started = True
+                yield block
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as err:
+        if started:
+            raise AudioDecodeError(f"{path}: decoding failed part-way: {err}") from None
+        yield from _ffmpeg_blocks(path, sr, block_seconds, max_seconds)
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise AudioDecodeError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise AudioDecodeError(f"{p}: empty file (0 bytes)")
+    return p
 
 
 def decode(path: str | os.PathLike[str], sr: int, max_seconds: float | None = None) -> np.ndarray:
-    """Decode ``path`` to float32 mono at ``sr`` Hz.
+    """Decode ``path`` to float32 mono at ``sr`` Hz, all in memory (see :func:`stream_decode`).
 
     Parameters
     ----------
@@ -99,16 +212,8 @@ def decode(path: str | os.PathLike[str], sr: int, max_seconds: float | None = No
         The file is missing, empty, unreadable, holds no samples, or holds
         NaN/Inf samples.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise AudioDecodeError(f"{p}: no such file")
-    if p.stat().st_size == 0:
-        raise AudioDecodeError(f"{p}: empty file (0 bytes)")
-    try:
-        samples, native_sr = _decode_soundfile(p, max_seconds)
-        samples = resample(samples, native_sr, sr)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
-        samples = _decode_ffmpeg(p, sr, max_seconds)
+    blocks = list(stream_decode(path, sr, max_seconds))
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
     if samples.size == 0:
-        raise AudioDecodeError(f"{p}: decodes to no audio samples")
-    return check_finite(samples, str(p))
+        raise AudioDecodeError(f"{path}: decodes to no audio samples")
+    return samples

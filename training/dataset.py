@@ -147,13 +147,17 @@ def source_fingerprint(clips: Iterable[ClipSpec], options: BuildOptions) -> str:
 
 
 def _decode_clip(task: DecodeTask) -> DecodeResult:
-    """Worker: decode one file to int16, or return the reason it cannot be used.
+    """Worker: decode one file to int16, or return the reason it cannot be used
+    (undecodable, or digital silence).
 
     Any exception is a reason, not a crash: one bad file must not stop a build.
     """
     path, sr, max_seconds = task
     try:
-        return float_to_int16(decode(path, sr, max_seconds)), ""
+        pcm = decode(path, sr, max_seconds)
+        if not pcm.any():  # a genre label on nothing but zeros would only teach the model noise
+            return None, "digital silence (every sample is zero)"
+        return float_to_int16(pcm), ""
     except AudioDecodeError as err:
         return None, str(err).removeprefix(f"{path}: ")
     except Exception as err:  # noqa: BLE001 - reported per clip in dataset.json

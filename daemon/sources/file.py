@@ -4,10 +4,11 @@ The file is read in ~100 ms chunks at its own sample rate: the stream's
 windower resamples to the model's rate with the same soxr quality as
 :func:`genretag.pipeline.audio.decode`, so no second resampling step is
 added and the source does not depend on the model (which SIGHUP may swap).
-Files libsndfile reads (wav, flac, ogg, mp3, ...) are streamed block by block,
-so memory stays flat whatever their length; anything else goes through
-:func:`~genretag.pipeline.audio.decode` (ffmpeg) into memory at
-``FALLBACK_RATE``.
+Files libsndfile reads (wav, flac, ogg, mp3, ...) are streamed block by block
+until the audio really ends (a truncated file's header may promise more);
+anything else is streamed from ffmpeg by
+:func:`~genretag.pipeline.audio.stream_decode` at ``FALLBACK_RATE``.  Either
+way memory stays flat whatever the file's length.
 
 Pacing follows an absolute schedule, start time + audio sent / ``rate``, as a
 live source would deliver it: sleep jitter and decoding time never add up to
@@ -27,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from genretag.daemon.sources.base import Chunk, SourceSink, SourceWorker
-from genretag.pipeline.audio import AudioDecodeError, decode
+from genretag.pipeline.audio import AudioDecodeError, read_blocks, stream_decode
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,10 @@ class FileSource:
         """(float32 samples, rate) chunks of one pass over the file."""
         try:
             handle = sf.SoundFile(str(self.path))
-        except sf.LibsndfileError:
-            samples = decode(self.path, FALLBACK_RATE)  # raises AudioDecodeError with a reason
-            step = max(1, int(FALLBACK_RATE * self.chunk_seconds))
-            for i in range(0, len(samples), step):
-                yield samples[i:i + step], FALLBACK_RATE
+        except sf.LibsndfileError:  # stream_decode raises AudioDecodeError with a reason
+            for block in stream_decode(self.path, FALLBACK_RATE, block_seconds=self.chunk_seconds):
+                yield block, FALLBACK_RATE
             return
         with handle:
-            step = max(1, int(handle.samplerate * self.chunk_seconds))
-            for block in handle.blocks(blocksize=step, dtype="float32", always_2d=True):
+            for block in read_blocks(handle, max(1, int(handle.samplerate * self.chunk_seconds))):
                 yield block, int(handle.samplerate)
