@@ -81,6 +81,8 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
     scores (genre -> smoothed probability); label events add prev, state
     events add state (up, down, silence, recovered).
 
+    CURVE encryption and client keys for the ZeroMQ sockets are set in the
+    config file (curve_secret_key, curve_clients; `genretag keys generate`).
     Flags override the config file.  SIGHUP reloads the config and the model
     (a broken model is refused, the old one keeps serving); SIGTERM stops.
     Metrics for Prometheus are on http://127.0.0.1:9464/metrics by default.
@@ -121,9 +123,10 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
 def check_config(path: Path) -> None:
     """Validate a daemon config FILE without starting anything; print every problem.
 
-    Checks types, ranges, unknown keys, source specs, public binds (which need
-    allow_public = true) and that the model artifact is readable.  Exit 0 when
-    the file is valid, 1 otherwise.
+    Checks types, ranges, unknown keys, source specs, curve key files (missing,
+    unreadable, malformed, readable by every user), public binds (ZeroMQ: curve
+    keys or allow_public = true; metrics: allow_public = true) and that the
+    model artifact is readable.  Exit 0 when the file is valid, 1 otherwise.
     """
     from genretag.daemon.config import ConfigError, load_config
 

@@ -12,6 +12,10 @@ make the daemon allocate gigabytes; libzmq then drops that producer's
 connection (it reconnects by itself), which is invisible here.  Parts between
 ``max_frame_bytes`` and the slack are refused, and counted, as ``too_large``.
 
+With curve keys (``secure``), producers without CURVE or with a key not on
+the list are refused by libzmq before any message is read; they are counted
+by :mod:`genretag.daemon.curve`, not here.
+
 Per stream, a :class:`~genretag.daemon.protocol.SequenceTracker` counts lost
 messages (``seq_gap``) and producer restarts (``seq_restart``); a stream is
 ``up`` from its first valid message and ``down`` after ``idle_timeout``
