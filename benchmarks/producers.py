@@ -37,6 +37,7 @@ class LoadSpec:
     rate: float = 1.0  # 1: real time; 0: as fast as possible
     seconds: float = 30.0  # how long each stream is sent
     prefix: str = "s"
+    preroll_seconds: float = 0.0  # see :func:`_run`: the model's hop spreads window completions evenly
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,11 @@ def _run(spec: LoadSpec, streams: range, start_at: float, conn: Connection) -> N
     clips = [spec.audio[i % len(spec.audio)] for i in streams]
     offsets = [(i * 7919 * step) % max(1, clip.size - step) for i, clip in zip(streams, clips, strict=True)]
     phases = [k * period / len(ids) for k in range(len(ids))]
+    # Each stream first sends a pre-roll of its own length (spread evenly over 0..preroll_seconds by the
+    # golden ratio), so that streams complete their windows at different moments; without it every stream
+    # completes one on the same chunks, and a measured interval holds one window per stream more or less
+    # depending on where it starts.
+    prerolls = [int(((i * 0.6180339887) % 1.0) * spec.preroll_seconds * spec.sample_rate) for i in streams]
     late: list[float] = []
     messages, tick = 0, 0
     cpu0 = time.process_time()
@@ -81,8 +87,10 @@ def _run(spec: LoadSpec, streams: range, start_at: float, conn: Connection) -> N
                     time.sleep(due - now)
                 else:
                     late.append(now - due)
+            if tick == 0 and prerolls[k]:
+                sock.send_multipart(encode_frame(sid, clip[:prerolls[k]], spec.sample_rate, 0))
             at = (offsets[k] + tick * step) % (clip.size - step)
-            sock.send_multipart(encode_frame(sid, clip[at:at + step], spec.sample_rate, tick))
+            sock.send_multipart(encode_frame(sid, clip[at:at + step], spec.sample_rate, tick + 1))
             messages += 1
         tick += 1
         if spec.rate <= 0 and time.monotonic() >= end:

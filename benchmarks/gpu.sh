@@ -1,0 +1,36 @@
+#!/bin/bash
+# The GPU half of the harness, for a machine with JAX on CUDA but no TensorFlow (the lent H100/H200).
+#
+# Run from the repository root with the wheels of the daemon's missing dependencies in .whl/ (keras,
+# pyzmq, soxr, soundfile, ...; see benchmarks/RESULTS.md) and an optional second artifact in
+# $GPU_EXTRA_MODEL.  genretag is not installed: a package folder of symlinks to the source dirs stands in.
+# Results (JSON and logs) go to ${OUT:-/tmp/bench-out}.
+set -u
+OUT=${OUT:-/tmp/bench-out}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || exit 1
+mkdir -p /tmp/pkg/genretag
+for d in pipeline models training cli daemon; do ln -sfn "$PWD/$d" "/tmp/pkg/genretag/$d"; done
+touch /tmp/pkg/genretag/__init__.py
+export PYTHONPATH=/tmp/site:/tmp/pkg:$PWD PATH=/tmp/site/bin:$PATH KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+# Compiled batch shapes survive the daemon restarts between levels.
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
+
+MODELS=${GPU_MODELS:-models/default}
+for model in $MODELS; do
+    tag=$(basename "$model")
+    python3 -m benchmarks.model_throughput --model "$model" --backend jax --seconds 1 \
+        --json "$OUT/model_${tag}_jax.json" 2>&1 | grep -v -E "^(W|I)[0-9]{4}" | tail -16
+done
+# Streams per GPU: producers at the model rate (16 kHz) in 1 s chunks, so the one daemon process spends its
+# Python on windows rather than on resampling and per-message overhead (see RESULTS.md for why).
+for spec in ${GPU_E2E:-models/default:500,1000}; do
+    model=${spec%%:*}; levels=${spec#*:}
+    python3 -m benchmarks.daemon_e2e --model "$model" --backend jax --streams "$levels" --sample-rate 16000 \
+        --chunk-seconds 1.0 --max-batch 1024 --max-wait-ms 100 --queue-size 65536 --warmup 12 \
+        --seconds ${GPU_SECONDS:-15} --procs-per-1000 1 --json "$OUT/e2e_$(basename "$model")_jax.json" 2>&1 \
+        | grep -v -E "^(W|I)[0-9]{4}|libmpg123" | tail -14
+done
