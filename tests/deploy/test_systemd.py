@@ -6,13 +6,14 @@
 * ``systemd-analyze security --offline=yes --threshold=49``: exposure above "OK" (4.9) fails, and the
   score may not be worse than the one recorded in the README.
 * ExecStart's flags parse with our CLI, and the shipped config passes ``check-config`` at the path the
-  unit uses.
+  unit uses; ``systemd-sysusers`` makes the unit's User= from deploy/systemd/genretag.sysusers.
 * The parts of the sandbox a wrong guess would break at run time, applied with the kernel mechanisms
-  systemd uses: ``RestrictAddressFamilies=`` as a seccomp filter on socket() (libseccomp, EAFNOSUPPORT
-  like systemd) around a daemon with url:, zmq:, metrics, sd_notify and a SIGHUP reload; and
-  ``MemoryDenyWriteExecute=`` as prctl(PR_SET_MDWE) around inference with the default model.  The
-  sandbox is installed by a ``sitecustomize.py`` (the source of :func:`_sandbox`) that the child
-  interpreter runs before any genretag code, and it is inherited by the ffmpeg child.
+  systemd uses: ``RestrictAddressFamilies=`` (a seccomp filter on socket(), EAFNOSUPPORT) and
+  ``SystemCallFilter=`` (the unit's groups expanded by ``systemd-analyze syscall-filter``, everything
+  else EPERM) around a daemon with the default model, url:, zmq:, metrics, sd_notify and a SIGHUP
+  reload; and ``MemoryDenyWriteExecute=`` as prctl(PR_SET_MDWE) around inference with the default
+  model.  The sandbox is installed by a ``sitecustomize.py`` (the source of :func:`_sandbox`) that the
+  child interpreter runs before any genretag code, and it is inherited by the ffmpeg child.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ ACCEPTABLE_LEVELS = {"PERFECT", "SAFE", "OK"}
 PR_SET_MDWE, PR_GET_MDWE = 65, 66
 
 sys.path.insert(0, str(REPO / "tests" / "daemon"))  # reuse the daemon tests' helpers
-from daemon_helpers import SR, Daemon, Producer, clip, free_port, train_artifact  # noqa: E402
+from daemon_helpers import SR, Daemon, Producer, clip, free_port  # noqa: E402
 
 
 def systemd_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,7 +187,9 @@ def _sandbox() -> None:
 
     GENRETAG_SANDBOX_MDWE=1: prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN), what systemd applies for
     MemoryDenyWriteExecute=yes.  GENRETAG_SANDBOX_FAMILIES="AF_UNIX ...": socket() of any other family
-    fails with EAFNOSUPPORT, as under RestrictAddressFamilies=.  Both survive fork and exec.
+    fails with EAFNOSUPPORT, as under RestrictAddressFamilies=.  GENRETAG_SANDBOX_SYSCALLS="read ...":
+    any other system call fails with EPERM, as under SystemCallFilter= with SystemCallErrorNumber=EPERM.
+    Each seccomp filter is loaded on its own, as systemd does; all of it survives fork and exec.
     """
     import ctypes
     import errno
@@ -197,29 +200,39 @@ def _sandbox() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(65, 1, 0, 0, 0) != 0 or libc.prctl(66, 0, 0, 0, 0) != 1:
             raise SystemExit(f"sandbox: PR_SET_MDWE failed: {os.strerror(ctypes.get_errno())}")
-    if os.environ.get("GENRETAG_SANDBOX_FAMILIES"):
-        allowed = {int(getattr(socket, name)) for name in os.environ["GENRETAG_SANDBOX_FAMILIES"].split()}
 
-        class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
-            _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                        ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                    ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
 
-        seccomp = ctypes.CDLL("libseccomp.so.2")
-        seccomp.seccomp_init.restype = ctypes.c_void_p
-        seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
-        seccomp.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                                   ctypes.c_uint, ctypes.POINTER(ArgCmp)]
-        seccomp.seccomp_load.argtypes = [ctypes.c_void_p]
-        allow, refuse = 0x7FFF0000, 0x00050000 | errno.EAFNOSUPPORT  # SCMP_ACT_ALLOW, SCMP_ACT_ERRNO(...)
-        equal, at_least, af_max = 4, 5, 64  # SCMP_CMP_EQ, SCMP_CMP_GE; above every AF_* Linux defines
-        ctx = seccomp.seccomp_init(allow)
-        nr = seccomp.seccomp_syscall_resolve_name(b"socket")
-        rules = [ArgCmp(0, equal, family, 0) for family in range(af_max) if family not in allowed]
-        for rule in [*rules, ArgCmp(0, at_least, af_max, 0)]:
-            if seccomp.seccomp_rule_add_array(ctx, refuse, nr, 1, ctypes.byref(rule)) != 0:
-                raise SystemExit("sandbox: seccomp_rule_add failed")
+    seccomp = ctypes.CDLL("libseccomp.so.2")
+    seccomp.seccomp_init.restype = ctypes.c_void_p
+    seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
+    seccomp.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                               ctypes.c_uint, ctypes.POINTER(ArgCmp)]
+    seccomp.seccomp_load.argtypes = [ctypes.c_void_p]
+    seccomp.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    allow = 0x7FFF0000  # SCMP_ACT_ALLOW; SCMP_ACT_ERRNO(e) is 0x00050000 | e
+
+    def load(default: int, rules: list[tuple[int, int, ArgCmp | None]]) -> None:
+        ctx = seccomp.seccomp_init(default)
+        for action, nr, cmp in rules:
+            if seccomp.seccomp_rule_add_array(ctx, action, nr, int(cmp is not None),
+                                              ctypes.byref(cmp) if cmp is not None else None) != 0:
+                raise SystemExit(f"sandbox: seccomp rule for system call {nr} refused")
         if seccomp.seccomp_load(ctx) != 0:
             raise SystemExit("sandbox: seccomp_load failed")
+
+    if os.environ.get("GENRETAG_SANDBOX_FAMILIES"):
+        allowed = {int(getattr(socket, name)) for name in os.environ["GENRETAG_SANDBOX_FAMILIES"].split()}
+        equal, at_least, af_max = 4, 5, 64  # SCMP_CMP_EQ, SCMP_CMP_GE; above every AF_* Linux defines
+        refuse, nr = 0x00050000 | errno.EAFNOSUPPORT, seccomp.seccomp_syscall_resolve_name(b"socket")
+        compares = [ArgCmp(0, equal, family, 0) for family in range(af_max) if family not in allowed]
+        load(allow, [(refuse, nr, cmp) for cmp in [*compares, ArgCmp(0, at_least, af_max, 0)]])
+    if os.environ.get("GENRETAG_SANDBOX_SYSCALLS"):  # last: seccomp() itself is outside the allow list
+        numbers = {seccomp.seccomp_syscall_resolve_name(name.encode())
+                   for name in os.environ["GENRETAG_SANDBOX_SYSCALLS"].split()}
+        load(0x00050000 | errno.EPERM, [(allow, nr, None) for nr in sorted(numbers - {-1})])  # -1: unknown
 
 
 def sandbox_env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -236,10 +249,25 @@ def unit_families() -> str:
     return families
 
 
-@pytest.fixture(scope="module")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The daemon tests' fast artifact (8 kHz, 1 s windows; classical, electronic, noise)."""
-    return train_artifact(tmp_path_factory.mktemp("artifact") / "a", range(3), 1.0)
+def syscall_names(item: str) -> set[str]:
+    """A system call name, or every call of an @group (nested groups expanded), by systemd-analyze."""
+    if not item.startswith("@"):
+        return {item}
+    result = systemd_analyze("syscall-filter", item)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()[1:]]
+    return set().union(*(syscall_names(line) for line in lines if line and not line.startswith("#")))
+
+
+def unit_syscalls() -> str:
+    """The system calls the unit's SystemCallFilter= lines allow (an allow list, then ~ deny lists)."""
+    assert unit_values("SystemCallErrorNumber") == ["EPERM"]  # what the sandbox answers refused calls with
+    allowed: set[str] = set()
+    for value in unit_values("SystemCallFilter"):
+        names = set().union(*(syscall_names(item) for item in value.lstrip("~").split()))
+        allowed = allowed - names if value.startswith("~") else allowed | names
+    assert len(allowed) > 100, allowed
+    return " ".join(sorted(allowed))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -268,9 +296,9 @@ def has_windows(daemon: Daemon, stream: str) -> bool:
     return daemon.metric("genretag_windows_processed_total", stream=stream) > 0
 
 
-def test_daemon_serves_within_the_units_address_families(artifact: Path, radio: str, tmp_path: Path) -> None:
-    """url: (through ffmpeg), zmq:, the event PUB socket, /metrics, sd_notify and a SIGHUP reload, all
-    under the unit's RestrictAddressFamilies=."""
+def test_daemon_serves_inside_the_units_seccomp_filters(radio: str, tmp_path: Path) -> None:
+    """The default model (TensorFlow) with url: (through ffmpeg), zmq:, the event PUB socket, /metrics,
+    sd_notify and a SIGHUP reload, all under the unit's RestrictAddressFamilies= and SystemCallFilter=."""
     zmq_port = free_port()
     config = tmp_path / "genretag.toml"
     config.write_text(f'[[source]]\nspec = "url:{radio}"\nname = "radio"\n\n'
@@ -279,11 +307,12 @@ def test_daemon_serves_within_the_units_address_families(artifact: Path, radio: 
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
     notify.settimeout(30)
-    env = {**sandbox_env(tmp_path, FAMILIES=unit_families()), "NOTIFY_SOCKET": str(notify_path)}
+    env = {**sandbox_env(tmp_path, FAMILIES=unit_families(), SYSCALLS=unit_syscalls()),
+           "NOTIFY_SOCKET": str(notify_path)}
     producer = Producer(f"tcp://127.0.0.1:{zmq_port}")
     try:
-        with Daemon("--config", config, "--model", artifact, "--publish", "tcp://127.0.0.1:*",
-                    "--metrics", "127.0.0.1:0", env=env) as daemon:
+        with Daemon("--config", config, "--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0",
+                    env=env, ready_timeout=180) as daemon:
             assert "READY=1" in notify.recv(4096).decode()
             producer.send("playout", clip("classical", 4.0))
             for stream in ("radio", "playout"):
@@ -295,7 +324,8 @@ def test_daemon_serves_within_the_units_address_families(artifact: Path, radio: 
     finally:
         producer.close()
         notify.close()
-    assert not any("Address family not supported" in line for line in daemon.log), daemon.log
+    refusals = ("Address family not supported", "Operation not permitted")
+    assert not [line for line in daemon.log if any(refusal in line for refusal in refusals)], daemon.log
 
 
 def test_zmq_needs_netlink(tmp_path: Path) -> None:
