@@ -100,6 +100,7 @@ class Batcher:
         self._on_batch, self._on_swap, self._on_error = on_batch, on_swap, on_error
         self._queue: deque[_WindowItem | _Control] = deque()
         self._windows = 0  # window items in the queue (control items do not count)
+        self._controls = 0  # control items in the queue: while there are none, no scan is needed
         self._cond = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="genretag-inference", daemon=True)
@@ -131,7 +132,11 @@ class Batcher:
                     dropped.append(self._drop_oldest())
                 self._queue.append(_WindowItem(stream, window, time.monotonic()))
                 self._windows += 1
-                self._cond.notify()
+                # Wake the inference thread only when it has something new to decide: a first window
+                # starts the max_wait clock, a full batch closes it.  Waking it for every window made it
+                # rescan the queue thousands of times a second under load.
+                if self._windows == 1 or self._windows >= self.max_batch_size:
+                    self._cond.notify()
         for lost in dropped:  # outside the lock: the callback may take its own locks
             self._on_drop(lost, reason)
 
@@ -139,6 +144,7 @@ class Batcher:
         """Run ``action()`` on the inference thread once everything queued before it is done."""
         with self._cond:
             self._queue.append(_Control(action))
+            self._controls += 1
             self._cond.notify()
 
     def swap(self, predictor: Predictor) -> None:
@@ -183,6 +189,7 @@ class Batcher:
                 if self._queue:
                     head = self._queue[0]
                     if isinstance(head, _Control):
+                        self._controls -= 1
                         return self._queue.popleft()  # type: ignore[return-value]
                     ready = self._ready_windows()
                     deadline = head.queued_at + self.max_wait
@@ -198,6 +205,7 @@ class Batcher:
         while self._queue:
             item = self._queue.popleft()
             if isinstance(item, _Control):
+                self._controls -= 1
                 return item
             self._windows -= 1
             self._cond.release()
@@ -209,6 +217,8 @@ class Batcher:
 
     def _ready_windows(self) -> int:
         """Window items at the head of the queue, up to the first control item or the batch size."""
+        if not self._controls:
+            return min(self._windows, self.max_batch_size)
         n = 0
         for item in self._queue:
             if isinstance(item, _Control) or n == self.max_batch_size:

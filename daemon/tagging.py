@@ -48,7 +48,7 @@ from genretag.daemon.silence import StateChange
 from genretag.daemon.smoothing import LabelSmoother
 from genretag.daemon.sources.base import Chunk, StreamState
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
-from genretag.models.predictor import Predictor
+from genretag.models.predictor import Predictor, warm_up
 from genretag.pipeline.windows import WindowSpec
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class Tagger:
 
     def __init__(self, config: Config, predictor: Predictor, emit: Callable[[Event], None], metrics: Metrics,
                  configured: Sequence[str] = ()) -> None:
+        warm_up(predictor, config.batch.max_batch_size)
         self._config = config  # ingest side, guarded by _lock
         self._out_config = config  # output side: changes on the inference thread, in queue order
         self._spec = window_spec(predictor, config)
@@ -251,6 +252,7 @@ class Tagger:
 
     def reload(self, config: Config, predictor: Predictor) -> None:
         """Serve ``predictor`` with ``config``'s window, silence and smoothing settings from now on."""
+        warm_up(predictor, self._config.batch.max_batch_size)  # here, not on the inference thread
         spec = window_spec(predictor, config)
         with self._lock:
             if spec != self._spec or config.silence != self._config.silence:

@@ -67,6 +67,19 @@ def padded_size(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
+def warm_up(predictor: Predictor, max_batch: int) -> None:
+    """Compile every batch shape a server of batches up to ``max_batch`` will use, before it serves.
+
+    Only a padding (JAX) predictor needs it: its first call at each of the dozen
+    shapes compiles for seconds, which in a live daemon is a stall every stream feels.
+    """
+    if isinstance(predictor, KerasPredictor) and predictor.pad_batches:
+        size = 1
+        while size <= padded_size(max_batch):
+            predictor.predict(np.zeros((size, predictor.manifest.window_samples), np.float32))
+            size *= 2
+
+
 class SklearnPredictor:
     """Computes engineered librosa features per window, then a scikit-learn pipeline.
 

@@ -81,6 +81,31 @@ def test_a_lone_window_waits_at_most_max_wait() -> None:
     batcher.stop()
 
 
+def test_a_batch_filling_while_the_thread_waits_closes_at_once() -> None:
+    # put() wakes the inference thread only for a first window and a full batch: the full batch must
+    # still close at once, not at max_wait, and windows behind a control item wait for it.
+    predictor, rec = FakePredictor(), Recorder()
+    batcher = make(predictor, rec, max_batch_size=4, max_wait_ms=3000)
+    batcher.start()
+    rec.expected = 4
+    started = time.monotonic()
+    for i in range(4):
+        batcher.put("s", window(i))
+        time.sleep(0.05)  # the thread is waiting on the first window's deadline by now
+    assert rec.done.wait(5)
+    assert time.monotonic() - started < 1.5
+    marks: list[int] = []
+    rec.done.clear()
+    rec.expected = 8
+    batcher.put("s", window(4))
+    batcher.call(lambda: marks.append(len(rec.results)))
+    for i in range(5, 8):
+        batcher.put("s", window(i))
+    assert rec.done.wait(10)
+    batcher.stop()
+    assert predictor.batches == [4, 1, 3] and marks == [5]
+
+
 def test_full_queue_drops_the_oldest_and_counts_per_stream() -> None:
     predictor, rec = FakePredictor(), Recorder()
     batcher = make(predictor, rec, queue_size=3, max_wait_ms=1)

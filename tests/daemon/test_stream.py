@@ -219,7 +219,7 @@ def test_fast_mixdown_matches_the_pipeline_mix(channels: int, dtype: type) -> No
 
 
 def test_gate_levels_are_the_pipeline_rms_dbfs() -> None:
-    from genretag.daemon.silence import _level_db
+    from genretag.daemon.silence import _level_db, _levels_db
     from genretag.pipeline.windows import rms_dbfs
 
     rng = np.random.default_rng(3)
@@ -227,3 +227,4 @@ def test_gate_levels_are_the_pipeline_rms_dbfs() -> None:
     blocks += [rng.normal(0, 10 ** (db / 20), 1600).astype(np.float32) for db in (-90, -50, -20, 0)]
     for block in blocks:
         assert _level_db(block) == pytest.approx(float(rms_dbfs(block)), abs=1e-4)
+    np.testing.assert_allclose(_levels_db(np.stack(blocks)), rms_dbfs(np.stack(blocks)), atol=1e-4)

@@ -13,7 +13,7 @@ from genretag.models.predictor import padded_size
 JAX_SCRIPT = """
 import keras, numpy as np
 from genretag.models.artifact import ArtifactManifest
-from genretag.models.predictor import KerasPredictor
+from genretag.models.predictor import KerasPredictor, warm_up
 assert keras.backend.backend() == "jax"
 inputs = keras.Input((64,))
 model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8)(inputs)))
@@ -27,6 +27,9 @@ class Recording:
         sizes.add(len(x))
         return model.predict_on_batch(x)
 p.model = Recording()
+warm_up(p, 5)
+assert sizes == {1, 2, 4, 8}, sizes
+sizes.clear()
 x = np.random.default_rng(0).normal(size=(13, 64)).astype(np.float32)
 one_by_one = np.concatenate([p.predict(x[i:i + 1]) for i in range(13)])
 for n in (3, 5, 8, 13):
