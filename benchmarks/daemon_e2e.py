@@ -392,7 +392,7 @@ def report(args: argparse.Namespace, results: dict[str, list[Level]]) -> None:
                   f"p50 {1000 * top.latency_p50_s:.0f} ms, p99 {1000 * top.latency_p99_s:.0f} ms, "
                   f"daemon {top.daemon_cpu_cores:.2f} cores, producers {top.producer_cpu_cores:.2f} cores, "
                   f"peak RSS {top.daemon_peak_rss_mib:.0f} MiB")
-    if summary.get("batched") and summary.get("unbatched"):
+    if summary.get("batched") and summary.get("unbatched") and not args.streams:  # searched, not given
         ratio = summary["batched"]["streams"] / summary["unbatched"]["streams"]
         summary["speedup_streams"] = ratio
         print(f"speed-up of batching (streams): {ratio:.1f}x")
