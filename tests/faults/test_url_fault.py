@@ -23,6 +23,8 @@ import pytest
 import soundfile as sf
 from daemon_helpers import SR, Daemon, Producer, clip, expected_windows, free_port
 
+pytestmark = pytest.mark.slow  # a minute of real-time radio, like the Icecast tests
+
 MP3_RATE, MP3_BYTES_PER_SECOND = 22050, 8000  # 64 kbit/s CBR
 BURST_SECONDS = 10
 
