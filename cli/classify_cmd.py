@@ -12,7 +12,8 @@ import click
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", "model_dir", type=click.Path(path_type=Path),
-              help="Model artifact directory (default: the model bundled with genretag).")
+              help="Model artifact directory, or a bundled model: \"default\" (musicnn, most accurate) "
+                   "or \"fast\" (distilled, for many streams) [default].")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: path, label, confidence, scores, windows.")
 @click.option("--max-windows", default=48, show_default=True,
@@ -25,12 +26,13 @@ def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max
     classified and the exit code is 1 at the end.
     """
     from genretag.models.artifact import ArtifactError
-    from genretag.models.clip_scoring import classify_file, default_model_dir
+    from genretag.models.bundled import resolve_model
+    from genretag.models.clip_scoring import classify_file
     from genretag.models.predictor import load_predictor
     from genretag.pipeline.audio import AudioDecodeError
 
     try:
-        predictor = load_predictor(model_dir or default_model_dir())
+        predictor = load_predictor(resolve_model(model_dir))
     except ArtifactError as err:
         raise click.ClickException(f"cannot load model: {err}") from None
     failures = 0

@@ -10,7 +10,8 @@ import click
 
 @click.command()
 @click.option("--model", "model_dir", type=click.Path(path_type=Path),
-              help="Model artifact directory (default: the bundled model).")
+              help="Model artifact directory, or a bundled model: \"default\" (musicnn, most accurate) "
+                   "or \"fast\" (distilled, for many streams) [default].")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
               help="A dataset directory from 'dataset build', or a source "
                    "(manifest CSV, genre folders, FMA).")
@@ -26,14 +27,14 @@ def evaluate(model_dir: Path | None, data: Path, split: str | None, out_dir: Pat
     label as right when it is any of the clip's labels.
     """
     from genretag.models.artifact import ArtifactError
-    from genretag.models.clip_scoring import default_model_dir
+    from genretag.models.bundled import resolve_model
     from genretag.models.predictor import load_predictor
     from genretag.training.eval_data import labelled_clips
     from genretag.training.report import write_evaluation
     from genretag.training.scoring import score_clips
 
     try:
-        predictor = load_predictor(model_dir or default_model_dir())
+        predictor = load_predictor(resolve_model(model_dir))
     except ArtifactError as err:
         raise click.ClickException(f"cannot load model: {err}") from None
     m = predictor.manifest

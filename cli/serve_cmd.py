@@ -45,7 +45,8 @@ def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None
 @click.option("--source", "sources", multiple=True, metavar="SPEC",
               help="An audio source (repeatable; replaces the file's [[source]] entries).")
 @click.option("--model", type=click.Path(path_type=Path, file_okay=False),
-              help="Model artifact directory (default: the bundled model).")
+              help="Model artifact directory, or a bundled model: \"default\" (musicnn, most accurate) "
+                   "or \"fast\" (distilled, for many streams) [default].")
 @click.option("--publish", metavar="tcp://HOST:PORT", help="Event PUB address [tcp://127.0.0.1:5556].")
 @click.option("--metrics", metavar="HOST:PORT", help="Prometheus /metrics address [127.0.0.1:9464].")
 @click.option("--print", "print_events", is_flag=True, help="Also write each event as a JSON line to stdout.")

@@ -2,7 +2,8 @@
 
 Keys are a public contract; every key, with its default::
 
-    [model]     path (artifact dir; default: the bundled model), backend ("tensorflow", "jax", "torch")
+    [model]     path (artifact dir, or a bundled model "default" or "fast"; default: "default"),
+                backend ("tensorflow", "jax", "torch")
     [batch]     max_batch_size = 64, max_wait_ms = 50, queue_size = 1024
     [window]    hop_seconds (default: the artifact's hop)
     [silence]   threshold_db = -50, hold_seconds = 2
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 from genretag.daemon import bind_checks
 from genretag.daemon.events import DEFAULT_ADDRESS
 from genretag.daemon.protocol import check_stream_id
+from genretag.models.bundled import BUNDLED_MODELS
 
 if TYPE_CHECKING:
     from genretag.daemon.sources.registry import SourceSpec
@@ -272,10 +274,10 @@ def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
             problems.append(f"metrics.address: {err}")
     if check_model:
         from genretag.models.artifact import ArtifactError, read_manifest
-        from genretag.models.clip_scoring import default_model_dir
+        from genretag.models.bundled import resolve_model
 
         try:
-            read_manifest(cfg.model.path or default_model_dir())
+            read_manifest(resolve_model(cfg.model.path))
         except ArtifactError as err:
             problems.append(f"model.path: {err}")
 
@@ -336,9 +338,12 @@ def _rebase(raw: dict[str, Any], directory: Path) -> None:
     sources = raw.get("source", []) if isinstance(raw.get("source"), list) else []
     for table, keys in [(raw.get("model"), ("path",)), (raw.get("publish"), _KEY_PATHS),
                         *((entry, _KEY_PATHS) for entry in sources)]:
-        for key in keys if isinstance(table, dict) else ():
-            if isinstance(table.get(key), str):
-                table[key] = str(directory / table[key])  # an absolute path stays as it is
+        if not isinstance(table, dict):
+            continue
+        for key in keys:
+            value = table.get(key)
+            if isinstance(value, str) and not (key == "path" and value in BUNDLED_MODELS):
+                table[key] = str(directory / value)  # an absolute path stays as it is
     for entry in sources:
         spec = entry.get("spec") if isinstance(entry, dict) else None
         if isinstance(spec, str) and spec.startswith("file:"):

@@ -67,11 +67,11 @@ RESTART_ONLY = ("batch", "publish", "metrics", "limits", "sources")
 
 def load_model(config: Config) -> Predictor:
     """Load the configured artifact and check it on known inputs before it may serve."""
-    from genretag.models.clip_scoring import default_model_dir
+    from genretag.models.bundled import resolve_model
 
     if config.model.backend:
         os.environ["KERAS_BACKEND"] = config.model.backend  # read when keras is first imported
-    predictor = load_predictor(config.model.path or default_model_dir())
+    predictor = load_predictor(resolve_model(config.model.path))
     check_predictions(predictor.manifest, predictor.predict(known_inputs(predictor.manifest)))
     return predictor
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +13,6 @@ from genretag.pipeline.windows import WindowSpec, rms_dbfs, spread_windows
 
 DEFAULT_MAX_WINDOWS = 48
 SILENT_DBFS = -50.0
-
-
-def default_model_dir() -> Path:
-    """The artifact bundled with the package, used whenever ``--model`` is not given."""
-    return Path(str(files("genretag.models") / "default"))
 
 
 @dataclass

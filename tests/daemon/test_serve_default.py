@@ -7,12 +7,12 @@ import json
 import pytest
 from daemon_helpers import Daemon
 
-from genretag.models.clip_scoring import default_model_dir
+from genretag.models.bundled import bundled_model_dir
 
 
 @pytest.mark.slow
 def test_default_model_tags_the_demo_audio() -> None:
-    manifest = default_model_dir() / "manifest.json"
+    manifest = bundled_model_dir() / "manifest.json"
     assert manifest.is_file(), (f"{manifest} is missing: the bundled default model must be built "
                                 "(see the training issue) before the daemon's main job can run")
     labels = json.loads(manifest.read_text())["labels"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from genretag.models.clip_scoring import classify_file, default_model_dir
+from genretag.models.bundled import bundled_model_dir
+from genretag.models.clip_scoring import classify_file
 from genretag.models.predictor import Predictor, load_predictor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,11 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
-    return load_predictor(default_model_dir())
+    return load_predictor(bundled_model_dir())
 
 
 def test_default_model_is_valid_and_small(predictor: Predictor, shared_music: Path) -> None:
-    size = sum(p.stat().st_size for p in default_model_dir().iterdir())
+    size = sum(p.stat().st_size for p in bundled_model_dir().iterdir())
     assert size <= 20 * 1024 * 1024
     with open(shared_music / "manifest.csv", newline="") as f:
         labels = sorted({label for row in csv.DictReader(f) for label in row["labels"].split(";")})
