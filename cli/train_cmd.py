@@ -11,7 +11,7 @@ import click
 if TYPE_CHECKING:
     from genretag.training.runner import TrainOptions
 
-MODEL_CHOICES = ("logreg", "knn", "gnb", "svm", "cnn1d", "cnn2d", "mobilenet", "musicnn")
+MODEL_CHOICES = ("logreg", "knn", "gnb", "svm", "cnn1d", "cnn2d", "mobilenet", "musicnn", "student")
 
 
 def _training_options(f: click.decorators.FC) -> click.decorators.FC:
@@ -57,7 +57,8 @@ def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_e
 @click.option("--model", "model_name", required=True, type=click.Choice(MODEL_CHOICES),
               help="Model type: scikit-learn baselines on librosa features (logreg, knn, gnb, svm), "
                    "Keras from scratch (cnn1d, cnn2d, mobilenet), or a head on the pretrained "
-                   "musicnn backbones (musicnn).")
+                   "musicnn backbones (musicnn), or a small CNN distilled from that recipe (student: "
+                   "slow on a CPU, minutes on a GPU; the bundled \"fast\" model).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Artifact directory to write (replaced only once the new model passes its checks).")
 @click.option("--train-splits", default="train", show_default=True,

@@ -86,7 +86,7 @@ def _normalized_input(normalize_db: float | None) -> tuple[object, object]:
     return pcm, RmsNormalization(target_db=normalize_db, name="loudness")(pcm)
 
 
-def _backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> object:
+def backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> object:
     """One Keras model: PCM -> {"<variant>/<layer>": features} for all variants at once."""
     import keras
 
@@ -130,7 +130,7 @@ def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: flo
             with np.load(path, allow_pickle=False) as stored:
                 feats = {k: stored[k] for k in stored.files}
         else:
-            model = model or _backbone_outputs(variants, normalize_db)
+            model = model or backbone_outputs(variants, normalize_db)
             windows, _ = frame_windows(clip.pcm, spec)
             outs = [model.predict_on_batch(windows[i:i + batch_size])  # type: ignore[attr-defined]
                     for i in range(0, len(windows), batch_size)]

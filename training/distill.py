@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm import tqdm
 
 from genretag.training.backbone_train import (
     BACKBONE_RATE,
@@ -42,6 +43,7 @@ from genretag.training.backbone_train import (
 )
 
 if TYPE_CHECKING:
+    from genretag.models.artifact import ArtifactManifest
     from genretag.training.reader import DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,10 @@ class StudentConfig:
     widths: tuple[int, ...] = (24, 48, 96, 192)  # channels of the stride-2 stages
     final_width: int = 256
     dropout: float = 0.3
-    epochs: int = 40
-    batch_size: int = 64
+    teacher_hop_seconds: float = 0.5  # distillation windows overlap more than the serving hop
+    augmented_windows: int = 40960
+    epochs: int = 25
+    batch_size: int = 128
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     kd_weight: float = 1.0  # KL(teacher probs || student probs), next to the feature MSE (weight 1)
@@ -122,36 +126,39 @@ class DistillationData:
     mels: np.ndarray  # (n, frames, mels) float16 to halve memory
     features: np.ndarray  # (n, dim) standardised teacher features
     probs: np.ndarray  # (n, n_labels) teacher probabilities
-    clip_ids: np.ndarray
 
 
-def distillation_data(dataset_dir: Path, splits: Sequence[str], teacher: HeadConfig,
-                      cache_dir: Path | None, seed: int,
-                      head: LinearHead | None = None) -> tuple[DistillationData, LinearHead]:
-    """Teacher targets (from the embedding cache) and student inputs for every window of ``splits``.
-
-    The teacher's head is fitted on these windows unless ``head`` is given
-    (validation data must be scored by the head fitted on training data).
-    """
+def teacher_windows(clips: Sequence[np.ndarray], hop_seconds: float) -> np.ndarray:
+    """Every window of every 16 kHz clip, ``hop_seconds`` apart."""
     from genretag.models.musicnn import WINDOW_SAMPLES
     from genretag.pipeline.windows import WindowSpec, frame_windows
 
-    clips = dataset_clips(dataset_dir, splits)
-    emb = embed_clips(clips, teacher.variants, teacher.hop_seconds, teacher.normalize_db, cache_dir)
-    x = emb.select(teacher)
-    head = head or fit_head(x, emb.labels, emb.clip_ids, teacher.C, seed)
+    spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
+    return np.concatenate([frame_windows(pcm, spec)[0] for pcm in clips])
+
+
+def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, augmented: int,
+                  rng: np.random.Generator, batch_size: int = 512) -> DistillationData:
+    """Teacher targets and student inputs for ``windows`` plus ``augmented`` new windows made from them."""
+    from genretag.training.backbone_train import backbone_outputs
+
+    backbones = backbone_outputs(teacher.variants, teacher.normalize_db)
     front = mel_front(teacher.normalize_db)
-    spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, teacher.hop_seconds)
-    mels = []
-    for clip in clips:  # the same windows, in the same order, as embed_clips
-        windows, _ = frame_windows(clip.pcm, spec)
-        for i in range(0, len(windows), 256):
-            mels.append(np.asarray(front.predict_on_batch(windows[i:i + 256]), np.float16))
-    data = DistillationData(np.concatenate(mels), ((x - head.mean) / head.scale).astype(np.float32),
-                            head.predict(x).astype(np.float32), emb.clip_ids)
-    if len(data.mels) != len(x):
-        raise RuntimeError(f"{len(data.mels)} student windows but {len(x)} teacher windows")
-    return data, head
+    features, mels = [], []
+
+    def label(chunk: np.ndarray) -> None:
+        out = backbones.predict_on_batch(chunk)  # type: ignore[attr-defined]
+        features.append(np.concatenate([np.asarray(out[f"{v}/{layer}"], np.float32)
+                                        for v in teacher.variants for layer in teacher.layers], axis=1))
+        mels.append(np.asarray(front.predict_on_batch(chunk), np.float16))
+
+    for i in tqdm(range(0, len(windows), batch_size), desc="teacher", unit="batch"):
+        label(windows[i:i + batch_size])
+    for _ in tqdm(range(0, augmented, batch_size), desc="teacher (augmented)", unit="batch"):
+        label(augmented_windows(windows, batch_size, rng))
+    x = np.concatenate(features)
+    return DistillationData(np.concatenate(mels), ((x - head.mean) / head.scale).astype(np.float32),
+                            head.predict(x).astype(np.float32))
 
 
 def augmented_windows(windows: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -212,7 +219,7 @@ def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
     embedding = body(mel)
     trainer = keras.Model(mel, {"embedding": embedding, "scores": scores(embedding)})
     steps = int(np.ceil(n / config.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, steps * config.epochs)
+    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, max(1, steps * config.epochs))
     trainer.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
         loss={"embedding": "mse", "scores": keras.losses.KLDivergence()},
@@ -249,24 +256,50 @@ def assemble_student(student_scores: Any, normalize_db: float | None) -> Any:
     return keras.Model(front.input, probs, name="musicnn_student")
 
 
-def train_student(dataset_dir: Path, info: DatasetInfo, splits: Sequence[str], cache_dir: Path | None,
-                  config: StudentConfig, teacher: HeadConfig | None = None) -> tuple[Any, Any]:
-    """Distil the default musicnn tagger recipe into a student; returns ``(model, manifest)``."""
+def distil(train_clips: Sequence[np.ndarray], head: LinearHead, config: StudentConfig,
+           teacher: HeadConfig | None = None, dev_clips: Sequence[np.ndarray] = ()) -> Any:
+    """The whole recipe on 16 kHz clips: teacher-labelled windows, training, the PCM -> probabilities model.
+
+    ``head`` is the teacher's linear head (fitted on the training clips'
+    embeddings, as for the default model); dev clips only report a dev loss.
+    """
+    teacher = teacher or HeadConfig()
+    rng = np.random.default_rng(config.seed)
+    data = label_windows(teacher_windows(train_clips, config.teacher_hop_seconds), head, teacher,
+                         config.augmented_windows, rng)
+    validation = (label_windows(teacher_windows(dev_clips, config.teacher_hop_seconds), head, teacher, 0, rng)
+                  if dev_clips else None)
+    return assemble_student(fit_student(data, head, config, validation), teacher.normalize_db)
+
+
+def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: HeadConfig,
+                     **extra: Any) -> ArtifactManifest:
+    """The student's manifest: the teacher's labels and windows, and the recipe."""
     from genretag.models.artifact import ArtifactManifest
     from genretag.models.musicnn import WINDOW_SAMPLES
 
-    teacher = teacher or HeadConfig()
-    data, head = distillation_data(dataset_dir, splits, teacher, cache_dir, config.seed)
-    validation = None
-    if "dev" not in splits and info.counts["splits"].get("dev"):
-        validation = distillation_data(dataset_dir, ("dev",), teacher, cache_dir, config.seed, head)[0]
-    model = assemble_student(fit_student(data, head, config, validation), teacher.normalize_db)
-    manifest = ArtifactManifest(
-        kind="keras", architecture=ARCHITECTURE, labels=list(info.labels), output="softmax",
+    return ArtifactManifest(
+        kind="keras", architecture=ARCHITECTURE, labels=list(labels), output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
         hop_seconds=teacher.hop_seconds, model_file="",
         features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
-                  "normalize_db": teacher.normalize_db, "teacher": asdict(teacher),
-                  "student": asdict(config), "distillation_windows": int(len(data.mels))},
+                  "normalize_db": teacher.normalize_db, "teacher": asdict(teacher), "student": asdict(config),
+                  **extra},
     )
-    return model, manifest
+
+
+def train_student(dataset_dir: Path, info: DatasetInfo, splits: Sequence[str], cache_dir: Path | None,
+                  config: StudentConfig, teacher: HeadConfig | None = None) -> tuple[Any, ArtifactManifest]:
+    """Distil the default musicnn recipe, fitted on ``splits`` of a built dataset; ``(model, manifest)``.
+
+    On a CPU the teacher labels about ten windows a second, so the full recipe
+    (some 60,000 windows) takes hours there; a GPU does it in minutes.
+    """
+    teacher = teacher or HeadConfig()
+    clips = dataset_clips(dataset_dir, splits)
+    emb = embed_clips(clips, teacher.variants, teacher.hop_seconds, teacher.normalize_db, cache_dir)
+    head = fit_head(emb.select(teacher), emb.labels, emb.clip_ids, teacher.C, config.seed)
+    with_dev = "dev" not in splits and info.counts["splits"].get("dev")
+    dev = dataset_clips(dataset_dir, ("dev",)) if with_dev else []
+    model = distil([c.pcm for c in clips], head, config, teacher, [c.pcm for c in dev])
+    return model, student_manifest(info.labels, config, teacher)

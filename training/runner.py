@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 SKLEARN_MODELS = ("logreg", "knn", "gnb", "svm")
 KERAS_MODELS = ("cnn1d", "cnn2d", "mobilenet")
 BACKBONE_MODELS = ("musicnn",)
-ALL_MODELS = SKLEARN_MODELS + KERAS_MODELS + BACKBONE_MODELS
+DISTILLED_MODELS = ("student",)
+ALL_MODELS = SKLEARN_MODELS + KERAS_MODELS + BACKBONE_MODELS + DISTILLED_MODELS
 
 
 @dataclass
@@ -113,6 +114,14 @@ def _train_backbone(dataset_dir: Path, info: DatasetInfo,
                                options.seed, options.cache_dir, options.cv_folds)
 
 
+def _train_student(dataset_dir: Path, info: DatasetInfo,
+                   options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+    from genretag.training.distill import StudentConfig, train_student
+
+    config = StudentConfig(epochs=options.epochs, seed=options.seed)
+    return train_student(dataset_dir, info, options.train_splits, options.cache_dir, config)
+
+
 def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions) -> Predictor:
     """Train model type ``name`` on ``dataset_dir`` and save a checked artifact at ``out_dir``."""
     if name not in ALL_MODELS:
@@ -122,6 +131,8 @@ def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptio
         model, manifest = _train_sklearn(name, dataset_dir, info, options)
     elif name in KERAS_MODELS:
         model, manifest = _train_keras(name, dataset_dir, out_dir, options)
+    elif name in DISTILLED_MODELS:
+        model, manifest = _train_student(dataset_dir, info, options)
     else:
         model, manifest = _train_backbone(dataset_dir, info, options)
     manifest.training_data = {

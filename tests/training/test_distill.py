@@ -1,0 +1,59 @@
+"""Distillation: the student learns the teacher's outputs and ships as one PCM -> probabilities graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from genretag.models.predictor import load_predictor, save_artifact
+from genretag.pipeline.synth import electronic_loop, string_chords
+from genretag.training.backbone_train import BACKBONE_RATE, HeadConfig, LinearHead
+from genretag.training.distill import (
+    StudentConfig,
+    assemble_student,
+    augmented_windows,
+    fit_student,
+    label_windows,
+    student_manifest,
+    teacher_windows,
+)
+
+LABELS = ["a", "b", "c"]
+
+
+def test_student_moves_towards_the_teacher_and_ships(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    clips = [electronic_loop(8.0, BACKBONE_RATE, seed=1), string_chords(8.0, BACKBONE_RATE, seed=2)]
+    teacher = HeadConfig(variants=("MSD_musicnn",))
+    dim = 250  # MSD penultimate (200) + taggram (50)
+    head = LinearHead(np.zeros(dim), np.ones(dim), rng.standard_normal((3, dim)) * 0.3, np.zeros(3))
+    config = StudentConfig(widths=(8, 16), final_width=16, epochs=30, batch_size=8, learning_rate=3e-3,
+                           teacher_hop_seconds=1.0, augmented_windows=16)
+    windows = teacher_windows(clips, config.teacher_hop_seconds)
+    assert windows.shape == (12, 47616)
+    data = label_windows(windows, head, teacher, config.augmented_windows, rng, batch_size=8)
+    assert data.mels.shape == (len(windows) + 16, 187, 96) and data.probs.shape == (len(windows) + 16, 3)
+
+    def kl(student: object) -> float:
+        p = np.asarray(student.predict_on_batch(data.mels.astype(np.float32)))  # type: ignore[attr-defined]
+        return float(np.mean(np.sum(data.probs * np.log(data.probs / np.clip(p, 1e-7, 1)), axis=1)))
+
+    untrained = kl(fit_student(data, head, StudentConfig(**{**config.__dict__, "epochs": 0})))
+    trained_scores = fit_student(data, head, config)
+    assert kl(trained_scores) < 0.75 * untrained, (kl(trained_scores), untrained)
+
+    model = assemble_student(trained_scores, teacher.normalize_db)
+    artifact = save_artifact(model, student_manifest(LABELS, config, teacher), tmp_path / "student")
+    reloaded = load_predictor(tmp_path / "student")
+    assert reloaded.manifest.architecture == artifact.manifest.architecture == "musicnn-student"
+    probs = reloaded.predict(windows[:4])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_augmented_windows_are_new_finite_audio() -> None:
+    rng = np.random.default_rng(1)
+    windows = rng.standard_normal((5, 47616)).astype(np.float32) * 0.1
+    out = augmented_windows(windows, 7, rng)
+    assert out.shape == (7, 47616) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert not any(np.allclose(o, w) for o in out for w in windows)
