@@ -128,6 +128,8 @@ def read_manifest(artifact_dir: str | os.PathLike[str]) -> ArtifactManifest:
     if not root.is_dir():
         raise ArtifactError(f"{root}: not a model artifact directory")
     path = root / MANIFEST_NAME
+    if path.exists() and not path.is_file():  # a FIFO or device would block or stream for ever
+        raise ArtifactError(f"{path}: unreadable manifest: not a regular file")
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

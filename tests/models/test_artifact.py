@@ -112,3 +112,13 @@ def test_lambda_layers_are_not_deserialised(tmp_path: Path) -> None:
     model = keras.Model(inputs, x)
     with pytest.raises(ArtifactError, match="cannot load"):
         save_artifact(model, _manifest(), out)
+
+
+def test_a_fifo_manifest_is_refused_without_blocking(artifact: Path) -> None:
+    """A manifest that is a FIFO would block ``open()`` for ever; the daemon must fail fast instead."""
+    import os
+
+    (artifact / "manifest.json").unlink()
+    os.mkfifo(artifact / "manifest.json")
+    with pytest.raises(ArtifactError, match="not a regular file"):
+        load_predictor(artifact)
