@@ -93,3 +93,29 @@ class Handshake:
 
     def close(self) -> None:
         self.monitor.close(linger=0)
+
+
+def connect_client(context: Any, socket_type: int, address: str, server_key: Path | None, key: Path | None,
+                   param_hint: str, configure: Callable[[Any], None] | None = None) -> tuple[Any, Handshake]:
+    """A client socket of ``socket_type``, CURVE-secured if asked, connected to ``address``.
+
+    ``configure`` sets socket options before connecting.  On failure the
+    context is destroyed (nothing lingers) and a click error names the option
+    at fault.
+    """
+    import zmq
+
+    socket = context.socket(socket_type)
+    try:
+        if configure is not None:
+            configure(socket)
+        secure(socket, server_key, key)
+        handshake = Handshake(socket, server_key is not None)
+        socket.connect(address)
+    except click.ClickException:
+        context.destroy(linger=0)
+        raise
+    except zmq.ZMQError as err:
+        context.destroy(linger=0)
+        raise click.BadParameter(f"{address}: {err}", param_hint=param_hint) from None
+    return socket, handshake

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from genretag.cli.curve_options import Handshake, curve_options, secure
+from genretag.cli.curve_options import connect_client, curve_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -153,18 +153,8 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
         return _file_chunks(Path(path), sr, chunk_ms)
 
     context = zmq.Context()
-    socket = context.socket(zmq.PUSH)
-    socket.setsockopt(zmq.SNDHWM, SEND_HWM)
-    try:
-        secure(socket, curve_server_key, curve_key)
-        handshake = Handshake(socket, curve_server_key is not None)
-        socket.connect(address)
-    except click.ClickException:
-        context.destroy(linger=0)
-        raise
-    except zmq.ZMQError as err:
-        context.destroy(linger=0)
-        raise click.BadParameter(f"{address}: {err}", param_hint="--to") from None
+    socket, handshake = connect_client(context, zmq.PUSH, address, curve_server_key, curve_key, "--to",
+                                       lambda s: s.setsockopt(zmq.SNDHWM, SEND_HWM))
     sender, interrupted = _Sender(socket, stream_id, rate), False
     failed: dict[str, str] = {}  # path -> why; a path failing again in --loop counts once
     try:

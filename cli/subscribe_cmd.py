@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from genretag.cli.curve_options import Handshake, curve_options, secure
+from genretag.cli.curve_options import connect_client, curve_options
 
 
 def _format(event: dict[str, Any]) -> str:
@@ -65,17 +65,7 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
         raise click.BadParameter(f"unknown event type {', '.join(unknown)} (one of {', '.join(EVENT_TYPES)})",
                                  param_hint="--type")
     context = zmq.Context()
-    socket = context.socket(zmq.SUB)
-    try:
-        secure(socket, curve_server_key, curve_key)
-        handshake = Handshake(socket, curve_server_key is not None)
-        socket.connect(address)
-    except click.ClickException:
-        context.destroy(linger=0)
-        raise
-    except zmq.ZMQError as err:
-        context.destroy(linger=0)
-        raise click.BadParameter(f"{address}: {err}", param_hint="ADDRESS") from None
+    socket, handshake = connect_client(context, zmq.SUB, address, curve_server_key, curve_key, "ADDRESS")
     for prefix in subscriptions(types, stream_id):
         socket.subscribe(prefix)
     poller = zmq.Poller()
