@@ -102,14 +102,15 @@ def test_prometheus_config_and_rules_pass_promtool() -> None:
 
 
 def test_alert_rules_fire() -> None:
-    """Dead air and stream down fire for the right stream at the right time, and not for the others."""
+    """Dead air, stream down and auth failures fire for the right series at the right time, not for others."""
     _ok(promtool("test", "rules", RULES_TEST.name, cwd=RULES_TEST.parent))
 
 
 def test_rules_cover_a_broadcaster() -> None:
     exprs = rule_exprs()
     assert set(exprs) == {"GenretagDeadAir", "GenretagStreamDown", "GenretagWindowsDropped",
-                          "GenretagHighLatency", "GenretagModelReloadFailed", "GenretagDaemonDown"}
+                          "GenretagHighLatency", "GenretagModelReloadFailed", "GenretagDaemonDown",
+                          "GenretagAuthFailures"}
     assert 'up{job="genretag"}' in exprs["GenretagDaemonDown"]  # the job name of prometheus.yml
     text = RULES.read_text()
     assert text.count("severity:") == len(exprs)
