@@ -237,6 +237,8 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
 
 
 def _judge(level: Level, settings: DaemonSettings, all_reported: bool) -> tuple[bool, str]:
+    if level.rate <= 0:
+        return False, "as fast as possible: not judged (the queue drops by design)"
     if not all_reported:
         return False, "a producer did not finish"
     if level.dropped or level.lost_messages:
