@@ -338,3 +338,7 @@ class Tagger:
     def _forget(self, stream: str) -> None:
         self._outputs.pop(stream, None)
         self.metrics.forget(stream)
+        # Log throttling state goes too, or churning stream ids with errors would grow it for ever.
+        # list() copies the keys in one step, as sources may add entries meanwhile.
+        for key in [key for key in list(self._logged) if key[0] == stream]:
+            self._logged.pop(key, None)

@@ -137,3 +137,15 @@ def test_metric_series_come_back_after_the_stream_is_forgotten_and_after_a_relab
     assert sample(metrics, "genretag_smoothed_score", stream="a", genre="d") > 0.5
     assert 'genre="a"' not in metrics.render().decode()
     assert sample(metrics, "genretag_windows_processed_total", stream="a") > before
+
+
+def test_a_forgotten_stream_leaves_no_error_log_state_behind() -> None:
+    """Stream ids churn for months: per-stream throttling state must go with the stream."""
+    t, _, _ = tagger(max_streams=1)
+    for stream in ("a", "b", "c"):
+        feed(t, stream, loud(0.2))
+        t.error(stream, "seq_gap", "1 message(s) lost")
+        t.state(stream, "down")
+    drain(t)
+    t.close()
+    assert {stream for stream, _ in t._logged} <= {"c", "?"}
