@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -128,9 +129,9 @@ def read_manifest(artifact_dir: str | os.PathLike[str]) -> ArtifactManifest:
     if not root.is_dir():
         raise ArtifactError(f"{root}: not a model artifact directory")
     path = root / MANIFEST_NAME
-    if path.exists() and not path.is_file():  # a FIFO or device would block or stream for ever
-        raise ArtifactError(f"{path}: unreadable manifest: not a regular file")
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or stream for ever
+            raise ArtifactError(f"{path}: unreadable manifest: not a regular file")
         raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise ArtifactError(f"{root}: no {MANIFEST_NAME}") from None
