@@ -6,7 +6,7 @@ The GPU box lends no TensorFlow (no TFRecords) and no scikit-learn, so this
 script takes plain inputs, prepared where the dataset lives:
 
 * ``CLIPS``: JSON ``{"clips": [{"file": ..., "split": ...}, ...]}``, files
-  relative to the JSON's folder (any format soundfile reads; the bundled model
+  relative to the JSON's folder (any format the project decodes; the bundled model
   used 24 kb/s Opus copies, because the lent machine takes at most 64 MiB);
 * ``HEAD``: ``.npz`` of the teacher's linear head (``mean, scale, coef,
   intercept``, from :func:`genretag.training.backbone_train.fit_head` on the
@@ -26,9 +26,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
+from genretag.pipeline.audio import decode
 from genretag.training.backbone_train import BACKBONE_RATE, LinearHead
 from genretag.training.distill import StudentConfig, distil
 
@@ -37,8 +36,7 @@ def load_clips(clips_json: Path, splits: set[str]) -> tuple[list[np.ndarray], li
     """16 kHz mono clips of ``splits`` and of the dev split (for a dev loss when dev is held out)."""
     chosen, dev = [], []
     for clip in json.loads(clips_json.read_text())["clips"]:
-        audio, rate = sf.read(clips_json.parent / clip["file"], dtype="float32", always_2d=True)
-        pcm = soxr.resample(audio.mean(axis=1), rate, BACKBONE_RATE).astype(np.float32)
+        pcm = decode(clips_json.parent / clip["file"], BACKBONE_RATE)
         if clip["split"] in splits:
             chosen.append(pcm)
         elif clip["split"] == "dev":
