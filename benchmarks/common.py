@@ -67,6 +67,22 @@ def proc_sample(pid: int) -> ProcSample:
         return ProcSample(0.0, 0)
 
 
+def tree_sample(pid: int) -> ProcSample:
+    """:func:`proc_sample` of a process and its children (a daemon's ingest workers), summed."""
+    children: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        tasks = []
+    for task in tasks:
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    samples = [proc_sample(p) for p in (pid, *children)]
+    return ProcSample(sum(s.cpu_seconds for s in samples), sum(s.peak_rss_bytes for s in samples))
+
+
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     """The ``q`` quantile of a Prometheus histogram, as ``histogram_quantile`` computes it.
 

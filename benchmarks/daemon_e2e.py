@@ -54,6 +54,7 @@ from benchmarks.common import (
     machine,
     markdown_table,
     proc_sample,
+    tree_sample,
     write_json,
 )
 from benchmarks.producers import LoadSpec, ProducerGroup
@@ -73,6 +74,7 @@ class DaemonSettings:
     seconds: float
     procs_per_1000: float
     max_procs: int
+    workers: int = 0
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Level:
     dropped: float = 0.0  # from the end of the warm-up to the end of the run
     dropped_warmup: float = 0.0  # before it (first compilations of a JIT backend land here)
     lost_messages: float = 0.0
+    source_errors: dict[str, float] = field(default_factory=dict)  # by kind, whole run
     latency_p50_s: float = math.nan
     latency_p99_s: float = math.nan
     mean_batch: float = math.nan
@@ -144,7 +147,7 @@ class DaemonProcess:
             f'[publish]\naddress = "tcp://127.0.0.1:{free_port()}"\n'
             f'[metrics]\naddress = "127.0.0.1:{mport}"\n'
             f"[limits]\nmax_streams = {min(10000, streams + 16)}\n"
-            f'[[source]]\nspec = "zmq:{self.zmq}?idle=30"\n')
+            f'[[source]]\nspec = "zmq:{self.zmq}?idle=30&workers={settings.workers}"\n')
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
         self.proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", "serve", "--config",
@@ -162,7 +165,7 @@ class DaemonProcess:
         with urllib.request.urlopen(self.metrics_url, timeout=30) as r:
             text = r.read().decode()
         out: dict[str, Any] = {"scored": 0.0, "silent": 0.0, "dropped": 0.0, "lost": 0.0, "batch_sum": 0.0,
-                               "batch_count": 0.0, "buckets": {}}
+                               "batch_count": 0.0, "buckets": {}, "errors": {}}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == "genretag_windows_processed_total":
@@ -171,8 +174,11 @@ class DaemonProcess:
                     out["silent"] += s.value
                 elif s.name == "genretag_windows_dropped_total":
                     out["dropped"] += s.value
-                elif s.name == "genretag_source_errors_total" and s.labels.get("kind") == "seq_gap":
-                    out["lost"] += s.value
+                elif s.name == "genretag_source_errors_total":
+                    kind = s.labels.get("kind", "")
+                    out["errors"][kind] = out["errors"].get(kind, 0.0) + s.value
+                    if kind == "seq_gap":
+                        out["lost"] += s.value
                 elif s.name == "genretag_inference_batch_size_sum":
                     out["batch_sum"] += s.value
                 elif s.name == "genretag_inference_batch_size_count":
@@ -205,14 +211,14 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
                             settings.warmup + settings.seconds + 1.0, preroll_seconds=hop)
             group = ProducerGroup(load, streams, procs)
             time.sleep(1.0 + settings.warmup)
-            a, da, pa = daemon.scrape(), proc_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
+            a, da, pa = daemon.scrape(), tree_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
             t0 = time.monotonic()
             time.sleep(settings.seconds)
-            b, db, pb = daemon.scrape(), proc_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
+            b, db, pb = daemon.scrape(), tree_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
             wall = time.monotonic() - t0
             reports = group.join(timeout=60 + settings.seconds)
             time.sleep(1.0)
-            final, peak = daemon.scrape(), proc_sample(daemon.proc.pid).peak_rss_bytes
+            final, peak = daemon.scrape(), tree_sample(daemon.proc.pid).peak_rss_bytes
         finally:
             daemon.stop()
     level.windows_scored = b["scored"] - a["scored"]
@@ -220,6 +226,7 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
     level.windows_expected = streams * wall / hop
     level.dropped, level.dropped_warmup = final["dropped"] - a["dropped"], a["dropped"]
     level.lost_messages = final["lost"]
+    level.source_errors = final["errors"]
     bounds = sorted(b["buckets"])
     level.buckets = [(le, b["buckets"][le] - a["buckets"].get(le, 0.0)) for le in bounds]
     level.latency_p50_s = histogram_quantile(0.5, level.buckets)
@@ -334,6 +341,8 @@ def main() -> None:
     ap.add_argument("--baseline", action="store_true", help="also search with max_batch_size 1")
     ap.add_argument("--rate0", type=int, default=0, metavar="N",
                     help="also run N streams as fast as possible")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="ingest worker processes of the daemon's ZeroMQ source (zmq:...?workers=N)")
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--max-wait-ms", type=float, default=50.0)
     ap.add_argument("--queue-size", type=int, default=1024)
@@ -351,7 +360,7 @@ def main() -> None:
         args.streams, args.seconds, args.warmup = args.streams or [10, 40], 5.0, 4.0
     settings = DaemonSettings(args.model, args.backend, args.max_batch, args.max_wait_ms, args.queue_size,
                               args.chunk_seconds, args.warmup, args.seconds, args.procs_per_1000,
-                              args.max_procs)
+                              args.max_procs, args.workers)
     music = load_music(8, args.sample_rate, 30.0)
     results: dict[str, list[Level]] = {}
     print(f"batched (max_batch_size {args.max_batch}, max_wait_ms {args.max_wait_ms:g}):", flush=True)

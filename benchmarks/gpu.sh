@@ -29,12 +29,12 @@ for model in $MODELS; do
     python3 -m benchmarks.model_throughput --model "$model" --backend jax --seconds 1 \
         --json "$OUT/model_${tag}_jax.json" 2>&1 | grep -v -E "^(W|I)[0-9]{4}" | tail -16
 done
-# Streams per GPU: producers at the model rate (16 kHz) in 1 s chunks (GPU_CHUNK_SECONDS), so the one daemon
-# process spends its Python on windows rather than on resampling and per-message overhead (see RESULTS.md).
+# Streams per GPU: producers at the model rate (16 kHz) in 1 s chunks (GPU_CHUNK_SECONDS); GPU_WORKERS ingest
+# processes decode and window them (zmq:...?workers=N; 0: the daemon's own thread, see RESULTS.md).
 for spec in ${GPU_E2E:-models/default:500,1000}; do
     model=${spec%%:*}; levels=${spec#*:}
     python3 -m benchmarks.daemon_e2e --model "$model" --backend jax --streams "$levels" --sample-rate 16000 \
-        --chunk-seconds ${GPU_CHUNK_SECONDS:-1.0} --max-batch 1024 --max-wait-ms 100 --queue-size 65536 --warmup 12 \
+        --chunk-seconds ${GPU_CHUNK_SECONDS:-1.0} --max-batch 1024 --max-wait-ms 100 --queue-size 8192 --workers ${GPU_WORKERS:-0} --warmup 12 \
         --seconds ${GPU_SECONDS:-15} --procs-per-1000 1 --json "$OUT/e2e_$(basename "$model")_jax.json" 2>&1 \
         | grep -v -E "^(W|I)[0-9]{4}|libmpg123" | tail -14
 done

@@ -246,7 +246,7 @@ class Batcher:
         predictor = self.predictor
         started = time.perf_counter()
         try:
-            scores = np.asarray(predictor.predict(np.stack([item.window.samples for item in batch])))
+            scores = np.asarray(predictor.predict([item.window.samples for item in batch]))
             n_labels = len(predictor.manifest.labels)
             if scores.shape != (len(batch), n_labels) or not np.isfinite(scores).all():
                 raise ValueError(f"predictor returned shape {scores.shape} (expected ({len(batch)}, "

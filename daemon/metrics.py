@@ -30,6 +30,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import start_http_server
 
 from genretag.models.artifact import ArtifactManifest
@@ -44,6 +45,40 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.
                     0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
 _INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # batch.max_batch_size <= 4096
+
+
+class SmoothedScores:
+    """``genretag_smoothed_score{stream, genre}``, read at scrape time from each stream's latest scores.
+
+    The daemon updates the scores of every window of every stream; through
+    prometheus-client gauges that was one locked ``set`` per genre per window,
+    40 % of the result handler's time.  Here a window stores one list, and a
+    scrape (every few seconds, not thousands of times a second) builds the series.
+    """
+
+    def __init__(self) -> None:
+        self.genres: tuple[str, ...] = ()
+        self.latest: dict[str, list[float]] = {}  # stream -> scores in genre order (one thread writes)
+
+    def start(self, genres: list[str]) -> None:
+        """A model with these labels now serves: no stream has scores for it yet."""
+        self.latest = {}
+        self.genres = tuple(genres)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [self._family()]
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family, genres = self._family(), self.genres
+        for stream, values in list(self.latest.items()):
+            for genre, value in zip(genres, values, strict=False):
+                family.add_metric([stream, genre], value)
+        return [family]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("genretag_smoothed_score", "Current smoothed probability of each genre, "
+                                 "per stream.", labels=["stream", "genre"])
 
 
 class Metrics:
@@ -108,9 +143,8 @@ class Metrics:
         self.silence = Counter(
             "genretag_silence_seconds", "Stream time spent in state silence (level below the silence "
             "threshold for at least the hold time, hold included).", s, registry=r)
-        self.score = Gauge(
-            "genretag_smoothed_score", "Current smoothed probability of each genre, per stream.",
-            ["stream", "genre"], registry=r)
+        self.scores = SmoothedScores()
+        r.register(self.scores)
         self.label_changes = Counter(
             "genretag_label_changes", "Changes of the rolling label, per stream (first label included).",
             s, registry=r)
@@ -148,6 +182,7 @@ class Metrics:
 
     def forget(self, stream: str) -> None:
         """Remove every series of ``stream`` (its slot goes to another stream)."""
+        self.scores.latest.pop(stream, None)
         with self._lock:
             series = self._per_stream.pop(stream, set())
         for metric, labels in series:
@@ -165,12 +200,7 @@ class Metrics:
         """Describe the model now serving, and start score series from scratch for its labels."""
         self.model.info({"kind": manifest.kind, "architecture": manifest.architecture,
                          "labels": ",".join(manifest.labels), "fingerprint": manifest.fingerprint()})
-        with self._lock:
-            for series in self._per_stream.values():
-                scores = {entry for entry in series if entry[0] is self.score}
-                series -= scores
-                for metric, labels in scores:
-                    metric.remove(*labels)
+        self.scores.start(manifest.labels)
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` on ``host:port`` (port 0: any free one) in a daemon thread; return the port."""

@@ -24,6 +24,8 @@ import numpy as np
 
 State = Literal["active", "silence"]
 
+BLOCK_SECONDS = 0.1  # one level measurement
+
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
@@ -54,13 +56,13 @@ class SilenceGate:
     """
 
     def __init__(self, sample_rate: int, threshold_db: float = -50.0, hold_seconds: float = 2.0,
-                 hysteresis_db: float = 3.0, block_seconds: float = 0.1) -> None:
+                 hysteresis_db: float = 3.0, block_seconds: float = BLOCK_SECONDS) -> None:
         if sample_rate <= 0 or hold_seconds < 0 or hysteresis_db < 0 or block_seconds <= 0:
             raise ValueError("sample_rate and block_seconds must be positive, hold and hysteresis >= 0")
         self.sample_rate = sample_rate
         self.threshold_db = threshold_db
         self.hysteresis_db = hysteresis_db
-        self.block = max(1, int(round(block_seconds * sample_rate)))
+        self.block = self.block_samples(sample_rate, block_seconds)
         self._hold = int(round(hold_seconds * sample_rate))
         self.state: State = "active"
         self._silent_samples = 0  # in state silence, hold included
@@ -68,6 +70,11 @@ class SilenceGate:
         self._below_since: int | None = None  # first sample of the current run of quiet blocks
         self._partial = np.zeros(self.block, dtype=np.float32)
         self._partial_n = 0
+
+    @staticmethod
+    def block_samples(sample_rate: int, block_seconds: float = BLOCK_SECONDS) -> int:
+        """Samples in one level measurement."""
+        return max(1, int(round(block_seconds * sample_rate)))
 
     @property
     def silence_seconds(self) -> float:

@@ -47,7 +47,7 @@ from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
 from genretag.daemon.silence import StateChange
 from genretag.daemon.smoothing import LabelSmoother
 from genretag.daemon.sources.base import Chunk, StreamState
-from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
+from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window, WindowerSettings
 from genretag.models.predictor import Predictor, warm_up
 from genretag.pipeline.windows import WindowSpec
 
@@ -67,12 +67,23 @@ def window_spec(predictor: Predictor, config: Config) -> WindowSpec:
     return WindowSpec(m.sample_rate, m.window_seconds, config.window.hop_seconds or m.hop_seconds)
 
 
+def windower_settings(predictor: Predictor, config: Config) -> WindowerSettings:
+    """How every stream is windowed for ``predictor`` under ``config``."""
+    return WindowerSettings(window_spec(predictor, config), config.silence.threshold_db,
+                            config.silence.hold_seconds)
+
+
 @dataclass
 class _Ingest:
-    """Ingest-side state of one stream (guarded by ``Tagger._lock``)."""
+    """Ingest-side state of one stream (guarded by ``Tagger._lock``).
 
-    windower: StreamWindower
-    offset: float = 0.0  # seconds produced by windowers this stream had before a reload
+    ``windower`` is None for a stream windowed in an ingest worker process: its
+    position and silence total then come with each :class:`PushResult`.
+    """
+
+    windower: StreamWindower | None
+    offset: float = 0.0  # seconds produced by windowers this stream had before (a reload, a remote restart)
+    produced: float = 0.0  # the current windower's position after its last result
     up: bool = False
     down_since: float = 0.0
     silence_counted: float = 0.0
@@ -80,7 +91,13 @@ class _Ingest:
 
     @property
     def pos(self) -> float:
-        return self.offset + self.windower.pos
+        return self.offset + self.produced
+
+    def new_windower(self, windower: StreamWindower | None) -> None:
+        """Carry on from the current position with a fresh windower (local, or a remote one's restart)."""
+        self.offset, self.produced = self.pos, 0.0
+        self.windower = windower
+        self.silence_counted = self.clean_from = 0.0
 
 
 @dataclass
@@ -89,14 +106,13 @@ class _Output:
 
     The metric children are fetched once through :meth:`Metrics.stream` (which also
     registers them for :meth:`Metrics.forget`) rather than per window: that lookup
-    takes a lock and builds label tuples, and ``_on_result`` needs 13 of them for
-    every window of every stream.  Whatever removes the series drops this entry in
-    the same thread (:meth:`Tagger._forget`; :meth:`Tagger._on_swap` for the score
-    series of a new label set), so a cached child is never one the registry has let go.
+    takes a lock and builds label tuples, for every window of every stream.  Whatever
+    removes the series drops this entry in the same thread (:meth:`Tagger._forget`), so
+    a cached child is never one the registry has let go.  The smoothed scores are not
+    children at all but one list per stream (:class:`~genretag.daemon.metrics.SmoothedScores`).
     """
 
     smoother: LabelSmoother
-    scores: list[Any]  # smoothed_score children, in label order
     processed: Any
     label_changes: Any
 
@@ -120,7 +136,7 @@ class Tagger:
         warm_up(predictor, config.batch.max_batch_size)
         self._config = config  # ingest side, guarded by _lock
         self._out_config = config  # output side: changes on the inference thread, in queue order
-        self._spec = window_spec(predictor, config)
+        self._settings = windower_settings(predictor, config)
         self._labels = list(predictor.manifest.labels)
         self._emit = emit
         self.metrics = metrics
@@ -145,6 +161,16 @@ class Tagger:
     def streams_up(self) -> int:
         return sum(st.up for st in list(self._streams.values()))
 
+    @property
+    def windowing(self) -> WindowerSettings:
+        """How streams are windowed now, for sources that window in worker processes."""
+        return self._settings
+
+    @property
+    def windows_held(self) -> int:
+        """The most windows held at once: a full queue and the batch being scored."""
+        return self.batcher.queue_size + self.batcher.max_batch_size
+
     def start(self) -> None:
         self.batcher.start()
 
@@ -152,11 +178,12 @@ class Tagger:
 
     def audio(self, chunk: Chunk) -> None:
         with self._lock:
-            st = self._admit(chunk.stream)
+            st = self._admit(chunk.stream, local=True)
             if st is None:
                 return
             if not st.up:
                 self._went_up(chunk.stream, st)
+            assert st.windower is not None  # a stream is windowed here or in a worker, never both
             try:
                 result = st.windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time)
             except BadAudio as err:
@@ -164,17 +191,29 @@ class Tagger:
                 return
             self._forward(chunk.stream, st, result)
 
-    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
+    def windowed(self, stream: str, result: PushResult) -> None:
+        """Windows and gate changes of a stream windowed in an ingest worker process (in stream order)."""
+        with self._lock:
+            st = self._admit(stream, local=False)
+            if st is None:
+                return
+            if not st.up:
+                self._went_up(stream, st)
+            self._forward(stream, st, result)
+
+    def state(self, stream: str, state: StreamState, reason: str = "", *, remote: bool = False) -> None:
+        """``remote``: the stream is windowed in an ingest worker (its results come to :meth:`windowed`)."""
         with self._lock:
             if state == "up":
-                st = self._admit(stream)
+                st = self._admit(stream, local=not remote)
                 if st is not None and not st.up:
                     self._went_up(stream, st)
                 return
             st = self._streams.get(stream)
             if st is None or not st.up:
                 return
-            self._forward(stream, st, st.windower.flush())
+            if st.windower is not None:  # a worker flushes its own windower before it says down
+                self._forward(stream, st, st.windower.flush())
             st.up, st.down_since = False, time.monotonic()
             self.metrics.stream(self.metrics.stream_up, stream).set(0)
             self.batcher.call(partial(self._state_out, stream, "down", st.pos))
@@ -194,8 +233,11 @@ class Tagger:
             log.warning("stream %r: %s: %s (logged at most every %g s)", stream, kind, message,
                         LOG_EVERY_SECONDS)
 
-    def _admit(self, stream: str) -> _Ingest | None:
-        """The stream's state, created if there is room (a down stream may give up its slot)."""
+    def _admit(self, stream: str, *, local: bool) -> _Ingest | None:
+        """The stream's state, created if there is room (a down stream may give up its slot).
+
+        ``local``: the stream is windowed here (it gets a windower), else in a worker process.
+        """
         st = self._streams.get(stream)
         if st is not None or self._closing:
             return st
@@ -209,11 +251,12 @@ class Tagger:
             evicted = min(down)[1]
             del self._streams[evicted]
             self.batcher.call(partial(self._forget, evicted))
-        s = self._config.silence
-        st = self._streams[stream] = _Ingest(StreamWindower(self._spec, s.threshold_db, s.hold_seconds))
+        st = self._streams[stream] = _Ingest(self._settings.new_windower() if local else None)
         return st
 
     def _went_up(self, stream: str, st: _Ingest) -> None:
+        if st.windower is None and st.produced:  # a worker forgets a stream when it goes down
+            st.new_windower(None)
         st.up = True
         self.metrics.stream(self.metrics.stream_up, stream).set(1)
         self.batcher.call(partial(self._state_out, stream, "up", st.pos))
@@ -227,6 +270,7 @@ class Tagger:
         about the genre and, being the first after a reset, would seed the smoother.
         """
         m, changes = self.metrics, list(result.changes)
+        st.produced = result.pos
         for window in result.windows:
             while changes and changes[0].pos <= window.pos:
                 self._gate_change(stream, st, changes.pop(0))
@@ -236,16 +280,15 @@ class Tagger:
                 self.batcher.put(stream, replace(window, pos=window.pos + st.offset) if st.offset else window)
         for change in changes:
             self._gate_change(stream, st, change)
-        silence = st.windower.gate.silence_seconds
+        silence = result.silence_seconds
         if silence > st.silence_counted:
             m.stream(m.silence, stream).inc(silence - st.silence_counted)
             st.silence_counted = silence
 
     def _gate_change(self, stream: str, st: _Ingest, change: StateChange) -> None:
         event_state = "silence" if change.state == "silence" else "recovered"
-        if event_state == "recovered":  # the sound began with the gate's last block
-            w = st.windower
-            st.clean_from = change.pos + (w.window_samples - w.gate.block) / w.rate
+        if event_state == "recovered":
+            st.clean_from = self._settings.clean_after(change.pos)
         self.batcher.call(partial(self._state_out, stream, event_state, st.offset + change.pos))
 
     # --- reload and shutdown: the service's threads ---------------------------------------------
@@ -253,15 +296,13 @@ class Tagger:
     def reload(self, config: Config, predictor: Predictor) -> None:
         """Serve ``predictor`` with ``config``'s window, silence and smoothing settings from now on."""
         warm_up(predictor, self._config.batch.max_batch_size)  # here, not on the inference thread
-        spec = window_spec(predictor, config)
+        settings = windower_settings(predictor, config)
         with self._lock:
-            if spec != self._spec or config.silence != self._config.silence:
-                s = config.silence
+            if settings != self._settings:
                 for st in self._streams.values():
-                    st.offset = st.pos
-                    st.windower = StreamWindower(spec, s.threshold_db, s.hold_seconds)
-                    st.silence_counted = st.clean_from = 0.0
-            self._spec, self._config = spec, config
+                    if st.windower is not None:  # the service refuses such a reload with ingest workers
+                        st.new_windower(settings.new_windower())
+            self._settings, self._config = settings, config
             self.batcher.swap(predictor)
             self.batcher.call(partial(self._apply_output, config))
 
@@ -296,8 +337,7 @@ class Tagger:
                 out.label_changes.inc()
             if self._out_config.publish.scores:
                 self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
-        for gauge, p in zip(out.scores, values, strict=True):
-            gauge.set(p)
+        self.metrics.scores.latest[stream] = values  # read at scrape time (see SmoothedScores)
         out.processed.inc()
         self.metrics.latency.observe(time.monotonic() - window.arrival_time)
         self.windows_scored += 1
@@ -307,7 +347,7 @@ class Tagger:
         m, sm = self.metrics, self._out_config.smoothing
         smoother = LabelSmoother(self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
                                  sm.switch_margin, sm.switch_seconds, sm.settle_windows)
-        return _Output(smoother, [m.stream(m.score, stream, genre) for genre in self._labels],
+        return _Output(smoother,
                        m.stream(m.windows_processed, stream), m.stream(m.label_changes, stream))
 
     def _state_out(self, stream: str, state: str, pos: float) -> None:
@@ -325,7 +365,7 @@ class Tagger:
 
     def _on_swap(self, old: Predictor, new: Predictor) -> None:
         self._labels = list(new.manifest.labels)
-        self.metrics.set_model(new.manifest)  # removes every score series: the cached children go too
+        self.metrics.set_model(new.manifest)  # removes every score series
         self._outputs.clear()
         log.info("now serving %s model %s (labels %s)", new.manifest.architecture,
                  new.manifest.fingerprint(), ", ".join(self._labels))

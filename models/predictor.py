@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from genretag.models.artifact import ArtifactError, ArtifactManifest, read_manifest, write_manifest
+from genretag.models.staging import StagingBuffer, is_aligned
 from genretag.pipeline.windows import WindowSpec
 
 KERAS_FILE = "model.keras"
@@ -27,7 +29,7 @@ class Predictor(Protocol):
 
     manifest: ArtifactManifest
 
-    def predict(self, windows: np.ndarray) -> np.ndarray: ...
+    def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
 
 
 def window_spec(manifest: ArtifactManifest) -> WindowSpec:
@@ -40,10 +42,14 @@ class KerasPredictor:
     On the JAX backend ``predict_on_batch`` compiles the model once per input shape,
     and the daemon's batcher forms batches of every size from 1 to its maximum: each
     new size would stall inference for a compilation (seconds for a large model).
-    There, batches are padded with silent rows to the next power of two, so a
-    serving process compiles at most a dozen shapes and then never again; the
-    padding rows' scores are dropped.  TensorFlow relaxes shapes by itself and the
-    CPU would pay for padding, so other backends run batches as they come.
+    There, batches are padded to the next power of two, so a serving process
+    compiles at most a dozen shapes and then never again; the padding rows' scores
+    are dropped.  TensorFlow relaxes shapes by itself and the CPU would pay for
+    padding, so other backends run batches as they come.
+
+    Every batch goes through one :class:`~genretag.models.staging.StagingBuffer`
+    (see there why), so :meth:`predict` is for one thread at a time: the daemon's
+    inference thread, or the one caller of ``classify`` and ``evaluate``.
     """
 
     def __init__(self, manifest: ArtifactManifest, model: Any) -> None:
@@ -51,15 +57,28 @@ class KerasPredictor:
 
         self.manifest = manifest
         self.model = model
-        self.pad_batches = keras.backend.backend() == "jax"
+        self.backend = keras.backend.backend()
+        self.pad_batches = self.backend == "jax"
+        self._staging = StagingBuffer()
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        x = np.asarray(windows, dtype=np.float32)
-        n = len(x)
-        if self.pad_batches and n & (n - 1):
-            x = np.concatenate([x, np.zeros((padded_size(n) - n, *x.shape[1:]), np.float32)])
-        scores = self.model.predict_on_batch(x)
+    def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Scores ``(n, n_labels)`` for a ``(n, window_samples)`` array or a sequence of ``n`` windows."""
+        n = len(windows)
+        if n == 0:
+            return np.zeros((0, len(self.manifest.labels)), np.float32)
+        x = self._staging.stage(windows, padded_size(n) if self.pad_batches else n)
+        scores = self.model.predict_on_batch(self._adopt(x))
         return np.asarray(scores, dtype=np.float32)[:n]
+
+    def _adopt(self, x: np.ndarray) -> Any:
+        """The backend's input for the staged batch: TensorFlow takes the buffer itself (DLPack, no copy)."""
+        if self.backend != "tensorflow":
+            return x
+        import tensorflow as tf
+
+        if not is_aligned(x):  # from_dlpack aborts the process on a misaligned tensor
+            raise ValueError("staged batch is not aligned for TensorFlow")
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
 
 
 def padded_size(n: int) -> int:
@@ -106,7 +125,7 @@ class SklearnPredictor:
         except ValueError as err:
             raise ArtifactError(f"manifest field 'labels': {err}") from None
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
+    def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         from genretag.models.features import window_features
         from genretag.models.sklearn_models import label_scores
 

@@ -4,8 +4,10 @@ One small grammar for the command line (``--source``) and the config file
 (``[[source]] spec``)::
 
     file:PATH[?rate=R&loop=0|1]   an audio file, paced at R x real time (0: as fast as possible)
-    zmq:tcp://HOST:PORT[?idle=S]  a ZeroMQ PULL socket carrying many named streams; a stream is
-                                  down after S seconds without a message (default 5)
+    zmq:tcp://HOST:PORT[?idle=S&workers=N]
+                                  a ZeroMQ PULL socket carrying many named streams; a stream is
+                                  down after S seconds without a message (default 5); N > 0
+                                  decodes and windows in N processes (default 0: in the daemon's)
     url:http(s)://...             an internet radio stream through ffmpeg (the URL is passed whole)
     mic:[DEVICE]                  a sound card input: index, name substring, or empty for the default
 
@@ -28,7 +30,8 @@ from genretag.daemon.protocol import DEFAULT_LIMITS, MAX_STREAM_ID_CHARS, Limits
 from genretag.daemon.sources.base import Source
 
 KINDS = ("file", "zmq", "url", "mic")
-_OPTIONS = {"file": ("rate", "loop"), "zmq": ("idle",), "url": (), "mic": ()}
+_OPTIONS = {"file": ("rate", "loop"), "zmq": ("idle", "workers"), "url": (), "mic": ()}
+MAX_WORKERS = 64
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -66,6 +69,8 @@ def _split_options(kind: str, rest: str) -> tuple[str, dict[str, float | bool]]:
             raise ValueError(f"rate must be 0 (as fast as possible) or a speed up to 1000, got {value}")
         if key == "idle" and not 0.1 <= number <= 3600:
             raise ValueError(f"idle must be 0.1..3600 seconds, got {value}")
+        if key == "workers" and not (number.is_integer() and 0 <= number <= MAX_WORKERS):
+            raise ValueError(f"workers must be a whole number 0..{MAX_WORKERS}, got {value}")
         options[key] = number
     return target, options
 
@@ -124,7 +129,7 @@ def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS
         from genretag.daemon.sources.zmq import ZmqSource
 
         return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)),
-                         secure=secure)
+                         workers=int(spec.options.get("workers", 0)), secure=secure)
     if spec.kind == "url":
         from genretag.daemon.sources.url import UrlSource
 

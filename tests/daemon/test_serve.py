@@ -87,14 +87,18 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
     assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint
 
 
-def test_program_of_clips_with_silences(artifact: Path, producer_factory: MakeProducer) -> None:
-    """One stream: the right label once per clip, a silence state in each gap, no flapping."""
+@pytest.mark.parametrize("workers", [0, 2])
+def test_program_of_clips_with_silences(artifact: Path, producer_factory: MakeProducer, workers: int) -> None:
+    """One stream: the right label once per clip, a silence state in each gap, no flapping.
+
+    The same story with the stream windowed in ingest worker processes (``workers=2``).
+    """
     port = free_port()
     program = [("classical", 12), ("silence", 4), ("electronic", 12), ("silence", 4), ("noise", 12),
                ("silence", 4), ("classical", 12)]
     audio = np.concatenate([clip(genre, seconds, seed=i) for i, (genre, seconds) in enumerate(program)])
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=1", "--print",
-                *ANY_PORTS) as daemon:
+    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=1&workers={workers}",
+                "--print", *ANY_PORTS) as daemon:
         producer_factory(f"tcp://127.0.0.1:{port}").send("radio", audio)
         daemon.wait_for(lambda: bool(daemon.stream_events("radio", "state") and
                                      daemon.stream_events("radio", "state")[-1]["state"] == "down"),
@@ -116,17 +120,22 @@ def test_program_of_clips_with_silences(artifact: Path, producer_factory: MakePr
         assert set(event["scores"]) == set(LABELS)
 
 
-def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path,
-                                              producer_factory: MakeProducer) -> None:
-    """12 streams tagged independently and correctly; garbage is refused, counted and harms no one."""
+@pytest.mark.parametrize("workers", [0, 3])
+def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, producer_factory: MakeProducer,
+                                              workers: int) -> None:
+    """12 streams tagged independently and correctly; garbage is refused, counted and harms no one.
+
+    With ``workers=3`` the streams are spread over three ingest processes and the
+    garbage is refused there (wrong part counts by the router), counted the same.
+    """
     config = tmp_path / "limits.toml"
     config.write_text("[limits]\nmax_frame_bytes = 65536\n")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     streams = {f"s{i:02d}": LABELS[i % 3] for i in range(12)}
     audio = {name: clip(genre, 8, seed=i) for i, (name, genre) in enumerate(streams.items())}
-    with Daemon("--config", config, "--model", artifact, "--source", f"zmq:{address}?idle=1", "--print",
-                *ANY_PORTS) as daemon:
+    source = f"zmq:{address}?idle=1&workers={workers}"
+    with Daemon("--config", config, "--model", artifact, "--source", source, "--print", *ANY_PORTS) as daemon:
         good, bad = producer_factory(address), producer_factory(address)
         bad.frame("garbage", clip("noise", 0.1))  # a valid first frame: the stream exists, then misbehaves
         int16_header = b'{"sr":8000,"channels":1,"dtype":"int16","seq":%d}'

@@ -297,12 +297,13 @@ def has_windows(daemon: Daemon, stream: str) -> bool:
 
 
 def test_daemon_serves_inside_the_units_seccomp_filters(radio: str, tmp_path: Path) -> None:
-    """The default model (TensorFlow) with url: (through ffmpeg), zmq:, the event PUB socket, /metrics,
-    sd_notify and a SIGHUP reload, all under the unit's RestrictAddressFamilies= and SystemCallFilter=."""
+    """The default model (TensorFlow) with url: (through ffmpeg), zmq: (windowed in an ingest worker
+    process), the event PUB socket, /metrics, sd_notify and a SIGHUP reload, all under the unit's
+    RestrictAddressFamilies= and SystemCallFilter=."""
     zmq_port = free_port()
     config = tmp_path / "genretag.toml"
     config.write_text(f'[[source]]\nspec = "url:{radio}"\nname = "radio"\n\n'
-                      f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{zmq_port}"\n')
+                      f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{zmq_port}?workers=1"\n')
     notify_path = tmp_path / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))

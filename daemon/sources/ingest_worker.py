@@ -1,0 +1,187 @@
+"""One ingest worker process: decodes and windows its share of a ZeroMQ source's streams.
+
+Started by :class:`~genretag.daemon.sources.ingest_pool.IngestPool` (``spawn``:
+a fresh interpreter that imports numpy, soxr and pyzmq, never the model's
+framework).  It receives the producers' messages unchanged from the router
+thread, runs the same :class:`~genretag.daemon.sources.zmq.FrameReceiver` and
+:class:`~genretag.daemon.stream.StreamWindower` the in-process source runs,
+and sends the results back in stream order.  A message carries several results:
+
+``[header]`` or ``[header, windows]`` where ``header`` is a JSON list of
+results, each an object with ``k`` (kind) and ``s`` (stream id), and
+``windows`` the float32 samples of every window the results list, one after
+another (``(n, window_samples)``):
+
+* ``hello`` (no stream): the worker is ready;
+* ``up``; ``down`` with ``r`` (reason), after the stream's last ``push``;
+* ``push`` with ``p`` (position), ``q`` (silence seconds), ``w`` (one
+  ``[pos, arrival, silent]`` per window, in the order of ``windows``) and
+  ``c`` (gate changes, ``[state, pos]``);
+* ``error`` with ``e`` (kind) and ``m`` (message);
+* ``bye`` (no stream): every stream was reported down, the worker exits.
+
+The router appends the message's arrival time at the daemon (``ARRIVAL``, a
+packed double) as a last part, so latency counts from there; a one-part
+message from the daemon means "stop".  The worker ignores SIGINT
+and SIGTERM (a Ctrl-C or systemd's stop reaches the whole process group; the
+daemon stops its workers itself, after the sources) and exits on its own if
+the daemon is gone.  Arrival times are ``time.monotonic()``, one clock for
+every process of the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import zmq
+
+from genretag.daemon.protocol import Limits
+from genretag.daemon.sources.base import Chunk, StreamState
+from genretag.daemon.sources.zmq import POLL_MS, FrameReceiver, recv_frames
+from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, WindowerSettings
+
+ARRIVAL = struct.Struct("<d")
+MAX_WINDOWS_PER_MESSAGE = 64
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs, passed to the new process at its start."""
+
+    index: int
+    inbox: str  # endpoint the daemon PUSHes this worker's messages to
+    outbox: str  # endpoint the worker PUSHes its results to
+    settings: WindowerSettings
+    limits: Limits
+    idle_timeout: float
+
+
+def encode(kind: str, stream: str | None = None, **fields: Any) -> dict[str, Any]:
+    """One result: ``{"k": kind, "s": stream, ...}``."""
+    return {"k": kind, "s": stream, **fields}
+
+
+def pack(results: list[dict[str, Any]]) -> bytes:
+    """A message's header: its results as compact JSON."""
+    return json.dumps(results, separators=(",", ":")).encode()
+
+
+class _ForwardingSink:
+    """The :class:`~genretag.daemon.sources.base.SourceSink` of a worker: windows here, results home.
+
+    Results are gathered and sent by :meth:`flush`, many in one message whose
+    windows travel as one part: the daemon receives them with two calls instead
+    of one per window, each of which waits for the daemon's GIL.
+    """
+
+    def __init__(self, out: zmq.Socket[Any], settings: WindowerSettings) -> None:
+        self._out = out
+        self._settings = settings
+        self._windowers: dict[str, StreamWindower] = {}
+        self._results: list[dict[str, Any]] = []
+        self._windows: list[np.ndarray] = []
+
+    @property
+    def pending_windows(self) -> int:
+        return len(self._windows)
+
+    def audio(self, chunk: Chunk) -> None:
+        windower = self._windowers.get(chunk.stream)
+        if windower is None:
+            windower = self._windowers[chunk.stream] = self._settings.new_windower()
+        try:
+            result = windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time)
+        except BadAudio as err:
+            self.error(chunk.stream, "bad_audio", str(err))
+            return
+        self._add_push(chunk.stream, result)
+
+    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
+        if state == "up":
+            self._results.append(encode("up", stream))
+            return
+        windower = self._windowers.pop(stream, None)
+        if windower is not None:
+            self._add_push(stream, windower.flush(), always=True)
+        self._results.append(encode("down", stream, r=reason))
+
+    def error(self, stream: str, kind: str, message: str) -> None:
+        self._results.append(encode("error", stream, e=kind, m=message))
+
+    def send(self, result: dict[str, Any]) -> None:
+        """Send one result at once, after whatever is pending."""
+        self._results.append(result)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send the gathered results: ``[header]`` or ``[header, windows]``."""
+        if not self._results:
+            return
+        parts: list[Any] = [pack(self._results)]
+        if self._windows:
+            parts.append(np.stack(self._windows))
+        self._out.send_multipart(parts, copy=False)
+        self._results, self._windows = [], []
+
+    def _add_push(self, stream: str, result: PushResult, *, always: bool = False) -> None:
+        """Gather what a push produced; one without windows or gate changes only moves the position,
+        which the next result (or the flush before ``down``) carries anyway, so it is not sent."""
+        if not (always or result.windows or result.changes):
+            return
+        self._results.append(encode("push", stream, p=result.pos, q=result.silence_seconds,
+                                    w=[[w.pos, w.arrival_time, w.silent] for w in result.windows],
+                                    c=[[c.state, c.pos] for c in result.changes]))
+        self._windows.extend(w.samples for w in result.windows)
+        if len(self._windows) >= MAX_WINDOWS_PER_MESSAGE:  # e.g. many streams flushed by one idle scan
+            self.flush()
+
+
+def run(config: WorkerConfig) -> None:
+    """The worker process's main function (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    context = zmq.Context()
+    inbox = context.socket(zmq.PULL)
+    inbox.connect(config.inbox)
+    out = context.socket(zmq.PUSH)
+    out.setsockopt(zmq.LINGER, 10_000)  # the last results and the bye must reach the daemon
+    out.connect(config.outbox)
+    sink = _ForwardingSink(out, config.settings)
+    receiver = FrameReceiver(config.limits, config.idle_timeout)
+    sink.send(encode("hello", i=config.index, pid=os.getpid()))
+    try:
+        _serve(inbox, receiver, sink)
+        receiver.close(sink, "source stopped")
+        sink.send(encode("bye", i=config.index))
+    finally:
+        inbox.close(linger=0)
+        out.close()
+        context.term()
+
+
+def _serve(inbox: zmq.Socket[Any], receiver: FrameReceiver, sink: _ForwardingSink) -> None:
+    """Handle messages until the daemon says stop or is gone.
+
+    Results go home whenever the inbox is empty (no latency added) or
+    ``MAX_WINDOWS_PER_MESSAGE`` windows are waiting.
+    """
+    parent = os.getppid()
+    while os.getppid() == parent:
+        if inbox.poll(POLL_MS):
+            while sink.pending_windows < MAX_WINDOWS_PER_MESSAGE:
+                try:
+                    parts = recv_frames(inbox)
+                except zmq.Again:
+                    break
+                if len(parts) == 1:
+                    return
+                receiver.handle(sink, parts[:-1], ARRIVAL.unpack(parts[-1].buffer)[0])
+        receiver.expire(sink, time.monotonic())
+        sink.flush()
