@@ -142,10 +142,14 @@ class IngestPool:
             self._spawn(worker)
         waiting, deadline = len(self._workers), time.monotonic() + START_SECONDS
         while waiting:
-            if not self._out.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+            if self._out.poll(POLL_MS):
+                waiting -= json.loads(self._out.recv())[0]["k"] == "hello"
+                continue
+            dead = [w for w in self._workers if w.process.exitcode is not None]
+            if dead or time.monotonic() > deadline:
                 self.stop(1.0)
-                raise RuntimeError(f"ingest workers did not start within {START_SECONDS:g} s")
-            waiting -= json.loads(self._out.recv())[0]["k"] == "hello"
+                why = f"exited with {dead[0].process.exitcode}" if dead else f"silent for {START_SECONDS:g} s"
+                raise RuntimeError(f"ingest worker did not start: {why}")
         log.info("%d ingest worker processes started", len(self._workers))
         self._collector.start()
 

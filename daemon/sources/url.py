@@ -210,9 +210,12 @@ class UrlSource:
         try:
             up_since, timed_out = self._pump(proc.stdout)
         finally:
+            # Our end of stdout goes first: an ffmpeg blocked writing to a full pipe (nobody reads it once
+            # the source stops) then fails with EPIPE and ends, instead of waiting for SIGKILL after the
+            # grace time (the CI saw a 2 s stop).
+            proc.stdout.close()
             _reap(proc)
             drain.join(TERM_GRACE_SECONDS)
-            proc.stdout.close()
             proc.stderr.close()
             with self._lock:
                 self._proc = None
