@@ -12,7 +12,8 @@ own ``/metrics``:
   delta of the ``genretag_end_to_end_latency_seconds`` buckets, interpolated
   linearly inside a bucket as Prometheus' ``histogram_quantile`` does;
 * CPU seconds of the daemon and of the producers (``/proc``), in cores;
-* the daemon's peak RSS (``VmHWM``).
+* the daemon's peak RSS (``VmHWM``; with ``--workers``, summed over its ingest processes, whose CPU
+  is counted too).
 
 A level passes when no window was dropped after the warm-up and no message was
 lost over the whole run (drops during the warm-up are reported apart: a JIT
