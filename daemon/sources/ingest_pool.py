@@ -4,16 +4,22 @@ Decoding, mixing, resampling, the silence gate and windowing cost the daemon
 per message and per sample; in one thread they top out near 5,000 streams
 (1 s messages at 16 kHz on one core of the GPU box), while one GPU scores
 ten times the windows.  With ``zmq:...?workers=N`` the source's receiver
-thread only routes each message, by a hash of its stream id, to one of N
-worker processes (:mod:`genretag.daemon.sources.ingest_worker`); every stream
-stays on one worker, so its state lives there and its results come back in
-order.  A collector thread applies the results to the daemon's
-:class:`WindowedSink`: windows to the batcher, gate changes, up, down, errors.
+thread only relays: a ZeroMQ proxy, which runs without the interpreter lock,
+passes every message to a router process
+(:mod:`genretag.daemon.sources.ingest_router`) that sends it, by a hash of
+its stream id, to one of N worker processes
+(:mod:`genretag.daemon.sources.ingest_worker`); every stream stays on one
+worker, so its state lives there and its results come back in order.  A
+collector thread applies the results to the daemon's :class:`WindowedSink`:
+windows to the batcher, gate changes, up, down, errors.  The daemon's
+process then spends its lock on results and scoring only.
 
 The processes talk over ``ipc://`` sockets in a private (0700) temporary
 directory.  A worker that dies is reported (``genretag_source_errors_total``
 with kind ``ingest_worker``), its streams go down, and it is started again;
-their next messages bring them back up, positions carrying on.
+their next messages bring them back up, positions carrying on.  A router
+that dies is reported (kind ``ingest_router``) and started again; the
+messages it held are lost (the workers count the gaps as ``seq_gap``).
 """
 
 from __future__ import annotations
@@ -25,8 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,9 +41,11 @@ import zmq
 
 from genretag.daemon.protocol import Limits
 from genretag.daemon.silence import StateChange
+from genretag.daemon.sources import ingest_router, ingest_worker
 from genretag.daemon.sources.base import SourceSink, StreamState
-from genretag.daemon.sources.ingest_worker import ARRIVAL, MAX_WINDOWS_PER_MESSAGE, WorkerConfig, run
-from genretag.daemon.sources.zmq import POLL_MS, send_frames
+from genretag.daemon.sources.ingest_router import RouterConfig, worker_of
+from genretag.daemon.sources.ingest_worker import MAX_WINDOWS_PER_MESSAGE, WorkerConfig
+from genretag.daemon.sources.zmq import POLL_MS
 from genretag.daemon.stream import PushResult, Window, WindowerSettings
 from genretag.models.staging import aligned_empty
 
@@ -91,15 +98,16 @@ class WindowRing:
         return rows
 
 
-def worker_of(stream_id: bytes | memoryview, workers: int) -> int:
-    """The worker that handles ``stream_id`` (its UTF-8 bytes), the same for every message."""
-    return zlib.crc32(stream_id) % workers
-
-
 @dataclass
-class _Worker:
-    config: WorkerConfig
+class _Process:
+    """A worker or the router, and what the pool knows of it."""
+
+    name: str
+    target: Callable[[Any], None]
+    config: WorkerConfig | RouterConfig
+    error_kind: str  # the source error its death counts as
     process: Any = None  # multiprocessing.Process
+    pid: int = 0  # as the process said hello
     started: float = 0.0
     streams: set[str] = field(default_factory=set)  # up, as the worker reported them
     said_bye: bool = False
@@ -107,10 +115,11 @@ class _Worker:
 
 
 class IngestPool:
-    """N worker processes for one source; see the module docstring.
+    """N worker processes and a router for one source; see the module docstring.
 
-    :meth:`route` runs on the source's receiver thread; results are applied on
-    the pool's collector thread; :meth:`start` and :meth:`stop` on the caller's.
+    :meth:`relay` runs on the source's receiver thread; results are applied on
+    the pool's collector thread; :meth:`start`, :meth:`end_relay` and
+    :meth:`stop` on the caller's.
     """
 
     def __init__(self, workers: int, sink: WindowedSink, limits: Limits, idle_timeout: float,
@@ -118,86 +127,100 @@ class IngestPool:
         self._sink = sink
         self._context = context
         self._dir = Path(tempfile.mkdtemp(prefix="genretag-ingest-"))  # mkdtemp: 0700
-        outbox = f"ipc://{self._dir}/out"
-        self._workers = [_Worker(WorkerConfig(k, f"ipc://{self._dir}/in-{k}", outbox, sink.windowing, limits,
-                                              idle_timeout)) for k in range(workers)]
+        self._outbox, self._relay_endpoint = f"ipc://{self._dir}/out", f"ipc://{self._dir}/relay"
+        inboxes = tuple(f"ipc://{self._dir}/in-{k}" for k in range(workers))
+        self._workers = [
+            _Process(f"genretag-ingest-{k}", ingest_worker.run,
+                     WorkerConfig(k, inboxes[k], self._outbox, sink.windowing, limits, idle_timeout),
+                     "ingest_worker")
+            for k in range(workers)]
+        router = RouterConfig(workers, self._relay_endpoint, inboxes, self._outbox)
+        self._router = _Process("genretag-ingest-router", ingest_router.run, router, "ingest_router")
+        self._processes = [*self._workers, self._router]
         # + room for one message being received, twice: rows are skipped at the ring's end
         self._ring = WindowRing(sink.windows_held + 2 * RING_MESSAGE_ROWS, sink.windowing.spec.window_samples)
         self._mp = multiprocessing.get_context("spawn")  # fork would copy a process that runs TF/JAX threads
         self._out: zmq.Socket[Any] | None = None
-        self._inboxes: list[zmq.Socket[Any]] = []
+        self._relay: zmq.Socket[Any] | None = None
+        self._control: tuple[zmq.Socket[Any], zmq.Socket[Any]] | None = None  # (the proxy's end, ours)
         self._stopping = threading.Event()
         self._collector = threading.Thread(target=self._collect, name="genretag-ingest-results", daemon=True)
 
     def start(self) -> None:
-        """Bind the sockets, start the workers and wait for each one's hello."""
+        """Bind the sockets, start the processes and wait for each one's hello."""
         self._out = self._context.socket(zmq.PULL)
-        self._out.bind(self._workers[0].config.outbox)
-        for worker in self._workers:
-            inbox = self._context.socket(zmq.PUSH)
-            inbox.setsockopt(zmq.SNDTIMEO, POLL_MS)
-            inbox.setsockopt(zmq.LINGER, 0)
-            inbox.bind(worker.config.inbox)
-            self._inboxes.append(inbox)
-            self._spawn(worker)
-        waiting, deadline = len(self._workers), time.monotonic() + START_SECONDS
+        self._out.bind(self._outbox)
+        self._relay = self._context.socket(zmq.PUSH)
+        self._relay.setsockopt(zmq.SNDTIMEO, 1000)  # only the final "stop" is sent from Python
+        self._relay.setsockopt(zmq.LINGER, 1000)
+        self._relay.bind(self._relay_endpoint)
+        proxy_end, our_end = self._context.socket(zmq.PAIR), self._context.socket(zmq.PAIR)
+        proxy_end.bind(f"inproc://genretag-ingest-control-{id(self)}")
+        our_end.connect(f"inproc://genretag-ingest-control-{id(self)}")
+        self._control = (proxy_end, our_end)
+        for process in self._processes:
+            self._spawn(process)
+        waiting, deadline = len(self._processes), time.monotonic() + START_SECONDS
         while waiting:
             if self._out.poll(POLL_MS):
-                waiting -= json.loads(self._out.recv())[0]["k"] == "hello"
+                hello = json.loads(self._out.recv())[0]
+                if hello["k"] == "hello":
+                    waiting -= 1
+                    self._processes[hello["i"]].pid = hello["pid"]
                 continue
-            dead = [w for w in self._workers if w.process.exitcode is not None]
+            dead = [p for p in self._processes if p.process.exitcode is not None]
             if dead or time.monotonic() > deadline:
                 self.stop(1.0)
                 why = f"exited with {dead[0].process.exitcode}" if dead else f"silent for {START_SECONDS:g} s"
-                raise RuntimeError(f"ingest worker did not start: {why}")
-        log.info("%d ingest worker processes started", len(self._workers))
+                raise RuntimeError(f"{dead[0].name if dead else 'ingest process'} did not start: {why}")
+        log.info("ingest processes started: workers (pids %s), router (pid %d)",
+                 " ".join(str(w.pid) for w in self._workers), self._router.pid)
         self._collector.start()
 
-    def route(self, parts: list[Any], stopping: threading.Event) -> bool:
-        """Send one producer message to its stream's worker; False if ``stopping`` interrupted it.
+    def relay(self, frontend: zmq.Socket[Any]) -> None:
+        """Pass every message of ``frontend`` to the router until :meth:`end_relay` (blocks).
 
-        Blocks while the worker's queue is full, which backs up to the producers as
-        the in-process source does.  Every message goes by its first part, malformed
-        ones too, so that the worker refuses them in order with the stream's other
-        messages (a stream's errors are labelled with it once it is up).  The arrival
-        time appended here makes it at least two parts: never the one-part "stop".
+        A ZeroMQ proxy does it, in C without the interpreter lock.  It stops
+        reading while the router's queue is full, which backs up to the
+        producers as the in-process source does.
         """
-        inbox = self._inboxes[worker_of(parts[0].buffer, len(self._inboxes))]
-        parts.append(ARRIVAL.pack(time.monotonic()))
-        while True:
-            try:
-                send_frames(inbox, parts)
-                return True
-            except zmq.Again:  # the worker is busy, or dead and about to be restarted
-                if stopping.is_set():
-                    return False
+        assert self._relay is not None and self._control is not None
+        zmq.proxy_steerable(frontend, self._relay, None, self._control[0])
+
+    def end_relay(self) -> None:
+        """Make :meth:`relay` return (at once, or as soon as it starts)."""
+        if self._control is not None:
+            self._control[1].send(b"TERMINATE")
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask every worker to report its streams down and exit; wait for that, then clean up."""
+        """After :meth:`relay` has returned: ask every process to report its streams down and exit;
+        wait for that, then clean up."""
         self._stopping.set()
-        for inbox in self._inboxes:
+        if self._relay is not None:
             try:
-                inbox.send(b"")
-            except zmq.ZMQError:  # a dead worker: the collector reports its streams down
+                self._relay.send(b"")  # after every message relayed before it
+            except zmq.ZMQError:  # no router (dead): the workers are stopped by the kill below
                 pass
         if self._collector.is_alive():
             self._collector.join(timeout)
-        for worker in self._workers:
-            if worker.process is not None:
-                worker.process.join(max(0.1, timeout / 4))
-                if worker.process.is_alive():
-                    worker.process.kill()
-                    worker.process.join(1.0)
-        for socket in [*self._inboxes, *([self._out] if self._out is not None else [])]:
-            socket.close(linger=0)
+        for entry in self._processes:
+            if entry.process is not None:
+                entry.process.join(max(0.1, timeout / 4))
+                if entry.process.is_alive():
+                    entry.process.kill()
+                    entry.process.join(1.0)
+        sockets = [self._out, self._relay, *(self._control or ())]
+        for socket in sockets:
+            if socket is not None:
+                socket.close(linger=0)
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def _spawn(self, worker: _Worker) -> None:
-        worker.process = self._mp.Process(target=run, args=(worker.config,), daemon=True,
-                                          name=f"genretag-ingest-{worker.config.index}")
-        worker.process.start()
-        worker.started = time.monotonic()
-        worker.said_bye = False
+    def _spawn(self, entry: _Process) -> None:
+        entry.process = self._mp.Process(target=entry.target, args=(entry.config,), daemon=True,
+                                         name=entry.name)
+        entry.process.start()
+        entry.started = time.monotonic()
+        entry.said_bye = False
 
     def _collect(self) -> None:
         """The collector thread: apply results; notice dead workers; end when all said bye."""
@@ -221,7 +244,7 @@ class IngestPool:
                 self._check_workers()
             if self._stopping.is_set():
                 deadline = min(deadline, time.monotonic() + 10.0)
-                if all(w.said_bye or not w.process.is_alive() for w in self._workers) \
+                if all(p.said_bye or not p.process.is_alive() for p in self._processes) \
                         or time.monotonic() > deadline:
                     return
 
@@ -260,29 +283,34 @@ class IngestPool:
             sink.state(stream, "down", header["r"], remote=True)
         elif kind == "error":
             sink.error(stream, header["e"], header["m"])
+        elif kind == "hello":  # a restart
+            entry = self._processes[header["i"]]
+            entry.pid = header["pid"]
+            log.info("%s started again (pid %d)", entry.name, entry.pid)
         elif kind == "bye":
-            self._workers[header["i"]].said_bye = True
+            self._processes[header["i"]].said_bye = True
 
-    def _worker_for(self, stream: str) -> _Worker:
+    def _worker_for(self, stream: str) -> _Process:
         return self._workers[worker_of(stream.encode(), len(self._workers))]
 
     def _check_workers(self) -> None:
-        """Report a worker that died; start it again unless stopping (at most every RESTART_EVERY_SECONDS)."""
-        for worker in self._workers:
-            process = worker.process
-            if process.is_alive() or worker.said_bye:
+        """Report a process that died; start it again unless stopping (at most every
+        RESTART_EVERY_SECONDS)."""
+        for entry in self._processes:
+            process = entry.process
+            if process.is_alive() or entry.said_bye:
                 continue
-            if worker.reported_pid != process.pid:
-                worker.reported_pid = process.pid
-                self._report_death(worker)
-            if not self._stopping.is_set() and time.monotonic() - worker.started >= RESTART_EVERY_SECONDS:
-                self._spawn(worker)
+            if entry.reported_pid != process.pid:
+                entry.reported_pid = process.pid
+                self._report_death(entry)
+            if not self._stopping.is_set() and time.monotonic() - entry.started >= RESTART_EVERY_SECONDS:
+                self._spawn(entry)
 
-    def _report_death(self, worker: _Worker) -> None:
-        k, process = worker.config.index, worker.process
-        log.error("ingest worker %d (pid %s) exited with %s; its %d streams go down and it is restarted",
-                  k, process.pid, process.exitcode, len(worker.streams))
-        self._sink.error("?", "ingest_worker", f"ingest worker {k} exited with {process.exitcode}")
-        for stream in sorted(worker.streams):
+    def _report_death(self, entry: _Process) -> None:
+        process = entry.process
+        log.error("%s (pid %s) exited with %s; its %d streams go down and it is restarted",
+                  entry.name, process.pid, process.exitcode, len(entry.streams))
+        self._sink.error("?", entry.error_kind, f"{entry.name} exited with {process.exitcode}")
+        for stream in sorted(entry.streams):
             self._sink.state(stream, "down", "ingest worker died", remote=True)
-        worker.streams.clear()
+        entry.streams.clear()

@@ -3,7 +3,8 @@
 Started by :class:`~genretag.daemon.sources.ingest_pool.IngestPool` (``spawn``:
 a fresh interpreter that imports numpy, soxr and pyzmq, never the model's
 framework).  It receives the producers' messages unchanged from the router
-thread, runs the same :class:`~genretag.daemon.sources.zmq.FrameReceiver` and
+process (:mod:`~genretag.daemon.sources.ingest_router`), runs the same
+:class:`~genretag.daemon.sources.zmq.FrameReceiver` and
 :class:`~genretag.daemon.stream.StreamWindower` the in-process source runs,
 and sends the results back in stream order.  A message carries several results:
 
@@ -20,9 +21,8 @@ another (``(n, window_samples)``):
 * ``error`` with ``e`` (kind) and ``m`` (message);
 * ``bye`` (no stream): every stream was reported down, the worker exits.
 
-The router appends the message's arrival time at the daemon (``ARRIVAL``, a
-packed double) as a last part, so latency counts from there; a one-part
-message from the daemon means "stop".  The worker ignores SIGINT
+The router appends the message's arrival time (``ARRIVAL``, a packed double)
+as a last part, so latency counts from there; a one-part message means "stop".  The worker ignores SIGINT
 and SIGTERM (a Ctrl-C or systemd's stop reaches the whole process group; the
 daemon stops its workers itself, after the sources) and exits on its own if
 the daemon is gone.  Arrival times are ``time.monotonic()``, one clock for

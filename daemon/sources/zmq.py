@@ -21,8 +21,9 @@ messages (``seq_gap``) and producer restarts (``seq_restart``); a stream is
 ``up`` from its first valid message and ``down`` after ``idle_timeout``
 seconds without one, after which its bookkeeping is forgotten.
 
-With ``workers`` > 0 the receiver thread only routes: each message goes, by a
-hash of its stream id, to one of that many ingest processes
+With ``workers`` > 0 the receiver thread only relays, through a ZeroMQ proxy
+that holds no interpreter lock, to a router process that sends each message,
+by a hash of its stream id, to one of that many ingest processes
 (:mod:`genretag.daemon.sources.ingest_pool`), which decode and window it and
 send the windows back.  One thread decoding and windowing every stream tops
 out at a few thousand messages a second, well short of what one GPU scores.
@@ -176,6 +177,8 @@ class ZmqSource:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop receiving; the streams still up are reported down, then the socket is closed."""
+        if self._pool is not None:
+            self._pool.end_relay()
         self._worker.stop(timeout)
         if self._pool is not None:
             self._pool.stop(timeout)
@@ -183,8 +186,13 @@ class ZmqSource:
     def _run(self, sink: SourceSink) -> None:
         assert self._socket is not None
         socket = self._socket
+        if self._pool is not None:
+            try:
+                self._pool.relay(socket)
+            finally:
+                socket.close()
+            return
         receiver = FrameReceiver(self.limits, self.idle_timeout)
-        route = self._pool.route if self._pool is not None else None
         try:
             while not self._worker.stopping.is_set():
                 if socket.poll(POLL_MS):
@@ -194,10 +202,7 @@ class ZmqSource:
                             parts = recv_frames(socket)
                         except zmq.Again:
                             break
-                        if route is None:
-                            receiver.handle(sink, parts, time.monotonic())
-                        elif not route(parts, self._worker.stopping):
-                            break
+                        receiver.handle(sink, parts, time.monotonic())
                 receiver.expire(sink, time.monotonic())
         finally:
             receiver.close(sink, "source stopped")

@@ -2,12 +2,14 @@
 
 The behaviour of a daemon with workers matches the in-process source (the
 parametrised tests of ``test_serve.py``); these tests cover what only workers
-have: process lifetime, a worker that dies, and reloads they cannot follow.
+have: process lifetime, a worker or the router that dies, and reloads they
+cannot follow.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -24,23 +26,47 @@ MakeProducer = Callable[[str], Producer]
 ANY_PORTS = ("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0")
 
 
-def ingest_workers(pid: int) -> list[int]:
-    """Pids of the daemon's ingest worker processes (multiprocessing's resource tracker left out)."""
+def ingest_processes(pid: int) -> list[int]:
+    """Pids of the daemon's ingest workers and router (multiprocessing's resource tracker left out)."""
     children = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             children += [int(c) for c in (task / "children").read_text().split()]
         except OSError:  # the thread ended meanwhile
             continue
-    workers = []
+    processes = []
     for child in children:
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:  # exited meanwhile
             continue
         if b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-            workers.append(child)
-    return workers
+            processes.append(child)
+    return processes
+
+
+def started_pids(daemon: Daemon) -> tuple[list[int], int]:
+    """The worker pids and the router pid the daemon logged at its start."""
+    line = next(line for line in daemon.log if "ingest processes started" in line)
+    found = re.search(r"workers \(pids ([\d ]+)\), router \(pid (\d+)\)", line)
+    assert found, line
+    return [int(p) for p in found[1].split()], int(found[2])
+
+
+def feed_in_real_time(producer: Producer, streams: list[str], stop: threading.Event) -> threading.Thread:
+    """A thread sending every stream in real time (0.1 s chunks of 8 kHz audio) until ``stop``."""
+    def feed() -> None:
+        audio = {name: clip("electronic", 60, seed=i) for i, name in enumerate(streams)}
+        step, k, start = 800, 0, time.monotonic()
+        while not stop.is_set() and k + step <= len(audio[streams[0]]):
+            for name in streams:
+                producer.frame(name, audio[name][k:k + step])
+            k += step
+            time.sleep(max(0.0, start + k / 8000 - time.monotonic()))
+
+    sender = threading.Thread(target=feed, daemon=True)
+    sender.start()
+    return sender
 
 
 def ingest_dirs() -> set[str]:
@@ -61,23 +87,11 @@ def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
     streams = [f"s{i}" for i in range(6)]
     with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=30&workers=2", "--print",
                 *ANY_PORTS) as daemon:
-        workers = ingest_workers(daemon.proc.pid)
-        assert len(workers) == 2, workers
+        workers, router = started_pids(daemon)
+        assert len(workers) == 2 and sorted(ingest_processes(daemon.proc.pid)) == sorted([*workers, router])
         assert len(ingest_dirs() - dirs_before) == 1  # the private socket directory
-        producer = producer_factory(f"tcp://127.0.0.1:{port}")
         stop = threading.Event()
-
-        def feed() -> None:  # every stream in real time, 0.1 s chunks, until told to stop
-            audio = {name: clip("electronic", 60, seed=i) for i, name in enumerate(streams)}
-            step, k, start = 800, 0, time.monotonic()
-            while not stop.is_set() and k + step <= len(audio[streams[0]]):
-                for name in streams:
-                    producer.frame(name, audio[name][k:k + step])
-                k += step
-                time.sleep(max(0.0, start + k / 8000 - time.monotonic()))
-
-        sender = threading.Thread(target=feed, daemon=True)
-        sender.start()
+        sender = feed_in_real_time(producer_factory(f"tcp://127.0.0.1:{port}"), streams, stop)
         try:
             daemon.wait_for(lambda: all(daemon.stream_events(s, "label") for s in streams), 60, "labels")
             os.kill(workers[0], signal.SIGKILL)
@@ -85,8 +99,8 @@ def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
                             20, "the death to be counted")
             gone = [s for s in streams if daemon.stream_events(s, "state")[-1]["state"] == "down"]
             assert gone, "the dead worker's streams were not reported down"
-            daemon.wait_for(lambda: len(ingest_workers(daemon.proc.pid)) == 2, 20, "the restart")
-            assert workers[0] not in ingest_workers(daemon.proc.pid)
+            daemon.wait_for(lambda: len(ingest_processes(daemon.proc.pid)) == 3, 20, "the restart")
+            assert workers[0] not in ingest_processes(daemon.proc.pid)
             scored = {s: daemon.metric("genretag_windows_processed_total", stream=s) for s in gone}
             daemon.wait_for(lambda: all(daemon.stream_events(s, "state")[-1]["state"] == "up" for s in gone),
                             20, "the streams to come back up")
@@ -98,14 +112,47 @@ def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
             stop.set()
             sender.join(10)
         assert daemon.metric("genretag_windows_dropped_total") == 0
-        assert any("ingest worker" in line and "exited" in line for line in daemon.log)
-        survivors = ingest_workers(daemon.proc.pid)
+        assert any(f"genretag-ingest-0 (pid {workers[0]}) exited" in line for line in daemon.log)
+        survivors = ingest_processes(daemon.proc.pid)
         assert daemon.stop() == 0
     for name in streams:  # every stream still up was reported down at shutdown, once
         assert daemon.stream_events(name, "state")[-1]["state"] == "down"
     time.sleep(0.5)
     assert not [pid for pid in survivors if Path(f"/proc/{pid}").exists()], "workers outlived the daemon"
     assert ingest_dirs() == dirs_before
+
+
+def test_a_killed_router_is_counted_restarted_and_streams_carry_on(
+        artifact: Path, producer_factory: MakeProducer) -> None:
+    """The router holds no stream state: its death loses the messages in it (counted as gaps by the
+    workers), no stream goes down, and the restarted router routes every stream to the same worker."""
+    port = free_port()
+    streams = [f"r{i}" for i in range(4)]
+    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=30&workers=2", "--print",
+                *ANY_PORTS) as daemon:
+        workers, router = started_pids(daemon)
+        stop = threading.Event()
+        sender = feed_in_real_time(producer_factory(f"tcp://127.0.0.1:{port}"), streams, stop)
+        try:
+            daemon.wait_for(lambda: all(daemon.stream_events(s, "label") for s in streams), 60, "labels")
+            os.kill(router, signal.SIGKILL)
+            daemon.wait_for(lambda: daemon.metric("genretag_source_errors_total", kind="ingest_router") == 1,
+                            20, "the death to be counted")
+            daemon.wait_for(lambda: any("ingest-router started again" in line for line in daemon.log), 20,
+                            "the restart")
+            processes = ingest_processes(daemon.proc.pid)
+            assert router not in processes and set(workers) <= set(processes), (workers, router, processes)
+            scored = {s: daemon.metric("genretag_windows_processed_total", stream=s) for s in streams}
+            daemon.wait_for(lambda: all(daemon.metric("genretag_windows_processed_total", stream=s)
+                                        > scored[s] + 2 for s in streams), 30, "windows after the restart")
+        finally:
+            stop.set()
+            sender.join(10)
+        for name in streams:  # up once, never down while the router was away
+            assert [e["state"] for e in daemon.stream_events(name, "state")] == ["up"], name
+        assert daemon.metric("genretag_source_errors_total", kind="ingest_worker") == 0
+        assert daemon.metric("genretag_windows_dropped_total") == 0
+        assert daemon.stop() == 0
 
 
 def test_reload_with_another_window_is_refused_with_workers(artifacts: tuple[Path, Path],

@@ -1,0 +1,106 @@
+"""The ingest router process: sends each producer message to its stream's worker.
+
+Routing costs little per message (a CRC of the stream id and three sends),
+but at 10,000 messages a second in the daemon's process it held the
+interpreter lock 47 % of the time, and the lock is what the collector and the
+inference thread wait for.  So the daemon's receiver thread only relays: a
+ZeroMQ proxy (C, no lock held) moves every message from the producers'
+socket to this process, which routes it, by a hash of its stream id, to one
+of the ingest workers (:mod:`genretag.daemon.sources.ingest_worker`).  Every
+message of a stream goes to the same worker, in order, malformed ones too,
+so that the worker refuses them in order with the stream's other messages.
+
+The router appends the arrival time (``ARRIVAL``, a packed double of
+``time.monotonic()``) as a last part, so latency counts from here; a one-part
+message from the daemon means "stop": it is passed on to every worker after
+the messages before it, and the router says ``bye`` and exits.  Like the
+workers it ignores SIGINT and SIGTERM and exits if the daemon is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from genretag.daemon.sources.ingest_worker import ARRIVAL, encode, pack
+from genretag.daemon.sources.zmq import POLL_MS, recv_frames, send_frames
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """Everything the router needs, passed to the new process at its start."""
+
+    index: int  # its place among the pool's processes, after the workers
+    relay: str  # endpoint the daemon's relay PUSHes the producers' messages to
+    inboxes: tuple[str, ...]  # endpoint of each worker's inbox, bound here
+    outbox: str  # endpoint of the daemon's results socket (for hello and bye)
+
+
+def worker_of(stream_id: bytes | memoryview, workers: int) -> int:
+    """The worker that handles ``stream_id`` (its UTF-8 bytes), the same for every message."""
+    return zlib.crc32(stream_id) % workers
+
+
+def run(config: RouterConfig) -> None:
+    """The router process's main function (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    context = zmq.Context()
+    relay = context.socket(zmq.PULL)
+    relay.connect(config.relay)
+    inboxes = []
+    for endpoint in config.inboxes:
+        inbox = context.socket(zmq.PUSH)
+        inbox.setsockopt(zmq.SNDTIMEO, POLL_MS)
+        inbox.setsockopt(zmq.LINGER, 10_000)  # the last messages and the stop must reach the workers
+        inbox.bind(endpoint)
+        inboxes.append(inbox)
+    out = context.socket(zmq.PUSH)
+    out.setsockopt(zmq.LINGER, 10_000)
+    out.connect(config.outbox)
+    out.send(pack([encode("hello", i=config.index, pid=os.getpid())]))
+    try:
+        if _route(relay, inboxes):
+            out.send(pack([encode("bye", i=config.index)]))
+    finally:
+        relay.close(linger=0)
+        for socket in [*inboxes, out]:
+            socket.close()
+        context.term()
+
+
+def _route(relay: zmq.Socket[Any], inboxes: list[zmq.Socket[Any]]) -> bool:
+    """Route until the daemon says stop (True) or is gone (False)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        if not relay.poll(POLL_MS):
+            continue
+        while True:
+            try:
+                parts = recv_frames(relay)
+            except zmq.Again:
+                break
+            if len(parts) == 1:
+                return all(_send(inbox, [b""], parent) for inbox in inboxes)
+            parts.append(ARRIVAL.pack(time.monotonic()))
+            if not _send(inboxes[worker_of(parts[0].buffer, len(inboxes))], parts, parent):
+                return False
+    return False
+
+
+def _send(inbox: zmq.Socket[Any], parts: list[Any], parent: int) -> bool:
+    """Send, blocking while the worker's queue is full (which backs up to the producers); False if the
+    daemon is gone meanwhile.  A dead worker's queue is full until the daemon has started it again."""
+    while True:
+        try:
+            send_frames(inbox, parts)
+            return True
+        except zmq.Again:
+            if os.getppid() != parent:
+                return False
