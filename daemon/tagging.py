@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
 
 import numpy as np
 
@@ -102,19 +101,9 @@ class _Ingest:
 
 @dataclass
 class _Output:
-    """Output-side state of one stream (inference thread only).
-
-    The metric children are fetched once through :meth:`Metrics.stream` (which also
-    registers them for :meth:`Metrics.forget`) rather than per window: that lookup
-    takes a lock and builds label tuples, for every window of every stream.  Whatever
-    removes the series drops this entry in the same thread (:meth:`Tagger._forget`), so
-    a cached child is never one the registry has let go.  The smoothed scores are not
-    children at all but one list per stream (:class:`~genretag.daemon.metrics.SmoothedScores`).
-    """
+    """Output-side state of one stream (inference thread only)."""
 
     smoother: LabelSmoother
-    processed: Any
-    label_changes: Any
 
 
 class Tagger:
@@ -155,7 +144,7 @@ class Tagger:
         metrics.track_queue(lambda: self.batcher.depth, b.queue_size)
         metrics.set_model(predictor.manifest)
         for stream in self._configured:
-            metrics.stream(metrics.stream_up, stream).set(0)
+            metrics.stream_up.set(stream, 0)
 
     @property
     def streams_up(self) -> int:
@@ -215,7 +204,7 @@ class Tagger:
             if st.windower is not None:  # a worker flushes its own windower before it says down
                 self._forward(stream, st, st.windower.flush())
             st.up, st.down_since = False, time.monotonic()
-            self.metrics.stream(self.metrics.stream_up, stream).set(0)
+            self.metrics.stream_up.set(stream, 0)
             self.batcher.call(partial(self._state_out, stream, "down", st.pos))
         log.info("stream %r down%s", stream, f": {reason}" if reason else "")
 
@@ -258,7 +247,7 @@ class Tagger:
         if st.windower is None and st.produced:  # a worker forgets a stream when it goes down
             st.new_windower(None)
         st.up = True
-        self.metrics.stream(self.metrics.stream_up, stream).set(1)
+        self.metrics.stream_up.set(stream, 1)
         self.batcher.call(partial(self._state_out, stream, "up", st.pos))
         log.info("stream %r up", stream)
 
@@ -275,14 +264,14 @@ class Tagger:
             while changes and changes[0].pos <= window.pos:
                 self._gate_change(stream, st, changes.pop(0))
             if window.silent or window.pos < st.clean_from:
-                m.stream(m.windows_silent, stream).inc()
+                m.windows_silent.inc(stream)
             else:
                 self.batcher.put(stream, replace(window, pos=window.pos + st.offset) if st.offset else window)
         for change in changes:
             self._gate_change(stream, st, change)
         silence = result.silence_seconds
         if silence > st.silence_counted:
-            m.stream(m.silence, stream).inc(silence - st.silence_counted)
+            m.silence.inc(stream, silence - st.silence_counted)
             st.silence_counted = silence
 
     def _gate_change(self, stream: str, st: _Ingest, change: StateChange) -> None:
@@ -317,7 +306,7 @@ class Tagger:
             for stream, st in self._streams.items():
                 if st.up:
                     st.up = False
-                    self.metrics.stream(self.metrics.stream_up, stream).set(0)
+                    self.metrics.stream_up.set(stream, 0)
                     self.batcher.call(partial(self._state_out, stream, "down", st.pos))
         if not self.batcher.stop(timeout):
             log.warning("inference still busy after %g s: exiting without the final events", timeout)
@@ -334,21 +323,21 @@ class Tagger:
             named = dict(zip(self._labels, values, strict=True))
             if res.changed and res.label is not None:
                 self._emit(label_event(stream, window.pos, res.label, res.confidence, named, res.prev))
-                out.label_changes.inc()
+                self.metrics.label_changes.inc(stream)
             if self._out_config.publish.scores:
                 self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
         self.metrics.scores.latest[stream] = values  # read at scrape time (see SmoothedScores)
-        out.processed.inc()
+        self.metrics.windows_processed.inc(stream)
         self.metrics.latency.observe(time.monotonic() - window.arrival_time)
         self.windows_scored += 1
 
     def _new_output(self, stream: str) -> _Output:
-        """A stream's smoother and metric children, looked up once instead of per window."""
-        m, sm = self.metrics, self._out_config.smoothing
+        """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
+        sm = self._out_config.smoothing
         smoother = LabelSmoother(self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
                                  sm.switch_margin, sm.switch_seconds, sm.settle_windows)
-        return _Output(smoother,
-                       m.stream(m.windows_processed, stream), m.stream(m.label_changes, stream))
+        self.metrics.label_changes.touch(stream)
+        return _Output(smoother)
 
     def _state_out(self, stream: str, state: str, pos: float) -> None:
         out = self._outputs.get(stream)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -182,3 +184,12 @@ class Producer:
 
     def close(self) -> None:
         self.context.destroy(linger=2000)
+
+
+def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess[str]:
+    """``promtool check metrics`` on an exposition (Prometheus' own linter and parser)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not found: install Debian's prometheus package (apt-get install prometheus)")
+    return subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True,
+                          timeout=60)

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -21,20 +20,22 @@ import numpy as np
 import pytest
 import soundfile as sf
 import zmq
-from daemon_helpers import LABELS, SR, Daemon, Producer, clip, expected_windows, free_port, genretag
+from daemon_helpers import (
+    LABELS,
+    SR,
+    Daemon,
+    Producer,
+    clip,
+    expected_windows,
+    free_port,
+    genretag,
+    promtool_check_metrics,
+)
 
 from genretag.models.artifact import read_manifest
 
 MakeProducer = Callable[[str], Producer]
 ANY_PORTS = ("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0")
-
-
-def _promtool(exposition: str) -> subprocess.CompletedProcess[str]:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool not found: install Debian's prometheus package (apt-get install prometheus)")
-    return subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True,
-                          timeout=60)
 
 
 def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -> None:
@@ -83,7 +84,7 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
     assert 'genretag_smoothed_score{genre="electronic",stream="e2e"}' in after
     fingerprint = read_manifest(artifact).fingerprint()
     assert f'fingerprint="{fingerprint}"' in after and 'labels="classical,electronic,noise"' in after
-    lint = _promtool(after)
+    lint = promtool_check_metrics(after)
     assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from genretag.daemon.config import Config, LimitsConfig
 from genretag.daemon.metrics import Metrics
@@ -57,7 +58,12 @@ def drain(t: Tagger) -> None:
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
-    return metrics.registry.get_sample_value(name, labels) or 0.0
+    """A sample's value as a scrape shows it (0 when absent)."""
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return 0.0
 
 
 def test_events_of_a_stream_leave_in_stream_order() -> None:

@@ -66,9 +66,10 @@ def exposed_names() -> set[str]:
     """Every sample name the daemon's /metrics can show: rendered with one stream registered, plus the
     names each ``# TYPE`` line implies (counter_total, histogram _bucket/_sum/_count, info _info)."""
     metrics = Metrics()
-    for metric in (metrics.windows_processed, metrics.windows_silent, metrics.reconnects, metrics.stream_up,
-                   metrics.silence, metrics.label_changes):
-        metrics.stream(metric, "radio")
+    for family in (metrics.windows_processed, metrics.windows_silent, metrics.stream_up, metrics.silence,
+                   metrics.label_changes):
+        family.touch("radio")
+    metrics.stream(metrics.reconnects, "radio")
     metrics.stream(metrics.windows_dropped, "radio", "queue_full")
     metrics.scores.start(["rock"])
     metrics.scores.latest["radio"] = [0.5]
