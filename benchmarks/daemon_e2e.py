@@ -97,6 +97,7 @@ class Level:
     latency_p50_s: float = math.nan
     latency_p99_s: float = math.nan
     mean_batch: float = math.nan
+    model_busy: float = math.nan  # share of the interval spent in model calls (near 1: model-bound)
     daemon_cpu_cores: float = 0.0
     producer_cpu_cores: float = 0.0
     daemon_peak_rss_mib: float = 0.0
@@ -166,7 +167,7 @@ class DaemonProcess:
         with urllib.request.urlopen(self.metrics_url, timeout=30) as r:
             text = r.read().decode()
         out: dict[str, Any] = {"scored": 0.0, "silent": 0.0, "dropped": 0.0, "lost": 0.0, "batch_sum": 0.0,
-                               "batch_count": 0.0, "buckets": {}, "errors": {}}
+                               "batch_count": 0.0, "model_seconds": 0.0, "buckets": {}, "errors": {}}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == "genretag_windows_processed_total":
@@ -184,6 +185,8 @@ class DaemonProcess:
                     out["batch_sum"] += s.value
                 elif s.name == "genretag_inference_batch_size_count":
                     out["batch_count"] += s.value
+                elif s.name == "genretag_inference_duration_seconds_sum":
+                    out["model_seconds"] += s.value
                 elif s.name == f"{LATENCY}_bucket":
                     out["buckets"][float(s.labels["le"])] = s.value
         return out
@@ -234,6 +237,7 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
     level.latency_p99_s = histogram_quantile(0.99, level.buckets)
     batches = b["batch_count"] - a["batch_count"]
     level.mean_batch = (b["batch_sum"] - a["batch_sum"]) / batches if batches else math.nan
+    level.model_busy = (b["model_seconds"] - a["model_seconds"]) / wall
     level.daemon_cpu_cores = (db.cpu_seconds - da.cpu_seconds) / wall
     level.producer_cpu_cores = sum(y.cpu_seconds - x.cpu_seconds for x, y in zip(pa, pb, strict=True)) / wall
     level.daemon_peak_rss_mib = peak / 2**20
@@ -276,7 +280,7 @@ def search(settings: DaemonSettings, music: list[np.ndarray], sample_rate: int, 
         print(f"  batch<={max_batch} N={n}: {'PASS' if level.passed else 'FAIL'} ({level.why}); "
               f"p50 {1000 * level.latency_p50_s:.0f} ms, p99 {1000 * level.latency_p99_s:.0f} ms, "
               f"daemon {level.daemon_cpu_cores:.2f} cores, producers {level.producer_cpu_cores:.2f} cores, "
-              f"mean batch {level.mean_batch:.1f}, "
+              f"mean batch {level.mean_batch:.1f}, model busy {100 * level.model_busy:.0f} %, "
               f"producers late p99 {1000 * level.producer_late_p99_s:.0f} ms",
               flush=True)
         return level.passed
@@ -385,11 +389,12 @@ def report(args: argparse.Namespace, results: dict[str, list[Level]]) -> None:
     info = machine()
     print(f"\nModel {args.model}, backend {args.backend or 'default'}, {info['cores']} cores "
           f"({info['cpu']}), GPU {info['gpu']}, load {info['load_average']}\n")
-    header = ["config", "streams", "pass", "p50 ms", "p99 ms", "mean batch", "scored+silent/expected",
+    header = ["config", "streams", "pass", "p50 ms", "p99 ms", "mean batch", "model busy",
+              "scored+silent/expected",
               "dropped (warm-up)", "daemon cores", "producer cores", "daemon peak RSS MiB",
               "audio-s scored/s"]
     rows = [[name, lv.streams, "yes" if lv.passed else f"no: {lv.why}", 1000 * lv.latency_p50_s,
-             1000 * lv.latency_p99_s, lv.mean_batch,
+             1000 * lv.latency_p99_s, lv.mean_batch, lv.model_busy,
              f"{lv.windows_scored:.0f}+{lv.windows_silent:.0f}/{lv.windows_expected:.0f}",
              f"{lv.dropped:g} ({lv.dropped_warmup:g})", lv.daemon_cpu_cores, lv.producer_cpu_cores,
              lv.daemon_peak_rss_mib, lv.audio_seconds_scored_per_s]

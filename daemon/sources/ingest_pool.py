@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 START_SECONDS = 60.0  # a worker must say hello within this (a cold start imports numpy, soxr, zmq)
 RESTART_EVERY_SECONDS = 1.0  # a worker that keeps dying is restarted at most this often
+IO_THREADS = 2  # libzmq's own threads for the relay and the results: one each, roughly
 RING_MESSAGE_ROWS = MAX_WINDOWS_PER_MESSAGE + 64  # windows of one result message, beyond those held
 
 
@@ -122,10 +123,11 @@ class IngestPool:
     :meth:`stop` on the caller's.
     """
 
-    def __init__(self, workers: int, sink: WindowedSink, limits: Limits, idle_timeout: float,
-                 context: zmq.Context[Any]) -> None:
+    def __init__(self, workers: int, sink: WindowedSink, limits: Limits, idle_timeout: float) -> None:
         self._sink = sink
-        self._context = context
+        # Its own context: the daemon's has one I/O thread, which at 10,000 streams (the producers' TCP,
+        # this relay and the workers' windows back, about 2 GB/s) ran at 83 % and was the ceiling.
+        self._context: zmq.Context[Any] = zmq.Context(io_threads=IO_THREADS)
         self._dir = Path(tempfile.mkdtemp(prefix="genretag-ingest-"))  # mkdtemp: 0700
         self._outbox, self._relay_endpoint = f"ipc://{self._dir}/out", f"ipc://{self._dir}/relay"
         inboxes = tuple(f"ipc://{self._dir}/in-{k}" for k in range(workers))
@@ -213,6 +215,7 @@ class IngestPool:
         for socket in sockets:
             if socket is not None:
                 socket.close(linger=0)
+        self._context.term()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _spawn(self, entry: _Process) -> None:

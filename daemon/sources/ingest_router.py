@@ -51,7 +51,7 @@ def run(config: RouterConfig) -> None:
     """The router process's main function (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    context = zmq.Context()
+    context = zmq.Context(io_threads=2)  # one for the relay in, one for the inboxes out
     relay = context.socket(zmq.PULL)
     relay.connect(config.relay)
     inboxes = []

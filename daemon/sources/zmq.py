@@ -156,7 +156,7 @@ class ZmqSource:
             from genretag.daemon.sources.ingest_pool import IngestPool
 
             windowed: WindowedSink = sink  # type: ignore[assignment]
-            self._pool = IngestPool(self.workers, windowed, self.limits, self.idle_timeout, self._context)
+            self._pool = IngestPool(self.workers, windowed, self.limits, self.idle_timeout)
             self._pool.start()
         socket = self._context.socket(zmq.PULL)
         socket.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes + MAXMSGSIZE_SLACK)
