@@ -18,7 +18,6 @@ is the judge, as for the rest of the exposition).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Literal
 
@@ -52,8 +51,10 @@ class StreamLabels:
 class StreamFamily:
     """A counter or gauge with one series per stream (``name{stream="..."}``).
 
-    Updates take a lock (one family may be updated from a source's thread and
-    the inference thread), about 0.2 us.
+    No lock: each stream's series has one writer (the stream's source thread,
+    the ingest collector, or the inference thread), and a dict store or
+    ``list(dict.items())`` is atomic under the interpreter lock, so a scrape
+    never sees a torn value.  An update is then a dict lookup and store.
     """
 
     def __init__(self, name: str, kind: Literal["counter", "gauge"], documentation: str,
@@ -62,31 +63,27 @@ class StreamFamily:
         self._header = _header(self.name, kind, documentation)
         self._labels = labels
         self._values: dict[str, float] = {}
-        self._lock = threading.Lock()
 
     def inc(self, stream: str, amount: float = 1.0) -> None:
+        """Add ``amount`` (>= 0) to the stream's series; call from the stream's one writer thread."""
         if amount < 0:
             raise ValueError(f"{self.name}: a counter only goes up (got {amount})")
-        with self._lock:
-            self._values[stream] = self._values.get(stream, 0.0) + amount
+        values = self._values
+        values[stream] = values.get(stream, 0.0) + amount
 
     def set(self, stream: str, value: float) -> None:
-        with self._lock:
-            self._values[stream] = float(value)
+        self._values[stream] = float(value)
 
     def touch(self, stream: str) -> None:
         """Show the stream's series (at 0) before its first update."""
-        with self._lock:
-            self._values.setdefault(stream, 0.0)
+        self._values.setdefault(stream, 0.0)
 
     def remove(self, stream: str) -> None:
-        with self._lock:
-            self._values.pop(stream, None)
+        self._values.pop(stream, None)
 
     def render(self) -> str:
-        with self._lock:
-            items = list(self._values.items())
         name, label = self.name, self._labels
+        items = list(self._values.items())
         return self._header + "".join([f"{name}{{{label(stream)}}} {value!r}\n" for stream, value in items])
 
 

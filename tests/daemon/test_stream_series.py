@@ -64,21 +64,32 @@ def test_forget_removes_every_series_of_a_stream() -> None:
     assert ("genretag_stream_up", (("stream", "plain"),)) in samples(text)
 
 
-def test_a_counter_refuses_to_go_down_and_concurrent_increments_are_not_lost() -> None:
+def test_a_counter_refuses_to_go_down_and_threads_writing_their_own_streams_lose_nothing() -> None:
+    """The contract: one writer thread per stream; renders meanwhile see whole values."""
     family = StreamFamily("genretag_test", "counter", "A test.", StreamLabels())
     with pytest.raises(ValueError, match="only goes up"):
         family.inc("s", -1)
+    done, torn = threading.Event(), []
 
-    def bump() -> None:
+    def bump(stream: str) -> None:
         for _ in range(20_000):
-            family.inc("s")
+            family.inc(stream)
 
-    threads = [threading.Thread(target=bump) for _ in range(4)]
+    def scrape() -> None:
+        while not done.is_set():
+            torn.extend(v for v in samples(family.render()).values() if v != int(v) or not 0 <= v <= 20_000)
+
+    threads = [threading.Thread(target=bump, args=(f"s{k}",)) for k in range(4)]
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert family.render().endswith('genretag_test_total{stream="s"} 80000.0\n')
+    done.set()
+    scraper.join()
+    assert not torn
+    assert set(samples(family.render()).values()) == {20_000.0}
 
 
 def test_endpoint_serves_the_render_plain_and_gzipped() -> None:
