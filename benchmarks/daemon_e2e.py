@@ -165,9 +165,11 @@ class DaemonProcess:
         from prometheus_client.parser import text_string_to_metric_families
 
         with urllib.request.urlopen(self.metrics_url, timeout=30) as r:
+            rendered_at = time.monotonic()  # the headers follow the render (they carry its length)
             text = r.read().decode()
-        out: dict[str, Any] = {"scored": 0.0, "silent": 0.0, "dropped": 0.0, "lost": 0.0, "batch_sum": 0.0,
-                               "batch_count": 0.0, "model_seconds": 0.0, "buckets": {}, "errors": {}}
+        out: dict[str, Any] = {"rendered_at": rendered_at, "scored": 0.0, "silent": 0.0, "dropped": 0.0,
+                               "lost": 0.0, "batch_sum": 0.0, "batch_count": 0.0, "model_seconds": 0.0,
+                               "buckets": {}, "errors": {}}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == "genretag_windows_processed_total":
@@ -211,15 +213,20 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
         daemon = DaemonProcess(settings, max_batch, streams, Path(tmp))
         try:
             hop = _hop_seconds(settings.model)
+            # The load outlasts the interval by the time scrapes take: parsing one costs the harness about
+            # 0.3 s per 1,000 streams, and an interval running past the load's end expected windows of
+            # audio never sent (at 10,000 streams, 2-3 s of them: a daemon that kept up looked 7-11 % short).
+            slack = 5.0 + streams / 1000
             load = LoadSpec(daemon.zmq, music, sample_rate, settings.chunk_seconds, rate,
-                            settings.warmup + settings.seconds + 1.0, preroll_seconds=hop)
+                            settings.warmup + settings.seconds + slack, preroll_seconds=hop)
             group = ProducerGroup(load, streams, procs)
             time.sleep(1.0 + settings.warmup)
             a, da, pa = daemon.scrape(), tree_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
-            t0 = time.monotonic()
-            time.sleep(settings.seconds)
+            time.sleep(max(0.0, a["rendered_at"] + settings.seconds - time.monotonic()))
             b, db, pb = daemon.scrape(), tree_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
-            wall = time.monotonic() - t0
+            if rate > 0 and b["rendered_at"] > group.ends_at:
+                raise RuntimeError("the measured interval outlived the load: raise the slack")
+            wall = b["rendered_at"] - a["rendered_at"]
             reports = group.join(timeout=60 + settings.seconds)
             time.sleep(1.0)
             final, peak = daemon.scrape(), tree_sample(daemon.proc.pid).peak_rss_bytes

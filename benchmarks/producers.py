@@ -110,6 +110,7 @@ class ProducerGroup:
         processes = max(1, min(processes, n_streams))
         bounds = np.linspace(0, n_streams, processes + 1).astype(int)
         start_at = time.monotonic() + delay  # all processes start their clocks together
+        self.ends_at = start_at + spec.seconds  # when real-time producers send their last message
         ctx = mp.get_context("fork")
         self._pipes: list[Connection] = []
         self.procs: list[Any] = []
