@@ -4,13 +4,13 @@ prometheus-client spends about 14 us on each series of a scrape (a child
 lookup under a lock, a ``Sample`` tuple, label escaping and checks), all of
 it holding the interpreter lock.  At 10,000 streams the daemon has 160,000
 per-stream series (five counters and gauges, and eleven smoothed scores per
-stream): a scrape took 1.6-2.3 s on the test machine, during which no
-window was received or scored, every scrape interval.  The families here
+stream): a scrape took 1.3-2.3 s on the 2-core test machine, during which no
+window was collected or scored, every scrape interval.  The families here
 keep a stream's value in a dict and write a series with one f-string, with
 the stream's label escaped once: about a tenth of the time per scrape
-(``benchmarks/scrape_cost.py``: 118 against 1,268 ms at 10,000 streams).  They serve
-the families updated for every window; the rare per-stream counters (drops,
-errors, reconnects) stay prometheus-client's.
+(``benchmarks/scrape_cost.py``: 118 against 1,268 ms at 10,000 streams).
+They serve the families updated for every window; the rare per-stream
+counters (drops, errors, reconnects) stay prometheus-client's.
 
 Output follows the Prometheus text format 0.0.4 (``promtool check metrics``
 is the judge, as for the rest of the exposition).
