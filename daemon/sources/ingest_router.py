@@ -64,7 +64,7 @@ def run(config: RouterConfig) -> None:
     out = context.socket(zmq.PUSH)
     out.setsockopt(zmq.LINGER, 10_000)
     out.connect(config.outbox)
-    out.send(pack([encode("hello", i=config.index, pid=os.getpid())]))
+    out.send(pack([encode("hello", i=config.index)]))
     try:
         if _route(relay, inboxes):
             out.send(pack([encode("bye", i=config.index)]))

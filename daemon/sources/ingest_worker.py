@@ -155,7 +155,7 @@ def run(config: WorkerConfig) -> None:
     out.connect(config.outbox)
     sink = _ForwardingSink(out, config.settings)
     receiver = FrameReceiver(config.limits, config.idle_timeout)
-    sink.send(encode("hello", i=config.index, pid=os.getpid()))
+    sink.send(encode("hello", i=config.index))
     try:
         _serve(inbox, receiver, sink)
         receiver.close(sink, "source stopped")
