@@ -36,11 +36,46 @@ def is_loopback(host: str) -> bool:
 
 
 def split_host_port(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) to its parts; ``ValueError`` if malformed."""
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6; port 0: any free one) to its parts; ``ValueError`` if
+    malformed.  The metrics endpoint's address."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"must be HOST:PORT with a port 0..65535, got {address!r}")
+    if not sep or not _valid_host(host) or not _valid_port(port):
+        raise ValueError(f"must be HOST:PORT with a port 0..65535 (0: any free port), got {address!r}")
     return host.strip("[]"), int(port)
+
+
+def zmq_endpoint(address: str) -> str | None:
+    """The host a ZeroMQ bind endpoint binds, or None for ``ipc://PATH`` (no network); ``ValueError``
+    unless it is ``tcp://HOST:PORT`` (port 0..65535, ``*`` or 0: any free one) or ``ipc://PATH``.
+
+    The event publisher's address and every ``zmq:`` source's.  libzmq itself
+    refuses a port that is not a number only when the socket binds, after the
+    model has loaded, and quietly binds a random port for one above 65535, so
+    both are checked here, where ``check-config`` and ``serve`` see them alike.
+    """
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme == "ipc":
+        if not rest:
+            raise ValueError(f"ipc:// needs a socket file path, got {address!r}")
+        return None
+    if not sep or scheme != "tcp":
+        raise ValueError(f"must be tcp://HOST:PORT or ipc://PATH, got {address!r}")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not _valid_host(host) or not (port == "*" or _valid_port(port)):
+        raise ValueError(f"must be tcp://HOST:PORT with a port 0..65535 (* or 0: any free port), "
+                         f"got {address!r}")
+    return host.strip("[]")
+
+
+def _valid_host(host: str) -> bool:
+    """Non-empty, no blanks or slashes, IPv6 literals in brackets (``::1:5556`` would be ambiguous)."""
+    if host.startswith("["):
+        return host.endswith("]") and len(host) > 2
+    return bool(host) and ":" not in host and not any(c.isspace() or c == "/" for c in host)
+
+
+def _valid_port(port: str) -> bool:
+    return port.isascii() and port.isdigit() and int(port) <= 65535
 
 
 def zmq_socket(section: str, address_key: str, host: str | None, what: str, *, secret: str | None,

@@ -30,7 +30,9 @@ makes them authenticate too; without it any client holding the daemon's
 public key is accepted.  Binding a network address other than loopback needs
 both, or ``allow_public = true`` to expose the socket unauthenticated on
 purpose; the metrics endpoint (plain HTTP, no keys) needs ``allow_public``.
-The rules and key checks live in :mod:`genretag.daemon.bind_checks`.
+The rules, the key checks and the syntax of every address and port live in
+:mod:`genretag.daemon.bind_checks`, so ``check-config`` and ``serve`` (which
+validates its merged config here before it loads anything) accept the same.
 Relative paths in a file (model, file: sources, key files) are relative to
 the file.
 """
@@ -244,13 +246,16 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
 
 
 def _source_exposure(key: str, spec: SourceSpec, src: SourceConfig) -> list[str]:
-    """Curve keys and the public-bind rule of one source (keys only make sense on zmq: sources)."""
-    from genretag.daemon.sources.registry import bind_host
-
+    """The bind address, curve keys and public-bind rule of one source (keys only make sense on zmq:
+    sources)."""
     if spec.kind != "zmq":
         return [f"{key}.{name}: only zmq: sources take curve keys" for name in _KEY_PATHS
                 if getattr(src, name) is not None]
-    return bind_checks.zmq_socket(key, f"{key}.spec", bind_host(spec), "the zmq source",
+    try:
+        host = bind_checks.zmq_endpoint(spec.target)
+    except ValueError as err:
+        return [f"{key}.spec: {err}"]
+    return bind_checks.zmq_socket(key, f"{key}.spec", host, "the zmq source",
                                   secret=src.curve_secret_key, clients=src.curve_clients,
                                   allow_public=src.allow_public)
 
@@ -258,10 +263,11 @@ def _source_exposure(key: str, spec: SourceSpec, src: SourceConfig) -> list[str]
 def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
     """Checks that span keys or look at the outside world (addresses, the model artifact)."""
     pub = cfg.publish
-    address = pub.address
-    if not address.startswith(("tcp://", "ipc://")):
-        problems.append(f"publish.address: must be tcp://HOST:PORT or ipc://PATH, got {address!r}")
-    host = address[len("tcp://"):].rpartition(":")[0] if address.startswith("tcp://") else None
+    try:
+        host = bind_checks.zmq_endpoint(pub.address)
+    except ValueError as err:
+        problems.append(f"publish.address: {err}")
+        host = None
     problems += bind_checks.zmq_socket("publish", "publish.address", host, "the event publisher",
                                        secret=pub.curve_secret_key, clients=pub.curve_clients,
                                        allow_public=pub.allow_public)

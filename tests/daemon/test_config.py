@@ -185,3 +185,32 @@ def test_public_binds_with_curve_keys_are_valid(tmp_path: Path, artifact: Path) 
     assert config.publish.curve_secret_key == str(tmp_path / "keys" / "daemon.key_secret")
     assert config.sources[0].curve_clients == str(tmp_path / "keys" / "clients")
     assert config.sources[1].curve_secret_key is None and config.sources[1].allow_public
+
+
+@pytest.mark.parametrize("publish, source, metrics", [
+    ("tcp://127.0.0.1:notaport", "zmq:tcp://127.0.0.1:99999", "127.0.0.1:99999"),
+    ("tcp://127.0.0.1:99999", "zmq:tcp://127.0.0.1:", "127.0.0.1:http"),
+    ("tcp://:5556", "zmq:tcp://127.0.0.1:5555x", ":9464"),
+])
+def test_check_config_refuses_every_address_serve_would_refuse(tmp_path: Path, artifact: Path, publish: str,
+                                                               source: str, metrics: str) -> None:
+    """Issue 14.5: libzmq refuses a port that is not a number only at bind time, after the model has
+    loaded, and binds a random port for one above 65535; check-config must say so first."""
+    path = tmp_path / "ports.toml"
+    path.write_text(f'[model]\npath = "{artifact}"\n[publish]\naddress = "{publish}"\n'
+                    f'[metrics]\naddress = "{metrics}"\n[[source]]\nspec = "{source}"\n')
+    result = CliRunner().invoke(cli, ["check-config", str(path)])
+    assert result.exit_code == 1, result.output
+    lines = [line[len(f"{path}: "):] for line in result.output.splitlines() if line.startswith(f"{path}: ")]
+    assert [line.split(":")[0] for line in lines] == ["source[0].spec", "publish.address", "metrics.address"]
+    assert all("port 0..65535" in line for line in lines), lines
+    with pytest.raises(ConfigError):  # what serve validates is the same
+        load_config(None, {"model.path": str(artifact), "publish.address": publish})
+
+
+def test_valid_addresses_of_every_form(artifact: Path) -> None:
+    for publish in ("tcp://127.0.0.1:*", "tcp://127.0.0.1:0", "tcp://[::1]:5556", "tcp://localhost:65535",
+                    "ipc:///tmp/genretag.sock"):
+        config = load_config(None, {"model.path": str(artifact), "publish.address": publish,
+                                    "metrics.address": "[::1]:0", "source": [{"spec": "zmq:tcp://[::1]:*"}]})
+        assert config.publish.address == publish
