@@ -7,10 +7,12 @@ functions so ``genretag --help`` stays instant.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
@@ -26,30 +28,81 @@ SEND_HWM = 50  # messages queued on the way to the daemon: a few seconds of audi
 FINAL_LINGER_MS = 2000  # time the last queued messages get to leave at a normal end
 
 
+class _Interrupts:
+    """Ctrl-C (SIGINT) as KeyboardInterrupt, held back while a message is handed to libzmq.
+
+    Installed explicitly, so Ctrl-C works even when ``send`` was started with
+    SIGINT ignored (``nohup``, some CI runners, a shell's background job): Python
+    leaves an inherited SIG_IGN in place.  And held back around a send because
+    pyzmq checks for signals *after* libzmq has taken a message: an interrupt
+    raised there would lose the message from the count of what was sent.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.holding:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        """Stop holding; raise the interrupt that came meanwhile."""
+        self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
 class _Sender:
     """Numbers, sends and paces the messages of one stream.
 
     With ``rate > 0`` the messages follow an absolute schedule, the first
     message's time + audio sent / rate, as a live source would deliver them;
     sleep jitter and decoding time never accumulate into drift.  With
-    ``rate == 0`` the only brake is the blocking send once ``SEND_HWM``
+    ``rate == 0`` the only brake is waiting for room once ``SEND_HWM``
     messages wait for the daemon.
+
+    :attr:`messages` and :attr:`seconds` count exactly what libzmq accepted:
+    the wait for room can be interrupted, the hand-over itself (non-blocking)
+    cannot.
     """
 
-    def __init__(self, socket: zmq.Socket[bytes], stream_id: str, rate: float) -> None:
+    def __init__(self, socket: zmq.Socket[bytes], stream_id: str, rate: float,
+                 interrupts: _Interrupts) -> None:
         self.socket, self.stream_id, self.rate = socket, stream_id, rate
+        self.interrupts = interrupts
         self.start: float | None = None
         self.seconds = 0.0
         self.messages = 0
 
     def send(self, chunk: np.ndarray, sr: int) -> None:
+        import zmq
+
         from genretag.daemon.protocol import encode_frame
 
         if self.start is None:
             self.start = time.monotonic()
-        self.socket.send_multipart(encode_frame(self.stream_id, chunk, sr, self.messages))
-        self.messages += 1
-        self.seconds += len(chunk) / sr
+        parts = encode_frame(self.stream_id, chunk, sr, self.messages)
+        while True:
+            self.socket.poll(None, zmq.POLLOUT)  # interruptible: nothing is sent yet
+            self.interrupts.hold()
+            try:
+                self.socket.send_multipart(parts, flags=zmq.NOBLOCK)
+            except zmq.Again:  # room went away between poll and send: wait again
+                continue
+            else:
+                self.messages += 1
+                self.seconds += len(chunk) / sr
+                break
+            finally:
+                self.interrupts.release()
         if self.rate > 0:
             delay = self.start + self.seconds / self.rate - time.monotonic()
             if delay > 0:
@@ -135,6 +188,7 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
     --curve-server-key (and --curve-key when it lists its clients); a refused
     producer's messages never arrive, and the daemon counts the refusal.
     """
+    interrupts = _Interrupts()  # first, so that Ctrl-C works (as KeyboardInterrupt) from here on
     import zmq
 
     from genretag.daemon.protocol import FrameError, check_stream_id
@@ -155,7 +209,7 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
     context = zmq.Context()
     socket, handshake = connect_client(context, zmq.PUSH, address, curve_server_key, curve_key, "--to",
                                        lambda s: s.setsockopt(zmq.SNDHWM, SEND_HWM))
-    sender, interrupted = _Sender(socket, stream_id, rate), False
+    sender, interrupted = _Sender(socket, stream_id, rate, interrupts), False
     failed: dict[str, str] = {}  # path -> why; a path failing again in --loop counts once
     try:
         handshake.wait()  # a refused producer stops here with the reason instead of queueing in silence
