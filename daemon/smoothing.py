@@ -37,6 +37,9 @@ from typing import Literal
 
 import numpy as np
 
+#: The label is dropped only when its smoothed score falls this far below ``min_confidence``, so a
+#: score hovering at the threshold does not flap between a label and null.
+ABSTAIN_GAP = 0.05
 
 @dataclass(frozen=True, slots=True)
 class SmoothResult:
@@ -49,6 +52,8 @@ class SmoothResult:
     confidence : smoothed score of ``label`` (None while ``label`` is None).
     changed : ``label`` differs from the previous window's (None -> first label included).
     prev : the label before the change (meaningful when ``changed``).
+    reason : why ``label`` is None, when the smoother says (e.g. ``"uncertain"``: it
+        abstains); the daemon publishes it with the null label event.
     """
 
     scores: np.ndarray
@@ -56,6 +61,7 @@ class SmoothResult:
     confidence: float | None
     changed: bool
     prev: str | None
+    reason: str | None = None
 
 
 class LabelSmoother:
@@ -74,13 +80,17 @@ class LabelSmoother:
 
     def __init__(self, labels: Sequence[str], method: Literal["ema", "mean"] = "ema", ema_alpha: float = 0.2,
                  mean_windows: int = 9, switch_margin: float = 0.1, switch_seconds: float = 6.0,
-                 settle_windows: int = 4) -> None:
+                 settle_windows: int = 4, min_confidence: float = 0.0, change_distance: float = 1.0,
+                 change_windows: int = 2) -> None:
         if method not in ("ema", "mean"):
             raise ValueError(f"method must be 'ema' or 'mean', got {method!r}")
         if not 0.0 < ema_alpha <= 1.0:
             raise ValueError(f"ema_alpha must be in (0, 1], got {ema_alpha}")
         if mean_windows < 1 or settle_windows < 1 or switch_margin < 0 or switch_seconds < 0:
             raise ValueError("mean_windows and settle_windows must be >= 1, switch margin and time >= 0")
+        if not 0.0 <= min_confidence < 1.0 or not 0.0 < change_distance <= 1.0 or change_windows < 1:
+            raise ValueError("min_confidence must be in [0, 1), change_distance in (0, 1], "
+                             "change_windows >= 1")
         if not labels:
             raise ValueError("labels must not be empty")
         self.labels = list(labels)
@@ -89,7 +99,11 @@ class LabelSmoother:
         self.switch_margin = switch_margin
         self.switch_seconds = switch_seconds
         self.settle_windows = settle_windows
+        self.min_confidence = min_confidence
+        self.change_distance = change_distance
         n = len(self.labels)
+        self._recent = np.zeros((change_windows, n))  # the last windows, for change detection
+        self._distant = 0  # how many of the newest windows in a row were far from the smoothed scores
         self._smoothed = np.zeros(n)
         self._history = np.zeros((mean_windows if method == "mean" else 1, n))
         self._lead_since = np.full(n, np.nan)  # stream time each label started leading by the margin
@@ -105,6 +119,7 @@ class LabelSmoother:
         """Forget the stream's past (it went silent or down); return the label it had."""
         prev = self.label
         self._seen = 0
+        self._distant = 0
         self._label = None
         self._lead_since.fill(np.nan)
         return prev
@@ -114,22 +129,64 @@ class LabelSmoother:
         x = np.asarray(scores, dtype=np.float64)
         if x.shape != self._smoothed.shape or not np.isfinite(x).all():
             raise ValueError(f"scores must be {self._smoothed.shape} and finite, got shape {x.shape}")
-        self._smooth(x)
-        self._seen += 1
         prev = self._label
-        if self._label is None:
-            if self._seen >= self.settle_windows:
-                self._label = int(np.argmax(self._smoothed))
+        if self._changed_here(x):
+            self._restart_from_recent()
         else:
-            self._hysteresis(self._label, pos_seconds)
+            self._smooth(x)
+            self._seen += 1
+            if self._label is not None:
+                self._hysteresis(self._label, pos_seconds)
+        self._decide()
         label = self.label
+        settled = self._seen >= self.settle_windows
         return SmoothResult(
             scores=self._smoothed.copy(),
             label=label,
             confidence=None if self._label is None else float(self._smoothed[self._label]),
             changed=self._label != prev,
             prev=None if prev is None else self.labels[prev],
+            reason="uncertain" if label is None and settled else None,
         )
+
+    def _decide(self) -> None:
+        """Set a first label once settled and sure enough; drop the label when no longer sure."""
+        if self._seen < self.settle_windows:
+            return
+        if self._label is None:
+            best = int(np.argmax(self._smoothed))
+            if self._smoothed[best] >= self.min_confidence:
+                self._label = best
+        elif self._smoothed[self._label] < self.min_confidence - ABSTAIN_GAP:
+            self._label = None
+            self._lead_since.fill(np.nan)
+
+    def _changed_here(self, x: np.ndarray) -> bool:
+        """True when the last ``change_windows`` windows all sit far from the smoothed scores
+        (total variation distance above ``change_distance``) and agree on another genre."""
+        if self.change_distance >= 1.0 or self._seen == 0:
+            return False
+        k = self._recent.shape[0]
+        self._recent[self._distant % k] = x
+        far = 0.5 * float(np.abs(x - self._smoothed).sum()) > self.change_distance
+        self._distant = self._distant + 1 if far else 0
+        if self._distant < k:
+            return False
+        return int(np.argmax(self._recent.mean(axis=0))) != int(np.argmax(self._smoothed))
+
+    def _restart_from_recent(self) -> None:
+        """A new song or style began ``change_windows`` windows ago: smooth from there on, settled,
+        and let the label follow at once (the windows since the change are the evidence)."""
+        recent = self._recent[[(self._distant - len(self._recent) + i) % len(self._recent)
+                               for i in range(len(self._recent))]]
+        self._seen = 0
+        for row in recent:
+            self._smooth(row)
+            self._seen += 1
+        self._seen = max(self._seen, self.settle_windows)
+        self._distant = 0
+        self._label = None
+        self._lead_since.fill(np.nan)
 
     def _smooth(self, x: np.ndarray) -> None:
         if self.method == "ema":

@@ -120,3 +120,49 @@ def test_bad_scores_are_refused_without_poisoning_state(bad: np.ndarray) -> None
 def test_invalid_configuration_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         LabelSmoother(LABELS, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_abstains_below_min_confidence_with_reason_and_returns_when_sure(method: str) -> None:
+    rng = np.random.default_rng(11)
+    sm = LabelSmoother(LABELS, method, min_confidence=0.5)
+    trace = feed(sm, rng, {"jazz": 0.8, "blues": 0.1}, 0.05, n=20)
+    assert trace[-1][1] == "jazz"
+    # the music turns ambiguous: jazz and blues at 0.35 each; the label must give way to null
+    results = [sm.update(scores(rng, {"jazz": 0.35, "blues": 0.35}, 0.02), (22 + k) * HOP) for k in range(30)]
+    dropped = [r for r in results if r.changed]
+    assert len(dropped) == 1 and dropped[0].label is None and dropped[0].prev == "jazz"
+    assert dropped[0].reason == "uncertain" and results[-1].label is None
+    back = feed(sm, rng, {"blues": 0.8}, 0.05, n=20, start=60)
+    assert back[-1][1] == "blues"
+
+
+def test_no_abstention_by_default_and_no_reason_while_settling() -> None:
+    sm = LabelSmoother(LABELS)
+    first = sm.update(np.full(len(LABELS), 1 / len(LABELS)), HOP)
+    assert first.label is None and first.reason is None  # settling, not unsure
+    for k in range(10):
+        r = sm.update(np.full(len(LABELS), 1 / len(LABELS)), (k + 2) * HOP)
+    assert r.label is not None  # min_confidence 0: a flat score still gives a label
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_change_detection_follows_a_song_change_within_a_few_windows(method: str) -> None:
+    rng = np.random.default_rng(5)
+    plain = LabelSmoother(LABELS, method)
+    quick = LabelSmoother(LABELS, method, change_distance=0.4, change_windows=2)
+    delays = []
+    for sm in (plain, quick):
+        feed(sm, rng, {"jazz": 0.7, "blues": 0.2}, 0.1, n=40)
+        trace = feed(sm, rng, {"jazz": 0.1, "rock": 0.8}, 0.1, n=40, start=40)
+        first_rock = next(i for i, (_, label, _) in enumerate(trace) if label == "rock")
+        delays.append(first_rock + 1)
+    assert delays[1] <= 3 < delays[0]  # windows after the change until the new label shows
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_change_detection_does_not_flap_on_a_noisy_clip(method: str) -> None:
+    rng = np.random.default_rng(7)
+    sm = LabelSmoother(LABELS, method, change_distance=0.4, change_windows=2)
+    trace = feed(sm, rng, {"rock": 0.45, "metal": 0.30}, 0.13, n=800)
+    assert sum(changed for _, _, changed in trace) == 1
