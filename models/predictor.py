@@ -7,9 +7,13 @@ the daemon and ``classify`` rely on, whatever the model kind.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +22,7 @@ import numpy as np
 
 from genretag.models.artifact import ArtifactError, ArtifactManifest, read_manifest, write_manifest
 from genretag.models.staging import StagingBuffer, is_aligned
+from genretag.pipeline.native_stderr import dropping
 from genretag.pipeline.windows import WindowSpec
 
 KERAS_FILE = "model.keras"
@@ -133,11 +138,52 @@ class SklearnPredictor:
         return label_scores(self.estimator, feats, len(self.manifest.labels))
 
 
+# Imported by Keras and TensorFlow, when installed, only for what loading and running a model never uses:
+# plotting (keras.visualization imports pyplot), Keras' scikit-learn wrappers and TF Lite's JAX
+# converter.  They took 1.2 of the 4.1 s of `import keras` on 2 cores (benchmarks/RESULTS.md, issue 14).
+_NOT_FOR_INFERENCE = ("matplotlib.pyplot", "sklearn", "jax")
+# TensorFlow's native log lines while its libraries load, which TF_CPP_MIN_LOG_LEVEL does not reach yet
+# (oneDNN is on, CPU features; see genretag.pipeline.native_stderr).
+_TF_LOAD_NOTE = re.compile(rb"^(?:[IW]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] "
+                           rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are "
+                           rb"written to STDERR|To enable the following instructions: )")
+
+
+def import_keras() -> Any:
+    """Keras (and its backend), imported for loading models: quietly and without unused extras.
+
+    The one place where TensorFlow's logging is set before it is imported:
+    ``TF_CPP_MIN_LOG_LEVEL=2`` (errors only) unless set already, and its INFO
+    and WARNING lines from library load time dropped, unless it is 0 (show
+    everything; Keras sets it to 1 in a process that imported it, which a
+    child process inherits).  The modules in ``_NOT_FOR_INFERENCE`` are held
+    out of the import (``sys.modules[name] = None`` makes their ``try: import``
+    fail as if not installed) and importable as usual afterwards; Keras' plot
+    and scikit-learn wrapper helpers stay unavailable in this process, which
+    only loads and runs models.  ``jax`` is held out only when it is not the
+    Keras backend.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0"
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    held = [name for name in _NOT_FOR_INFERENCE if name not in sys.modules and name != backend]
+    for name in held:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        with dropping(_TF_LOAD_NOTE) if quiet else nullcontext():
+            import keras
+
+            import genretag.models.keras_layers  # noqa: F401  (registers the custom layers)
+    finally:
+        for name in held:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+    return keras
+
+
 def _load_keras(path: Path) -> Any:
-    import keras
-
-    import genretag.models.keras_layers  # noqa: F401  (registers the custom layers)
-
+    keras = import_keras()
     return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 

@@ -5,7 +5,8 @@ training side and the daemon cannot drift apart on how audio is read.
 Decoding tries soundfile (libsndfile: wav, flac, ogg, mp3, au, ...) first and
 falls back to an ffmpeg subprocess for anything libsndfile refuses (AAC, odd
 MP3s, containers).  Every failure is an :class:`AudioDecodeError` with a reason
-a person can act on.
+a person can act on; libmpg123's notes on MP3s that decode fine are kept off
+stderr (:mod:`genretag.pipeline.native_stderr`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from genretag.pipeline.native_stderr import MPG123_NOTE, dropping
+
 INT16_SCALE = 32767.0
+MPEG_SUFFIXES = (".mp3", ".mp2", ".mpga", ".mpeg")
 
 
 class AudioDecodeError(Exception):
@@ -76,9 +81,11 @@ def read_blocks(handle: sf.SoundFile, block_frames: int, limit: int | None = Non
     Xing header promises 20 s but holds 6) with zeros.  ``limit``: frames at most.
     """
     left = limit
+    mp3 = handle.format == "MP3"
     while left is None or left > 0:
-        block = handle.read(block_frames if left is None else min(block_frames, left), dtype="float32",
-                            always_2d=True)
+        with dropping(MPG123_NOTE) if mp3 else nullcontext():  # libmpg123's notes on good MP3s
+            block = handle.read(block_frames if left is None else min(block_frames, left), dtype="float32",
+                                always_2d=True)
         if len(block) == 0:
             return
         if left is not None:
@@ -161,7 +168,8 @@ def stream_decode(path: str | os.PathLike[str], sr: int, max_seconds: float | No
     """
     p = _check_file(path)
     try:
-        handle = sf.SoundFile(str(p))
+        with dropping(MPG123_NOTE) if p.suffix.lower() in MPEG_SUFFIXES else nullcontext():
+            handle = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
         blocks = _ffmpeg_blocks(p, sr, block_seconds, max_seconds)
     else:
