@@ -8,26 +8,44 @@ from pathlib import Path
 
 import click
 
+from genretag.cli import messages
+from genretag.cli.audio_inputs import find_audio
+from genretag.cli.model_option import MODEL_HELP
+
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "model_dir", type=click.Path(path_type=Path),
-              help="Model artifact directory, or a bundled model: \"default\" (musicnn, most accurate) "
-                   "or \"fast\" (distilled, for many streams) [default].")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line: path, label, confidence, scores, windows.")
+              help="One JSON object per line: path, label, confidence, scores, seconds, warnings "
+                   "(shorter_than_window, near_silent), windows.")
 @click.option("--max-windows", default=48, show_default=True,
               help="Windows per file, spread evenly over its length (0: every window).")
 def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max_windows: int) -> None:
     """Print the genre of each audio file (any format ffmpeg or libsndfile reads).
 
-    The clip label is the top genre of the mean of window scores.  A file that
-    cannot be read gets an error line on stderr; the others are still
-    classified and the exit code is 1 at the end.
+    A PATH may be a directory: the audio files under it are classified,
+    recursively, in sorted order (other files are skipped and counted).
+    Every path is checked before the model loads; a missing one stops the
+    command at once (exit 2).
+
+    The clip label is the top genre of the mean of window scores.  A clip
+    shorter than one model window, or silent or nearly so, still gets a label
+    but also a warning on stderr (and in --json's "warnings"): its label is a
+    guess.  A file that cannot be read gets an error line on stderr; the
+    others are still classified and the exit code is 1 at the end.
     """
+    inputs = find_audio(paths)
+    for problem in inputs.problems:
+        messages.error(problem)
+    if inputs.problems:
+        sys.exit(2)
+    for directory, count in inputs.skipped.items():
+        messages.warning(f"{directory}: skipped {count} file(s) that are not audio by their names")
+
     from genretag.models.artifact import ArtifactError
     from genretag.models.bundled import resolve_model
-    from genretag.models.clip_scoring import classify_file
+    from genretag.models.clip_scoring import WARNINGS, classify_file
     from genretag.models.predictor import load_predictor
     from genretag.pipeline.audio import AudioDecodeError
 
@@ -36,17 +54,19 @@ def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max
     except ArtifactError as err:
         raise click.ClickException(f"cannot load model: {err}") from None
     failures = 0
-    for path in paths:
+    for path in inputs.files:
         try:
             result = classify_file(predictor, path, max_windows)
         except AudioDecodeError as err:
             failures += 1
-            click.echo(f"error: {err}", err=True)
+            messages.error(str(err))
             continue
+        for flag in result.warnings:
+            messages.warning(f"{path}: {result.seconds:.2f} s, {WARNINGS[flag]}")
         if as_json:
             click.echo(json.dumps(result.to_json()))
         else:
             click.echo(f"{path}\t{result.label}\t{result.confidence:.3f}")
     if failures:
-        click.echo(f"{failures} of {len(paths)} files could not be classified", err=True)
+        messages.error(f"{failures} of {len(inputs.files)} files could not be classified")
         sys.exit(1)

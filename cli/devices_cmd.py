@@ -9,8 +9,8 @@ import click
 def devices() -> None:
     """List audio input devices: index, channels, default rate, host API and name.
 
-    The default input is marked with ``*``; ``--source mic:`` uses it.  Pick
-    another with ``mic:INDEX`` or ``mic:PART-OF-NAME``; names survive a
+    The default input is marked with *; `genretag serve --source mic:` uses
+    it.  Pick another with mic:INDEX or mic:PART-OF-NAME; names survive a
     re-plug, indices may not.  Exits 1 with a message when PortAudio is
     missing or sees no input device (a container without a sound device).
     """

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
+from genretag.cli.model_option import MODEL_HELP
+
 
 @click.command()
-@click.option("--model", "model_dir", type=click.Path(path_type=Path),
-              help="Model artifact directory, or a bundled model: \"default\" (musicnn, most accurate) "
-                   "or \"fast\" (distilled, for many streams) [default].")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help=MODEL_HELP)
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
               help="A dataset directory from 'dataset build', or a source "
                    "(manifest CSV, genre folders, FMA).")

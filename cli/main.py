@@ -17,6 +17,7 @@ from genretag.cli import (
     devices_cmd,
     evaluate_cmd,
     keys_cmd,
+    messages,
     send_cmd,
     serve_cmd,
     subscribe_cmd,
@@ -24,7 +25,7 @@ from genretag.cli import (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=messages.Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version("genretag"), prog_name="genretag")
 def cli() -> None:
     """genretag: music-genre tagging, from labelled audio to live streams.
@@ -33,7 +34,7 @@ def cli() -> None:
     Live:     serve (the daemon), send / subscribe (its clients), devices, check-config,
               keys generate (CURVE keys for the daemon's ZeroMQ sockets)
     Offline:  dataset build -> train -> evaluate / compare / crossval
-    Files:    classify FILES (bundled default model unless --model is given)
+    Files:    classify FILES/DIRS (bundled default model unless --model is given)
     """
 
 

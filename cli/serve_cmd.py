@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -16,14 +17,61 @@ from typing import Any
 
 import click
 
+from genretag.cli import messages
+from genretag.cli.model_option import MODEL_HELP
+
 DEMO_RATE = 1
+# What each bundled demo clip is (genretag.pipeline.synth made them; `python -m genretag.pipeline.synth`).
+DEMO_CLIPS = {
+    "demo-electronic.flac": "a synthesised drum-machine loop with a gated pad, 128 BPM",
+    "demo-strings.flac": "synthesised sine-tone string chords: no recording, no real instrument",
+}
+DEMO_NOTICE = (
+    "no sources configured: tagging the bundled demo audio, looped in real time (Ctrl-C stops).\n"
+    "It is synthetic, made by genretag.pipeline.synth, not music the model learned from (real recordings):\n"
+    "{clips}\n"
+    "The loop is close to electronic music; the sine-tone chords resemble no genre the model knows, so its "
+    "label for them is no verdict.\n"
+    "Tag real audio with --source (file:SONG.mp3, url:http://..., mic:); a stream's first label comes "
+    "once the smoother has seen a few windows of it (several seconds).")
 
 
 def demo_specs() -> list[dict[str, str]]:
     """``file:`` sources for the bundled demo audio, looped in real time."""
+    return [{"spec": f"file:{path}?rate={DEMO_RATE}&loop=1"} for path in demo_files()]
+
+
+def demo_files() -> list[Path]:
     demo = files("genretag.cli") / "demo"
-    return [{"spec": f"file:{Path(str(demo / entry.name))}?rate={DEMO_RATE}&loop=1"}
-            for entry in sorted(demo.iterdir(), key=lambda e: e.name) if entry.name.endswith(".flac")]
+    return [Path(str(demo / entry.name)) for entry in sorted(demo.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".flac")]
+
+
+def demo_notice() -> str:
+    """What a newcomer is told the demo plays (every bundled clip described, see :data:`DEMO_CLIPS`)."""
+    return DEMO_NOTICE.format(clips="\n".join(f"  {path.stem}: {DEMO_CLIPS[path.name]}"
+                                              for path in demo_files()))
+
+
+# Config key paths a flag sets, for naming the flag in an error about its value.
+FLAG_KEYS = {"model.path": "--model", "model.backend": "--keras-backend", "publish.address": "--publish",
+             "metrics.address": "--metrics", "batch.max_batch_size": "--max-batch",
+             "batch.max_wait_ms": "--max-wait-ms", "publish.scores": "--scores"}
+
+
+def flag_terms(problem: str, overrides: dict[str, Any]) -> str:
+    """A config problem about a value given by a flag, worded with the flag (``source[1].spec: ...``
+    becomes ``--source 'zmq:...': ...``); problems about the file's own values keep their key path."""
+    key, sep, rest = problem.partition(": ")
+    if not sep:
+        return problem
+    match = re.fullmatch(r"source\[(\d+)\]\.(\w+)", key)
+    if match and "source" in overrides and int(match[1]) < len(overrides["source"]):
+        spec = overrides["source"][int(match[1])]["spec"]
+        return f"--source {spec!r}: {rest}" if match[2] == "spec" else problem
+    if key in FLAG_KEYS and key in overrides:
+        return f"{FLAG_KEYS[key]} {overrides[key]!r}: {rest}"
+    return problem
 
 
 def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None, metrics: str | None,
@@ -44,9 +92,7 @@ def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None
               help="TOML configuration file (validate it with `genretag check-config`).")
 @click.option("--source", "sources", multiple=True, metavar="SPEC",
               help="An audio source (repeatable; replaces the file's [[source]] entries).")
-@click.option("--model", type=click.Path(path_type=Path, file_okay=False),
-              help="Model artifact directory, or a bundled model: \"default\" (musicnn, most accurate) "
-                   "or \"fast\" (distilled, for many streams) [default].")
+@click.option("--model", type=click.Path(path_type=Path, file_okay=False), help=MODEL_HELP)
 @click.option("--publish", metavar="tcp://HOST:PORT", help="Event PUB address [tcp://127.0.0.1:5556].")
 @click.option("--metrics", metavar="HOST:PORT", help="Prometheus /metrics address [127.0.0.1:9464].")
 @click.option("--print", "print_events", is_flag=True, help="Also write each event as a JSON line to stdout.")
@@ -71,8 +117,9 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
                                   (`genretag send` is a producer; see the README)
       url:http://HOST/stream      internet radio through ffmpeg, reconnecting with backoff
       mic:[DEVICE]                a sound card input (see `genretag devices`)
-    Without --source and without sources in --config, the bundled demo audio is
-    tagged, looped in real time, with events printed.
+    Without --source and without sources in --config, the bundled demo audio
+    (two synthetic clips: a drum-machine loop and sine-tone chords) is tagged,
+    looped in real time, with events printed.
 
     \b
     Events go out on a ZeroMQ PUB socket as [topic, JSON], topic
@@ -86,7 +133,9 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
     config file (curve_secret_key, curve_clients; `genretag keys generate`).
     Flags override the config file.  SIGHUP reloads the config and the model
     (a broken model is refused, the old one keeps serving); SIGTERM stops.
-    Metrics for Prometheus are on http://127.0.0.1:9464/metrics by default.
+    Metrics for Prometheus are on http://127.0.0.1:9464/metrics by default,
+    from the first second: genretag_ready is 0 while the model loads (several
+    seconds on a CPU), 1 once the daemon serves.
     """
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -106,10 +155,10 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
             overrides["source"] = demo_specs()
             print_events = True
             config = configure()
-            click.echo("no sources configured: tagging the bundled demo audio (Ctrl-C stops)", err=True)
+            click.echo(demo_notice(), err=True)
     except ConfigError as err:
         for problem in err.problems:
-            click.echo(f"error: {problem}", err=True)
+            messages.error(flag_terms(problem, overrides))
         sys.exit(1)
     try:
         code = Service(config, configure, print_events=print_events).run()

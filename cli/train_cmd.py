@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from genretag.cli import messages
+
 if TYPE_CHECKING:
     from genretag.training.runner import TrainOptions
 
@@ -54,11 +56,14 @@ def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_e
 @click.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Dataset directory written by 'genretag dataset build'.")
-@click.option("--model", "model_name", required=True, type=click.Choice(MODEL_CHOICES),
-              help="Model type: scikit-learn baselines on librosa features (logreg, knn, gnb, svm), "
+@click.option("--model-type", "model_name", type=click.Choice(MODEL_CHOICES),
+              help="Model type (required): scikit-learn baselines on librosa features (logreg, knn, gnb, "
+                   "svm), "
                    "Keras from scratch (cnn1d, cnn2d, mobilenet), or a head on the pretrained "
                    "musicnn backbones (musicnn), or a small CNN distilled from that recipe (student: "
                    "slow on a CPU, minutes on a GPU; the bundled \"fast\" model).")
+@click.option("--model", "model_name_old", type=click.Choice(MODEL_CHOICES), hidden=True,
+              help="Deprecated spelling of --model-type (--model names an artifact in the other commands).")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Artifact directory to write (replaced only once the new model passes its checks).")
 @click.option("--train-splits", default="train", show_default=True,
@@ -67,13 +72,14 @@ def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_e
               help="musicnn: also cross-validate the head on the training clips with this many "
                    "artist-grouped folds and record the figures in the manifest.")
 @_training_options
-def train(data: Path, model_name: str, out_dir: Path, train_splits: str, cv_folds: int,
-          **kw: object) -> None:
+def train(data: Path, model_name: str | None, model_name_old: str | None, out_dir: Path, train_splits: str,
+          cv_folds: int, **kw: object) -> None:
     """Train one model on a built dataset and save a validated artifact.
 
     Hyper-parameters and early stopping use the dev split; dev figures go into
     the artifact's manifest.  TensorBoard logs of Keras models go to OUT.logs/.
     """
+    model_name = _model_type(model_name, model_name_old)
     from genretag.training.runner import train_model
 
     splits = tuple(s.strip() for s in train_splits.split(",") if s.strip())
@@ -88,6 +94,18 @@ def train(data: Path, model_name: str, out_dir: Path, train_splits: str, cv_fold
     if clip:
         click.echo(f"dev clip hit@1 {clip['hit_at_1']:.3f}  macro-F1 {clip['macro_f1']:.3f}  "
                    f"macro ROC-AUC {clip['macro_roc_auc']:.3f}")
+
+
+def _model_type(given: str | None, deprecated: str | None) -> str:
+    """``--model-type``, or the old ``--model`` spelling with a deprecation warning."""
+    if given and deprecated and given != deprecated:
+        raise click.UsageError("--model (deprecated) and --model-type disagree; give --model-type only")
+    if deprecated:
+        messages.warning("train --model is deprecated (elsewhere --model names an artifact): "
+                         "use --model-type")
+    if not (given or deprecated):
+        raise click.UsageError("Missing option '--model-type'.")
+    return str(given or deprecated)
 
 
 @click.command()

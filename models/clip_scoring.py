@@ -1,8 +1,15 @@
-"""Scoring a whole audio file with a predictor: the core of ``genretag classify``."""
+"""Scoring a whole audio file with a predictor: the core of ``genretag classify``.
+
+A model gives every input a confident-looking label, including audio that
+cannot carry one: a clip shorter than one window (0.2 s of a tone) or one
+that is silent or nearly so.  Such results carry a flag in
+:attr:`ClipResult.warnings` (and in the JSON), with a sentence for people in
+:data:`WARNINGS`, so the label is read as the guess it is.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +20,13 @@ from genretag.pipeline.windows import WindowSpec, rms_dbfs, spread_windows
 
 DEFAULT_MAX_WINDOWS = 48
 SILENT_DBFS = -50.0
+SHORTER_THAN_WINDOW = "shorter_than_window"
+NEAR_SILENT = "near_silent"
+WARNINGS = {
+    SHORTER_THAN_WINDOW: "shorter than one model window (the window is filled by repeating it): the label "
+                         "is a guess",
+    NEAR_SILENT: f"silent or nearly so (every window below {SILENT_DBFS:g} dBFS): the label is a guess",
+}
 
 
 @dataclass
@@ -24,6 +38,8 @@ class ClipResult:
     clip_scores: np.ndarray  # (n_labels,)
     window_starts: np.ndarray  # (n_windows,) seconds
     window_scores: np.ndarray  # (n_windows, n_labels)
+    seconds: float = 0.0  # length of the decoded audio
+    warnings: list[str] = field(default_factory=list)  # keys of WARNINGS, in that order
 
     @property
     def label(self) -> str:
@@ -42,6 +58,8 @@ class ClipResult:
             "label": self.label,
             "confidence": round(self.confidence, 5),
             "scores": named(self.clip_scores),
+            "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
             "windows": [
                 {"start": round(float(t), 3), "scores": named(row)}
                 for t, row in zip(self.window_starts, self.window_scores, strict=True)
@@ -58,7 +76,8 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
     about as much as a 1-minute one while still being judged on all of it.
     Windows quieter than ``SILENT_DBFS`` (lead-in silence, gaps between
     movements) say nothing about the genre and are left out of the clip
-    score, unless the whole file is that quiet.
+    score, unless the whole file is that quiet; then, and for a file shorter
+    than one window, the result carries a warning (see the module docstring).
 
     The file is streamed twice, a block at a time: once to learn its length
     (which the spread needs, and which headers of truncated files misstate),
@@ -83,7 +102,10 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
     ])
     audible = rms_dbfs(windows) >= SILENT_DBFS
     clip_scores = scores[audible].mean(axis=0) if audible.any() else scores.mean(axis=0)
-    return ClipResult(str(path), list(predictor.manifest.labels), clip_scores, starts, scores)
+    warnings = [flag for flag, raised in ((SHORTER_THAN_WINDOW, n_samples < spec.window_samples),
+                                          (NEAR_SILENT, not audible.any())) if raised]
+    return ClipResult(str(path), list(predictor.manifest.labels), clip_scores, starts, scores,
+                      n_samples / spec.sample_rate, warnings)
 
 
 def _chosen_windows(path: str | Path, spec: WindowSpec, n_samples: int,

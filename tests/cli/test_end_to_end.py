@@ -63,7 +63,7 @@ def dataset(genre_folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="module")
 def cnn_artifact(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "cnn2d"
-    proc = genretag("train", "--data", dataset, "--model", "cnn2d", "--out", out, "--epochs", 3,
+    proc = genretag("train", "--data", dataset, "--model-type", "cnn2d", "--out", out, "--epochs", 3,
                     "--steps-per-epoch", 4, "--batch-size", 8, "--seed", 1)
     assert "saved" in proc.stdout
     return out
@@ -118,7 +118,7 @@ def test_evaluate_writes_reports(cnn_artifact: Path, dataset: Path, tmp_path: Pa
 def test_sklearn_baseline_learns_the_synthetic_genres(dataset: Path, genre_folders: Path,
                                                       tmp_path: Path) -> None:
     out = tmp_path / "logreg"
-    genretag("train", "--data", dataset, "--model", "logreg", "--out", out)
+    genretag("train", "--data", dataset, "--model-type", "logreg", "--out", out)
     proc = genretag("classify", "--model", out, "--json",
                     *(genre_folders / g / f"{g}5.wav" for g in ("classical", "electronic", "noise")))
     labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]

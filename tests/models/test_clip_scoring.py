@@ -44,3 +44,22 @@ def test_silent_windows_do_not_count(tmp_path: Path) -> None:
 
     few = classify_file(predictor, tmp_path / "x.wav", max_windows=3)
     assert list(few.window_starts) == [0.0, 2.0, 5.0]  # spread over the whole file
+
+
+def test_short_and_near_silent_clips_carry_warnings(tmp_path: Path) -> None:
+    """Issue 14.7: a label for 0.2 s of tone or for a whisper is a guess, and the result says so."""
+    manifest = ArtifactManifest(kind="keras", architecture="level", labels=["loud", "quiet"],
+                                output="softmax", sample_rate=SR, window_seconds=1.0,
+                                hop_seconds=1.0, model_file="")
+    predictor = save_artifact(_level_model(), manifest, tmp_path / "art")
+    t = np.arange(3 * SR) / SR
+    tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    for name, audio, warnings in [("short.wav", tone[: SR // 5], ["shorter_than_window"]),
+                                  ("whisper.wav", tone * 0.001, ["near_silent"]),
+                                  ("short-whisper.wav", tone[: SR // 5] * 0.001,
+                                   ["shorter_than_window", "near_silent"]),
+                                  ("fine.wav", tone, [])]:
+        sf.write(tmp_path / name, audio, SR)
+        result = classify_file(predictor, tmp_path / name)
+        assert result.warnings == warnings, name
+        assert result.to_json()["warnings"] == warnings and result.label in ("loud", "quiet")
