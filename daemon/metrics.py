@@ -127,6 +127,15 @@ class Metrics:
         self.model = Info(
             "genretag_model", "The model artifact being served: kind, architecture, labels, fingerprint.",
             registry=r)
+        self.ready = Gauge(
+            "genretag_ready", "1 once the daemon serves (model loaded and checked, sources started: the "
+            "moment systemd hears READY), 0 while it starts; /metrics answers from the first second.",
+            registry=r)
+        self.model_load = Gauge(
+            "genretag_model_load_seconds", "Wall time of the last successful model load: the "
+            "machine-learning framework's import (first load only), reading the artifact and its check "
+            "on known inputs.",
+            registry=r)
         self.reloads = Counter(
             "genretag_model_reloads", "Reloads on SIGHUP by result: ok (new model serving) or failed "
             "(refused; the previous model keeps serving).", ["result"], registry=r)

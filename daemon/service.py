@@ -1,9 +1,11 @@
 """``genretag serve``: the daemon's life cycle around the tagging pipeline.
 
-Start-up: load and warm up the model (a model that fails on silence, noise
-and a tone never serves), bind the event publisher and the metrics server,
-start the :class:`~genretag.daemon.tagging.Tagger` and the sources, log one
-line with every bound address, then tell systemd READY.  ZeroMQ sockets with
+Start-up: serve ``/metrics`` first (``genretag_ready`` 0), so an operator
+sees a starting daemon rather than a dead one; load and warm up the model
+(a model that fails on silence, noise and a tone never serves; the time goes
+to ``genretag_model_load_seconds``), bind the event publisher, start the
+:class:`~genretag.daemon.tagging.Tagger` and the sources, log one line with
+every bound address, then set ``genretag_ready`` 1 and tell systemd READY.  ZeroMQ sockets with
 curve keys in their config section become CURVE servers before they bind
 (:mod:`genretag.daemon.curve`); refused connections are counted in
 ``genretag_auth_failures_total{socket}``.
@@ -130,23 +132,36 @@ class Service:
         cfg = self.config
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self._install_signals()
-        predictor = load_model(cfg)
+        self.metrics = metrics = Metrics()
+        metrics_at = "off"
+        if cfg.metrics.enabled:  # first: an operator sees genretag_ready 0 while the model loads
+            host, port = split_host_port(cfg.metrics.address)
+            metrics_at = f"http://{host}:{metrics.serve(host, port)}/metrics"
+        try:
+            predictor = self._load_first_model(cfg)
+        except BaseException:
+            metrics.close()
+            raise
+        if self._stop.is_set():  # SIGTERM while the model loaded: nothing was started yet
+            metrics.close()
+            log.info("stopped before serving")
+            return 0
         specs = [(parse_spec(s.spec), s.name) for s in cfg.sources]
         configured = [name or default_name(spec) for spec, name in specs if spec.kind != "zmq"]
-        self.metrics = metrics = Metrics()
         self.guard = guard = CurveGuard(lambda socket: metrics.auth_failures.labels(socket).inc())
         pub = cfg.publish
-        self.publisher = publisher = EventPublisher(
-            pub.address, hwm=pub.hwm, nodrop=pub.nodrop,
-            secure=self._secure(guard, pub.curve_secret_key, pub.curve_clients, "publish"))
+        try:
+            self.publisher = publisher = EventPublisher(
+                pub.address, hwm=pub.hwm, nodrop=pub.nodrop,
+                secure=self._secure(guard, pub.curve_secret_key, pub.curve_clients, "publish"))
+        except BaseException:
+            guard.close()
+            metrics.close()
+            raise
         self.output = _Output(publisher, metrics, self._print)
         self.tagger = Tagger(cfg, predictor, self.output, metrics, configured)
         sources = self._sources = []
         try:
-            metrics_at = "off"
-            if cfg.metrics.enabled:
-                host, port = split_host_port(cfg.metrics.address)
-                metrics_at = f"http://{host}:{metrics.serve(host, port)}/metrics"
             self.tagger.start()
             limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
             for (spec, name), src in zip(specs, cfg.sources, strict=True):
@@ -159,11 +174,23 @@ class Service:
                      m.architecture, m.fingerprint(), ", ".join(m.labels),
                      ", ".join(str(getattr(s, "address", s.name)) for s in sources) or "none",
                      publisher.address, metrics_at)
+            metrics.ready.set(1)
             self.notifier.ready(self._status(0.0))
             self._main_loop()
         finally:
             self._shutdown(sources)
         return 0
+
+    def _load_first_model(self, cfg: Config) -> Predictor:
+        """:func:`load_model`, timed into ``genretag_model_load_seconds`` and logged: most of the start-up
+        (the framework's import, the artifact, the first compiled call; see benchmarks/RESULTS.md)."""
+        log.info("loading the model (%s)", cfg.model.path or "default")
+        started = time.monotonic()
+        predictor = load_model(cfg)
+        seconds = time.monotonic() - started
+        self.metrics.model_load.set(seconds)
+        log.info("model loaded and checked in %.1f s", seconds)
+        return predictor
 
     @staticmethod
     def _secure(guard: CurveGuard, secret: str | None, clients: str | None,
@@ -213,7 +240,9 @@ class Service:
             config = self._reload_config()
             if config.model.backend != self.config.model.backend:
                 log.warning("reload: model.backend changed; the Keras backend is fixed until a restart")
+            started = time.monotonic()
             predictor = load_model(config)
+            load_seconds = time.monotonic() - started
         except ConfigError as err:
             self._reload_failed("invalid configuration: " + "; ".join(err.problems))
             return
@@ -230,6 +259,7 @@ class Service:
             log.warning("reload: changes to %s need a restart; not applied", ", ".join(changed))
         self.tagger.reload(config, predictor)
         self.config = config
+        self.metrics.model_load.set(load_seconds)
         self.metrics.reloads.labels("ok").inc()
         log.info("reload: model %s loaded, swapping it in after the windows already queued",
                  predictor.manifest.fingerprint())

@@ -11,8 +11,10 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from daemon_helpers import (
     genretag,
     promtool_check_metrics,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from genretag.models.artifact import read_manifest
 
@@ -108,13 +111,15 @@ def test_program_of_clips_with_silences(artifact: Path, producer_factory: MakePr
         assert daemon.stop() == 0
     events = daemon.stream_events("radio", "label", "state")
     story = [e["label"] if e["type"] == "label" else e["state"] for e in events]
-    assert story == ["up", "classical", "silence", "recovered", "electronic", "silence", "recovered", "noise",
-                     "silence", "recovered", "classical", "down"], story
+    assert story == ["up", "classical", "silence", None, "recovered", "electronic", "silence", None,
+                     "recovered", "noise", "silence", None, "recovered", "classical", "down", None], story
+    assert [e["reason"] for e in events if e["type"] == "label" and e["label"] is None] == ["silence"] * 3 + [
+        "idle"]
     starts = np.cumsum([0] + [seconds for _, seconds in program])
     silences = [e["pos"] for e in events if e.get("state") == "silence"]
     for pos, gap in zip(silences, (1, 3, 5), strict=True):
         assert starts[gap] + 1.5 <= pos <= starts[gap + 1], (pos, starts[gap])  # hold time 2 s
-    labels = [e for e in events if e["type"] == "label"]
+    labels = [e for e in events if e["type"] == "label" and e["label"] is not None]
     for event, clip_index in zip(labels, (0, 2, 4, 6), strict=True):
         assert starts[clip_index] < event["pos"] < starts[clip_index] + 6, (event, starts[clip_index])
         assert event["prev"] is None and event["confidence"] > 0.5
@@ -164,7 +169,7 @@ def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, pr
                         30, "all streams to end")
         scrape_metric = daemon.metric
         for name, genre in streams.items():
-            assert [e["label"] for e in daemon.stream_events(name, "label")] == [genre], name
+            assert daemon.labels(name) == [genre], name
             assert scrape_metric("genretag_windows_processed_total", stream=name) == expected_windows(8 * SR)
         assert scrape_metric("genretag_windows_dropped_total") == 0
         for reason in ("bad_header", "odd_byte_count", "nan", "too_large", "bad_dtype", "parts"):
@@ -273,3 +278,45 @@ def test_bad_config_and_busy_port_fail_fast(artifact: Path, tmp_path: Path) -> N
                         f"zmq:tcp://127.0.0.1:{busy.getsockname()[1]}", *ANY_PORTS)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "cannot start" in err and "Traceback" not in err, err
+
+
+def test_metrics_answer_while_the_model_loads(tmp_path: Path) -> None:
+    """Issue 14.9: /metrics answers from the first second with genretag_ready 0; 1 and the load time once
+    the daemon serves.  The bundled default model takes seconds to load, so the first scrape sees it load."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    proc = genretag("serve", "--model", "default", "--source", "zmq:tcp://127.0.0.1:*",
+                    "--publish", "tcp://127.0.0.1:*", "--metrics", f"127.0.0.1:{port}")
+    started = time.monotonic()
+
+    def scrape() -> dict[str, float] | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+    try:
+        first = None
+        while first is None and proc.poll() is None and time.monotonic() - started < 60:
+            first = scrape()
+            time.sleep(0.05)
+        assert first is not None, "no /metrics while starting"
+        assert first["genretag_ready"] == 0 and first["genretag_model_load_seconds"] == 0
+        print(f"\n/metrics answered {time.monotonic() - started:.2f} s after the start")
+        while (latest := scrape()) is not None and latest["genretag_ready"] == 0:
+            assert proc.poll() is None and time.monotonic() - started < 120
+            time.sleep(0.2)
+        assert latest is not None and latest["genretag_ready"] == 1
+        assert 0 < latest["genretag_model_load_seconds"] < time.monotonic() - started
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "# TYPE genretag_ready gauge" in text and "# TYPE genretag_model_load_seconds gauge" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
