@@ -31,11 +31,25 @@ Keys of every event
 
 Types
     ``label``  the rolling label changed; adds ``prev`` (string or null, the
-               label before).
+               label before).  When the label becomes null (the stream went
+               down or silent, a reload restarted the smoothing, the smoother
+               abstains) the event has ``label`` null, ``prev`` the label it
+               had, and ``reason`` (see below), so a subscriber to label
+               events alone never shows a genre for a stream that has none.
     ``scores`` every scored window (optional, off by default in the daemon).
     ``state``  the stream's state changed; adds ``state``: ``up`` (audio
-               arrives), ``down`` (source lost), ``silence`` (dead air, the
-               model is not run), ``recovered`` (audio after silence).
+               arrives), ``down`` (source lost, or never reached), ``silence``
+               (dead air, the model is not run), ``recovered`` (audio after
+               silence); and ``reason``.
+
+Reasons (``reason``: a short machine-readable word; new ones may appear)
+    ``state`` events: ``up`` and ``recovered`` have ``audio``, ``silence`` has
+    ``silence``; ``down`` has one of :data:`DOWN_REASONS` or ``http_NNN``
+    (the HTTP status a ``url:`` server answered, ``http_4xx``/``http_5xx``
+    when ffmpeg does not name it).  Null ``label`` events have ``silence``,
+    ``uncertain`` (the smoother abstains), ``reload`` (the model or the
+    smoothing settings were reloaded), or the reason of the ``down`` event
+    that took the label away.
 
 Example::
 
@@ -52,6 +66,7 @@ waits for a subscriber.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -61,6 +76,24 @@ import zmq
 SCHEMA_VERSION = 1
 EVENT_TYPES = ("label", "scores", "state")  # also spelled out in genretag subscribe --help
 STATES = ("up", "down", "silence", "recovered")
+#: Why a stream went down: the ``reason`` of ``down`` state events (besides ``http_NNN``).
+DOWN_REASONS = {
+    "eof": "the source ended: end of file, or the server ended the stream",
+    "stopped": "the daemon stopped the source (shutdown)",
+    "idle": "a zmq: stream sent no message for its idle time",
+    "timeout": "a url: stream gave no audio within the connect time, or its audio stalled",
+    "connect_failed": "a url: connection was refused, the host not found, or TLS failed",
+    "decode_error": "the audio could not be decoded",
+    "device_missing": "a mic: device does not exist (or there is no default input)",
+    "device_error": "a mic: device failed or stalled, or PortAudio is missing",
+    "worker_died": "the ingest worker process windowing the stream died",
+    "error": "another failure; the daemon's log says which",
+}
+#: Why the rolling label became null, besides a ``down`` reason: the ``reason`` of null ``label`` events.
+NULL_LABEL_REASONS = ("silence", "uncertain", "reload")
+#: The reason of the other states.
+STATE_REASONS = {"up": "audio", "recovered": "audio", "silence": "silence"}
+_REASON = re.compile(r"[a-z][a-z0-9_]{0,31}")
 TOPIC_ROOT = "genretag."
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 COMMON_KEYS = ("v", "type", "stream", "time", "pos", "label", "confidence", "scores")
@@ -84,9 +117,19 @@ def _event(event_type: str, stream: str, pos: float, label: str | None, confiden
 
 
 def label_event(stream: str, pos: float, label: str | None, confidence: float | None,
-                scores: Mapping[str, float], prev: str | None, *, now: float | None = None) -> Event:
-    """The rolling label of ``stream`` changed from ``prev`` to ``label``."""
-    return {**_event("label", stream, pos, label, confidence, scores, now), "prev": prev}
+                scores: Mapping[str, float], prev: str | None, *, reason: str | None = None,
+                now: float | None = None) -> Event:
+    """The rolling label of ``stream`` changed from ``prev`` to ``label``.
+
+    ``reason`` says why a label became null (it is refused with a genre): a
+    subscriber that filters on label events learns of outages from them alone.
+    """
+    event = {**_event("label", stream, pos, label, confidence, scores, now), "prev": prev}
+    if reason is not None:
+        if label is not None:
+            raise ValueError(f"a reason only goes with a null label, not with {label!r}")
+        event["reason"] = check_reason(reason)
+    return event
 
 
 def scores_event(stream: str, pos: float, label: str | None, confidence: float | None,
@@ -95,13 +138,27 @@ def scores_event(stream: str, pos: float, label: str | None, confidence: float |
     return _event("scores", stream, pos, label, confidence, scores, now)
 
 
-def state_event(stream: str, pos: float, state: str, *, label: str | None = None,
+def state_event(stream: str, pos: float, state: str, *, reason: str | None = None, label: str | None = None,
                 confidence: float | None = None, scores: Mapping[str, float] | None = None,
                 now: float | None = None) -> Event:
-    """``stream`` went ``up``, ``down``, into ``silence`` or ``recovered`` from it."""
+    """``stream`` went ``up``, ``down``, into ``silence`` or ``recovered`` from it, for ``reason``.
+
+    ``reason`` defaults to the state's fixed one (``audio``, ``silence``); a
+    ``down`` without one says ``error``: the daemon always knows more, so a
+    bare ``down`` is a bug to fix where the source reports it.
+    """
     if state not in STATES:
         raise ValueError(f"unknown stream state {state!r} (one of {', '.join(STATES)})")
-    return {**_event("state", stream, pos, label, confidence, scores or {}, now), "state": state}
+    why = check_reason(reason if reason is not None else STATE_REASONS.get(state, "error"))
+    return {**_event("state", stream, pos, label, confidence, scores or {}, now), "state": state,
+            "reason": why}
+
+
+def check_reason(reason: str) -> str:
+    """``reason`` if it is a short machine-readable word (``[a-z][a-z0-9_]*``, 1-32), else ValueError."""
+    if not _REASON.fullmatch(reason):
+        raise ValueError(f"an event reason is a short lower-case word, got {reason!r}")
+    return reason
 
 
 def topic(event_type: str, stream: str = "") -> bytes:

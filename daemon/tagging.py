@@ -21,6 +21,14 @@ Threading model
     each stream's events leave in stream order: the windows before a silence
     are labelled before the ``silence`` event is published.
 
+Null labels
+    Whenever a stream's published rolling label goes from a genre to null
+    (the stream went down or silent, a reload restarted its smoothing, the
+    smoother abstains), a ``label`` event with ``label`` null, ``prev`` and a
+    ``reason`` is published, in one place (:meth:`Tagger._label_out`), so a
+    subscriber to label events alone never keeps showing a genre the daemon
+    no longer gives.
+
 Reload (:meth:`reload`, from the service's reload thread) swaps the model and
 settings at one point of the queue: windows queued before are scored by the
 old model, windows after by the new one.  When the window geometry or the
@@ -101,9 +109,15 @@ class _Ingest:
 
 @dataclass
 class _Output:
-    """Output-side state of one stream (inference thread only)."""
+    """Output-side state of one stream (inference thread only).
+
+    ``label`` is the label last *published* (not the smoother's): a null label event
+    is due exactly when it is a genre and the stream loses it.
+    """
 
     smoother: LabelSmoother
+    label: str | None = None
+    pos: float = 0.0  # end of the last scored window, for events that no window carries
 
 
 class Tagger:
@@ -190,8 +204,15 @@ class Tagger:
                 self._went_up(stream, st)
             self._forward(stream, st, result)
 
-    def state(self, stream: str, state: StreamState, reason: str = "", *, remote: bool = False) -> None:
-        """``remote``: the stream is windowed in an ingest worker (its results come to :meth:`windowed`)."""
+    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "", *,
+              remote: bool = False) -> None:
+        """A source's ``up`` or ``down``; see :class:`~genretag.daemon.sources.base.SourceSink`.
+
+        A ``down`` is published once per outage, including for a stream that was never
+        up (a URL answering 404 from the start, a missing device): that stream is
+        registered down, so the event says at once what the log says.
+        ``remote``: the stream is windowed in an ingest worker (its results come to :meth:`windowed`).
+        """
         with self._lock:
             if state == "up":
                 st = self._admit(stream, local=not remote)
@@ -199,14 +220,19 @@ class Tagger:
                     self._went_up(stream, st)
                 return
             st = self._streams.get(stream)
-            if st is None or not st.up:
-                return
-            if st.windower is not None:  # a worker flushes its own windower before it says down
+            if st is not None and not st.up:
+                return  # already reported down (sources report transitions, this guards the rest)
+            if st is None:
+                st = self._admit(stream, local=not remote)
+                if st is None:
+                    return
+            elif st.windower is not None:  # a worker flushes its own windower before it says down
                 self._forward(stream, st, st.windower.flush())
             st.up, st.down_since = False, time.monotonic()
             self.metrics.stream_up.set(stream, 0)
-            self.batcher.call(partial(self._state_out, stream, "down", st.pos))
-        log.info("stream %r down%s", stream, f": {reason}" if reason else "")
+            why = reason or "error"
+            self.batcher.call(partial(self._state_out, stream, "down", st.pos, why))
+        log.info("stream %r down: %s%s", stream, why, f" ({detail})" if detail else "")
 
     def error(self, stream: str, kind: str, message: str) -> None:
         m = self.metrics
@@ -248,7 +274,7 @@ class Tagger:
             st.new_windower(None)
         st.up = True
         self.metrics.stream_up.set(stream, 1)
-        self.batcher.call(partial(self._state_out, stream, "up", st.pos))
+        self.batcher.call(partial(self._state_out, stream, "up", st.pos, "audio"))
         log.info("stream %r up", stream)
 
     def _forward(self, stream: str, st: _Ingest, result: PushResult) -> None:
@@ -278,7 +304,8 @@ class Tagger:
         event_state = "silence" if change.state == "silence" else "recovered"
         if event_state == "recovered":
             st.clean_from = self._settings.clean_after(change.pos)
-        self.batcher.call(partial(self._state_out, stream, event_state, st.offset + change.pos))
+        self.batcher.call(partial(self._state_out, stream, event_state, st.offset + change.pos,
+                                  "silence" if event_state == "silence" else "audio"))
 
     # --- reload and shutdown: the service's threads ---------------------------------------------
 
@@ -307,7 +334,7 @@ class Tagger:
                 if st.up:
                     st.up = False
                     self.metrics.stream_up.set(stream, 0)
-                    self.batcher.call(partial(self._state_out, stream, "down", st.pos))
+                    self.batcher.call(partial(self._state_out, stream, "down", st.pos, "stopped"))
         if not self.batcher.stop(timeout):
             log.warning("inference still busy after %g s: exiting without the final events", timeout)
 
@@ -318,12 +345,16 @@ class Tagger:
         if out is None:
             out = self._outputs[stream] = self._new_output(stream)
         res = out.smoother.update(scores, window.pos)
+        out.pos = window.pos
         values = res.scores.tolist()
-        if res.changed and res.label is not None or self._out_config.publish.scores:
+        if res.changed or self._out_config.publish.scores:
             named = dict(zip(self._labels, values, strict=True))
             if res.changed and res.label is not None:
                 self._emit(label_event(stream, window.pos, res.label, res.confidence, named, res.prev))
+                out.label = res.label
                 self.metrics.label_changes.inc(stream)
+            elif res.changed:  # the smoother abstains (or gives up its label for another reason)
+                self._label_out(stream, out, window.pos, res.reason or "uncertain", named)
             if self._out_config.publish.scores:
                 self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
         self.metrics.scores.latest[stream] = values  # read at scrape time (see SmoothedScores)
@@ -339,11 +370,26 @@ class Tagger:
         self.metrics.label_changes.touch(stream)
         return _Output(smoother)
 
-    def _state_out(self, stream: str, state: str, pos: float) -> None:
+    def _state_out(self, stream: str, state: str, pos: float, reason: str) -> None:
+        self._emit(state_event(stream, pos, state, reason=reason))
         out = self._outputs.get(stream)
         if out is not None and state in ("silence", "down"):
             out.smoother.reset()  # the label is null while silent or down and settles anew afterwards
-        self._emit(state_event(stream, pos, state))
+            self._label_out(stream, out, pos, reason)
+
+    def _label_out(self, stream: str, out: _Output, pos: float, reason: str,
+                   scores: dict[str, float] | None = None) -> None:
+        """The stream's label is now null: say so, once, if it was a genre (see the module docstring)."""
+        if out.label is None:
+            return
+        self._emit(label_event(stream, pos, None, None, scores or {}, out.label, reason=reason))
+        out.label = None
+
+    def _drop_outputs(self, reason: str) -> None:
+        """Forget every stream's smoother (a reload): labels are null until they settle anew."""
+        for stream, out in list(self._outputs.items()):
+            self._label_out(stream, out, out.pos, reason)
+        self._outputs.clear()
 
     def _on_drop(self, stream: str, reason: str) -> None:
         self.metrics.stream(self.metrics.windows_dropped, stream, reason).inc()
@@ -355,14 +401,14 @@ class Tagger:
     def _on_swap(self, old: Predictor, new: Predictor) -> None:
         self._labels = list(new.manifest.labels)
         self.metrics.set_model(new.manifest)  # removes every score series
-        self._outputs.clear()
+        self._drop_outputs("reload")
         log.info("now serving %s model %s (labels %s)", new.manifest.architecture,
                  new.manifest.fingerprint(), ", ".join(self._labels))
 
     def _apply_output(self, config: Config) -> None:
         """New smoothing and publish settings; every stream settles anew (labels may have changed too)."""
         self._out_config = config
-        self._outputs.clear()
+        self._drop_outputs("reload")
 
     def _forget(self, stream: str) -> None:
         self._outputs.pop(stream, None)

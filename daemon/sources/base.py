@@ -38,8 +38,15 @@ class SourceSink(Protocol):
     def audio(self, chunk: Chunk) -> None:
         """New audio; must not block for long (the daemon copies into per-stream buffers)."""
 
-    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
-        """A stream went up or down (connection lost, ffmpeg exited, device gone, end of file)."""
+    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "") -> None:
+        """A stream went up or down (connection lost, ffmpeg exited, device gone, end of file).
+
+        ``reason`` is the short machine-readable word published with the ``down``
+        event (one of :data:`genretag.daemon.events.DOWN_REASONS`, or ``http_NNN``);
+        ``detail`` is the human-readable rest, for the log.  A source reports
+        ``down`` after its first failed attempt even if it was never up, and then
+        once per outage, not once per retry.
+        """
 
     def error(self, stream: str, kind: str, message: str) -> None:
         """Something was refused or failed (``kind`` is a short metric label, e.g. ``decode``,

@@ -4,10 +4,17 @@ Kept apart from :mod:`.mic` so that ``genretag devices`` and the ``mic:``
 source resolve a device the same way.  ``sounddevice`` is imported only when
 a device is actually needed: importing it loads the PortAudio library, which
 a daemon with no ``mic:`` source must not require.
+
+While PortAudio initialises (on that import and on every :func:`rescan`),
+sounddevice points file descriptor 2 at ``/dev/null`` to hide ALSA's probing
+noise, for the whole process: a log line another thread wrote meanwhile was
+lost (now and then the daemon's "serving:" line).  :func:`_logging_held`
+makes such threads wait those few milliseconds instead.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,6 +25,14 @@ from typing import Any
 
 class AudioDeviceError(RuntimeError):
     """PortAudio is missing or failing, or the requested input device does not exist."""
+
+
+class DeviceMissing(AudioDeviceError):
+    """The requested input device (or a default input) is not among PortAudio's devices.
+
+    Kept apart from a failing device so that the ``mic:`` source can report the
+    stream down with reason ``device_missing`` and list what does exist.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +46,24 @@ class InputDevice:
     hostapi: str
 
 
+@contextmanager
+def _logging_held() -> Iterator[None]:
+    """Hold the root logger's handlers (see the module docstring): other threads' log lines wait."""
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.acquire()
+    try:
+        yield
+    finally:
+        for handler in reversed(handlers):
+            handler.release()
+
+
 def portaudio() -> ModuleType:
     """Import sounddevice, turning a missing PortAudio library into a clear error."""
     try:
-        import sounddevice
+        with _logging_held():
+            import sounddevice
     except OSError as err:  # the Python package is there but libportaudio is not
         raise AudioDeviceError(
             f"cannot load PortAudio ({err}); install it, e.g. apt-get install libportaudio2") from None
@@ -66,23 +95,31 @@ def resolve_device(wanted: str | int | None, devices: Sequence[InputDevice],
     """
     if wanted is None or wanted == "":
         if default is None:
-            raise AudioDeviceError("no default input device")
+            raise DeviceMissing(f"no default input device ({_available(devices)})")
         wanted = default
     if isinstance(wanted, int) or wanted.isdigit():
         index = int(wanted)
         for device in devices:
             if device.index == index:
                 return device
-        raise AudioDeviceError(f"no input device with index {index} ({_available(devices)})")
+        raise DeviceMissing(f"no input device with index {index} ({_available(devices)})")
     needle = wanted.lower()
     exact = [d for d in devices if d.name.lower() == needle]
     matches = exact or [d for d in devices if needle in d.name.lower()]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise AudioDeviceError(f"no input device matches {wanted!r} ({_available(devices)})")
+        raise DeviceMissing(f"no input device matches {wanted!r} ({_available(devices)})")
     raise AudioDeviceError(f"{wanted!r} matches several input devices ({_available(matches)}); "
                            "give more of the name or an index")
+
+
+def describe(devices: Sequence[InputDevice]) -> str:
+    """The devices, one per line, as an operator needs them to pick one (index, name, channels, rate, API)."""
+    if not devices:
+        return "  (none: PortAudio lists no input devices)"
+    return "\n".join(f"  {d.index}: {d.name} ({d.channels} ch, {d.default_rate:g} Hz, {d.hostapi})"
+                     for d in devices)
 
 
 def _available(devices: Sequence[InputDevice]) -> str:
@@ -120,8 +157,9 @@ def rescan(sd: ModuleType) -> bool:
         if _open_streams:
             return False
         try:
-            sd._terminate()
-            sd._initialize()
+            with _logging_held():
+                sd._terminate()
+                sd._initialize()
         except sd.PortAudioError as err:
             raise AudioDeviceError(f"PortAudio cannot re-initialise: {err}") from None
         return True

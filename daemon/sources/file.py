@@ -64,7 +64,7 @@ class FileSource:
         self._worker.stop(timeout)
 
     def _run(self, sink: SourceSink) -> None:
-        start = time.monotonic()
+        start, failed = time.monotonic(), False
         try:
             sink.state(self.name, "up")
             while not self._worker.stopping.is_set():
@@ -79,9 +79,14 @@ class FileSource:
         except (AudioDecodeError, sf.LibsndfileError, OSError) as err:
             log.error("file source %r: %s", self.name, err)
             sink.error(self.name, "decode", str(err))
+            failed = True
         finally:
-            stopped = self._worker.stopping.is_set()
-            sink.state(self.name, "down", "source stopped" if stopped else "end of file")
+            if self._worker.stopping.is_set():
+                sink.state(self.name, "down", "stopped", "source stopped")
+            elif failed:
+                sink.state(self.name, "down", "decode_error", "the file does not decode")
+            else:
+                sink.state(self.name, "down", "eof", "end of file")
 
     def _pace(self, start: float) -> bool:
         """Wait until the next chunk is due; False when stopped meanwhile."""

@@ -69,7 +69,8 @@ class WindowedSink(SourceSink, Protocol):
 
     def windowed(self, stream: str, result: PushResult) -> None: ...
 
-    def state(self, stream: str, state: StreamState, reason: str = "", *, remote: bool = False) -> None: ...
+    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "", *,
+              remote: bool = False) -> None: ...
 
 
 class WindowRing:
@@ -280,7 +281,7 @@ class IngestPool:
             sink.state(stream, "up", remote=True)
         elif kind == "down":
             self._worker_for(stream).streams.discard(stream)
-            sink.state(stream, "down", header["r"], remote=True)
+            sink.state(stream, "down", header["r"], header.get("d", ""), remote=True)
         elif kind == "error":
             sink.error(stream, header["e"], header["m"])
         elif kind == "hello":  # a restart
@@ -311,5 +312,5 @@ class IngestPool:
                   entry.name, process.pid, process.exitcode, len(entry.streams))
         self._sink.error("?", entry.error_kind, f"{entry.name} exited with {process.exitcode}")
         for stream in sorted(entry.streams):
-            self._sink.state(stream, "down", "ingest worker died", remote=True)
+            self._sink.state(stream, "down", "worker_died", "ingest worker died", remote=True)
         entry.streams.clear()

@@ -103,14 +103,14 @@ class _ForwardingSink:
             return
         self._add_push(chunk.stream, result)
 
-    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
+    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "") -> None:
         if state == "up":
             self._results.append(encode("up", stream))
             return
         windower = self._windowers.pop(stream, None)
         if windower is not None:
             self._add_push(stream, windower.flush(), always=True)
-        self._results.append(encode("down", stream, r=reason))
+        self._results.append(encode("down", stream, r=reason, d=detail))
 
     def error(self, stream: str, kind: str, message: str) -> None:
         self._results.append(encode("error", stream, e=kind, m=message))
@@ -158,7 +158,7 @@ def run(config: WorkerConfig) -> None:
     sink.send(encode("hello", i=config.index))
     try:
         _serve(inbox, receiver, sink)
-        receiver.close(sink, "source stopped")
+        receiver.close(sink, "stopped", "source stopped")
         sink.send(encode("bye", i=config.index))
     finally:
         inbox.close(linger=0)

@@ -12,6 +12,13 @@ stop coming), the stream goes ``down`` and the supervisor retries with
 exponential backoff, re-resolving the device by name each time and
 rescanning PortAudio's device list where it safely can, until the card is
 back.  ``stop()`` closes the stream and reports nothing: the daemon knows.
+
+A device that is not there at start (a typo, a card not plugged in) is
+retried the same way, but reported at once: the stream goes ``down`` with
+reason ``device_missing`` (a failing device says ``device_error``), the
+error is counted as ``source_errors_total{kind="device_missing"}``, and the
+log names, once, every input device PortAudio does list, so the operator
+can fix the name without another tool.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from genretag.daemon.sources.backoff import Backoff
 from genretag.daemon.sources.base import Chunk, SourceSink
 from genretag.daemon.sources.devices import (
     AudioDeviceError,
+    DeviceMissing,
+    describe,
     input_devices,
     portaudio,
     rescan,
@@ -103,25 +112,29 @@ class MicSource:
 
     def _run(self) -> None:
         assert self._sink is not None
-        reported_down = False
+        reported_down = listed = False
         try:
             sd = portaudio()
         except AudioDeviceError as err:
-            self._sink.state(self.name, "down", str(err))
+            self._sink.state(self.name, "down", "device_error", str(err))
             self._sink.error(self.name, "device", str(err))
             log.error("mic source %r: %s", self.name, err)
             return
         while not self._stopping.is_set():
-            up_seconds, reason = self._capture(sd)
+            up_seconds, why, reason = self._capture(sd)
             if self._stopping.is_set():
                 break
+            if why == "device_missing" and not listed:
+                listed = True
+                self._log_devices(sd)
             if self._up or not reported_down:
-                self._sink.state(self.name, "down", reason)
+                self._sink.state(self.name, "down", why, reason)
                 reported_down = True
             self._up = False
             delay = self._backoff.next_delay(up_seconds)
             log.warning("mic source %r down: %s; retrying in %.1f s", self.name, reason, delay)
-            self._sink.error(self.name, "device", f"{reason}; retrying in {delay:.1f} s")
+            kind = "device_missing" if why == "device_missing" else "device"
+            self._sink.error(self.name, kind, f"{reason}; retrying in {delay:.1f} s")
             if self._stopping.wait(delay):
                 break
             try:
@@ -129,8 +142,23 @@ class MicSource:
             except AudioDeviceError as err:
                 log.warning("mic source %r: %s", self.name, err)
 
-    def _capture(self, sd: ModuleType) -> tuple[float, str]:
-        """Open the device and watch it until it fails or the source stops: (seconds up, why)."""
+    def _log_devices(self, sd: ModuleType) -> None:
+        """Say once, plainly, that the device is missing and which inputs exist."""
+        try:
+            devices, default = input_devices(sd)
+        except AudioDeviceError as err:
+            log.error("mic source %r: input device %r not found, and %s", self.name, self.device, err)
+            return
+        wanted = "the default input" if self.device in (None, "") else f"input device {self.device!r}"
+        log.error("mic source %r: %s not found; retrying with backoff until it appears. Input devices "
+                  "PortAudio lists (default: %s; `genretag devices` shows them too):\n%s", self.name, wanted,
+                  "none" if default is None else default, describe(devices))
+
+    def _capture(self, sd: ModuleType) -> tuple[float, str, str]:
+        """Open the device and watch it until it fails or the source stops.
+
+        Returns (seconds up, why as an event reason word, why in words).
+        """
         with stream_slot():
             finished = threading.Event()
             try:
@@ -142,15 +170,17 @@ class MicSource:
                     device=device.index, samplerate=self._rate, channels=channels, dtype="float32",
                     blocksize=max(1, round(self._rate * self.block_seconds)), latency="high",
                     callback=self._callback, finished_callback=finished.set)
+            except DeviceMissing as err:
+                return 0.0, "device_missing", f"cannot open input device: {err}"
             except (AudioDeviceError, sd.PortAudioError, ValueError) as err:
-                return 0.0, f"cannot open input device: {err}"
+                return 0.0, "device_error", f"cannot open input device: {err}"
             self._last_block = time.monotonic()
             self._stream = stream
             try:
                 stream.start()
                 return self._watch(stream, finished)
             except sd.PortAudioError as err:
-                return 0.0, f"cannot start input device: {err}"
+                return 0.0, "device_error", f"cannot start input device: {err}"
             finally:
                 self._stream = None
                 # stop, not abort: PortAudio's ALSA abort cancels (pthread_cancel) its callback thread,
@@ -158,8 +188,8 @@ class MicSource:
                 stream.stop(ignore_errors=True)  # the device may already be gone: nothing to report
                 stream.close(ignore_errors=True)
 
-    def _watch(self, stream: Any, finished: threading.Event) -> tuple[float, str]:
-        """Wait for the stream to fail; return how long audio flowed and why it ended."""
+    def _watch(self, stream: Any, finished: threading.Event) -> tuple[float, str, str]:
+        """Wait for the stream to fail; return how long audio flowed and why it ended (word, words)."""
         opened = time.monotonic()
         while not self._stopping.is_set():
             if finished.wait(_TICK):
@@ -172,8 +202,8 @@ class MicSource:
                     stream.abort(ignore_errors=True)
             else:
                 continue
-            return (time.monotonic() - opened if self._up else 0.0), reason
-        return 0.0, "stopped"
+            return (time.monotonic() - opened if self._up else 0.0), "device_error", reason
+        return 0.0, "stopped", "stopped"
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio's thread: copy the block out (PortAudio reuses the buffer) and hand it on."""

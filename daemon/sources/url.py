@@ -18,7 +18,11 @@ stream joined in the middle of a frame, as Icecast serves it, is only
 trusted by ffmpeg's format probe after about 200 frames (~5 s of audio),
 which arrive at once only when the server's connect burst is large enough.
 A second thread per ffmpeg drains its stderr, so ffmpeg can never block on
-a full pipe, and keeps the last line as the reason it ended.
+a full pipe, and keeps the last line as the reason it ended.  That reason
+goes to the log; the ``down`` event gets a short word for it
+(:func:`classify_end`: ``http_404``, ``connect_failed``, ``timeout``,
+``eof``...), so a subscriber can tell a wrong URL from a network outage.
+The first failed attempt reports ``down`` even if the stream was never up.
 
 Only ``http`` and ``https`` URLs are accepted, and ffmpeg is confined to
 network protocols with ``-protocol_whitelist``, so neither the configured
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -53,7 +58,35 @@ PROTOCOL_WHITELIST = "http,https,tcp,tls,crypto,httpproxy"
 # anything longer ends ffmpeg and the source's own, reported, backoff takes over.
 FFMPEG_RECONNECT_SECONDS = 2
 TERM_GRACE_SECONDS = 2.0  # SIGTERM, then SIGKILL after this long
+KEPT_LINES = 5  # ffmpeg's last stderr lines searched for why it ended
 _TICK = 0.25  # longest wait on the pipe before the stop flag and the timeouts are checked
+
+
+# ffmpeg's words for a failed connection (libavformat http.c and network.c, strerror texts), first match wins.
+_HTTP_STATUS = re.compile(r"Server returned (\d{3}|[45]XX)")
+_CONNECT_FAILED = ("Connection refused", "Failed to resolve", "Name or service not known",
+                   "Temporary failure in name resolution", "No route to host", "Network is unreachable",
+                   "Connection reset", "SSL", "TLS", "certificate")
+_DECODE_ERROR = ("Invalid data found", "could not find codec", "Error while decoding")
+
+
+def classify_end(code: int, lines: list[str]) -> str:
+    """The ``down`` reason word for an ffmpeg that ended with ``code`` after printing ``lines`` (stderr).
+
+    ``http_404`` (any status ffmpeg names; ``http_4xx``/``http_5xx`` when it does
+    not), ``timeout``, ``connect_failed``, ``decode_error``, ``eof`` for a clean end
+    of stream, else ``error``.
+    """
+    text = "\n".join(lines)
+    if match := _HTTP_STATUS.search(text):
+        return f"http_{match.group(1).lower()}"
+    if "timed out" in text:
+        return "timeout"
+    if any(word in text for word in _CONNECT_FAILED):
+        return "connect_failed"
+    if any(word in text for word in _DECODE_ERROR):
+        return "decode_error"
+    return "eof" if code == 0 else "error"
 
 
 def check_url(url: str) -> str:
@@ -177,34 +210,35 @@ class UrlSource:
         assert self._sink is not None
         sink, down_reported = self._sink, False
         while not self._stopping.is_set():
-            up_seconds, reason = self._attempt()
+            up_seconds, why, reason = self._attempt()
             if self._stopping.is_set():
                 break
             if up_seconds is not None or not down_reported:  # report transitions, not every attempt
-                sink.state(self.name, "down", reason)
+                sink.state(self.name, "down", why, reason)
                 down_reported = True
             delay = self._backoff.next_delay(up_seconds or 0.0)
             log.warning("url source %r down: %s; reconnecting in %.1f s", self.name, reason, delay)
             sink.error(self.name, "reconnect", f"{reason}; reconnecting in {delay:.1f} s")
             self._stopping.wait(delay)
 
-    def _attempt(self) -> tuple[float | None, str]:
+    def _attempt(self) -> tuple[float | None, str, str]:
         """Run one ffmpeg until it ends, stalls or the source stops.
 
-        Returns how long audio flowed (None if it never did) and why it ended.
+        Returns how long audio flowed (None if it never did), why it ended as an
+        event reason word, and in words.
         """
         with self._lock:
             if self._stopping.is_set():
-                return None, "stopped"
+                return None, "stopped", "stopped"
             try:
                 proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE)
             except OSError as err:
-                return None, f"cannot run ffmpeg: {err}"
+                return None, "error", f"cannot run ffmpeg: {err}"
             self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
-        last_line: list[str] = []
-        drain = threading.Thread(target=self._drain, args=(proc.stderr, last_line), daemon=True,
+        last_lines: list[str] = []
+        drain = threading.Thread(target=self._drain, args=(proc.stderr, last_lines), daemon=True,
                                  name=f"url-{self.name}-stderr")
         drain.start()
         try:
@@ -221,11 +255,11 @@ class UrlSource:
                 self._proc = None
         up_seconds = time.monotonic() - up_since if up_since is not None else None
         if timed_out:
-            return up_seconds, timed_out
+            return up_seconds, "timeout", timed_out
         code = proc.returncode
         status = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        detail = f": {last_line[0]}" if last_line else (": end of stream" if code == 0 else "")
-        return up_seconds, f"ffmpeg ended ({status}){detail}"
+        detail = f": {last_lines[-1]}" if last_lines else (": end of stream" if code == 0 else "")
+        return up_seconds, classify_end(code, last_lines), f"ffmpeg ended ({status}){detail}"
 
     def _pump(self, pipe: IO[bytes]) -> tuple[float | None, str | None]:
         """Chunks from ffmpeg's stdout to the sink until EOF, a timeout or stop.
@@ -269,14 +303,14 @@ class UrlSource:
             samples = samples.reshape(-1, self.channels)
         self._sink.audio(Chunk(self.name, samples, self.sample_rate, arrival))
 
-    def _drain(self, stderr: IO[bytes], last_line: list[str]) -> None:
-        """Read ffmpeg's stderr to its end so that ffmpeg never blocks on it; keep the last line."""
+    def _drain(self, stderr: IO[bytes], last_lines: list[str]) -> None:
+        """Read ffmpeg's stderr to its end so that ffmpeg never blocks on it; keep the last few lines."""
         secret, public = self.url, redact(self.url)
         for raw in stderr:
             line = raw.decode("utf-8", "replace").strip().replace(secret, public)
             if line:
                 log.debug("url source %r: ffmpeg: %s", self.name, line)
-                last_line[:] = [line]
+                last_lines[:] = [*last_lines[-(KEPT_LINES - 1):], line]
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:

@@ -102,12 +102,12 @@ class FrameReceiver:
         idle = [s for s, (_, last) in self._streams.items() if now - last > self.idle_timeout]
         for stream in idle:
             del self._streams[stream]
-            sink.state(stream, "down", f"no message for {self.idle_timeout:g} s")
+            sink.state(stream, "down", "idle", f"no message for {self.idle_timeout:g} s")
 
-    def close(self, sink: SourceSink, reason: str) -> None:
-        """Report every stream down and forget them."""
+    def close(self, sink: SourceSink, reason: str, detail: str = "") -> None:
+        """Report every stream down (``reason``: an event reason word) and forget them."""
         for stream in list(self._streams):
-            sink.state(stream, "down", reason)
+            sink.state(stream, "down", reason, detail)
         self._streams.clear()
 
 
@@ -205,7 +205,7 @@ class ZmqSource:
                         receiver.handle(sink, parts, time.monotonic())
                 receiver.expire(sink, time.monotonic())
         finally:
-            receiver.close(sink, "source stopped")
+            receiver.close(sink, "stopped", "source stopped")
             socket.close()
 
 

@@ -23,7 +23,7 @@ class RecordingSink:
         self._keep = keep_chunks
         self.chunks: list[Chunk] = []
         self.chunk_count = 0
-        self.states: list[tuple[float, StreamState, str]] = []
+        self.states: list[tuple[float, StreamState, str, str]] = []  # (time, state, reason, detail)
         self.errors: list[tuple[float, str, str]] = []
 
     def audio(self, chunk: Chunk) -> None:
@@ -33,9 +33,9 @@ class RecordingSink:
                 self.chunks.append(chunk)
             self._cond.notify_all()
 
-    def state(self, stream: str, state: StreamState, reason: str = "") -> None:
+    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "") -> None:
         with self._cond:
-            self.states.append((time.monotonic(), state, reason))
+            self.states.append((time.monotonic(), state, reason, detail))
             self._cond.notify_all()
 
     def error(self, stream: str, kind: str, message: str) -> None:
@@ -50,7 +50,7 @@ class RecordingSink:
 
     def state_names(self) -> list[str]:
         with self._cond:
-            return [s for _, s, _ in self.states]
+            return [s for _, s, _, _ in self.states]
 
     def audio_after(self, t: float) -> np.ndarray:
         """Samples of the kept chunks that arrived after monotonic time ``t``, concatenated."""

@@ -58,7 +58,7 @@ def test_every_type_carries_the_documented_keys() -> None:
     events = [label_event("radio1", 93.51234, "rock", 0.812345678, SCORES, "jazz", now=1718000000.1234567),
               scores_event("radio1", 94.0, "rock", 0.8, SCORES),
               state_event("radio1", 95.0, "silence")]
-    extra = {"label": {"prev"}, "scores": set(), "state": {"state"}}
+    extra = {"label": {"prev"}, "scores": set(), "state": {"state", "reason"}}
     for event in events:
         parts = encode_event(event)
         assert parts[0] == f"genretag.{event['type']}.radio1".encode()
@@ -72,7 +72,26 @@ def test_every_type_carries_the_documented_keys() -> None:
     assert label["time"] == 1718000000.123457
     assert abs(scores["time"] - time.time()) < 5
     assert (state["state"], state["label"], state["confidence"]) == ("silence", None, None)
-    assert state["scores"] == {}
+    assert state["scores"] == {} and state["reason"] == "silence"
+
+
+def test_state_and_null_label_events_say_why() -> None:
+    """Every state event has a reason word (its state's own, or the source's for down); a label going
+    null carries the label it had and why; a label event with a genre has no reason key (schema v1:
+    the key is new and optional)."""
+    assert [state_event("s", 0.0, state)["reason"] for state in ("up", "recovered", "silence", "down")] == [
+        "audio", "audio", "silence", "error"]
+    down = json.loads(encode_event(state_event("s", 12.5, "down", reason="http_404"))[1])
+    assert (down["state"], down["reason"]) == ("down", "http_404")
+    gone = json.loads(encode_event(label_event("s", 12.5, None, None, {}, "rock", reason="silence"))[1])
+    assert decode_event([b"genretag.label.s", json.dumps(gone).encode()]) == gone
+    assert (gone["label"], gone["prev"], gone["reason"]) == (None, "rock", "silence")
+    assert "reason" not in label_event("s", 1.0, "rock", 0.8, SCORES, None)
+    with pytest.raises(ValueError, match="null label"):
+        label_event("s", 1.0, "rock", 0.8, SCORES, None, reason="silence")
+    for bad in ("", "Down", "no audio for 2 s", "x" * 33, "http-404"):
+        with pytest.raises(ValueError, match="reason"):
+            state_event("s", 0.0, "down", reason=bad)
 
 
 def test_bad_events_are_refused() -> None:

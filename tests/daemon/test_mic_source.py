@@ -11,6 +11,7 @@ run for well under a second each.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -136,14 +137,22 @@ def test_recovers_when_the_stream_fails(fault: Callable[[], None], reason: str, 
     assert sink.wait_for(lambda s: s.state_names() == ["up"], 10), (sink.states, sink.errors)
     sink.fault = fault
     assert sink.wait_for(lambda s: s.state_names() == ["up", "down", "up"], 10), (sink.states, sink.errors)
-    assert sink.states[1][2] == reason
+    assert sink.states[1][2:] == ("device_error", reason)
     assert [kind for _, kind, _ in sink.errors] == ["device"]
 
 
-def test_device_plugged_in_later(alsa_config: Path, started: list[MicSource]) -> None:
+def test_device_plugged_in_later(alsa_config: Path, started: list[MicSource],
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Missing at start: down with device_missing at once, the inputs that exist logged once, retried."""
+    caplog.set_level(logging.INFO, logger="genretag.daemon.sources.mic")
     src, sink = _start(started, "genretag_late")
     assert sink.wait_for(lambda s: len(s.errors) >= 2, 10), (sink.states, sink.errors)
-    assert sink.state_names() == ["down"] and "no input device matches 'genretag_late'" in sink.states[0][2]
+    assert [kind for _, kind, _ in sink.errors[:2]] == ["device_missing"] * 2
+    listings = [r.getMessage() for r in caplog.records if "Input devices PortAudio lists" in r.getMessage()]
+    assert len(listings) == 1 and "input device 'genretag_late' not found" in listings[0]
+    assert any(line.startswith("  ") and ": genretag_tone (" in line for line in listings[0].splitlines())
+    assert sink.state_names() == ["down"] and sink.states[0][2] == "device_missing"
+    assert "no input device matches 'genretag_late'" in sink.states[0][3]
     with alsa_config.open("a") as f:  # "plug it in": the next retry rescans PortAudio's device list
         f.write(LATE_DEVICE)
     assert sink.wait_for(lambda s: s.state_names() == ["down", "up"], 10), (sink.states, sink.errors)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import numpy as np
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from genretag.daemon import tagging
 from genretag.daemon.config import Config, LimitsConfig
+from genretag.daemon.events import decode_event, encode_event
 from genretag.daemon.metrics import Metrics
+from genretag.daemon.smoothing import LabelSmoother
 from genretag.daemon.sources.base import Chunk
 from genretag.daemon.tagging import Tagger
 from genretag.models.artifact import ArtifactManifest
@@ -72,10 +77,11 @@ def test_events_of_a_stream_leave_in_stream_order() -> None:
     drain(t)
     t.close()
     story = [e["state"] if e["type"] == "state" else e["label"] for e in events]
-    assert story == ["up", "a", "silence", "recovered", "a", "down"]
+    assert story == ["up", "a", "silence", None, "recovered", "a", "down", None]
     silence = next(e for e in events if e.get("state") == "silence")
     assert 3.9 <= silence["pos"] <= 4.1  # 2 s of audio + the 2 s hold
     assert all(e["label"] is None for e in events if e["type"] == "state")
+    assert [e["reason"] for e in events if e["type"] == "state"] == ["audio", "silence", "audio", "stopped"]
     assert sample(metrics, "genretag_windows_silent_total", stream="x") > 0
     assert sample(metrics, "genretag_silence_seconds_total", stream="x") >= 2.0
     assert sample(metrics, "genretag_label_changes_total", stream="x") == 2
@@ -103,7 +109,7 @@ def test_reload_with_a_new_hop_keeps_positions_running() -> None:
     feed(t, "x", loud(8))
     drain(t)
     t.close()
-    labels = [(e["label"], e["pos"]) for e in events if e["type"] == "label"]
+    labels = [(e["label"], e["pos"]) for e in events if e["type"] == "label" and e["label"] is not None]
     assert labels[0][0] == "a" and labels[-1][0] == "b"
     # the new windower (0.5 s windows every 0.5 s) settles after 4 windows = 2 s, counted on from the
     # 2 s before the reload, not from 0
@@ -155,3 +161,81 @@ def test_a_forgotten_stream_leaves_no_error_log_state_behind() -> None:
     drain(t)
     t.close()
     assert {stream for stream, _ in t._logged} <= {"c", "?"}
+
+
+def _labels(events: list[dict[str, Any]]) -> list[tuple[str | None, str | None, str | None]]:
+    """(label, prev, reason) of each label event, checked against the schema on the way."""
+    checked = [decode_event(encode_event(e)) for e in events]
+    return [(e["label"], e["prev"], e.get("reason")) for e in checked if e["type"] == "label"]
+
+
+def test_a_label_subscriber_learns_when_the_label_goes_null() -> None:
+    """Silence, a source going down and a shutdown each take the label away with a null label event
+    carrying the label it had and why; a stream that never had a label gets none."""
+    t, events, _ = tagger()
+    feed(t, "x", np.concatenate([loud(2), np.zeros(3 * SR, np.float32), loud(2)]))
+    drain(t)
+    t.state("x", "down", "http_404", "ffmpeg ended (exit status 8): Server returned 404 Not Found")
+    feed(t, "x", loud(2))
+    feed(t, "short", loud(0.3))  # up, but too short to settle a label
+    drain(t)
+    t.close()
+    x = [e for e in events if e["stream"] == "x"]
+    assert _labels(x) == [("a", None, None), (None, "a", "silence"), ("a", None, None),
+                          (None, "a", "http_404"), ("a", None, None), (None, "a", "stopped")]
+    nulls = [e for e in x if e["type"] == "label" and e["label"] is None]
+    assert all(e["confidence"] is None and e["scores"] == {} for e in nulls)
+    states = [e for e in x if e["type"] == "state"]
+    for null in nulls:  # each follows the state event that caused it, at its position
+        cause = max((s for s in states if s["time"] <= null["time"]), key=lambda s: s["time"])
+        assert null["pos"] == cause["pos"] and cause["state"] in ("silence", "down")
+    assert _labels([e for e in events if e["stream"] == "short"]) == []
+
+
+def test_a_reload_takes_labels_away_with_a_null_label_event() -> None:
+    t, events, _ = tagger()
+    feed(t, "x", loud(2))
+    drain(t)
+    t.reload(Config(), ConstantPredictor([0.1, 0.9]))
+    feed(t, "x", loud(3))
+    drain(t)
+    t.close()
+    assert _labels(events)[:3] == [("a", None, None), (None, "a", "reload"), ("b", None, None)]
+
+
+def test_a_stream_that_never_came_up_is_published_down_with_its_reason() -> None:
+    """A URL answering 404 from the start: the first failed attempt shows in events and metrics."""
+    events: list[dict[str, Any]] = []
+    metrics = Metrics()
+    t = Tagger(Config(), ConstantPredictor([0.9, 0.1]), events.append, metrics,
+               configured=["radio.example/live"])
+    t.start()
+    t.state("radio.example/live", "down", "http_404", "Server returned 404 Not Found")
+    t.state("radio.example/live", "down", "http_404", "again")  # one event per outage, not per attempt
+    drain(t)
+    assert [(e["type"], e["state"], e["reason"], e["pos"]) for e in events] == [
+        ("state", "down", "http_404", 0.0)]
+    assert sample(metrics, "genretag_stream_up", stream="radio.example/live") == 0
+    feed(t, "radio.example/live", loud(0.5))  # it comes up after all
+    t.close()
+    assert [e["state"] for e in events] == ["down", "up", "down"]
+    assert events[-1]["reason"] == "stopped"
+
+
+def test_an_abstaining_smoother_publishes_a_null_label_with_its_reason(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The smoother gives up its label when unsure (min_confidence, not yet a config key): the subscriber
+    hears of it from a null label event with the smoother's reason."""
+    monkeypatch.setattr(tagging, "LabelSmoother", partial(LabelSmoother, min_confidence=0.6))
+    predictor = ConstantPredictor([0.9, 0.1])
+    t, events, _ = tagger(predictor=predictor)
+    feed(t, "x", loud(2))
+    drain(t)
+    predictor.scores = np.array([0.5, 0.5], np.float32)
+    feed(t, "x", loud(3))
+    drain(t)
+    t.close()
+    labels = _labels(events)
+    assert labels[:2] == [("a", None, None), (None, "a", "uncertain")], labels
+    null = next(e for e in events if e["type"] == "label" and e["label"] is None)
+    assert set(null["scores"]) == {"a", "b"}  # the scores the smoother abstained on

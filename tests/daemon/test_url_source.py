@@ -27,7 +27,7 @@ import pytest
 import soundfile as sf
 from recording_sink import RecordingSink
 
-from genretag.daemon.sources.url import PROTOCOL_WHITELIST, UrlSource, check_url, redact
+from genretag.daemon.sources.url import PROTOCOL_WHITELIST, UrlSource, check_url, classify_end, redact
 
 pytestmark = pytest.mark.slow
 
@@ -285,7 +285,8 @@ def test_own_ffmpeg_killed_reconnects_in_stereo(icecast: Icecast, sources: list[
         if ups < 3:
             os.kill(_wait_pid(src), signal.SIGKILL)
     assert sink.state_names() == ["up", "down", "up", "down", "up"]
-    assert "killed by signal 9" in sink.states[1][2] and "killed by signal 9" in sink.states[3][2]
+    assert sink.states[1][2] == sink.states[3][2] == "error"
+    assert "killed by signal 9" in sink.states[1][3] and "killed by signal 9" in sink.states[3][3]
     assert None not in pids and len(set(pids)) == 3
     _assert_tone(sink, sink.states[4][0], 48000)
     assert sink.chunks[-1].samples.shape == (4800, 2) and sink.chunks[-1].sample_rate == 48000
@@ -307,7 +308,8 @@ def test_stop_during_backoff_is_prompt(sources: list[UrlSource]) -> None:
     src, sink = _start(sources, f"http://127.0.0.1:{_free_port()}/nothing.mp3", backoff_initial=30.0,
                        backoff_max=30.0)
     assert sink.wait_for(lambda s: len(s.errors) == 1, 10)
-    assert sink.state_names() == ["down"] and "Connection refused" in sink.states[0][2]
+    assert sink.state_names() == ["down"] and sink.states[0][2] == "connect_failed"
+    assert "Connection refused" in sink.states[0][3]
     t0 = time.monotonic()
     src.stop(5.0)
     assert time.monotonic() - t0 < 0.5
@@ -322,7 +324,7 @@ def test_stalled_stream_kills_ffmpeg(icecast: Icecast, sources: list[UrlSource])
     assert icecast.source is not None and pid is not None
     icecast.source.send_signal(signal.SIGSTOP)
     assert sink.wait_for(lambda s: len(s.states) >= 2, 10)
-    assert sink.states[1][1:] == ("down", "stalled: no audio for 2 s")
+    assert sink.states[1][1:] == ("down", "timeout", "stalled: no audio for 2 s")
     assert pid not in _ffmpeg_children()
 
 
@@ -348,7 +350,7 @@ def test_connect_timeout_kills_ffmpeg(sources: list[UrlSource]) -> None:
         src, sink = _start(sources, f"http://127.0.0.1:{server.server_port}/hang.mp3", connect_seconds=1.0)
         pid = _wait_pid(src)
         assert sink.wait_for(lambda s: bool(s.errors), 10)
-        assert sink.states[0][1:] == ("down", "no audio within 1 s of connecting")
+        assert sink.states[0][1:] == ("down", "timeout", "no audio within 1 s of connecting")
         assert pid not in _ffmpeg_children()
         src.stop(5.0)
     finally:
@@ -411,3 +413,50 @@ def _directory_handler(root: Path) -> type[http.server.SimpleHTTPRequestHandler]
             pass
 
     return Handler
+
+
+class _NotFoundHandler(http.server.BaseHTTPRequestHandler):
+    """Every GET is 404: a mistyped mount, from the first attempt on."""
+
+    def do_GET(self) -> None:
+        self.send_error(404, "Not Found")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_found() -> Iterator[str]:
+    """URL of a loopback HTTP server that answers 404 to everything."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFoundHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/live"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_url_answering_404_from_the_start_is_down_with_its_reason(not_found: str,
+                                                                    sources: list[UrlSource]) -> None:
+    src, sink = _start(sources, not_found)
+    assert sink.wait_for(lambda s: len(_reconnect_delays(s)) >= 3, 10), sink.errors
+    assert [state[1:3] for state in sink.states] == [("down", "http_404")]  # once, not per attempt
+    assert "Server returned 404 Not Found" in sink.states[0][3]
+
+
+@pytest.mark.parametrize(("code", "lines", "reason"), [
+    (8, ["[http @ 0x1] HTTP error 404 Not Found", "http://h/live: Server returned 404 Not Found"],
+     "http_404"),
+    (8, ["http://h/live: Server returned 403 Forbidden (access denied)"], "http_403"),
+    (8, ["http://h/x: Server returned 5XX Server Error reply"], "http_5xx"),
+    (1, ["http://h/x: Connection refused"], "connect_failed"),
+    (1, ["[tcp @ 0x1] Failed to resolve hostname nowhere.invalid: Name or service not known"],
+     "connect_failed"),
+    (1, ["http://h/x: Connection timed out"], "timeout"),
+    (1, ["http://h/x: Invalid data found when processing input"], "decode_error"),
+    (0, [], "eof"),
+    (-9, [], "error"),
+])
+def test_why_ffmpeg_ended_as_a_reason_word(code: int, lines: list[str], reason: str) -> None:
+    assert classify_end(code, lines) == reason
