@@ -102,16 +102,45 @@ def bind_host(spec: SourceSpec) -> str | None:
 
 
 def default_name(spec: SourceSpec) -> str:
-    """A stream id for a single-stream source without a configured ``name`` (zmq: the endpoint)."""
+    """A stream id for a single-stream source without a configured ``name`` (zmq: the endpoint).
+
+    Sanitised to the stream-id rules (:func:`~genretag.daemon.protocol.check_stream_id`):
+    whitespace runs become ``-``, other unprintable characters go, at most
+    ``MAX_STREAM_ID_CHARS`` characters.
+    """
     if spec.kind == "file":
         base = Path(spec.target).stem
     elif spec.kind == "url":
-        base = urlsplit(spec.target).hostname or "url"
+        base = url_stream_id(spec.target)
     elif spec.kind == "mic":
         base = f"mic-{spec.target}" if spec.target else "mic"
     else:
         base = spec.target
-    return re.sub(r"\s+", "-", base.strip())[:MAX_STREAM_ID_CHARS] or spec.kind
+    cleaned = "".join(ch for ch in re.sub(r"\s+", "-", base.strip()) if ch.isprintable())
+    return cleaned[:MAX_STREAM_ID_CHARS].rstrip("-") or spec.kind
+
+
+def url_stream_id(url: str) -> str:
+    """``host[:port]/mount`` of a stream URL: two mounts of one server get two ids.
+
+    The port shows only when the URL names one other than the scheme's default
+    (Icecast's usual ``:8000`` keeps two servers on one host apart); user info,
+    query and fragment are left out (they may hold credentials or tokens), and
+    so are the path's outer slashes.  ``http://radio.example/live`` gives
+    ``radio.example/live``.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "url").lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets, or its port would read as part of it
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and port != {"http": 80, "https": 443}.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    mount = parts.path.strip("/")
+    return f"{host}/{mount}" if mount else host
 
 
 def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS,

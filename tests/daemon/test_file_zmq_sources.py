@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import zmq
 
-from genretag.daemon.protocol import Limits, encode_frame
+from genretag.daemon.protocol import Limits, check_stream_id, encode_frame
 from genretag.daemon.sources.base import Chunk
 from genretag.daemon.sources.file import FileSource
 from genretag.daemon.sources.registry import build_source, default_name, parse_spec
@@ -23,6 +23,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.chunks: list[Chunk] = []
         self.log: list[tuple[str, ...]] = []  # ("state", stream, state) / ("error", stream, kind)
+        self.reasons: list[str] = []  # the reason word of each state report
         self.changed = threading.Condition()
 
     def audio(self, chunk: Chunk) -> None:
@@ -31,9 +32,10 @@ class RecordingSink:
                                      chunk.arrival_time))
             self.changed.notify_all()
 
-    def state(self, stream: str, state: str, reason: str = "") -> None:
+    def state(self, stream: str, state: str, reason: str = "", detail: str = "") -> None:
         with self.changed:
             self.log.append(("state", stream, state))
+            self.reasons.append(reason)
             self.changed.notify_all()
 
     def error(self, stream: str, kind: str, message: str) -> None:
@@ -82,6 +84,7 @@ def test_zmq_source_decodes_counts_and_times_out(push: Any) -> None:
     assert sink.log == [("state", "a", "up"), ("error", "a", "seq_gap"), ("error", "a", "odd_byte_count"),
                         ("error", "b", "bad_header"), ("error", "?", "bad_stream_id"),
                         ("error", "a", "too_large"), ("error", "a", "seq_restart"), ("state", "a", "down")]
+    assert sink.reasons[-1] == "idle"
 
 
 def test_zmq_source_reports_streams_down_when_stopped(push: Any) -> None:
@@ -91,7 +94,7 @@ def test_zmq_source_reports_streams_down_when_stopped(push: Any) -> None:
     push(source.address).send_multipart(encode_frame("x", np.zeros(80, np.int16), 8000, 0))
     sink.wait(("state", "x", "up"))
     source.stop()
-    assert sink.log[-1] == ("state", "x", "down")
+    assert sink.log[-1] == ("state", "x", "down") and sink.reasons[-1] == "stopped"
 
 
 def test_zmq_bind_errors_surface_at_start() -> None:
@@ -120,6 +123,7 @@ def test_file_source_fast_whole_and_in_order(wav: Path) -> None:
     sink.wait(("state", "tone", "down"))
     source.stop()
     assert sink.log == [("state", "tone", "up"), ("state", "tone", "down")]
+    assert sink.reasons[-1] == "eof"
     assert [len(c.samples) for c in sink.chunks] == [800] * 10  # 100 ms chunks
     audio = np.concatenate([c.samples for c in sink.chunks])
     np.testing.assert_allclose(audio, sf.read(wav, dtype="float32")[0])
@@ -141,6 +145,7 @@ def test_file_source_loops_until_stopped_and_reports_bad_files(wav: Path, tmp_pa
     time.sleep(0.3)
     source.stop()
     assert len(sink.chunks) > 10 and sink.log[-1] == ("state", "tone", "down")
+    assert sink.reasons[-1] == "stopped"
     bad = tmp_path / "bad.mp3"
     bad.write_bytes(b"no audio here" * 50)
     sink = RecordingSink()
@@ -148,6 +153,7 @@ def test_file_source_loops_until_stopped_and_reports_bad_files(wav: Path, tmp_pa
     source.start(sink)
     sink.wait(("state", "bad", "down"))
     assert ("error", "bad", "decode") in sink.log and not sink.chunks
+    assert sink.reasons[-1] == "decode_error"
 
 
 def test_spec_registry() -> None:
@@ -157,7 +163,7 @@ def test_spec_registry() -> None:
     assert default_name(spec) == "a-song"
     assert parse_spec("zmq:tcp://127.0.0.1:5555?idle=2").options == {"idle": 2.0}
     assert parse_spec("url:HTTP://radio.example/live?x=1").target == "http://radio.example/live?x=1"
-    assert default_name(parse_spec("url:http://radio.example:8000/live")) == "radio.example"
+    assert default_name(parse_spec("url:http://radio.example/live")) == "radio.example/live"
     assert parse_spec("mic:").target == "" and default_name(parse_spec("mic:USB Audio")) == "mic-USB-Audio"
     for bad, message in [("wav:x", "KIND:TARGET"), ("file:", "needs a path"), ("file:x?loop=maybe", "loop"),
                          ("file:x?rate=-1", "rate"), ("zmq:udp://x", "tcp://"), ("url:ftp://x", "scheme")]:
@@ -165,3 +171,18 @@ def test_spec_registry() -> None:
             parse_spec(bad)
     assert isinstance(build_source(parse_spec("zmq:tcp://127.0.0.1:*"), "z"), ZmqSource)
     assert isinstance(build_source(parse_spec("file:x.wav?rate=0"), "f"), FileSource)
+
+
+@pytest.mark.parametrize(("url", "stream_id"), [
+    ("http://radio.example/live", "radio.example/live"),
+    ("http://radio.example/other", "radio.example/other"),  # a second mount of the same server
+    ("http://radio.example:8000/live", "radio.example:8000/live"),  # a second server on the host
+    ("HTTP://Radio.Example:80/live/", "radio.example/live"),  # the scheme's own port says nothing
+    ("https://user:pw@radio.example/a/b.mp3?token=s3cret#x", "radio.example/a/b.mp3"),  # no secrets
+    ("http://127.0.0.1:8000/", "127.0.0.1:8000"),
+    ("http://[::1]:8000/live", "[::1]:8000/live"),
+    ("http://radio.example/" + "m" * 200, ("radio.example/" + "m" * 200)[:128]),
+])
+def test_url_stream_ids_name_host_and_mount(url: str, stream_id: str) -> None:
+    name = default_name(parse_spec(f"url:{url}"))
+    assert name == stream_id and check_stream_id(name) == name
