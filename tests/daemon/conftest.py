@@ -6,7 +6,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Producer, train_artifact
+from daemon_helpers import Producer, reap, train_artifact
+
+
+@pytest.fixture(autouse=True)
+def _reap_processes() -> Iterator[None]:
+    """Every genretag process a test started is killed afterwards, even when the test failed."""
+    yield
+    reap()
 
 
 @pytest.fixture(scope="session")

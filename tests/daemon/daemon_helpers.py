@@ -87,9 +87,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_started: list[subprocess.Popen[str]] = []
+
+
 def genretag(*args: object, **kwargs: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "genretag.cli.main", *map(str, args)], text=True,
+    """``genretag ARGS`` as a process that :func:`reap` kills after the test if it still runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", *map(str, args)], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    _started.append(proc)
+    return proc
+
+
+def reap() -> None:
+    """Kill every process :func:`genretag` started that still runs (a test's teardown, pass or fail).
+
+    A test that fails while waiting for a process (a ``send`` that ignored SIGINT, a
+    subscriber that never got its events) must not leave it running for good.
+    """
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()  # its pipes stay open: a Daemon's reader threads may still be reading them
 
 
 class Daemon:
@@ -142,6 +161,10 @@ class Daemon:
 
     def stream_events(self, stream: str, *types: str) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if e["stream"] == stream and (not types or e["type"] in types)]
+
+    def labels(self, stream: str) -> list[str]:
+        """The genres a stream's label events gave, in order (leaving out the label going null)."""
+        return [e["label"] for e in self.stream_events(stream, "label") if e["label"] is not None]
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         self.proc.send_signal(sig)

@@ -9,6 +9,7 @@ keeping copies.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon"))
 
 from bad_inputs import Corpus, make_corpus  # noqa: E402
-from daemon_helpers import train_artifact  # noqa: E402
+from daemon_helpers import reap, train_artifact  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _reap_processes() -> Iterator[None]:
+    """Every genretag process a test started is killed afterwards, even when the test failed."""
+    yield
+    reap()
 
 
 @pytest.fixture(scope="session")

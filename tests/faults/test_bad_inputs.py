@@ -137,7 +137,7 @@ def test_daemon_file_sources_survive_the_corpus(artifact: Path, corpus: Corpus) 
         assert m("genretag_windows_silent_total", stream="silence_2h") >= seen - 4  # the 2 s hold
         assert m("genretag_windows_dropped_total") == 0
         assert daemon.stop() == 0
-    labels = {n: [e["label"] for e in daemon.stream_events(n, "label")] for n in names}
+    labels = {n: daemon.labels(n) for n in names}
     for name, (kind, expected) in CLASSIFY.items():
         if kind == "label":
             assert labels[Path(name).stem] == [expected], (name, labels)
@@ -175,5 +175,5 @@ def test_daemon_zmq_nan_inf_and_192khz_8ch(artifact: Path) -> None:
         assert abs(m("genretag_windows_processed_total", stream="hires")
                    - expected_windows(int(HIRES_SECONDS * SR))) <= 1
         assert daemon.stop() == 0
-    assert [e["label"] for e in daemon.stream_events("hires", "label")] == ["classical"]
-    assert [e["label"] for e in daemon.stream_events("floats", "label")] == ["electronic"]
+    assert daemon.labels("hires") == ["classical"]
+    assert daemon.labels("floats") == ["electronic"]

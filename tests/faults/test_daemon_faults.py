@@ -73,8 +73,8 @@ def test_producer_disappears_and_returns(artifact: Path) -> None:
         assert daemon.stop() == 0
     assert _states(daemon, "radio") == ["up", "down", "up", "down"]
     assert _states(daemon, "steady") == ["up", "down"]
-    assert [e["label"] for e in daemon.stream_events("steady", "label")] == ["classical"]
-    assert [e["label"] for e in daemon.stream_events("radio", "label")] == ["electronic", "electronic"]
+    assert daemon.labels("steady") == ["classical"]
+    assert daemon.labels("radio") == ["electronic", "electronic"]
 
 
 @pytest.fixture
