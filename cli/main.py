@@ -21,6 +21,7 @@ from genretag.cli import (
     send_cmd,
     serve_cmd,
     subscribe_cmd,
+    tagger_cmd,
     train_cmd,
 )
 
@@ -42,6 +43,7 @@ cli.add_command(dataset_cmd.dataset)
 cli.add_command(train_cmd.train)
 cli.add_command(train_cmd.compare)
 cli.add_command(train_cmd.crossval)
+cli.add_command(tagger_cmd.train_tagger)
 cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
 cli.add_command(send_cmd.send)

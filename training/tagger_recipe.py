@@ -1,0 +1,149 @@
+"""The bundled default model's recipe: a musicnn head trained on several collections, chosen and
+calibrated on sources it did not see.
+
+Steps (``genretag train-tagger``):
+
+1. read the collections' manifests as one corpus (:mod:`genretag.training.corpus`): candidate
+   sets for labels, artists grouped across collections, the source of every clip;
+2. embed every window (3 s, 1.5 s hop) with the frozen backbones, cached per clip;
+3. figures that predict other sources: out-of-fold clip scores with leave-one-source-out folds
+   and with artist-grouped folds (:mod:`genretag.training.source_cv`);
+4. a temperature fitted on the leave-one-source-out scores, so that a score of 0.6 means what it
+   says on unseen sources; it is folded into the shipped ``Dense`` softmax;
+5. the head (:func:`genretag.training.set_head.fit_set_head`) on every clip, assembled into one
+   Keras model from PCM to calibrated genre probabilities, saved as a validated artifact whose
+   manifest carries the figures and the calibration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from genretag.training.backbone_train import (
+    BACKBONE_RATE,
+    Clip,
+    HeadConfig,
+    LinearHead,
+    build_tagger,
+    embed_clips,
+)
+from genretag.training.corpus import CorpusClip, candidates_of, corpus_labels, read_corpus
+from genretag.training.set_head import fit_set_head
+from genretag.training.source_cv import (
+    CorpusWindows,
+    artist_folds,
+    clip_scores,
+    fit_temperature,
+    out_of_fold,
+    set_metrics,
+    source_folds,
+)
+
+
+@dataclass(frozen=True)
+class TaggerRecipe:
+    """What :func:`train_tagger` fits; the defaults are the bundled model's."""
+
+    head: HeadConfig = field(default_factory=lambda: HeadConfig(C=0.0003))
+    artist_folds: int = 5
+    seed: int = 0
+    #: the smoothed score below which the daemon's rolling label abstains (chosen on the programme
+    #: benchmark, see the README); recorded in the artifact's calibration
+    min_confidence: float = 0.0
+
+
+def embed_corpus(clips: Sequence[CorpusClip], config: HeadConfig, cache_dir: Path | None) -> tuple[
+        np.ndarray, np.ndarray]:
+    """Window features ``(n_windows, dim)`` of ``config``'s layers and each window's clip index."""
+    from genretag.pipeline.audio import decode
+
+    decoded = [Clip(c.clip_id, c.group, np.zeros(0, np.float32), decode(c.path, BACKBONE_RATE))
+               for c in tqdm(clips, desc="decoding", unit="clip")]
+    emb = embed_clips(decoded, config.variants, config.hop_seconds, config.normalize_db, cache_dir)
+    index = {c.clip_id: i for i, c in enumerate(clips)}
+    return emb.select(config), np.array([index[i] for i in emb.clip_ids])
+
+
+def _fitter(config: HeadConfig) -> Any:
+    def fit(corpus: CorpusWindows, clip_mask: np.ndarray) -> LinearHead:
+        rows = corpus.windows_of(clip_mask)
+        clip_index = corpus.clip_index[rows]
+        return fit_set_head(corpus.features[rows], corpus.candidates[clip_index], clip_index, config.C)
+    return fit
+
+
+def cross_source_figures(corpus: CorpusWindows, names: Sequence[str], recipe: TaggerRecipe) -> tuple[
+        dict[str, Any], float]:
+    """Leave-one-source-out and artist-grouped figures, and the temperature fitted on the former."""
+    fit = _fitter(recipe.head)
+    n_clips = len(corpus.candidates)
+    figures: dict[str, Any] = {}
+    loso_logits, trained = out_of_fold(corpus, source_folds(corpus.sources), fit)
+    temperature = fit_temperature(loso_logits, corpus.candidates, corpus.clip_index)
+    scores = clip_scores(loso_logits, corpus.clip_index, n_clips, temperature)
+    figures["leave_one_source_out"] = {
+        **set_metrics(scores, corpus.candidates, names, trained),
+        "per_source": {
+            str(s): set_metrics(scores[corpus.sources == s], corpus.candidates[corpus.sources == s], names,
+                                trained[corpus.sources == s])
+            for s in np.unique(corpus.sources)
+        },
+    }
+    folds = artist_folds(corpus.candidates, corpus.groups, recipe.artist_folds, recipe.seed)
+    artist_logits, trained = out_of_fold(corpus, folds, fit)
+    scores = clip_scores(artist_logits, corpus.clip_index, n_clips, temperature)
+    figures["artist_grouped_cv"] = {"folds": recipe.artist_folds, "seed": recipe.seed,
+                                    **set_metrics(scores, corpus.candidates, names, trained)}
+    return figures, temperature
+
+
+def calibrated(head: LinearHead, temperature: float) -> LinearHead:
+    """The same head with its logits divided by ``temperature`` (softmax(z / T))."""
+    return LinearHead(head.mean, head.scale, head.coef / temperature, head.intercept / temperature)
+
+
+def corpus_fingerprint(clips: Sequence[CorpusClip]) -> str:
+    payload = json.dumps([(c.clip_id, c.labels, c.group, c.source) for c in clips], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe = TaggerRecipe(),
+                 cache_dir: Path | None = None) -> Any:
+    """Run the recipe (module docstring) on ``manifests`` and save the artifact to ``out_dir``."""
+    from genretag.models.artifact import ArtifactManifest
+    from genretag.models.musicnn import WINDOW_SAMPLES
+    from genretag.models.predictor import save_artifact
+
+    clips = read_corpus(manifests)
+    names = corpus_labels(clips)
+    config = recipe.head
+    features, clip_index = embed_corpus(clips, config, cache_dir)
+    corpus = CorpusWindows(features, clip_index, candidates_of(clips, names),
+                           np.array([c.group for c in clips]), np.array([c.source for c in clips]))
+    figures, temperature = cross_source_figures(corpus, names, recipe)
+    head = fit_set_head(features, corpus.candidates[clip_index], clip_index, config.C)
+    model = build_tagger(config, calibrated(head, temperature), len(names))
+    manifest = ArtifactManifest(
+        kind="keras", architecture="musicnn", labels=list(names), output="softmax",
+        sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
+        hop_seconds=config.hop_seconds, model_file="",
+        features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
+                  "backbones": list(config.variants), "layers": list(config.layers),
+                  "head": "class-balanced softmax regression on candidate sets", "C": config.C,
+                  "normalize_db": config.normalize_db},
+        training_data={"manifests": [str(m) for m in manifests], "clips": len(clips),
+                       "sources": sorted({c.source for c in clips}),
+                       "fingerprint": corpus_fingerprint(clips), "recipe": asdict(recipe)},
+        dev_metrics=figures,
+        calibration={"temperature": temperature, "min_confidence": recipe.min_confidence,
+                     "fitted_on": "leave-one-source-out clip scores (set log-loss)"},
+    )
+    return save_artifact(model, manifest, out_dir)
