@@ -95,6 +95,9 @@ class SmoothingConfig:
     switch_margin: float = 0.1
     switch_seconds: float = 6.0
     settle_windows: int = 4
+    min_confidence: float | None = None  # None: the model artifact's calibrated threshold
+    change_distance: float = 0.4
+    change_windows: int = 2
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,9 @@ _RULES: dict[str, tuple[Any, str]] = {
     "smoothing.switch_margin": (lambda v: 0 <= v <= 1, "must be 0..1"),
     "smoothing.switch_seconds": (lambda v: 0 <= v <= 3600, "must be 0..3600 seconds"),
     "smoothing.settle_windows": (lambda v: 1 <= v <= 1000, "must be 1..1000"),
+    "smoothing.min_confidence": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "smoothing.change_distance": (lambda v: 0 < v <= 1, "must be in (0, 1] (1: no change detection)"),
+    "smoothing.change_windows": (lambda v: 1 <= v <= 100, "must be 1..100"),
     "publish.hwm": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
     "limits.max_frame_bytes": (lambda v: 1024 <= v <= 64 << 20, "must be 1024..67108864 bytes"),
     "limits.max_streams": (lambda v: 1 <= v <= 10000, "must be 1..10000"),

@@ -141,6 +141,7 @@ class Tagger:
         self._out_config = config  # output side: changes on the inference thread, in queue order
         self._settings = windower_settings(predictor, config)
         self._labels = list(predictor.manifest.labels)
+        self._calibration = dict(predictor.manifest.calibration)  # output side, like _labels
         self._emit = emit
         self.metrics = metrics
         self._configured = frozenset(configured)
@@ -365,8 +366,12 @@ class Tagger:
     def _new_output(self, stream: str) -> _Output:
         """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
         sm = self._out_config.smoothing
+        min_confidence = sm.min_confidence
+        if min_confidence is None:  # the model's own calibrated threshold
+            min_confidence = float(self._calibration.get("min_confidence", 0.0))
         smoother = LabelSmoother(self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
-                                 sm.switch_margin, sm.switch_seconds, sm.settle_windows)
+                                 sm.switch_margin, sm.switch_seconds, sm.settle_windows,
+                                 min_confidence, sm.change_distance, sm.change_windows)
         self.metrics.label_changes.touch(stream)
         return _Output(smoother)
 
@@ -400,6 +405,7 @@ class Tagger:
 
     def _on_swap(self, old: Predictor, new: Predictor) -> None:
         self._labels = list(new.manifest.labels)
+        self._calibration = dict(new.manifest.calibration)
         self.metrics.set_model(new.manifest)  # removes every score series
         self._drop_outputs("reload")
         log.info("now serving %s model %s (labels %s)", new.manifest.architecture,

@@ -50,6 +50,10 @@ class ArtifactManifest:
     training_data: dict[str, Any] = field(default_factory=dict)
     dev_metrics: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    #: How far the scores can be trusted, fitted on held-out folds: ``temperature`` (already folded
+    #: into the model's output), ``min_confidence`` (the smoothed score below which the daemon's
+    #: rolling label abstains) and what that threshold was chosen for.  Empty: never abstain.
+    calibration: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     package_version: str = field(default_factory=lambda: version("genretag"))
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -91,6 +95,12 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 }
 
 
+#: Fields that older artifacts lack; a missing one takes its default.
+_OPTIONAL_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "calibration": dict,
+}
+
+
 def _check(condition: bool, field_name: str, problem: str) -> None:
     if not condition:
         raise ArtifactError(f"manifest field '{field_name}': {problem}")
@@ -102,7 +112,9 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
         _check(name in raw, name, "missing")
         _check(isinstance(raw[name], typ) and not isinstance(raw[name], bool), name,
                f"expected {typ}, got {type(raw[name]).__name__}")
-    unknown = sorted(set(raw) - set(_FIELD_TYPES))
+    for name, typ in _OPTIONAL_FIELD_TYPES.items():
+        _check(name not in raw or isinstance(raw[name], typ), name, f"expected {typ}")
+    unknown = sorted(set(raw) - set(_FIELD_TYPES) - set(_OPTIONAL_FIELD_TYPES))
     _check(not unknown, unknown[0] if unknown else "", "unknown field")
     _check(raw["format_version"] == FORMAT_VERSION, "format_version",
            f"unsupported version {raw['format_version']} (this genretag reads {FORMAT_VERSION})")
@@ -117,6 +129,9 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
     _check(0 < raw["hop_seconds"] <= raw["window_seconds"] * 4, "hop_seconds",
            f"out of range: {raw['hop_seconds']}")
     _check(raw["model_file"] in raw["files"], "model_file", "not listed in 'files'")
+    threshold = raw.get("calibration", {}).get("min_confidence", 0.0)
+    _check(isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold < 1,
+           "calibration", f"min_confidence must be a number in [0, 1), got {threshold!r}")
     for name, digest in raw["files"].items():
         _check(isinstance(digest, str) and len(digest) == 64, "files", f"bad SHA-256 for {name}")
         _check(Path(name).name == name, "files", f"{name!r} must be a plain file name")

@@ -5,18 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from genretag.daemon import tagging
-from genretag.daemon.config import Config, LimitsConfig
+from genretag.daemon.config import Config, LimitsConfig, SmoothingConfig
 from genretag.daemon.events import decode_event, encode_event
 from genretag.daemon.metrics import Metrics
-from genretag.daemon.smoothing import LabelSmoother
 from genretag.daemon.sources.base import Chunk
 from genretag.daemon.tagging import Tagger
 from genretag.models.artifact import ArtifactManifest
@@ -37,10 +34,12 @@ class ConstantPredictor:
         return np.tile(self.scores, (len(windows), 1))
 
 
-def tagger(max_streams: int = 8, predictor: Any = None) -> tuple[Tagger, list[dict[str, Any]], Metrics]:
+def tagger(max_streams: int = 8, predictor: Any = None,
+           smoothing: SmoothingConfig | None = None) -> tuple[Tagger, list[dict[str, Any]], Metrics]:
     events: list[dict[str, Any]] = []
     metrics = Metrics()
-    config = replace(Config(), limits=LimitsConfig(max_streams=max_streams))
+    config = replace(Config(), limits=LimitsConfig(max_streams=max_streams),
+                     smoothing=smoothing or SmoothingConfig())
     t = Tagger(config, predictor or ConstantPredictor([0.9, 0.1]), events.append, metrics)
     t.start()
     return t, events, metrics
@@ -222,13 +221,17 @@ def test_a_stream_that_never_came_up_is_published_down_with_its_reason() -> None
     assert events[-1]["reason"] == "stopped"
 
 
-def test_an_abstaining_smoother_publishes_a_null_label_with_its_reason(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The smoother gives up its label when unsure (min_confidence, not yet a config key): the subscriber
-    hears of it from a null label event with the smoother's reason."""
-    monkeypatch.setattr(tagging, "LabelSmoother", partial(LabelSmoother, min_confidence=0.6))
+@pytest.mark.parametrize("where", ["config", "artifact"])
+def test_an_abstaining_smoother_publishes_a_null_label_with_its_reason(where: str) -> None:
+    """The smoother gives up its label when unsure (below ``smoothing.min_confidence``, or the artifact's
+    calibrated threshold when the config leaves it unset): the subscriber hears of it from a null label
+    event with the smoother's reason."""
     predictor = ConstantPredictor([0.9, 0.1])
-    t, events, _ = tagger(predictor=predictor)
+    if where == "artifact":
+        predictor.manifest.calibration = {"min_confidence": 0.6}
+        t, events, _ = tagger(predictor=predictor)
+    else:
+        t, events, _ = tagger(predictor=predictor, smoothing=SmoothingConfig(min_confidence=0.6))
     feed(t, "x", loud(2))
     drain(t)
     predictor.scores = np.array([0.5, 0.5], np.float32)
