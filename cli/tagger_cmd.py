@@ -18,7 +18,7 @@ import click
               show_default=True, help="Folder to cache backbone embeddings in (a rerun reuses them).")
 @click.option("--C", "c", type=click.FloatRange(min=0, min_open=True), default=0.0003, show_default=True,
               help="Inverse L2 strength of the head.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--min-confidence", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
               help="Smoothed score below which the daemon's rolling label abstains, stored in the artifact "
                    "(serve's smoothing.min_confidence overrides it).")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2),

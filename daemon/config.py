@@ -93,11 +93,11 @@ class SmoothingConfig:
     ema_alpha: float = 0.2
     mean_windows: int = 9
     switch_margin: float = 0.1
-    switch_seconds: float = 6.0
+    switch_seconds: float = 3.0
     settle_windows: int = 4
     min_confidence: float | None = None  # None: the model artifact's calibrated threshold
-    change_distance: float = 0.4
-    change_windows: int = 2
+    change_distance: float = 0.35
+    change_windows: int = 3
 
 
 @dataclass(frozen=True)

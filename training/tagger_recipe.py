@@ -57,7 +57,7 @@ class TaggerRecipe:
     seed: int = 0
     #: the smoothed score below which the daemon's rolling label abstains (chosen on the programme
     #: benchmark, see the README); recorded in the artifact's calibration
-    min_confidence: float = 0.0
+    min_confidence: float = 0.2
 
 
 def embed_corpus(clips: Sequence[CorpusClip], config: HeadConfig, cache_dir: Path | None) -> tuple[
