@@ -8,8 +8,9 @@ Steps (``genretag train-tagger``):
 2. embed every window (3 s, 1.5 s hop) with the frozen backbones, cached per clip;
 3. figures that predict other sources: out-of-fold clip scores with leave-one-source-out folds
    and with artist-grouped folds (:mod:`genretag.training.source_cv`);
-4. a temperature fitted on the leave-one-source-out scores, so that a score of 0.6 means what it
-   says on unseen sources; it is folded into the shipped ``Dense`` softmax;
+4. a temperature fitted on the leave-one-source-out scores (artist-grouped ones with fewer than three
+   sources), so that a score of 0.6 means what it says on unseen sources; it is folded into the
+   shipped ``Dense`` softmax;
 5. the head (:func:`genretag.training.set_head.fit_set_head`) on every clip, assembled into one
    Keras model from PCM to calibrated genre probabilities, saved as a validated artifact whose
    manifest carries the figures and the calibration.
@@ -47,6 +48,10 @@ from genretag.training.source_cv import (
     source_folds,
 )
 
+#: Sources needed before the temperature is fitted on leave-one-source-out scores (see
+#: :func:`cross_source_figures`).
+MIN_SOURCES_FOR_LOSO_CALIBRATION = 3
+
 
 @dataclass(frozen=True)
 class TaggerRecipe:
@@ -81,28 +86,36 @@ def _fitter(config: HeadConfig) -> Any:
 
 
 def cross_source_figures(corpus: CorpusWindows, names: Sequence[str], recipe: TaggerRecipe) -> tuple[
-        dict[str, Any], float]:
-    """Leave-one-source-out and artist-grouped figures, and the temperature fitted on the former."""
+        dict[str, Any], float, str]:
+    """Leave-one-source-out and artist-grouped figures, the temperature, and which folds it was fitted on.
+
+    The temperature comes from the leave-one-source-out scores when there are at least
+    :data:`MIN_SOURCES_FOR_LOSO_CALIBRATION` sources; with two, each fold learns from one source only (GTZAN
+    alone has 10 clips a genre), its scores say little about a model trained on both, and the fitted
+    temperature runs to its bound: the artist-grouped scores are used instead.
+    """
     fit = _fitter(recipe.head)
     n_clips = len(corpus.candidates)
-    figures: dict[str, Any] = {}
-    loso_logits, trained = out_of_fold(corpus, source_folds(corpus.sources), fit)
-    temperature = fit_temperature(loso_logits, corpus.candidates, corpus.clip_index)
+    loso_logits, loso_trained = out_of_fold(corpus, source_folds(corpus.sources), fit)
+    folds = artist_folds(corpus.candidates, corpus.groups, recipe.artist_folds, recipe.seed)
+    artist_logits, artist_trained = out_of_fold(corpus, folds, fit)
+    fitted_on = ("leave_one_source_out" if len(np.unique(corpus.sources)) >= MIN_SOURCES_FOR_LOSO_CALIBRATION
+                 else "artist_grouped_cv")
+    temperature = fit_temperature(loso_logits if fitted_on == "leave_one_source_out" else artist_logits,
+                                  corpus.candidates, corpus.clip_index)
     scores = clip_scores(loso_logits, corpus.clip_index, n_clips, temperature)
-    figures["leave_one_source_out"] = {
-        **set_metrics(scores, corpus.candidates, names, trained),
+    figures: dict[str, Any] = {"leave_one_source_out": {
+        **set_metrics(scores, corpus.candidates, names, loso_trained),
         "per_source": {
             str(s): set_metrics(scores[corpus.sources == s], corpus.candidates[corpus.sources == s], names,
-                                trained[corpus.sources == s])
+                                loso_trained[corpus.sources == s])
             for s in np.unique(corpus.sources)
         },
-    }
-    folds = artist_folds(corpus.candidates, corpus.groups, recipe.artist_folds, recipe.seed)
-    artist_logits, trained = out_of_fold(corpus, folds, fit)
+    }}
     scores = clip_scores(artist_logits, corpus.clip_index, n_clips, temperature)
     figures["artist_grouped_cv"] = {"folds": recipe.artist_folds, "seed": recipe.seed,
-                                    **set_metrics(scores, corpus.candidates, names, trained)}
-    return figures, temperature
+                                    **set_metrics(scores, corpus.candidates, names, artist_trained)}
+    return figures, temperature, fitted_on
 
 
 def calibrated(head: LinearHead, temperature: float) -> LinearHead:
@@ -128,7 +141,7 @@ def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe 
     features, clip_index = embed_corpus(clips, config, cache_dir)
     corpus = CorpusWindows(features, clip_index, candidates_of(clips, names),
                            np.array([c.group for c in clips]), np.array([c.source for c in clips]))
-    figures, temperature = cross_source_figures(corpus, names, recipe)
+    figures, temperature, fitted_on = cross_source_figures(corpus, names, recipe)
     head = fit_set_head(features, corpus.candidates[clip_index], clip_index, config.C)
     model = build_tagger(config, calibrated(head, temperature), len(names))
     manifest = ArtifactManifest(
@@ -144,6 +157,6 @@ def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe 
                        "fingerprint": corpus_fingerprint(clips), "recipe": asdict(recipe)},
         dev_metrics=figures,
         calibration={"temperature": temperature, "min_confidence": recipe.min_confidence,
-                     "fitted_on": "leave-one-source-out clip scores (set log-loss)"},
+                     "fitted_on": f"{fitted_on.replace('_', '-')} clip scores (set log-loss)"},
     )
     return save_artifact(model, manifest, out_dir)
