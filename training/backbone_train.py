@@ -19,12 +19,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 if TYPE_CHECKING:
+    from genretag.models.artifact import ArtifactManifest
     from genretag.training.reader import DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -251,8 +252,6 @@ def train_backbone_head(dataset_dir: Path, info: DatasetInfo, splits: Sequence[s
     training clips with artist-grouped folds and the figures are recorded in
     the manifest (``dev_metrics.cross_validation``).
     """
-    from genretag.models.artifact import ArtifactManifest
-    from genretag.models.musicnn import WINDOW_SAMPLES
 
     config = config or HeadConfig(hop_seconds=hop_seconds)
     labels = list(info.labels)
@@ -265,14 +264,23 @@ def train_backbone_head(dataset_dir: Path, info: DatasetInfo, splits: Sequence[s
         from genretag.training.cross_validation import cross_validate
 
         figures["cross_validation"] = cross_validate(emb, config, labels, cv_folds, seed)
-    manifest = ArtifactManifest(
-        kind="keras", architecture="musicnn", labels=labels, output="softmax",
+    manifest = tagger_manifest(config, labels, "class-balanced multinomial logistic regression",
+                               dev_metrics=figures)
+    return model, manifest
+
+
+def tagger_manifest(config: HeadConfig, labels: Sequence[str], head: str, **fields: Any) -> ArtifactManifest:
+    """The manifest of a model made by :func:`build_tagger`; ``fields`` adds manifest fields
+    (``dev_metrics``, ``training_data``, ``calibration``)."""
+    from genretag.models.artifact import ArtifactManifest
+    from genretag.models.musicnn import WINDOW_SAMPLES
+
+    return ArtifactManifest(
+        kind="keras", architecture="musicnn", labels=list(labels), output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
         hop_seconds=config.hop_seconds, model_file="",
         features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
                   "backbones": list(config.variants), "layers": list(config.layers),
-                  "head": "class-balanced multinomial logistic regression", "C": config.C,
-                  "normalize_db": config.normalize_db},
-        dev_metrics=figures,
+                  "head": head, "C": config.C, "normalize_db": config.normalize_db},
+        **fields,
     )
-    return model, manifest

@@ -35,6 +35,7 @@ from genretag.training.backbone_train import (
     LinearHead,
     build_tagger,
     embed_clips,
+    tagger_manifest,
 )
 from genretag.training.corpus import CorpusClip, candidates_of, corpus_labels, read_corpus
 from genretag.training.set_head import fit_set_head
@@ -131,8 +132,6 @@ def corpus_fingerprint(clips: Sequence[CorpusClip]) -> str:
 def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe = TaggerRecipe(),
                  cache_dir: Path | None = None) -> Any:
     """Run the recipe (module docstring) on ``manifests`` and save the artifact to ``out_dir``."""
-    from genretag.models.artifact import ArtifactManifest
-    from genretag.models.musicnn import WINDOW_SAMPLES
     from genretag.models.predictor import save_artifact
 
     clips = read_corpus(manifests)
@@ -144,14 +143,8 @@ def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe 
     figures, temperature, fitted_on = cross_source_figures(corpus, names, recipe)
     head = fit_set_head(features, corpus.candidates[clip_index], clip_index, config.C)
     model = build_tagger(config, calibrated(head, temperature), len(names))
-    manifest = ArtifactManifest(
-        kind="keras", architecture="musicnn", labels=list(names), output="softmax",
-        sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
-        hop_seconds=config.hop_seconds, model_file="",
-        features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
-                  "backbones": list(config.variants), "layers": list(config.layers),
-                  "head": "class-balanced softmax regression on candidate sets", "C": config.C,
-                  "normalize_db": config.normalize_db},
+    manifest = tagger_manifest(
+        config, names, "class-balanced softmax regression on candidate sets",
         training_data={"manifests": [str(m) for m in manifests], "clips": len(clips),
                        "sources": sorted({c.source for c in clips}),
                        "fingerprint": corpus_fingerprint(clips), "recipe": asdict(recipe)},
