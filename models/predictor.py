@@ -163,7 +163,9 @@ def import_keras() -> Any:
     only loads and runs models.  ``jax`` is held out only when it is not the
     Keras backend.
     """
-    if "keras" in sys.modules:
+    if "keras" in sys.modules:  # imported by someone else: the custom layers may still be unregistered
+        import genretag.models.keras_layers  # noqa: F401
+
         return sys.modules["keras"]
     quiet = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2") != "0"
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")

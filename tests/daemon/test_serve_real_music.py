@@ -25,7 +25,7 @@ from genretag.pipeline.audio import decode
 SR = 22050
 PROGRAMME = [("metal", "audio/gtzan/metal/metal.00000.mp3"),
              ("classical", "audio/emotify/classical/classical_1.mp3"),
-             ("hiphop", "audio/gtzan/hiphop/hiphop.00000.mp3")]
+             ("hiphop", "audio/gtzan/hiphop/hiphop.00001.mp3")]
 CLIP_S, GAP_S = 20.0, 5.0
 
 
