@@ -23,14 +23,15 @@ import click
                    "(serve's smoothing.min_confidence overrides it).")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(min=2),
               help="Artist-grouped folds reported next to leave-one-source-out.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the artist-grouped folds.")
 def train_tagger(manifests: tuple[Path, ...], out_dir: Path, cache_dir: Path, c: float, min_confidence: float,
                  folds: int, seed: int) -> None:
     """Train the default model's recipe: frozen musicnn backbones and a softmax head on candidate
     sets, chosen and calibrated on sources it did not see.
 
     Prints and records (in the artifact's dev_metrics) leave-one-source-out and artist-grouped
-    cross-validated figures; the temperature fitted on the former is folded into the model.
+    cross-validated figures; the temperature fitted on the former (on the latter with fewer than three
+    sources) is folded into the model.
     Embedding takes about a second per 30 s clip on 2 CPU cores, once (cached).
     """
     from genretag.training.backbone_train import HeadConfig
