@@ -7,6 +7,7 @@ inside the command so ``genretag --help`` stays instant.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 
+from genretag.cli import messages
 from genretag.cli.curve_options import connect_client, curve_options
 
 
@@ -24,10 +26,11 @@ def _format(event: dict[str, Any]) -> str:
     if event["confidence"] is not None:
         label += f" {event['confidence']:.3f}"
     line = f"{when} {event['stream']} {event['pos']:.1f}s {event['type']}"
+    why = f": {event['reason']}" if event.get("reason") else ""
     if event["type"] == "label":
-        return f"{line} {label} (was {event['prev'] or '-'})"
+        return f"{line} {label} (was {event['prev'] or '-'}{why})"
     if event["type"] == "state":
-        return f"{line} {event['state']} label={label}"
+        return f"{line} {event['state']}{why} label={label}"
     top = sorted(event["scores"].items(), key=lambda kv: -kv[1])[:3]
     return f"{line} {label} [" + " ".join(f"{genre}={p:.3f}" for genre, p in top) + "]"
 
@@ -60,6 +63,9 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
 
     from genretag.daemon.events import EVENT_TYPES, decode_event, subscriptions
 
+    # Ctrl-C stops it even when it was started with SIGINT ignored (nohup, a shell's background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     unknown = sorted(set(types) - set(EVENT_TYPES))
     if unknown:
         raise click.BadParameter(f"unknown event type {', '.join(unknown)} (one of {', '.join(EVENT_TYPES)})",
@@ -89,7 +95,7 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
                     continue  # the prefix also matched a longer stream id
                 line = parts[1].decode() if as_json else _format(event)
             except (ValueError, KeyError, TypeError) as err:
-                click.echo(f"warning: skipped a message that is not a genretag event: {err!r}", err=True)
+                messages.warning(f"skipped a message that is not a genretag event: {err!r}")
                 continue
             click.echo(line)  # click.echo flushes
             printed += 1

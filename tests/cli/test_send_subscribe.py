@@ -241,3 +241,21 @@ def test_subscribe_times_out_when_nothing_arrives(publisher: EventPublisher) -> 
     proc = _genretag("subscribe", publisher.address, "--timeout", 0.5)
     stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 1 and stdout == b"" and b"no event" in stderr
+
+
+def test_subscribe_says_why_a_label_went_null_and_why_a_stream_went_down(publisher: EventPublisher) -> None:
+    events = [label_event("radio1", 3.0, None, None, {}, "rock", reason="uncertain"),
+              state_event("radio1", 4.0, "down", reason="http_404")]
+    lines = _run_subscriber(publisher, events)
+    assert any(" radio1 3.0s label - (was rock: uncertain)" in line for line in lines), lines
+    assert any(" radio1 4.0s state down: http_404 label=-" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint_default", "sigint_ignored"])
+def test_subscribe_stops_on_sigint(publisher: EventPublisher, sigint_ignored: bool) -> None:
+    """Ctrl-C stops subscribe (exit 130), also when it was started with SIGINT ignored."""
+    proc = _genretag("subscribe", publisher.address, sigint_ignored=sigint_ignored)
+    time.sleep(3)  # imported and waiting for events
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and b"Traceback" not in stderr, stderr.decode()
