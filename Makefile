@@ -26,8 +26,9 @@ bench-training:
 	$(PYTHON) -m benchmarks.training_input $(quick) --json $(OUTDIR)/training_input.json
 
 # Programme benchmark (issue 13): radio-like programmes of held-out songs through the real daemon, one column
-# per run (NAME:MODEL[:CONFIG.toml]). The bundled models trained on music/ only, so mer4q is held out; its two
-# artists that are probably also GTZAN's (blues, reggae) are left out too. PROG_ARGS adds options
+# per run (NAME:MODEL[:CONFIG.toml]). mer4q clips by artists not in music/ (GTZAN's blues and reggae artists are
+# joined with theirs) are held out for the fast model and the previous default; the current default trained on
+# mer4q too, so score it with an artifact trained without the programmes' artists (README). PROG_ARGS adds options
 # (--programmes, --songs, --seed, --keep --workdir DIR; `python -m benchmarks.programme -h`).
 SHARED ?= ../shared/data
 PROG_RUNS ?= default:default fast:fast
@@ -38,5 +39,4 @@ PROG_ARGS ?=
 bench-programme:
 	$(PYTHON) -m benchmarks.programme $(foreach m,$(PROG_MANIFESTS),--manifest $(m)) \
 		$(foreach s,$(PROG_SOURCES),--source $(s)) $(foreach r,$(PROG_RUNS),--run $(r)) \
-		--exclude-artists-of $(SHARED)/music/manifest.csv --exclude-artist "John Lee Hooker" \
-		--exclude-artist "Bob Marley" --json $(OUTDIR)/programme.json $(PROG_ARGS)
+		--exclude-artists-of $(SHARED)/music/manifest.csv --json $(OUTDIR)/programme.json $(PROG_ARGS)

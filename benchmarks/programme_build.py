@@ -39,6 +39,7 @@ import numpy as np
 import soundfile as sf
 
 from genretag.pipeline.audio import AudioDecodeError, decode
+from genretag.training.corpus import artist_group
 from genretag.training.label_sets import candidate_set
 
 CUE_VERSION = 1
@@ -93,11 +94,6 @@ def genre_name(truth: Iterable[str]) -> str:
     return "/".join(sorted(truth))
 
 
-def normalise_artist(name: str) -> str:
-    """Artist names compared case- and space-insensitively (``The  Police`` is ``the police``)."""
-    return " ".join(name.casefold().split())
-
-
 def clip_seconds(path: Path) -> float:
     """A clip's length from its header (cheap); decoded in full only where the header is unreadable."""
     try:
@@ -119,9 +115,10 @@ def read_manifest(manifest: Path) -> list[Clip]:
 
 
 def artists_of(manifest: Path) -> set[str]:
-    """The (normalised) artists of a manifest: a model trained on it has heard them."""
+    """The artist groups of a manifest (:func:`~genretag.training.corpus.artist_group`: case-folded, known
+    aliases joined): a model trained on it has heard them."""
     with manifest.open(newline="") as handle:
-        return {normalise_artist(row["artist"]) for row in csv.DictReader(handle) if row.get("artist")}
+        return {artist_group(row["artist"]) for row in csv.DictReader(handle) if row.get("artist")}
 
 
 def select_clips(clips: Iterable[Clip], sources: Sequence[str], *, exclude_artists: Iterable[str] = (),
@@ -138,8 +135,8 @@ def select_clips(clips: Iterable[Clip], sources: Sequence[str], *, exclude_artis
     """
     if not sources:
         raise ValueError("name at least one source (the manifest's source column) the model did not train on")
-    excluded = {normalise_artist(a) for a in exclude_artists}
-    return [c for c in clips if c.source in sources and normalise_artist(c.artist) not in excluded
+    excluded = {artist_group(a) for a in exclude_artists}
+    return [c for c in clips if c.source in sources and artist_group(c.artist) not in excluded
             and (not splits or c.split in splits) and c.labels]
 
 

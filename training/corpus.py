@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genretag.training.label_sets import candidate_matrix
+from genretag.training.label_sets import candidate_matrix, candidate_set
 from genretag.training.sources import SourceError
 
 #: Artist names (lower case) that stand for one artist group.  ``../shared/data/README.md``: the GTZAN
@@ -83,8 +83,6 @@ def read_corpus(manifests: Iterable[Path]) -> list[CorpusClip]:
 
 def corpus_labels(clips: Sequence[CorpusClip]) -> list[str]:
     """Sorted genre names of the corpus (candidates widened by label groups included)."""
-    from genretag.training.label_sets import candidate_set
-
     return sorted(set().union(*(candidate_set(c.labels) for c in clips)))
 
 

@@ -43,8 +43,8 @@ def window_weights(candidates: np.ndarray, clip_ids: np.ndarray,
 
 
 def _loss_and_grad(params: np.ndarray, x: np.ndarray, candidates: np.ndarray, w: np.ndarray,
-                   present: np.ndarray, inv_c: float) -> tuple[float, np.ndarray]:
-    k, d = int(present.sum()), x.shape[1]
+                   inv_c: float) -> tuple[float, np.ndarray]:
+    k, d = candidates.shape[1], x.shape[1]
     coef, bias = params[:k * d].reshape(k, d), params[k * d:]
     logits = x @ coef.T + bias
     logits -= logits.max(axis=1, keepdims=True)
@@ -82,7 +82,7 @@ def fit_set_head(x: np.ndarray, candidates: np.ndarray, clip_ids: np.ndarray, C:
     xs = ((x - mean) / scale).astype(np.float64)
     cand = candidates[:, present]
     k, d = int(present.sum()), x.shape[1]
-    result = minimize(_loss_and_grad, np.zeros(k * d + k), args=(xs, cand, w, present, 1.0 / C),
+    result = minimize(_loss_and_grad, np.zeros(k * d + k), args=(xs, cand, w, 1.0 / C),
                       jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     coef = np.zeros((candidates.shape[1], d))
     intercept = np.full(candidates.shape[1], ABSENT_LOGIT)
