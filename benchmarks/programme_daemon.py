@@ -10,9 +10,11 @@ every stream is down.
 ``rate=0`` feeds audio as fast as the source thread runs, far faster than a
 CPU scores it; the batcher would then drop the oldest windows (a live
 tagger's policy).  So the run's config raises ``batch.queue_size`` to hold
-every window of every programme (about 190 KB each for the bundled models),
-and the windows still dropped are read from ``/metrics`` and reported: a run
-with drops did not score the programme it claims to.
+every window of every programme (about 190 KB each for the bundled models)
+and turns off the age bound (``batch.max_age_ms = 0``: windows of a file read
+this fast are old by the time their turn comes), and the windows still
+dropped are read from ``/metrics`` and reported: a run with drops did not
+score the programme it claims to.
 """
 
 from __future__ import annotations
@@ -99,7 +101,8 @@ def model_hop(model: str, config: dict[str, Any]) -> float:
 
 
 def run_config(spec: RunSpec, programme_seconds: Sequence[float], out: Path) -> Path:
-    """Write the run's config: the spec's file with a queue that holds every programme's windows.
+    """Write the run's config: the spec's file with a queue that holds every programme's windows, and no
+    age bound.
 
     The file's ``[[source]]`` entries are dropped (the programmes replace them) and
     so is ``model.path`` (the spec names the model).  Relative paths in the file
@@ -112,6 +115,7 @@ def run_config(spec: RunSpec, programme_seconds: Sequence[float], out: Path) -> 
     windows = sum(math.ceil(s / hop) + 1 for s in programme_seconds) + QUEUE_SLACK
     batch = raw.setdefault("batch", {})
     batch["queue_size"] = max(int(batch.get("queue_size", 0)), windows)
+    batch["max_age_ms"] = 0
     out.write_text(dump_config(raw))
     return out
 

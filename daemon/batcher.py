@@ -15,22 +15,48 @@ takes batches, runs the predictor and delivers each window's scores to the
 inference thread, which makes it the single owner of whatever the callbacks
 touch (per-stream smoothers, the event publisher).
 
-The queue is bounded.  When it is full, the *oldest* window is dropped (the
-newest audio is the most useful to a live tagger) and ``on_drop`` is told its
-stream, so memory stays flat and every loss is counted.  Control items
-(:meth:`call`, :meth:`swap`) are never dropped and do not count towards the
-bound: there are only a few per stream state change, and losing one would
-lose an event or a model swap.
+The queue is bounded twice, and both bounds drop the *oldest* windows (the
+newest audio is the most useful to a live tagger), telling ``on_drop`` their
+stream, so every loss is counted per stream:
 
-Items are handled strictly in the order they were queued, and a batch never
-spans a control item.  That ordering is what makes a model swap atomic: the
-windows queued before :meth:`swap` are scored by the old model, those after
-by the new one, none is lost, and no batch mixes the two.
+* in memory: beyond ``queue_size`` windows, :meth:`put` drops the oldest
+  (reason ``queue_full``);
+* in time: as the inference thread forms a batch, it drops the windows whose
+  audio arrived more than ``max_age_ms`` ago (reason ``stale``) instead of
+  scoring them.  Past capacity, what is scored stays timely: it waited at most
+  ``max_age_ms`` before its batch formed, plus that batch's inference.  The age
+  counts from the window's ``arrival_time`` (at the source, or at the ingest
+  router), not from :meth:`put`, so time spent in ingest workers and their
+  sockets counts too, as it does for the user.
+
+Why an age, rather than a queue bound that follows the model's speed
+(windows per second x target latency, re-estimated as it goes)?  That speed
+moves with the batch size, a reload's model, and whatever else runs on the
+machine; a bound that lags it either scores late or drops windows that would
+have made it.  A window's age is measured, exact per window, needs no estimate
+and no tuning beyond the target itself, and sees the wait before :meth:`put`
+that no bound on this queue can (CoDel's lesson: bound the time spent queued,
+not the queue's length).  The count bound stays as the bound on memory.
+Dropping while forming a batch costs nothing extra: stale windows are at the
+head of the queue, taken off on the way to the fresh ones.  Sources that send
+faster than real time on purpose (``file:...?rate=0``) are not live: run them
+with ``max_age_ms = 0`` (no age bound) and a queue that holds their windows.
+
+Control items (:meth:`call`, :meth:`swap`) are never dropped and do not count
+towards the bound: there are only a few per stream state change, and losing
+one would lose an event or a model swap.
+
+Items are handled strictly in the order they were queued (a drop removes
+windows, it never reorders the others), and a batch never spans a control
+item.  That ordering is what makes a model swap atomic: the windows queued
+before :meth:`swap` are scored by the old model, those after by the new one,
+none is lost, and no batch mixes the two.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -78,24 +104,31 @@ class Batcher:
     max_batch_size : a batch closes at this many windows.
     max_wait_ms : ... or when its first window has waited this long.
     queue_size : windows held at most; beyond it the oldest is dropped.
+    max_age_ms : a window whose audio arrived longer ago than this when its batch
+        forms is dropped rather than scored; 0: no age bound.  More than
+        ``max_wait_ms`` (else a lone window could never be scored).
     on_drop : ``on_drop(stream, reason)`` per lost window; reasons ``queue_full``,
-        ``inference_error`` (the predictor failed on its batch) and ``shutdown``
-        (still queued at :meth:`stop`).
+        ``stale`` (older than ``max_age_ms``), ``inference_error`` (the predictor
+        failed on its batch) and ``shutdown`` (still queued at :meth:`stop`).
     on_batch : ``on_batch(size, seconds)`` after each successful predictor call.
     on_swap : ``on_swap(old, new)`` on the inference thread when a swap takes effect.
     on_error : ``on_error(exception)`` when the predictor fails on a batch (then dropped).
     """
 
     def __init__(self, predictor: Predictor, on_result: ResultCallback, *, max_batch_size: int = 64,
-                 max_wait_ms: float = 50.0, queue_size: int = 1024, on_drop: DropCallback = _ignore,
-                 on_batch: BatchCallback = _ignore, on_swap: SwapCallback = _ignore,
-                 on_error: ErrorCallback = _ignore) -> None:
+                 max_wait_ms: float = 50.0, queue_size: int = 1024, max_age_ms: float = 500.0,
+                 on_drop: DropCallback = _ignore, on_batch: BatchCallback = _ignore,
+                 on_swap: SwapCallback = _ignore, on_error: ErrorCallback = _ignore) -> None:
         if max_batch_size < 1 or max_wait_ms < 0 or queue_size < 1:
             raise ValueError("max_batch_size and queue_size must be >= 1, max_wait_ms >= 0")
+        if max_age_ms and max_age_ms <= max_wait_ms:
+            raise ValueError(f"max_age_ms must be 0 (no age bound) or more than max_wait_ms "
+                             f"({max_wait_ms:g}), got {max_age_ms:g}")
         self.predictor = predictor
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.queue_size = queue_size
+        self.max_age = max_age_ms / 1000.0
         self._on_result, self._on_drop = on_result, on_drop
         self._on_batch, self._on_swap, self._on_error = on_batch, on_swap, on_error
         self._queue: deque[_WindowItem | _Control] = deque()
@@ -195,7 +228,12 @@ class Batcher:
                     deadline = head.queued_at + self.max_wait
                     now = time.monotonic()
                     if ready >= self.max_batch_size or now >= deadline or ready < len(self._queue):
-                        return self._pop_windows(min(ready, self.max_batch_size))
+                        batch, stale = self._pop_batch(now)
+                        if stale:
+                            self._report_drops(stale, "stale")
+                        if batch:
+                            return batch
+                        continue  # every window it looked at was stale: look again
                     self._cond.wait(deadline - now)
                 else:
                     self._cond.wait()
@@ -208,12 +246,17 @@ class Batcher:
                 self._controls -= 1
                 return item
             self._windows -= 1
-            self._cond.release()
-            try:
-                self._on_drop(item.stream, "shutdown")
-            finally:
-                self._cond.acquire()
+            self._report_drops([item.stream], "shutdown")
         return None
+
+    def _report_drops(self, streams: list[str], reason: str) -> None:
+        """Tell ``on_drop`` with the lock released (the callback may take its own locks); caller holds it."""
+        self._cond.release()
+        try:
+            for stream in streams:
+                self._on_drop(stream, reason)
+        finally:
+            self._cond.acquire()
 
     def _ready_windows(self) -> int:
         """Window items at the head of the queue, up to the first control item or the batch size."""
@@ -226,10 +269,28 @@ class Batcher:
             n += 1
         return n
 
-    def _pop_windows(self, n: int) -> list[_WindowItem]:
-        batch = [self._queue.popleft() for _ in range(n)]
-        self._windows -= n
-        return batch  # type: ignore[return-value]
+    def _pop_batch(self, now: float) -> tuple[list[_WindowItem], list[str]]:
+        """Take up to ``max_batch_size`` windows off the head of the queue, up to the first control item,
+        less the stale ones (older than ``max_age`` at ``now``), whose streams come second.
+
+        The queue is in arrival order, near enough (windows of ingest workers interleave), so the
+        stale windows are the oldest; one stale behind a fresh one goes at the next batch.
+        """
+        oldest = now - self.max_age if self.max_age else -math.inf
+        queue = self._queue
+        batch: list[_WindowItem] = []
+        stale: list[str] = []
+        while queue and len(batch) < self.max_batch_size:
+            item = queue[0]
+            if isinstance(item, _Control):
+                break
+            queue.popleft()
+            self._windows -= 1
+            if item.window.arrival_time < oldest:
+                stale.append(item.stream)
+            else:
+                batch.append(item)
+        return batch, stale
 
     def _run(self) -> None:
         while (work := self._take()) is not None:

@@ -4,7 +4,8 @@ Keys are a public contract; every key, with its default::
 
     [model]     path (artifact dir, or a bundled model "default" or "fast"; default: "default"),
                 backend ("tensorflow", "jax", "torch")
-    [batch]     max_batch_size = 64, max_wait_ms = 50, queue_size = 1024
+    [batch]     max_batch_size = 64, max_wait_ms = 50, queue_size = 1024,
+                max_age_ms = 500 (0: no age bound; else more than max_wait_ms)
     [window]    hop_seconds (default: the artifact's hop)
     [silence]   threshold_db = -50, hold_seconds = 2
     [smoothing] method = "ema" | "mean", ema_alpha = 0.2, mean_windows = 9, switch_margin = 0.1,
@@ -74,6 +75,7 @@ class BatchConfig:
     max_batch_size: int = 64
     max_wait_ms: float = 50.0
     queue_size: int = 1024
+    max_age_ms: float = 500.0  # windows older than this when a batch forms are dropped (0: never)
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "batch.max_batch_size": (lambda v: 1 <= v <= 4096, "must be 1..4096"),
     "batch.max_wait_ms": (lambda v: 0 < v <= 10000, "must be > 0 and at most 10000"),
     "batch.queue_size": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
+    "batch.max_age_ms": (lambda v: 0 <= v <= 60000, "must be 0 (no age bound) or at most 60000"),
     "window.hop_seconds": (lambda v: 0.05 <= v <= 60, "must be 0.05..60 seconds"),
     "silence.threshold_db": (lambda v: -200 <= v <= 0, "must be -200..0 dBFS"),
     "silence.hold_seconds": (lambda v: 0 <= v <= 3600, "must be 0..3600 seconds"),
@@ -268,6 +271,10 @@ def _source_exposure(key: str, spec: SourceSpec, src: SourceConfig) -> list[str]
 
 def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
     """Checks that span keys or look at the outside world (addresses, the model artifact)."""
+    batch = cfg.batch
+    if batch.max_age_ms and batch.max_age_ms <= batch.max_wait_ms:
+        problems.append(f"batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms "
+                        f"({batch.max_wait_ms:g}), got {batch.max_age_ms:g}")
     pub = cfg.publish
     try:
         host = bind_checks.zmq_endpoint(pub.address)

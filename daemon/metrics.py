@@ -39,7 +39,7 @@ from genretag.models.artifact import ArtifactManifest
 # Prometheus parses (prometheus-client's CONTENT_TYPE_LATEST names 1.0.0 from 0.22 on).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNKNOWN_STREAM = "?"
-DROP_REASONS = ("queue_full", "inference_error", "shutdown")
+DROP_REASONS = ("queue_full", "stale", "inference_error", "shutdown")
 EVENT_TYPES = ("label", "scores", "state")
 AUTH_SOCKETS = ("input", "publish")
 # Fine between 50 ms and 1 s, where latency targets sit (p99 < 250 ms on a CPU, < 500 ms on a GPU):
@@ -78,8 +78,10 @@ class Metrics:
             "silence at their end, or they still held audio from before the end of a silence.", labels)
         self.windows_dropped = Counter(
             "genretag_windows_dropped", "Windows lost before scoring, per stream and reason: queue_full "
-            "(inference fell behind, oldest dropped), inference_error (the model failed on the batch), "
-            "shutdown (still queued at exit).", ["stream", "reason"], registry=r)
+            "(inference fell behind and the queue was full, oldest dropped), stale (older than "
+            "batch.max_age_ms when its batch formed: past capacity, dropped so that the rest stays timely), "
+            "inference_error (the model failed on the batch), shutdown (still queued at exit).",
+            ["stream", "reason"], registry=r)
         self.batch_size = Histogram(
             "genretag_inference_batch_size", "Windows per inference batch (all streams together).",
             buckets=_BATCH_BUCKETS, registry=r)

@@ -153,8 +153,8 @@ class Tagger:
         self.windows_scored = 0
         b = config.batch
         self.batcher = Batcher(predictor, self._on_result, max_batch_size=b.max_batch_size,
-                               max_wait_ms=b.max_wait_ms, queue_size=b.queue_size, on_drop=self._on_drop,
-                               on_batch=self._on_batch, on_swap=self._on_swap,
+                               max_wait_ms=b.max_wait_ms, queue_size=b.queue_size, max_age_ms=b.max_age_ms,
+                               on_drop=self._on_drop, on_batch=self._on_batch, on_swap=self._on_swap,
                                on_error=lambda _: metrics.inference_errors.inc())
         metrics.track_queue(lambda: self.batcher.depth, b.queue_size)
         metrics.set_model(predictor.manifest)

@@ -258,6 +258,7 @@ def test_the_run_config_keeps_smoothing_drops_sources_and_holds_every_window(tmp
     assert raw["smoothing"] == {"method": "mean", "switch_seconds": 3.5}
     assert "source" not in raw and raw["model"] == {}
     assert raw["batch"]["queue_size"] >= 2 * 150 / 1.5  # the bundled models hop 1.5 s
+    assert raw["batch"]["max_age_ms"] == 0  # files read as fast as possible are not live
     assert tomllib.loads(dump_config({"a": {"s": 'q"x', "b": True, "l": [1, 2.5]}})) == \
         {"a": {"s": 'q"x', "b": True, "l": [1, 2.5]}}
 

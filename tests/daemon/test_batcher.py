@@ -1,4 +1,4 @@
-"""The dynamic batcher: batch closing, bounded queue, ordered swaps, surviving a failing model."""
+"""The dynamic batcher: batch closing, bounded queue and age, ordered swaps, surviving a failing model."""
 
 from __future__ import annotations
 
@@ -29,19 +29,22 @@ class FakePredictor:
         return np.tile(np.array([self.tag, 1 - self.tag], np.float32), (len(windows), 1))
 
 
-def window(pos: float) -> Window:
-    return Window(np.zeros(16, np.float32), pos, time.monotonic(), False)
+def window(pos: float, age: float = 0.0) -> Window:
+    """A window whose audio arrived ``age`` seconds ago."""
+    return Window(np.zeros(16, np.float32), pos, time.monotonic() - age, False)
 
 
 class Recorder:
     def __init__(self) -> None:
         self.results: list[tuple[str, float, float]] = []  # stream, pos, score of "a"
+        self.latencies: list[float] = []  # arrival of each scored window's audio to its result, seconds
         self.drops: list[tuple[str, str]] = []
         self.done = threading.Event()
         self.expected = 0
 
     def result(self, stream: str, w: Window, scores: np.ndarray) -> None:
         self.results.append((stream, w.pos, float(scores[0])))
+        self.latencies.append(time.monotonic() - w.arrival_time)
         if len(self.results) >= self.expected:
             self.done.set()
 
@@ -85,7 +88,7 @@ def test_a_batch_filling_while_the_thread_waits_closes_at_once() -> None:
     # put() wakes the inference thread only for a first window and a full batch: the full batch must
     # still close at once, not at max_wait, and windows behind a control item wait for it.
     predictor, rec = FakePredictor(), Recorder()
-    batcher = make(predictor, rec, max_batch_size=4, max_wait_ms=3000)
+    batcher = make(predictor, rec, max_batch_size=4, max_wait_ms=3000, max_age_ms=0)
     batcher.start()
     rec.expected = 4
     started = time.monotonic()
@@ -118,6 +121,53 @@ def test_full_queue_drops_the_oldest_and_counts_per_stream() -> None:
     assert rec.done.wait(5)
     batcher.stop()
     assert [(s, pos) for s, pos, _ in rec.results] == [("x", 2), ("y", 3), ("z", 4)]
+
+
+def test_stale_windows_are_dropped_oldest_first_and_counted_per_stream() -> None:
+    predictor, rec = FakePredictor(), Recorder()
+    batcher = make(predictor, rec, max_wait_ms=1, max_age_ms=200)
+    marks: list[int] = []
+    batcher.put("x", window(0, age=1.0))
+    batcher.call(lambda: marks.append(len(rec.drops)))  # between stale windows: never dropped, kept in order
+    batcher.put("y", window(1, age=1.0))
+    batcher.put("x", window(2, age=0.5))
+    batcher.put("y", window(3))
+    batcher.put("x", window(4))
+    rec.expected = 2
+    batcher.start()
+    assert rec.done.wait(5)
+    batcher.stop()
+    assert marks == [1]
+    assert rec.drops == [("x", "stale"), ("y", "stale"), ("x", "stale")]
+    assert [(s, pos) for s, pos, _ in rec.results] == [("y", 3), ("x", 4)]
+    assert predictor.batches == [2]  # the stale windows never reached the model
+
+
+def test_past_capacity_the_scored_windows_stay_within_the_age_bound() -> None:
+    # A model of 40 windows/s (4 per 0.1 s call) fed 100 windows/s: without an age bound the backlog would
+    # grow by 60 windows, 1.5 s of the model's time, every second.  With one, each scored window waited at
+    # most max_age before its batch formed, plus that batch's call; the rest is dropped as stale, per
+    # stream, and stream order holds.
+    predictor, rec = FakePredictor(delay=0.1), Recorder()
+    batcher = make(predictor, rec, max_batch_size=4, max_wait_ms=10, max_age_ms=300)
+    batcher.start()
+    streams, put = ["a", "b", "c", "d"], 0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:
+        for stream in streams:
+            batcher.put(stream, window(put))
+            put += 1
+        time.sleep(0.04)
+    time.sleep(0.5)  # what is still queued becomes stale or gets scored
+    batcher.stop()
+    stale = [stream for stream, reason in rec.drops if reason == "stale"]
+    assert len(rec.results) + len(rec.drops) == put
+    assert len(stale) > put / 3 and {reason for _, reason in rec.drops} <= {"stale", "shutdown"}
+    assert set(stale) == set(streams)  # every stream pays its share
+    assert max(rec.latencies) < 0.3 + 0.1 + 0.25, max(rec.latencies)  # max_age, a call, slack: a busy box
+    for stream in streams:
+        positions = [pos for s, pos, _ in rec.results if s == stream]
+        assert positions == sorted(positions)
 
 
 def test_swap_takes_effect_in_queue_order_without_losing_a_window() -> None:
@@ -177,3 +227,5 @@ def test_stop_finishes_the_batch_in_flight_and_runs_pending_controls() -> None:
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Batcher(FakePredictor(), lambda *_: None, max_batch_size=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_age_ms"):  # a lone window would be stale when its batch closes
+        Batcher(FakePredictor(), lambda *_: None, max_wait_ms=500, max_age_ms=500)  # type: ignore[arg-type]

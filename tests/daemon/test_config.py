@@ -19,6 +19,7 @@ backend = "theano"
 [batch]
 max_wait_ms = -5
 max_batch_size = "big"
+max_age_ms = -1
 colour = "red"
 [window]
 hop_seconds = 0
@@ -50,6 +51,7 @@ EXPECTED = [
     "batch.colour: unknown key",
     "batch.max_batch_size: must be int, got str 'big'",
     "batch.max_wait_ms: must be > 0",
+    "batch.max_age_ms: must be 0 (no age bound) or at most 60000",
     "window.hop_seconds: must be 0.05..60 seconds",
     "smoothing.method: must be \"ema\" or \"mean\"",
     "limits.max_streams: must be 1..10000",
@@ -104,6 +106,16 @@ def test_flags_override_the_file_and_are_checked_alike(tmp_path: Path, artifact:
     with pytest.raises(ConfigError) as err:
         load_config(path, {"publish.address": "tcp://10.1.2.3:5556"})
     assert err.value.problems[0].startswith("publish.address: the event publisher binds '10.1.2.3'")
+
+
+def test_the_age_bound_leaves_room_for_a_batch_to_close() -> None:
+    assert load_config(None, check_model=False).batch.max_age_ms == 500.0
+    off = load_config(None, {"batch.max_wait_ms": 800, "batch.max_age_ms": 0}, check_model=False)
+    assert (off.batch.max_wait_ms, off.batch.max_age_ms) == (800, 0)
+    with pytest.raises(ConfigError) as err:  # a lone window would be stale by the time its batch closed
+        load_config(None, {"batch.max_wait_ms": 800}, check_model=False)
+    assert err.value.problems == ["batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms "
+                                  "(800), got 500"]
 
 
 def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
