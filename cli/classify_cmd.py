@@ -10,7 +10,7 @@ import click
 
 from genretag.cli import messages
 from genretag.cli.audio_inputs import find_audio
-from genretag.cli.model_option import MODEL_HELP
+from genretag.cli.model_option import MODEL_HELP, runtime_option
 
 
 @click.command()
@@ -21,7 +21,9 @@ from genretag.cli.model_option import MODEL_HELP
                    "(shorter_than_window, near_silent), windows.")
 @click.option("--max-windows", default=48, show_default=True,
               help="Windows per file, spread evenly over its length (0: every window).")
-def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max_windows: int) -> None:
+@runtime_option()
+def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max_windows: int,
+             runtime: str) -> None:
     """Print the genre of each audio file (any format ffmpeg or libsndfile reads).
 
     A PATH may be a directory: the audio files under it are classified,
@@ -50,7 +52,7 @@ def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max
     from genretag.pipeline.audio import AudioDecodeError
 
     try:
-        predictor = load_predictor(resolve_model(model_dir))
+        predictor = load_predictor(resolve_model(model_dir), runtime)
     except ArtifactError as err:
         raise click.ClickException(f"cannot load model: {err}") from None
     failures = 0

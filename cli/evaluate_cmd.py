@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genretag.cli.model_option import MODEL_HELP
+from genretag.cli.model_option import MODEL_HELP, runtime_option
 
 
 @click.command()
@@ -20,7 +20,8 @@ from genretag.cli.model_option import MODEL_HELP
                    "every clip for a source).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("evaluation"),
               show_default=True, help="Folder for metrics.json, metrics.md and confusion.png.")
-def evaluate(model_dir: Path | None, data: Path, split: str | None, out_dir: Path) -> None:
+@runtime_option()
+def evaluate(model_dir: Path | None, data: Path, split: str | None, out_dir: Path, runtime: str) -> None:
     """Window- and clip-level hit@1, macro-F1, macro ROC-AUC and per-genre recall.
 
     A clip's score is the mean of its window scores; hit@1 counts the top
@@ -34,7 +35,7 @@ def evaluate(model_dir: Path | None, data: Path, split: str | None, out_dir: Pat
     from genretag.training.scoring import score_clips
 
     try:
-        predictor = load_predictor(resolve_model(model_dir))
+        predictor = load_predictor(resolve_model(model_dir), runtime)
     except ArtifactError as err:
         raise click.ClickException(f"cannot load model: {err}") from None
     m = predictor.manifest

@@ -16,6 +16,7 @@ from genretag.cli import (
     dataset_cmd,
     devices_cmd,
     evaluate_cmd,
+    export_cmd,
     keys_cmd,
     messages,
     send_cmd,
@@ -36,6 +37,7 @@ def cli() -> None:
               keys generate (CURVE keys for the daemon's ZeroMQ sockets)
     Offline:  dataset build -> train -> evaluate / compare / crossval
     Files:    classify FILES/DIRS (bundled default model unless --model is given)
+    Models:   export MODEL_DIR (the ONNX export that serves without TensorFlow, for older artifacts)
     """
 
 
@@ -46,6 +48,7 @@ cli.add_command(train_cmd.crossval)
 cli.add_command(tagger_cmd.train_tagger)
 cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
+cli.add_command(export_cmd.export)
 cli.add_command(send_cmd.send)
 cli.add_command(subscribe_cmd.subscribe)
 cli.add_command(devices_cmd.devices)

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from genretag.cli import messages
-from genretag.cli.model_option import MODEL_HELP
+from genretag.cli.model_option import MODEL_HELP, runtime_option
 
 DEMO_RATE = 1
 # What each bundled demo clip is (genretag.pipeline.synth made them; `python -m genretag.pipeline.synth`).
@@ -54,9 +54,10 @@ def demo_notice() -> str:
 
 
 # Config key paths a flag sets, for naming the flag in an error about its value.
-FLAG_KEYS = {"model.path": "--model", "model.backend": "--keras-backend", "publish.address": "--publish",
-             "metrics.address": "--metrics", "batch.max_batch_size": "--max-batch",
-             "batch.max_wait_ms": "--max-wait-ms", "publish.scores": "--scores"}
+FLAG_KEYS = {"model.path": "--model", "model.runtime": "--runtime", "model.backend": "--keras-backend",
+             "publish.address": "--publish", "metrics.address": "--metrics",
+             "batch.max_batch_size": "--max-batch", "batch.max_wait_ms": "--max-wait-ms",
+             "publish.scores": "--scores"}
 
 
 def flag_terms(problem: str, overrides: dict[str, Any]) -> str:
@@ -76,9 +77,9 @@ def flag_terms(problem: str, overrides: dict[str, Any]) -> str:
 
 def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None, metrics: str | None,
                max_batch: int | None, max_wait_ms: float | None, scores: bool | None,
-               backend: str | None) -> dict[str, Any]:
+               runtime: str | None, backend: str | None) -> dict[str, Any]:
     """Command-line flags as config key paths (None: not given, the file or the default decides)."""
-    given = {"model.path": str(model) if model else None, "model.backend": backend,
+    given = {"model.path": str(model) if model else None, "model.runtime": runtime, "model.backend": backend,
              "publish.address": publish, "metrics.address": metrics, "batch.max_batch_size": max_batch,
              "batch.max_wait_ms": max_wait_ms, "publish.scores": scores}
     out: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
@@ -100,13 +101,14 @@ def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None
 @click.option("--max-wait-ms", type=click.FloatRange(0, 10000, min_open=True),
               help="Longest wait for a batch to fill, in ms [50].")
 @click.option("--scores/--no-scores", default=None, help="Publish a scores event for every window [no].")
+@runtime_option(default=None)
 @click.option("--keras-backend", type=click.Choice(["tensorflow", "jax", "torch"]),
-              help="Keras backend for Keras artifacts (where installed) [tensorflow].")
+              help="Keras backend for --runtime keras (where installed) [tensorflow].")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None, publish: str | None,
           metrics: str | None, print_events: bool, max_batch: int | None, max_wait_ms: float | None,
-          scores: bool | None, keras_backend: str | None, log_level: str) -> None:
+          scores: bool | None, runtime: str | None, keras_backend: str | None, log_level: str) -> None:
     """Tag live audio streams and publish genre events (the daemon).
 
     \b
@@ -144,7 +146,8 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
     from genretag.daemon.config import ConfigError, load_config
     from genretag.daemon.service import Service
 
-    overrides = _overrides(sources, model, publish, metrics, max_batch, max_wait_ms, scores, keras_backend)
+    overrides = _overrides(sources, model, publish, metrics, max_batch, max_wait_ms, scores, runtime,
+                           keras_backend)
 
     def configure() -> Any:
         return load_config(config_path, overrides)

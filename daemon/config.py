@@ -3,7 +3,8 @@
 Keys are a public contract; every key, with its default::
 
     [model]     path (artifact dir, or a bundled model "default" or "fast"; default: "default"),
-                backend ("tensorflow", "jax", "torch")
+                runtime = "auto" | "openvino" | "keras", precision = "auto" | "f32" (OpenVINO's),
+                backend ("tensorflow", "jax", "torch"; Keras' backend, for runtime "keras")
     [batch]     max_batch_size = 64, max_wait_ms = 50, queue_size = 1024,
                 max_age_ms = 500 (0: no age bound; else more than max_wait_ms)
     [window]    hop_seconds (default: the artifact's hop)
@@ -54,6 +55,11 @@ if TYPE_CHECKING:
     from genretag.daemon.sources.registry import SourceSpec
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# The same tuples as genretag.models.predictor.RUNTIMES and genretag.models.openvino_predictor.PRECISIONS
+# (tests/models/test_serving_export.py holds them equal), spelled here so that reading a config imports no
+# model code.
+RUNTIMES = ("auto", "openvino", "keras")
+PRECISIONS = ("auto", "f32")
 
 
 class ConfigError(ValueError):
@@ -67,6 +73,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ModelConfig:
     path: str | None = None
+    runtime: str = "auto"  # see genretag.models.predictor.RUNTIMES
+    precision: str = "auto"  # see genretag.models.openvino_predictor.PRECISIONS
     backend: str | None = None
 
 
@@ -155,6 +163,8 @@ _SECTIONS: dict[str, type] = {name: hint for name, hint in get_type_hints(Config
 # key path -> (test, message); run only on values of the right type
 _RULES: dict[str, tuple[Any, str]] = {
     "model.backend": (lambda v: v in BACKENDS, f"must be one of {', '.join(BACKENDS)}"),
+    "model.runtime": (lambda v: v in RUNTIMES, f"must be one of {', '.join(RUNTIMES)}"),
+    "model.precision": (lambda v: v in PRECISIONS, f"must be one of {', '.join(PRECISIONS)}"),
     "batch.max_batch_size": (lambda v: 1 <= v <= 4096, "must be 1..4096"),
     "batch.max_wait_ms": (lambda v: 0 < v <= 10000, "must be > 0 and at most 10000"),
     "batch.queue_size": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),

@@ -64,7 +64,7 @@ from genretag.daemon.sources.base import Source
 from genretag.daemon.sources.registry import build_source, default_name, parse_spec
 from genretag.daemon.systemd import Notifier
 from genretag.daemon.tagging import Tagger, windower_settings
-from genretag.models.predictor import Predictor, check_predictions, known_inputs, load_predictor
+from genretag.models.predictor import Predictor, check_predictions, known_inputs, load_predictor, runtime_name
 
 log = logging.getLogger("genretag.daemon")
 
@@ -83,7 +83,8 @@ def load_model(config: Config) -> Predictor:
 
     if config.model.backend:
         os.environ["KERAS_BACKEND"] = config.model.backend  # read when keras is first imported
-    predictor = load_predictor(resolve_model(config.model.path))
+    predictor = load_predictor(resolve_model(config.model.path), config.model.runtime, config.model.precision)
+    log.info("model %s served by %s", predictor.manifest.fingerprint(), runtime_name(predictor))
     check_predictions(predictor.manifest, predictor.predict(known_inputs(predictor.manifest)))
     return predictor
 

@@ -54,6 +54,11 @@ class ArtifactManifest:
     #: into the model's output), ``min_confidence`` (the smoothed score below which the daemon's
     #: rolling label abstains) and what that threshold was chosen for.  Empty: never abstain.
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: The export the serving runtime runs (:mod:`genretag.models.serving_export`): its ``file`` (also
+    #: listed in ``files``), ``format``, ``runtime``, ``input``, the numpy ``front_end`` that feeds it,
+    #: and ``max_abs_error``, the largest score difference from the Keras model measured when it was
+    #: saved.  Empty: the artifact is served by its own framework.
+    serving: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     package_version: str = field(default_factory=lambda: version("genretag"))
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -98,6 +103,17 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 #: Fields that older artifacts lack; a missing one takes its default.
 _OPTIONAL_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "calibration": dict,
+    "serving": dict,
+}
+
+#: Keys every non-empty ``serving`` field has, and their types.
+_SERVING_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "file": str,
+    "runtime": str,
+    "input": str,
+    "front_end": dict,
+    "tolerance": (int, float),
 }
 
 
@@ -132,10 +148,22 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
     threshold = raw.get("calibration", {}).get("min_confidence", 0.0)
     _check(isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold < 1,
            "calibration", f"min_confidence must be a number in [0, 1), got {threshold!r}")
+    _check_serving(raw)
     for name, digest in raw["files"].items():
         _check(isinstance(digest, str) and len(digest) == 64, "files", f"bad SHA-256 for {name}")
         _check(Path(name).name == name, "files", f"{name!r} must be a plain file name")
     return ArtifactManifest(**raw)
+
+
+def _check_serving(raw: dict[str, Any]) -> None:
+    serving = raw.get("serving", {})
+    if not serving:
+        return
+    for key, typ in _SERVING_FIELD_TYPES.items():
+        _check(isinstance(serving.get(key), typ), "serving", f"'{key}' missing or not {typ}")
+    _check(serving["format"] == "onnx" and serving["input"] == "power_spectrum", "serving",
+           f"unsupported export: {serving['format']!r} taking {serving['input']!r}")
+    _check(serving["file"] in raw["files"], "serving", f"file {serving['file']!r} not listed in 'files'")
 
 
 def read_manifest(artifact_dir: str | os.PathLike[str]) -> ArtifactManifest:
@@ -172,8 +200,9 @@ def read_manifest(artifact_dir: str | os.PathLike[str]) -> ArtifactManifest:
 
 
 def write_manifest(artifact_dir: Path, manifest: ArtifactManifest) -> None:
-    """Record the SHA-256 of the model file and write the manifest atomically."""
-    manifest.files = {manifest.model_file: sha256_file(artifact_dir / manifest.model_file)}
+    """Record the SHA-256 of the model file (and of its serving export) and write the manifest atomically."""
+    names = [manifest.model_file] + ([manifest.serving["file"]] if manifest.serving else [])
+    manifest.files = {name: sha256_file(artifact_dir / name) for name in names}
     validate_manifest_dict(asdict(manifest))
     tmp = artifact_dir / (MANIFEST_NAME + ".tmp")
     tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True) + "\n")

@@ -109,6 +109,11 @@ class LogMelFrontEnd(keras.layers.Layer):
         # log1p keeps full precision for quiet bins where 1 + C*M rounds to 1.
         return ops.log1p(self.log_scale * mel) / math.log(10.0)
 
+    def power_to_log_mel(self) -> MelCompression:
+        """The part of this layer after the power spectrum, as a layer of its own (for serving exports)."""
+        return MelCompression(np.asarray(ops.convert_to_numpy(self.mel_basis)), self.log_scale,
+                              name=f"{self.name}_from_power")
+
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         batch, samples = input_shape
         frames = None if samples is None else n_frames(samples, self.n_fft, self.hop_length)
@@ -124,3 +129,35 @@ class LogMelFrontEnd(keras.layers.Layer):
             log_scale=self.log_scale,
         )
         return config
+
+
+class MelCompression(keras.layers.Layer):
+    """Map a power spectrum ``(batch, frames, n_fft // 2 + 1)`` to :class:`LogMelFrontEnd`'s log-mel.
+
+    The head of a serving export (:mod:`genretag.models.serving_export`): the
+    runtime computes the power spectrum in numpy once per window, and the
+    filterbank stays in the graph with the weights the model was trained with.
+    It writes ``log(1 + x)`` where the front end has ``log1p``, because
+    OpenVINO has no ``Log1p`` in its ONNX frontend; they differ only where
+    ``C * M < 1e-7``, by less than 1e-7 after compression.  Never saved in a
+    ``.keras`` archive, so it is not registered for deserialisation.
+    """
+
+    def __init__(self, mel_basis: np.ndarray, log_scale: float, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self._mel_basis = np.asarray(mel_basis, np.float32)
+        self.log_scale = float(log_scale)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.mel_basis = self.add_weight(
+            name="mel_basis", shape=self._mel_basis.shape, trainable=False, dtype="float32",
+            initializer=keras.initializers.Constant(self._mel_basis),
+        )
+
+    def call(self, power: Any) -> Any:
+        mel = ops.matmul(ops.cast(power, "float32"), self.mel_basis)
+        return ops.log(1.0 + self.log_scale * mel) / math.log(10.0)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], self._mel_basis.shape[1])

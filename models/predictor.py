@@ -7,6 +7,7 @@ the daemon and ``classify`` rely on, whatever the model kind.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -21,9 +22,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from genretag.models.artifact import ArtifactError, ArtifactManifest, read_manifest, write_manifest
+from genretag.models.openvino_predictor import OpenVinoPredictor
 from genretag.models.staging import StagingBuffer, is_aligned
 from genretag.pipeline.native_stderr import dropping
 from genretag.pipeline.windows import WindowSpec
+
+log = logging.getLogger(__name__)
 
 KERAS_FILE = "model.keras"
 SKLEARN_FILE = "model.skops"
@@ -195,14 +199,29 @@ def _load_sklearn(path: Path) -> Any:
     return load_estimator(path)
 
 
-def load_predictor(artifact_dir: str | Path) -> Predictor:
-    """Validate an artifact and return a ready predictor.
+#: Serving runtimes.  ``auto``: the serving export through OpenVINO where the artifact has one, else the
+#: model's own framework; ``openvino``: the export, or an error; ``keras``: the ``.keras`` model, on
+#: Keras' backend (TensorFlow, or JAX on the GPU box).
+RUNTIMES = ("auto", "openvino", "keras")
 
-    Raises :class:`ArtifactError` for anything inconsistent: bad manifest,
-    changed file, model whose input or output shape contradicts the manifest.
+
+def load_predictor(artifact_dir: str | Path, runtime: str = "auto", precision: str = "auto") -> Predictor:
+    """Validate an artifact and return a ready predictor on ``runtime`` (see ``RUNTIMES``).
+
+    ``precision`` is the OpenVINO runtime's (``auto`` or ``f32``, see
+    :mod:`genretag.models.openvino_predictor`).  Raises :class:`ArtifactError`
+    for anything inconsistent: bad manifest, changed file, model whose input
+    or output shape contradicts the manifest, a runtime the artifact cannot use.
     """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     root = Path(artifact_dir)
     manifest = read_manifest(root)
+    if manifest.kind == "keras" and runtime != "keras" and (manifest.serving or runtime == "openvino"):
+        if not manifest.serving:
+            raise ArtifactError(f"{root}: no serving export (an older artifact, or an architecture without "
+                                "one): add one with `genretag export`, or serve it with runtime 'keras'")
+        return OpenVinoPredictor(manifest, root, precision)
     model_path = root / manifest.model_file
     predictor: Predictor
     try:
@@ -217,6 +236,39 @@ def load_predictor(artifact_dir: str | Path) -> Predictor:
     except Exception as err:  # noqa: BLE001  (any loader failure means a bad artifact)
         raise ArtifactError(f"{model_path}: cannot load {manifest.kind} model: {err}") from err
     return predictor
+
+
+def runtime_name(predictor: Predictor) -> str:
+    """What runs a predictor, for logs and ``classify``: ``OpenVINO (bf16)``, ``Keras (tensorflow)``, ..."""
+    if isinstance(predictor, KerasPredictor):
+        return f"Keras ({predictor.backend})"
+    if isinstance(predictor, SklearnPredictor):
+        return "scikit-learn"
+    if isinstance(predictor, OpenVinoPredictor):
+        return f"OpenVINO ({predictor.precision})"
+    return type(predictor).__name__
+
+
+def _export_serving(model: Any, manifest: ArtifactManifest, directory: Path) -> dict[str, Any]:
+    """The ``serving`` field of a Keras artifact being saved in ``directory``: its export, or none."""
+    from genretag.models.serving_export import ExportUnsupported, export_serving
+
+    try:
+        return export_serving(model, manifest, directory)
+    except ExportUnsupported as err:
+        log.info("no serving export (%s): the artifact will be served through Keras", err)
+        return {}
+
+
+def _check_serving_export(directory: Path, manifest: ArtifactManifest, probe: np.ndarray,
+                          expected: np.ndarray) -> None:
+    """Hold the export, run in float32, to the Keras model's scores; record its largest difference."""
+    error = float(np.abs(OpenVinoPredictor(manifest, directory, "f32").predict(probe) - expected).max())
+    if error > manifest.serving["tolerance"]:
+        raise ArtifactError(f"serving export disagrees with the Keras model (max diff {error:.2e}, "
+                            f"tolerance {manifest.serving['tolerance']:.0e})")
+    manifest.serving["max_abs_error"] = error
+    write_manifest(directory, manifest)
 
 
 def _check_keras_shapes(model: Any, manifest: ArtifactManifest) -> None:
@@ -267,7 +319,8 @@ def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -
     staging.chmod(0o755)  # mkdtemp makes it private; an artifact must be readable by the service user
     try:
         if manifest.kind == "keras":
-            manifest = replace(manifest, model_file=KERAS_FILE)
+            serving = _export_serving(model, manifest, staging)
+            manifest = replace(manifest, model_file=KERAS_FILE, serving=serving)
             model.save(staging / KERAS_FILE)
             live: Predictor = KerasPredictor(manifest, model)
         else:
@@ -280,12 +333,14 @@ def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -
         probe = known_inputs(manifest)
         expected = live.predict(probe)
         check_predictions(manifest, expected)
-        reloaded = load_predictor(staging)
+        reloaded = load_predictor(staging, runtime="keras")
         got = reloaded.predict(probe)
         if not np.allclose(got, expected, atol=1e-4):
             raise ArtifactError(
                 f"reloaded model disagrees with the trained one (max diff {np.abs(got - expected).max():.2e})"
             )
+        if manifest.serving:
+            _check_serving_export(staging, manifest, probe, expected)
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
