@@ -20,6 +20,24 @@ with kind ``ingest_worker``), its streams go down, and it is started again;
 their next messages bring them back up, positions carrying on.  A router
 that dies is reported (kind ``ingest_router``) and started again; the
 messages it held are lost (the workers count the gaps as ``seq_gap``).
+
+What the sockets hold is bounded by explicit high-water marks, in messages,
+at both ends of each: ``AUDIO_HWM`` producers' messages on the relay and in
+each worker's inbox, ``RESULTS_HWM`` results messages from each worker (see
+:mod:`~genretag.daemon.sources.ingest_worker`).  libzmq's default of 1,000
+was no bound in practice for results: a message carries up to 64 windows,
+12 MB for the bundled models, so a collector that fell behind could let them
+hold tens of GB (GPU runs past capacity grew to 20-24 GiB).  No socket between
+the processes loses a message: a full one makes its sender wait, which backs
+up through the worker, the router and the relay to the producers' socket,
+where a producer waits (``genretag send``) or drops and the daemon counts the
+gap (``seq_gap``, per stream).  Load is shed in one place, where every loss is
+counted per stream: the batcher, which drops windows that waited too long
+(``stale``) or do not fit (``queue_full``).  Short queues after the router,
+which stamps the arrival time, also leave the latency budget to the batcher:
+a window held up in a deep socket would reach it stale, its ingest work done
+for nothing.  The relay's proxy sends without a timeout: with one, it gave
+up once the router had been busy that long, and the producers waited for good.
 """
 
 from __future__ import annotations
@@ -44,7 +62,12 @@ from genretag.daemon.silence import StateChange
 from genretag.daemon.sources import ingest_router, ingest_worker
 from genretag.daemon.sources.base import SourceSink, StreamState
 from genretag.daemon.sources.ingest_router import RouterConfig, worker_of
-from genretag.daemon.sources.ingest_worker import MAX_WINDOWS_PER_MESSAGE, WorkerConfig
+from genretag.daemon.sources.ingest_worker import (
+    AUDIO_HWM,
+    MAX_WINDOWS_PER_MESSAGE,
+    RESULTS_HWM,
+    WorkerConfig,
+)
 from genretag.daemon.sources.zmq import POLL_MS
 from genretag.daemon.stream import PushResult, Window, WindowerSettings
 from genretag.models.staging import aligned_empty
@@ -152,9 +175,10 @@ class IngestPool:
     def start(self) -> None:
         """Bind the sockets, start the processes and wait for each one's hello."""
         self._out = self._context.socket(zmq.PULL)
+        self._out.setsockopt(zmq.RCVHWM, RESULTS_HWM)
         self._out.bind(self._outbox)
         self._relay = self._context.socket(zmq.PUSH)
-        self._relay.setsockopt(zmq.SNDTIMEO, 1000)  # only the final "stop" is sent from Python
+        self._relay.setsockopt(zmq.SNDHWM, AUDIO_HWM)
         self._relay.setsockopt(zmq.LINGER, 1000)
         self._relay.bind(self._relay_endpoint)
         proxy_end, our_end = self._context.socket(zmq.PAIR), self._context.socket(zmq.PAIR)
@@ -197,6 +221,9 @@ class IngestPool:
         wait for that, then clean up."""
         self._stopping.set()
         if self._relay is not None:
+            # Only now: the proxy sends with the socket's timeout too, and gave up (its thread ended, the
+            # producers blocked for good) when the router had been busy for that long.
+            self._relay.setsockopt(zmq.SNDTIMEO, 1000)
             try:
                 self._relay.send(b"")  # after every message relayed before it
             except zmq.ZMQError:  # no router (dead): the workers are stopped by the kill below

@@ -28,7 +28,7 @@ from typing import Any
 
 import zmq
 
-from genretag.daemon.sources.ingest_worker import ARRIVAL, encode, pack
+from genretag.daemon.sources.ingest_worker import ARRIVAL, AUDIO_HWM, encode, pack
 from genretag.daemon.sources.zmq import POLL_MS, recv_frames, send_frames
 
 
@@ -53,10 +53,12 @@ def run(config: RouterConfig) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     context = zmq.Context(io_threads=2)  # one for the relay in, one for the inboxes out
     relay = context.socket(zmq.PULL)
+    relay.setsockopt(zmq.RCVHWM, AUDIO_HWM)
     relay.connect(config.relay)
     inboxes = []
     for endpoint in config.inboxes:
         inbox = context.socket(zmq.PUSH)
+        inbox.setsockopt(zmq.SNDHWM, AUDIO_HWM)
         inbox.setsockopt(zmq.SNDTIMEO, POLL_MS)
         inbox.setsockopt(zmq.LINGER, 10_000)  # the last messages and the stop must reach the workers
         inbox.bind(endpoint)

@@ -22,7 +22,11 @@ another (``(n, window_samples)``):
 * ``bye`` (no stream): every stream was reported down, the worker exits.
 
 The router appends the message's arrival time (``ARRIVAL``, a packed double)
-as a last part, so latency counts from there; a one-part message means "stop".  The worker ignores SIGINT
+as a last part, so latency counts from there; a one-part message means "stop".
+Both of the worker's sockets have explicit high-water marks (``AUDIO_HWM``,
+``RESULTS_HWM``; see :mod:`~genretag.daemon.sources.ingest_pool` for why):
+when the daemon takes results slower than they come, the worker waits to
+send them, and stops reading its inbox meanwhile.  The worker ignores SIGINT
 and SIGTERM (a Ctrl-C or systemd's stop reaches the whole process group; the
 daemon stops its workers itself, after the sources) and exits on its own if
 the daemon is gone.  Arrival times are ``time.monotonic()``, one clock for
@@ -49,6 +53,9 @@ from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Windowe
 
 ARRIVAL = struct.Struct("<d")
 MAX_WINDOWS_PER_MESSAGE = 64
+# High-water marks, in messages, of each end of the sockets between the ingest processes (see ingest_pool):
+AUDIO_HWM = 100  # producers' messages (at most limits.max_frame_bytes each) on the relay and in each inbox
+RESULTS_HWM = 2  # results messages (up to MAX_WINDOWS_PER_MESSAGE windows, 12 MB for the bundled models)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class _ForwardingSink:
 
     def __init__(self, out: zmq.Socket[Any], settings: WindowerSettings) -> None:
         self._out = out
+        self._parent = os.getppid()
         self._settings = settings
         self._windowers: dict[str, StreamWindower] = {}
         self._results: list[dict[str, Any]] = []
@@ -121,14 +129,23 @@ class _ForwardingSink:
         self.flush()
 
     def flush(self) -> None:
-        """Send the gathered results: ``[header]`` or ``[header, windows]``."""
+        """Send the gathered results: ``[header]`` or ``[header, windows]``.
+
+        Waits while the results socket is full (the daemon is behind), unless the daemon is gone.
+        """
         if not self._results:
             return
         parts: list[Any] = [pack(self._results)]
         if self._windows:
             parts.append(np.stack(self._windows))
-        self._out.send_multipart(parts, copy=False)
         self._results, self._windows = [], []
+        while True:
+            try:
+                self._out.send_multipart(parts, copy=False)  # the socket's SNDTIMEO bounds each try
+                return
+            except zmq.Again:
+                if os.getppid() != self._parent:
+                    return
 
     def _add_push(self, stream: str, result: PushResult, *, always: bool = False) -> None:
         """Gather what a push produced; one without windows or gate changes only moves the position,
@@ -149,8 +166,11 @@ def run(config: WorkerConfig) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     context = zmq.Context()
     inbox = context.socket(zmq.PULL)
+    inbox.setsockopt(zmq.RCVHWM, AUDIO_HWM)
     inbox.connect(config.inbox)
     out = context.socket(zmq.PUSH)
+    out.setsockopt(zmq.SNDHWM, RESULTS_HWM)
+    out.setsockopt(zmq.SNDTIMEO, POLL_MS)
     out.setsockopt(zmq.LINGER, 10_000)  # the last results and the bye must reach the daemon
     out.connect(config.outbox)
     sink = _ForwardingSink(out, config.settings)

@@ -16,11 +16,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from daemon_helpers import Daemon, Producer, clip, free_port
+import zmq
+from daemon_helpers import HOP_S, SR, WINDOW_S, Daemon, Producer, clip, expected_windows, free_port
 
+from genretag.daemon.protocol import encode_frame
+from genretag.daemon.sources.ingest_worker import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, RESULTS_HWM
 from genretag.daemon.sources.registry import parse_spec
+from genretag.daemon.sources.zmq import ZmqSource
+from genretag.daemon.stream import PushResult, WindowerSettings
+from genretag.pipeline.audio import float_to_int16
+from genretag.pipeline.windows import WindowSpec
 
 MakeProducer = Callable[[str], Producer]
 ANY_PORTS = ("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0")
@@ -179,3 +187,73 @@ def test_reload_with_another_window_is_refused_with_workers(artifacts: tuple[Pat
         daemon.wait_for(lambda: daemon.metric("genretag_model_reloads_total", result="ok") == 1, 30,
                         "the accepted reload")
         assert daemon.stop() == 0
+
+
+class StalledSink:
+    """The daemon's side of an ingest pool (its Tagger) that takes no windows until :attr:`release` is set:
+    a collector that has fallen behind, at its worst."""
+
+    windows_held = 64
+
+    def __init__(self) -> None:
+        self.windowing = WindowerSettings(WindowSpec(SR, WINDOW_S, HOP_S))
+        self.release = threading.Event()
+        self.windows = 0
+        self.states: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+
+    def windowed(self, stream: str, result: PushResult) -> None:
+        self.release.wait()
+        self.windows += len(result.windows)
+
+    def state(self, stream: str, state: str, reason: str = "", detail: str = "", *,
+              remote: bool = False) -> None:
+        self.states.append((state, reason))
+
+    def error(self, stream: str, kind: str, message: str) -> None:
+        self.errors.append(kind)
+
+    def audio(self, chunk: object) -> None:
+        raise AssertionError("a source with workers sends windows, not audio")
+
+
+def test_a_stalled_daemon_backs_up_to_the_producer_holding_little_and_losing_nothing(tmp_path: Path) -> None:
+    """The sockets between the ingest processes hold a bounded number of messages (explicit high-water
+    marks; with libzmq's default of 1,000 at each end, results of 64 windows a message could hold tens of
+    GiB): once they are full, the producer's sends wait.  Released, every message held comes through,
+    windowed, none lost."""
+    source = ZmqSource("z", f"ipc://{tmp_path}/in", workers=1, rcvhwm=10, idle_timeout=30)
+    sink = StalledSink()
+    source.start(sink)  # type: ignore[arg-type]
+    context: zmq.Context[Any] = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 10)
+    push.setsockopt(zmq.SNDTIMEO, 1000)
+    push.connect(source.address)
+    second = float_to_int16(clip("electronic", 1.0))  # 16 KB a message
+    # Messages the chain may hold: the producer's and the source's queues, two audio hops (relay, inbox) of
+    # AUDIO_HWM at each end, what the worker gathers and the results sockets hold (in windows, two a
+    # message), and the kernel's socket buffers (about 200 KB a hop).
+    bound = 10 + 10 + 4 * AUDIO_HWM + (2 + 2 * RESULTS_HWM) * MAX_WINDOWS_PER_MESSAGE // 2 + 100
+    held = 0
+    try:
+        while held < 10 * bound:
+            try:
+                push.send_multipart(encode_frame("s", second, SR, held))
+            except zmq.Again:  # waited a second: the chain is full
+                break
+            held += 1
+        assert held < bound, f"{held} messages went in with the daemon's side stalled"
+        time.sleep(1.0)  # a stall of seconds: nothing on the way may give up (the relay's proxy once did)
+        sink.release.set()
+        deadline = time.monotonic() + 30
+        while sink.windows < expected_windows(held * SR) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sink.release.set()
+        push.close(linger=0)
+        context.term()
+        source.stop()
+    print(f"\n{held} messages ({held * second.nbytes // 1024} KiB) held with the daemon's side stalled")
+    assert sink.windows == expected_windows(held * SR)
+    assert sink.errors == [] and sink.states == [("up", ""), ("down", "stopped")]
