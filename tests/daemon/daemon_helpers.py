@@ -80,6 +80,14 @@ def train_artifact(out: Path, seeds: range, c: float) -> Path:
     return out
 
 
+def not_live(path: Path, more: str = "") -> Path:
+    """Write a config (plus ``more`` TOML) for a daemon fed faster than real time on purpose, in a burst or
+    from a file at ``rate=0``: no age bound (``batch.max_age_ms = 0``), so the windows queued behind the
+    burst are scored rather than dropped as stale, as a live daemon would."""
+    path.write_text("[batch]\nmax_age_ms = 0\n" + more)
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that the OS just handed out (free unless someone races for it)."""
     with socket.socket() as s:

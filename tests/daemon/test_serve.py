@@ -31,6 +31,7 @@ from daemon_helpers import (
     expected_windows,
     free_port,
     genretag,
+    not_live,
     promtool_check_metrics,
 )
 from prometheus_client.parser import text_string_to_metric_families
@@ -92,7 +93,8 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_program_of_clips_with_silences(artifact: Path, producer_factory: MakeProducer, workers: int) -> None:
+def test_program_of_clips_with_silences(artifact: Path, tmp_path: Path, producer_factory: MakeProducer,
+                                        workers: int) -> None:
     """One stream: the right label once per clip, a silence state in each gap, no flapping.
 
     The same story with the stream windowed in ingest worker processes (``workers=2``).
@@ -101,9 +103,9 @@ def test_program_of_clips_with_silences(artifact: Path, producer_factory: MakePr
     program = [("classical", 12), ("silence", 4), ("electronic", 12), ("silence", 4), ("noise", 12),
                ("silence", 4), ("classical", 12)]
     audio = np.concatenate([clip(genre, seconds, seed=i) for i, (genre, seconds) in enumerate(program)])
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=1&workers={workers}",
-                "--print", *ANY_PORTS) as daemon:
-        producer_factory(f"tcp://127.0.0.1:{port}").send("radio", audio)
+    with Daemon("--config", not_live(tmp_path / "burst.toml"), "--model", artifact, "--source",
+                f"zmq:tcp://127.0.0.1:{port}?idle=1&workers={workers}", "--print", *ANY_PORTS) as daemon:
+        producer_factory(f"tcp://127.0.0.1:{port}").send("radio", audio)  # 60 s of audio at once
         daemon.wait_for(lambda: bool(daemon.stream_events("radio", "state") and
                                      daemon.stream_events("radio", "state")[-1]["state"] == "down"),
                         60, "the stream to end")
@@ -134,8 +136,7 @@ def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, pr
     With ``workers=3`` the streams are spread over three ingest processes and the
     garbage is refused there (wrong part counts by the router), counted the same.
     """
-    config = tmp_path / "limits.toml"
-    config.write_text("[limits]\nmax_frame_bytes = 65536\n")
+    config = not_live(tmp_path / "limits.toml", "[limits]\nmax_frame_bytes = 65536\n")  # sent in a burst
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     streams = {f"s{i:02d}": LABELS[i % 3] for i in range(12)}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_helpers import Daemon, free_port
+from daemon_helpers import Daemon, free_port, not_live
 
 from genretag.pipeline.audio import decode
 
@@ -37,7 +37,8 @@ def test_real_programme_with_dead_air(shared_music: Path, tmp_path: Path) -> Non
     programme = tmp_path / "programme.wav"
     sf.write(programme, np.concatenate(parts[:-1]), SR, subtype="PCM_16")
     port = free_port()
-    with Daemon("--source", f"zmq:tcp://127.0.0.1:{port}?idle=2", "--print", "--publish",
+    config = not_live(tmp_path / "serve.toml")  # the programme is sent at rate 0
+    with Daemon("--config", config, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=2", "--print", "--publish",
                 "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0", ready_timeout=180) as daemon:
         subprocess.run([sys.executable, "-m", "genretag.cli.main", "send", str(programme), "--to",
                         f"tcp://127.0.0.1:{port}", "--stream", "radio", "--rate", "0"],
