@@ -3,8 +3,10 @@
 This is the ceiling of the daemon: whatever the streaming side does, it cannot
 score more windows per second than the predictor at the batch sizes the
 batcher forms.  The predictor is the daemon's own (``load_predictor``), on the
-Keras backend chosen with ``--backend`` (set before Keras is imported), fed
-noise windows (never zeros: they can run faster than music).
+serving runtime chosen with ``--runtime`` (several, comma-separated, are
+measured one after the other in one run) and, for ``keras``, on the Keras
+backend chosen with ``--backend`` (set before Keras is imported), fed noise
+windows (never zeros: they can run faster than music).
 
 Each batch size is warmed up (first call: graph tracing, compilation), then
 called repeatedly for at least ``--seconds``; the figure is windows over the
@@ -12,7 +14,8 @@ median call time.  A batch size whose single call would take longer than
 ``--max-call-seconds`` (estimated from the previous size) is skipped, so the
 slow bundled model on a 2-core CPU does not spend minutes per point.
 
-    python -m benchmarks.model_throughput [--model DIR] [--backend jax] [--quick] [--json out.json]
+    python -m benchmarks.model_throughput [--model DIR] [--runtime keras,openvino] [--backend jax] [--quick]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def measure(predictor: Any, batch: int, seconds: float, rng: np.random.Generator
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--runtime", default="auto", type=lambda s: s.split(","),
+                    help="serving runtimes to measure, comma-separated (auto, openvino, keras) [auto]")
     ap.add_argument("--backend", choices=["tensorflow", "jax", "torch"])
     ap.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")])
     ap.add_argument("--seconds", type=float, default=3.0, help="timed calls per batch size, at least")
@@ -65,30 +70,30 @@ def main() -> None:
     sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
     seconds = 1.0 if args.quick else args.seconds
 
-    from genretag.models.predictor import load_predictor
+    from genretag.models.predictor import load_predictor, runtime_name
 
-    predictor = load_predictor(args.model)
-    backend = "sklearn"
-    if predictor.manifest.kind == "keras":
-        import keras
-
-        backend = keras.backend.backend()
-    rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
-    for batch in sizes:
-        if rows and batch / rows[-1]["windows_per_s"] > args.max_call_seconds:
-            print(f"batch {batch}: skipped (one call would take > {args.max_call_seconds:g} s)", flush=True)
-            continue
-        rows.append(measure(predictor, batch, seconds, rng))
-        print(f"batch {batch}: {rows[-1]['windows_per_s']:.1f} windows/s", flush=True)
+    for runtime in args.runtime:
+        predictor = load_predictor(args.model, runtime)
+        name = runtime_name(predictor)
+        rng = np.random.default_rng(0)
+        done: list[dict[str, Any]] = []
+        for batch in sizes:
+            if done and batch / done[-1]["windows_per_s"] > args.max_call_seconds:
+                print(f"{name}, batch {batch}: skipped (one call would take > {args.max_call_seconds:g} s)",
+                      flush=True)
+                continue
+            done.append({"runtime": name, **measure(predictor, batch, seconds, rng)})
+            print(f"{name}, batch {batch}: {done[-1]['windows_per_s']:.1f} windows/s", flush=True)
+        rows += done
     info = machine()
-    print(f"\nModel {args.model} ({predictor.manifest.architecture}), backend {backend}, "
-          f"{info['cores']} cores, GPU {info['gpu']}\n")
-    print(markdown_table(["batch", "windows/s", "median call (ms)", "first call (s)", "calls"],
-                         [[r["batch"], r["windows_per_s"], 1000 * r["median_call_s"], r["first_call_s"],
-                           r["calls"]] for r in rows]))
+    print(f"\nModel {args.model} ({predictor.manifest.architecture}), {info['cores']} cores, "
+          f"GPU {info['gpu']}\n")
+    print(markdown_table(["runtime", "batch", "windows/s", "ms per window", "first call (s)", "calls"],
+                         [[r["runtime"], r["batch"], r["windows_per_s"], 1000 / r["windows_per_s"],
+                           r["first_call_s"], r["calls"]] for r in rows]))
     write_json(args.json, {"benchmark": "model_throughput", "model": str(args.model),
-                           "architecture": predictor.manifest.architecture, "backend": backend, "rows": rows})
+                           "architecture": predictor.manifest.architecture, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -40,6 +40,11 @@ def format_click_error(err: click.ClickException) -> str:
     return re.sub(r"^Error: ", ERROR, out.getvalue(), count=1, flags=re.MULTILINE)
 
 
+#: Top-level modules of the ``train`` extra (pyproject.toml): serving runs without them.
+TRAINING_MODULES = frozenset({"keras", "tensorflow", "librosa", "sklearn", "skops", "matplotlib", "tf2onnx",
+                              "onnx", "tensorboard"})
+
+
 class Group(click.Group):
     """The ``genretag`` group: click's standalone error handling, with genretag's prefix."""
 
@@ -54,6 +59,12 @@ class Group(click.Group):
             sys.exit(err.exit_code)
         except click.Abort:
             click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as err:
+            if err.name is None or err.name.partition(".")[0] not in TRAINING_MODULES:
+                raise
+            error(f"this command needs {err.name.partition('.')[0]}, part of the training extra: "
+                  "pip install 'genretag[train]'")
             sys.exit(1)
         except OSError as err:  # as click does: a closed pipe (| head) ends the command quietly
             if err.errno != errno.EPIPE:

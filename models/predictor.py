@@ -7,6 +7,7 @@ the daemon and ``classify`` rely on, whatever the model kind.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -199,9 +200,9 @@ def _load_sklearn(path: Path) -> Any:
     return load_estimator(path)
 
 
-#: Serving runtimes.  ``auto``: the serving export through OpenVINO where the artifact has one, else the
-#: model's own framework; ``openvino``: the export, or an error; ``keras``: the ``.keras`` model, on
-#: Keras' backend (TensorFlow, or JAX on the GPU box).
+#: Serving runtimes.  ``auto``: the serving export through OpenVINO where the artifact has one and
+#: OpenVINO is installed (the GPU box lends none), else the model's own framework; ``openvino``: the
+#: export, or an error; ``keras``: the ``.keras`` model, on Keras' backend (TensorFlow, or JAX on a GPU).
 RUNTIMES = ("auto", "openvino", "keras")
 
 
@@ -217,7 +218,8 @@ def load_predictor(artifact_dir: str | Path, runtime: str = "auto", precision: s
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     root = Path(artifact_dir)
     manifest = read_manifest(root)
-    if manifest.kind == "keras" and runtime != "keras" and (manifest.serving or runtime == "openvino"):
+    openvino_wanted = runtime == "openvino" or (runtime == "auto" and importlib.util.find_spec("openvino"))
+    if manifest.kind == "keras" and openvino_wanted and (manifest.serving or runtime == "openvino"):
         if not manifest.serving:
             raise ArtifactError(f"{root}: no serving export (an older artifact, or an architecture without "
                                 "one): add one with `genretag export`, or serve it with runtime 'keras'")

@@ -358,5 +358,6 @@ def test_memory_deny_write_execute_matches_the_default_model(tmp_path: Path) -> 
         assert '"label"' in result.stdout
         assert setting == "yes", "inference works under MDWE now: set MemoryDenyWriteExecute=yes in the unit"
     else:
-        assert "cannot allocate executable memory" in result.stderr, result.stderr
+        # OpenVINO's CPU plugin compiles its kernels at load time; mprotect(PROT_EXEC) is refused.
+        assert "can't protect" in result.stderr, result.stderr
         assert setting == "no"

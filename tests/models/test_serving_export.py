@@ -132,3 +132,14 @@ def test_serving_a_bundled_model_imports_no_deep_learning_framework() -> None:
 
 def test_runtime_and_precision_choices_are_spelled_alike_everywhere() -> None:
     assert RUNTIMES == CONFIG_RUNTIMES == RUNTIME_CHOICES and PRECISIONS == CONFIG_PRECISIONS
+
+
+def test_a_command_missing_the_training_extra_names_it(exported: Path) -> None:
+    """In a serving-only install (no Keras), ``export`` fails with a line that says what to install."""
+    script = ("import sys\nsys.modules['keras'] = None  # as if not installed\n"
+              "from genretag.cli.main import cli\ncli(['export', sys.argv[1]])")
+    done = subprocess.run([sys.executable, "-c", script, str(exported)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == ("genretag: error: this command needs keras, part of the training extra: "
+                                   "pip install 'genretag[train]'")
