@@ -40,3 +40,16 @@ bench-programme:
 	$(PYTHON) -m benchmarks.programme $(foreach m,$(PROG_MANIFESTS),--manifest $(m)) \
 		$(foreach s,$(PROG_SOURCES),--source $(s)) $(foreach r,$(PROG_RUNS),--run $(r)) \
 		--exclude-artists-of $(SHARED)/music/manifest.csv --json $(OUTDIR)/programme.json $(PROG_ARGS)
+
+# Graceful overload (issue 18 point 3): the capacity (largest stream count with zero drops and p99 under 250 ms),
+# then 1.5x that many streams, with the daemon's default age bound and without it (batch.max_age_ms = 0); peak
+# RSS, drops by reason and p99 of the windows scored, for each. Producers send 0.5 s messages, so that at 1.5x
+# the daemon runs out before the load generator sharing its cores. OVERLOAD_MODEL defaults to the fast model;
+# OVERLOAD_ARGS replaces the options: --capacity N (no search), --start N, --runtime keras, --workers N, ...
+OVERLOAD_MODEL ?= models/fast
+OVERLOAD_ARGS ?= --start 200 --chunk-seconds 0.5 --seconds 15
+
+.PHONY: bench-overload
+bench-overload:
+	$(PYTHON) -m benchmarks.daemon_e2e --model $(OVERLOAD_MODEL) --overload --without-age-bound $(quick) \
+		$(OVERLOAD_ARGS) --json $(OUTDIR)/overload_$(notdir $(OVERLOAD_MODEL)).json

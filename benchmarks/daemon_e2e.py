@@ -27,7 +27,19 @@ predictor call per window, as per-file taggers do), so the speed-up is a ratio
 measured side by side.  ``--rate0 N`` sends N streams as fast as possible and
 reports audio seconds scored per wall second.
 
+``--overload`` (issue 18) measures graceful overload: the capacity is the
+largest level that passes with p99 latency under ``--p99-target`` (the search
+above, or the level ``--capacity N`` alone), then a daemon takes
+``--overload-factor`` (1.5) times as many streams.  Reported for both runs:
+peak RSS, windows dropped (by reason) and p50/p99 latency of the windows
+scored; the overload passes when its peak RSS is within 1.2x of the capacity
+run's, its drops are counted (more than zero) and its p99 is under
+``--overload-p99`` (1 s).  ``--without-age-bound`` runs the overload level a
+second time with ``batch.max_age_ms = 0`` (only the queue's bound, as before
+issue 18), side by side.
+
     python -m benchmarks.daemon_e2e [--model DIR] [--backend jax] [--quick] [--baseline] [--rate0 64]
+    python -m benchmarks.daemon_e2e --model models/fast --overload [--capacity N] [--without-age-bound]
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -42,7 +55,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +89,9 @@ class DaemonSettings:
     procs_per_1000: float
     max_procs: int
     workers: int = 0
+    runtime: str | None = None  # model.runtime; None: the daemon's default
+    max_age_ms: float | None = None  # batch.max_age_ms; None: the daemon's default
+    p99_target: float = math.inf  # a level passes only with p99 latency under this (seconds)
 
 
 @dataclass
@@ -91,6 +107,7 @@ class Level:
     windows_silent: float = 0.0  # the silence gate's: handled, not scored
     windows_expected: float = 0.0
     dropped: float = 0.0  # from the end of the warm-up to the end of the run
+    dropped_by_reason: dict[str, float] = field(default_factory=dict)  # the same, by reason
     dropped_warmup: float = 0.0  # before it (first compilations of a JIT backend land here)
     lost_messages: float = 0.0
     source_errors: dict[str, float] = field(default_factory=dict)  # by kind, whole run
@@ -105,6 +122,7 @@ class Level:
     audio_seconds_scored_per_s: float = 0.0
     audio_seconds_sent_per_s: float = 0.0
     buckets: list[tuple[float, float]] = field(default_factory=list)
+    runtime: str = ""  # what served the model, as the daemon logged it
 
 
 def load_music(n_clips: int, sample_rate: int, seconds: float) -> list[np.ndarray]:
@@ -141,11 +159,13 @@ class DaemonProcess:
         self.zmq = f"tcp://127.0.0.1:{free_port()}"
         self.metrics_url = f"http://127.0.0.1:{(mport := free_port())}/metrics"
         backend = f'backend = "{settings.backend}"\n' if settings.backend else ""
+        runtime = f'runtime = "{settings.runtime}"\n' if settings.runtime else ""
+        max_age = f"max_age_ms = {settings.max_age_ms}\n" if settings.max_age_ms is not None else ""
         config = workdir / "bench.toml"
         config.write_text(
-            f'[model]\npath = "{settings.model.resolve()}"\n{backend}'
+            f'[model]\npath = "{settings.model.resolve()}"\n{backend}{runtime}'
             f"[batch]\nmax_batch_size = {max_batch}\nmax_wait_ms = {settings.max_wait_ms}\n"
-            f"queue_size = {settings.queue_size}\n"
+            f"queue_size = {settings.queue_size}\n{max_age}"
             f'[publish]\naddress = "tcp://127.0.0.1:{free_port()}"\n'
             f'[metrics]\naddress = "127.0.0.1:{mport}"\n'
             f"[limits]\nmax_streams = {min(10000, streams + 16)}\n"
@@ -169,7 +189,7 @@ class DaemonProcess:
             text = r.read().decode()
         out: dict[str, Any] = {"rendered_at": rendered_at, "scored": 0.0, "silent": 0.0, "dropped": 0.0,
                                "lost": 0.0, "batch_sum": 0.0, "batch_count": 0.0, "model_seconds": 0.0,
-                               "buckets": {}, "errors": {}}
+                               "buckets": {}, "errors": {}, "drops": {}}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == "genretag_windows_processed_total":
@@ -178,6 +198,8 @@ class DaemonProcess:
                     out["silent"] += s.value
                 elif s.name == "genretag_windows_dropped_total":
                     out["dropped"] += s.value
+                    reason = s.labels.get("reason", "")
+                    out["drops"][reason] = out["drops"].get(reason, 0.0) + s.value
                 elif s.name == "genretag_source_errors_total":
                     kind = s.labels.get("kind", "")
                     out["errors"][kind] = out["errors"].get(kind, 0.0) + s.value
@@ -232,10 +254,14 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
             final, peak = daemon.scrape(), tree_sample(daemon.proc.pid).peak_rss_bytes
         finally:
             daemon.stop()
+        served = re.search(r"served by (\S+)", daemon.log_path.read_text())
+        level.runtime = served[1] if served else ""
     level.windows_scored = b["scored"] - a["scored"]
     level.windows_silent = b["silent"] - a["silent"]
     level.windows_expected = streams * wall / hop
     level.dropped, level.dropped_warmup = final["dropped"] - a["dropped"], a["dropped"]
+    level.dropped_by_reason = {reason: n - a["drops"].get(reason, 0.0) for reason, n in final["drops"].items()
+                               if n > a["drops"].get(reason, 0.0)}
     level.lost_messages = final["lost"]
     level.source_errors = final["errors"]
     bounds = sorted(b["buckets"])
@@ -262,6 +288,8 @@ def _judge(level: Level, settings: DaemonSettings, all_reported: bool) -> tuple[
         return False, "a producer did not finish"
     if level.dropped or level.lost_messages:
         return False, f"{level.dropped:g} windows dropped, {level.lost_messages:g} messages lost"
+    if level.latency_p99_s > settings.p99_target:
+        return False, f"p99 {1000 * level.latency_p99_s:.0f} ms over {1000 * settings.p99_target:.0f} ms"
     if level.rate > 0 and level.producer_late_p99_s > settings.chunk_seconds:
         return False, f"producers fell behind (p99 late {level.producer_late_p99_s:.3f} s)"
     handled = level.windows_scored + level.windows_silent
@@ -364,16 +392,32 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured interval per level")
     ap.add_argument("--procs-per-1000", type=float, default=1.0, help="producer processes per 1000 streams")
     ap.add_argument("--max-procs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    ap.add_argument("--quick", action="store_true", help="levels 10,40 (and baseline 4), 5 s each")
+    ap.add_argument("--quick", action="store_true",
+                    help="levels 10,40 (and baseline 4), 5 s each; with --overload, only the 5 s")
+    ap.add_argument("--runtime", choices=["auto", "openvino", "keras"], help="the daemon's model.runtime")
+    ap.add_argument("--max-age-ms", type=float, help="the daemon's batch.max_age_ms (default: its default)")
+    ap.add_argument("--overload", action="store_true",
+                    help="capacity (zero drops, p99 under --p99-target), then --overload-factor times it")
+    ap.add_argument("--capacity", type=int, help="with --overload: this level is the capacity (no search)")
+    ap.add_argument("--p99-target", type=float, default=0.25, help="with --overload: seconds (capacity)")
+    ap.add_argument("--overload-factor", type=float, default=1.5)
+    ap.add_argument("--overload-p99", type=float, default=1.0, help="seconds the overload's p99 must beat")
+    ap.add_argument("--without-age-bound", action="store_true",
+                    help="with --overload: run the overload level again with batch.max_age_ms = 0")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
     if args.quick:
-        args.streams, args.seconds, args.warmup = args.streams or [10, 40], 5.0, 4.0
+        args.seconds, args.warmup = 5.0, 4.0
+        if not args.overload:
+            args.streams = args.streams or [10, 40]
     settings = DaemonSettings(args.model, args.backend, args.max_batch, args.max_wait_ms, args.queue_size,
                               args.chunk_seconds, args.warmup, args.seconds, args.procs_per_1000,
-                              args.max_procs, args.workers)
+                              args.max_procs, args.workers, args.runtime, args.max_age_ms)
     music = load_music(8, args.sample_rate, 30.0)
+    if args.overload:
+        overload(args, settings, music)
+        return
     results: dict[str, list[Level]] = {}
     print(f"batched (max_batch_size {args.max_batch}, max_wait_ms {args.max_wait_ms:g}):", flush=True)
     results["batched"] = search(settings, music, args.sample_rate, args.max_batch, args.streams, args.start,
@@ -392,10 +436,52 @@ def main() -> None:
     report(args, results)
 
 
-def report(args: argparse.Namespace, results: dict[str, list[Level]]) -> None:
+def overload(args: argparse.Namespace, settings: DaemonSettings, music: list[np.ndarray]) -> None:
+    """``--overload``: the capacity, then ``--overload-factor`` times as many streams (module docstring)."""
+    results: dict[str, list[Level]] = {}
+    print(f"capacity (zero drops, p99 under {1000 * args.p99_target:.0f} ms):", flush=True)
+    results["capacity"] = search(replace(settings, p99_target=args.p99_target), music, args.sample_rate,
+                                 args.max_batch, [args.capacity] if args.capacity else None, args.start,
+                                 args.ceiling)
+    capacity = best(results["capacity"]) or (results["capacity"][0] if args.capacity else None)
+    if capacity is None:
+        report(args, results, {"error": "no level passed: lower --start"})
+        return
+    streams = round(capacity.streams * args.overload_factor)
+    runs = [("overload", settings)]
+    if args.without_age_bound:
+        runs.append(("overload, no age bound", replace(settings, max_age_ms=0.0)))
+    summary: dict[str, Any] = {"capacity": asdict(capacity)}
+    for name, run_settings in runs:
+        level = run_level(run_settings, music, args.sample_rate, streams, args.max_batch)
+        results[name] = [level]
+        verdict = overload_verdict(capacity, level, args.overload_p99)
+        summary[name] = {"level": asdict(level), **verdict}
+        print(f"  {name}, N={streams} ({args.overload_factor:g}x {capacity.streams}): "
+              f"{'PASS' if verdict['passed'] else 'FAIL'}; dropped {level.dropped:g} "
+              f"{level.dropped_by_reason}, "
+              f"p50/p99 {1000 * level.latency_p50_s:.0f}/{1000 * level.latency_p99_s:.0f} ms, peak RSS "
+              f"{level.daemon_peak_rss_mib:.0f} MiB = {verdict['peak_rss_ratio']:.2f}x the capacity run's",
+              flush=True)
+    report(args, results, summary)
+
+
+def overload_verdict(capacity: Level, over: Level, max_p99: float) -> dict[str, Any]:
+    """Issue 18's acceptance at overload: peak RSS within 1.2x of the capacity run's, drops counted,
+    p99 of the windows scored under ``max_p99`` seconds."""
+    ratio = over.daemon_peak_rss_mib / capacity.daemon_peak_rss_mib
+    checks = {"peak_rss_within_1.2x": ratio <= 1.2, "drops_counted": over.dropped > 0,
+              "p99_under_target": over.latency_p99_s < max_p99}
+    return {"peak_rss_ratio": ratio, "checks": checks, "passed": all(checks.values())}
+
+
+def report(args: argparse.Namespace, results: dict[str, list[Level]],
+           overload_summary: dict[str, Any] | None = None) -> None:
     info = machine()
-    print(f"\nModel {args.model}, backend {args.backend or 'default'}, {info['cores']} cores "
-          f"({info['cpu']}), GPU {info['gpu']}, load {info['load_average']}\n")
+    runtimes = sorted({lv.runtime for levels in results.values() for lv in levels if lv.runtime})
+    print(f"\nModel {args.model}, served by {', '.join(runtimes) or '?'}, backend "
+          f"{args.backend or 'default'}, {info['cores']} cores ({info['cpu']}), GPU {info['gpu']}, "
+          f"load {info['load_average']}\n")
     header = ["config", "streams", "pass", "p50 ms", "p99 ms", "mean batch", "model busy",
               "scored+silent/expected",
               "dropped (warm-up)", "daemon cores", "producer cores", "daemon peak RSS MiB",
@@ -407,6 +493,11 @@ def report(args: argparse.Namespace, results: dict[str, list[Level]]) -> None:
              lv.daemon_peak_rss_mib, lv.audio_seconds_scored_per_s]
             for name, levels in results.items() for lv in levels]
     print(markdown_table(header, rows))
+    if overload_summary is not None:
+        write_json(args.json, {"benchmark": "daemon_e2e overload", "summary": overload_summary,
+                               "args": {k: str(v) for k, v in vars(args).items()},
+                               "levels": {name: [asdict(lv) for lv in lvs] for name, lvs in results.items()}})
+        return
     summary: dict[str, Any] = {}
     for name in ("batched", "unbatched"):
         top = best(results.get(name, []))
