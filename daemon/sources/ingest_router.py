@@ -28,7 +28,7 @@ from typing import Any
 
 import zmq
 
-from genretag.daemon.sources.ingest_worker import ARRIVAL, AUDIO_HWM, encode, pack
+from genretag.daemon.sources.ingest_worker import ARRIVAL, AUDIO_HWM, daemon_pid, encode, pack
 from genretag.daemon.sources.zmq import POLL_MS, recv_frames, send_frames
 
 
@@ -51,6 +51,7 @@ def run(config: RouterConfig) -> None:
     """The router process's main function (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = daemon_pid()
     context = zmq.Context(io_threads=2)  # one for the relay in, one for the inboxes out
     relay = context.socket(zmq.PULL)
     relay.setsockopt(zmq.RCVHWM, AUDIO_HWM)
@@ -68,18 +69,18 @@ def run(config: RouterConfig) -> None:
     out.connect(config.outbox)
     out.send(pack([encode("hello", i=config.index)]))
     try:
-        if _route(relay, inboxes):
+        if _route(relay, inboxes, parent):
             out.send(pack([encode("bye", i=config.index)]))
     finally:
         relay.close(linger=0)
+        linger = None if os.getppid() == parent else 0  # a gone daemon's workers read nothing more
         for socket in [*inboxes, out]:
-            socket.close()
+            socket.close(linger=linger)
         context.term()
 
 
-def _route(relay: zmq.Socket[Any], inboxes: list[zmq.Socket[Any]]) -> bool:
-    """Route until the daemon says stop (True) or is gone (False)."""
-    parent = os.getppid()
+def _route(relay: zmq.Socket[Any], inboxes: list[zmq.Socket[Any]], parent: int) -> bool:
+    """Route until the daemon (pid ``parent``) says stop (True) or is gone (False)."""
     while os.getppid() == parent:
         if not relay.poll(POLL_MS):
             continue

@@ -36,6 +36,7 @@ every process of the machine.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import struct
@@ -70,6 +71,16 @@ class WorkerConfig:
     idle_timeout: float
 
 
+def daemon_pid() -> int:
+    """The pid of the daemon that started this process, to notice when it is gone (``os.getppid()`` changes).
+
+    Not ``os.getppid()`` read at the start: a daemon killed while this process was still importing has
+    already left it to init, and waiting for that pid to change would wait for ever.
+    """
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getppid()
+
+
 def encode(kind: str, stream: str | None = None, **fields: Any) -> dict[str, Any]:
     """One result: ``{"k": kind, "s": stream, ...}``."""
     return {"k": kind, "s": stream, **fields}
@@ -88,9 +99,9 @@ class _ForwardingSink:
     of one per window, each of which waits for the daemon's GIL.
     """
 
-    def __init__(self, out: zmq.Socket[Any], settings: WindowerSettings) -> None:
+    def __init__(self, out: zmq.Socket[Any], settings: WindowerSettings, parent: int) -> None:
         self._out = out
-        self._parent = os.getppid()
+        self._parent = parent  # the daemon's pid
         self._settings = settings
         self._windowers: dict[str, StreamWindower] = {}
         self._results: list[dict[str, Any]] = []
@@ -164,6 +175,7 @@ def run(config: WorkerConfig) -> None:
     """The worker process's main function (see the module docstring)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = daemon_pid()
     context = zmq.Context()
     inbox = context.socket(zmq.PULL)
     inbox.setsockopt(zmq.RCVHWM, AUDIO_HWM)
@@ -173,26 +185,25 @@ def run(config: WorkerConfig) -> None:
     out.setsockopt(zmq.SNDTIMEO, POLL_MS)
     out.setsockopt(zmq.LINGER, 10_000)  # the last results and the bye must reach the daemon
     out.connect(config.outbox)
-    sink = _ForwardingSink(out, config.settings)
+    sink = _ForwardingSink(out, config.settings, parent)
     receiver = FrameReceiver(config.limits, config.idle_timeout)
     sink.send(encode("hello", i=config.index))
     try:
-        _serve(inbox, receiver, sink)
+        _serve(inbox, receiver, sink, parent)
         receiver.close(sink, "stopped", "source stopped")
         sink.send(encode("bye", i=config.index))
     finally:
         inbox.close(linger=0)
-        out.close()
+        out.close(linger=None if os.getppid() == parent else 0)  # no one reads a gone daemon's results
         context.term()
 
 
-def _serve(inbox: zmq.Socket[Any], receiver: FrameReceiver, sink: _ForwardingSink) -> None:
-    """Handle messages until the daemon says stop or is gone.
+def _serve(inbox: zmq.Socket[Any], receiver: FrameReceiver, sink: _ForwardingSink, parent: int) -> None:
+    """Handle messages until the daemon (pid ``parent``) says stop or is gone.
 
     Results go home whenever the inbox is empty (no latency added) or
     ``MAX_WINDOWS_PER_MESSAGE`` windows are waiting.
     """
-    parent = os.getppid()
     while os.getppid() == parent:
         if inbox.poll(POLL_MS):
             while sink.pending_windows < MAX_WINDOWS_PER_MESSAGE:

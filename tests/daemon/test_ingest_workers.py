@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import zmq
-from daemon_helpers import HOP_S, SR, WINDOW_S, Daemon, Producer, clip, expected_windows, free_port
+from daemon_helpers import HOP_S, SR, WINDOW_S, Daemon, Producer, clip, expected_windows, free_port, genretag
 
 from genretag.daemon.protocol import encode_frame
 from genretag.daemon.sources.ingest_worker import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, RESULTS_HWM
@@ -257,3 +257,28 @@ def test_a_stalled_daemon_backs_up_to_the_producer_holding_little_and_losing_not
     print(f"\n{held} messages ({held * second.nbytes // 1024} KiB) held with the daemon's side stalled")
     assert sink.windows == expected_windows(held * SR)
     assert sink.errors == [] and sink.states == [("up", ""), ("down", "stopped")]
+
+
+def test_ingest_processes_exit_when_the_daemon_dies_while_they_start(artifact: Path) -> None:
+    """A daemon killed while its ingest processes still import leaves them to init.  They notice and exit
+    (they once took the parent they saw when their main function began, init by then, and ran for ever)."""
+    daemon = genretag("serve", "--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{free_port()}?workers=2",
+                      *ANY_PORTS)
+    deadline = time.monotonic() + 60
+    while not (started := ingest_processes(daemon.pid)):
+        assert daemon.poll() is None and time.monotonic() < deadline, "no ingest process started"
+        time.sleep(0.005)
+    daemon.kill()
+    daemon.wait()
+    deadline = time.monotonic() + 10
+    try:
+        while (alive := [pid for pid in started if Path(f"/proc/{pid}").exists()]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive, f"ingest processes {alive} outlived their daemon"
+    finally:
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
