@@ -38,9 +38,11 @@ and no tuning beyond the target itself, and sees the wait before :meth:`put`
 that no bound on this queue can (CoDel's lesson: bound the time spent queued,
 not the queue's length).  The count bound stays as the bound on memory.
 Dropping while forming a batch costs nothing extra: stale windows are at the
-head of the queue, taken off on the way to the fresh ones.  Sources that send
-faster than real time on purpose (``file:...?rate=0``) are not live: run them
-with ``max_age_ms = 0`` (no age bound) and a queue that holds their windows.
+head of the queue, taken off on the way to the fresh ones.  A file's windows
+are not live (``put(..., live=False)``): they are tagged however late, and
+only the count bound applies to them.  Producers that send faster than real
+time on purpose (``genretag send --rate 0``) look live: run their daemon with
+``max_age_ms = 0`` (no age bound) and a queue that holds their windows.
 
 Control items (:meth:`call`, :meth:`swap`) are never dropped and do not count
 towards the bound: there are only a few per stream state change, and losing
@@ -86,6 +88,7 @@ class _WindowItem:
     stream: str
     window: Window
     queued_at: float  # time.monotonic()
+    live: bool  # held to the age bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +156,11 @@ class Batcher:
     def start(self) -> None:
         self._thread.start()
 
-    def put(self, stream: str, window: Window) -> None:
-        """Queue a window without blocking; drops (and reports) the oldest one when full."""
+    def put(self, stream: str, window: Window, *, live: bool = True) -> None:
+        """Queue a window without blocking; drops (and reports) the oldest one when full.
+
+        A window that is not ``live`` (a file's) is never dropped as stale.
+        """
         dropped: list[str] = []
         with self._cond:
             reason = "shutdown" if self._stopping else "queue_full"
@@ -163,7 +169,7 @@ class Batcher:
             else:
                 while self._windows >= self.queue_size:
                     dropped.append(self._drop_oldest())
-                self._queue.append(_WindowItem(stream, window, time.monotonic()))
+                self._queue.append(_WindowItem(stream, window, time.monotonic(), live))
                 self._windows += 1
                 # Wake the inference thread only when it has something new to decide: a first window
                 # starts the max_wait clock, a full batch closes it.  Waking it for every window made it
@@ -286,7 +292,7 @@ class Batcher:
                 break
             queue.popleft()
             self._windows -= 1
-            if item.window.arrival_time < oldest:
+            if item.live and item.window.arrival_time < oldest:
                 stale.append(item.stream)
             else:
                 batch.append(item)

@@ -95,6 +95,7 @@ class _Ingest:
     down_since: float = 0.0
     silence_counted: float = 0.0
     clean_from: float = 0.0  # windower position of the first window after a silence with no silence in it
+    live: bool = True  # its windows are held to the batcher's age bound (Chunk.live)
 
     @property
     def pos(self) -> float:
@@ -188,6 +189,7 @@ class Tagger:
             if not st.up:
                 self._went_up(chunk.stream, st)
             assert st.windower is not None  # a stream is windowed here or in a worker, never both
+            st.live = chunk.live
             try:
                 result = st.windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time)
             except BadAudio as err:
@@ -293,7 +295,8 @@ class Tagger:
             if window.silent or window.pos < st.clean_from:
                 m.windows_silent.inc(stream)
             else:
-                self.batcher.put(stream, replace(window, pos=window.pos + st.offset) if st.offset else window)
+                self.batcher.put(stream, replace(window, pos=window.pos + st.offset) if st.offset else window,
+                                 live=st.live)
         for change in changes:
             self._gate_change(stream, st, change)
         silence = result.silence_seconds

@@ -1,12 +1,10 @@
 """Serving an exported artifact through OpenVINO, without TensorFlow or Keras in the process.
 
-OpenVINO was chosen on numbers measured side by side on the 2-core development
-box (benchmarks/RESULTS.md, "Serving runtime"): for the default model it ran
-21-24 ms per window against 41-47 ms for ONNX Runtime and 44 ms for LiteRT,
-because on a CPU with native bfloat16 it computes in bfloat16 (largest score
-difference 0.008, the same top label on every test window), and it held the
-daemon's memory far lower than ONNX Runtime's arena (774 MiB against 3.7 GiB
-at batch 64).  ``precision="f32"`` asks for float32 everywhere.
+OpenVINO was chosen over ONNX Runtime and LiteRT on numbers measured side by
+side (benchmarks/RESULTS.md, "Serving runtime"): about twice as fast on the
+default model, because on a CPU with native bfloat16 it computes in bfloat16
+(scores within 0.01, same top labels), and far less memory.
+``precision="f32"`` asks for float32 everywhere.
 """
 
 from __future__ import annotations
@@ -25,9 +23,8 @@ from genretag.models.staging import StagingBuffer
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "f32")
-#: Windows per inference request.  The default model's first layers hold about 12 MB of activations
-#: per window: a batch of 64 in one request peaked at 944 MiB resident, in requests of 8 at 280 MiB,
-#: and both ran 21-23 ms a window (benchmarks/RESULTS.md, "Serving runtime").
+#: Windows per inference request: the default model's first layers hold about 12 MB of activations per
+#: window, so requests of 8 bound the memory a large batch takes, at no cost in speed (RESULTS.md).
 CHUNK_WINDOWS = 8
 
 

@@ -30,6 +30,9 @@ class Chunk:
     samples: np.ndarray
     sample_rate: int
     arrival_time: float  # time.monotonic() when the bytes arrived
+    #: Audio someone listens to as it happens (mic, radio, zmq producers).  A file's audio is not: it is
+    #: tagged in full however late, so the batcher's age bound (``batch.max_age_ms``) spares its windows.
+    live: bool = True
 
 
 class SourceSink(Protocol):

@@ -12,9 +12,11 @@ way memory stays flat whatever the file's length.
 
 Pacing follows an absolute schedule, start time + audio sent / ``rate``, as a
 live source would deliver it: sleep jitter and decoding time never add up to
-drift.  ``rate=0`` sends as fast as the thread runs; the daemon's batcher then
-drops the oldest windows it cannot score in time (counted), so use a rate such
-as 10 to tag a file faster than real time without losses.
+drift.  ``rate=0`` sends as fast as the thread runs.  A file's audio is not
+live: its windows are scored however long they wait (the batcher's age bound
+spares them), but beyond ``batch.queue_size`` waiting windows the oldest are
+dropped (counted), so use a rate the model keeps up with, such as 10, to tag a
+long file faster than real time without losses.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class FileSource:
                 for samples, sr in self._chunks():
                     if not self._pace(start):
                         return
-                    sink.audio(Chunk(self.name, samples, sr, time.monotonic()))
+                    sink.audio(Chunk(self.name, samples, sr, time.monotonic(), live=False))
                     self.seconds_sent += len(samples) / sr
                 if not self.loop or self.seconds_sent == sent_before:  # an empty file would spin
                     return

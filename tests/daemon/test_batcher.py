@@ -143,6 +143,21 @@ def test_stale_windows_are_dropped_oldest_first_and_counted_per_stream() -> None
     assert predictor.batches == [2]  # the stale windows never reached the model
 
 
+def test_a_files_windows_are_never_stale() -> None:
+    """A file's audio is tagged however late (live=False); the live window of the same age is dropped."""
+    predictor, rec = FakePredictor(), Recorder()
+    batcher = make(predictor, rec, max_wait_ms=1, max_age_ms=200)
+    batcher.put("file", window(0, age=5.0), live=False)
+    batcher.put("radio", window(1, age=5.0))
+    batcher.put("file", window(2, age=1.0), live=False)
+    rec.expected = 2
+    batcher.start()
+    assert rec.done.wait(5)
+    batcher.stop()
+    assert rec.drops == [("radio", "stale")]
+    assert [(s, pos) for s, pos, _ in rec.results] == [("file", 0), ("file", 2)]
+
+
 def test_past_capacity_the_scored_windows_stay_within_the_age_bound() -> None:
     # A model of 40 windows/s (4 per 0.1 s call) fed 100 windows/s: without an age bound the backlog would
     # grow by 60 windows, 1.5 s of the model's time, every second.  With one, each scored window waited at
