@@ -24,10 +24,15 @@ be added later as more distillation data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -46,6 +51,12 @@ if TYPE_CHECKING:
     from genretag.training.reader import DatasetInfo
 
 ARCHITECTURE = "musicnn-student"
+Config = TypeVar("Config")
+Item = TypeVar("Item")
+#: Threads that make the next batches (augmented windows for the teacher, masked mels for the
+#: student) while the accelerator works on this one: done in line, the host's share of a step
+#: cost more than the GPU's.
+PREPARE_THREADS = 4
 BN_MOMENTUM = 0.9  # the default 0.99 left inference statistics stale after 3 epochs (one genre for all)
 
 
@@ -151,8 +162,15 @@ def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, au
 
     for i in tqdm(range(0, len(windows), batch_size), desc="teacher", unit="batch"):
         label(windows[i:i + batch_size])
-    for _ in tqdm(range(0, augmented, batch_size), desc="teacher (augmented)", unit="batch"):
-        label(augmented_windows(windows, batch_size, rng))
+    generators = rng.spawn(-(-augmented // batch_size)) if augmented else []  # one a batch, for the threads
+
+    def make(generator: np.random.Generator) -> np.ndarray:
+        return augmented_windows(windows, batch_size, generator)
+
+    with ThreadPoolExecutor(PREPARE_THREADS) as pool:
+        made = _prefetched(pool, make, generators, PREPARE_THREADS)
+        for chunk in tqdm(made, desc="teacher (augmented)", unit="batch", total=len(generators)):
+            label(chunk)
     x = np.concatenate(features)
     return DistillationData(np.concatenate(mels), ((x - head.mean) / head.scale).astype(np.float32),
                             head.predict(x).astype(np.float32))
@@ -181,25 +199,42 @@ def augmented_windows(windows: np.ndarray, count: int, rng: np.random.Generator)
     return out.astype(np.float32)
 
 
-class _SpecAugment:
-    """Random frequency and time masks on a batch of log-mels (a copy), as in SpecAugment."""
+def _spans(rng: np.random.Generator, n: int, size: int, count: int) -> np.ndarray:
+    """``(n, size)`` bool: per example, ``count`` random spans of 0 to ``size // 8`` positions."""
+    widths = rng.integers(0, size // 8 + 1, (n, count))
+    starts = rng.integers(0, size - widths + 1)
+    pos = np.arange(size)
+    return np.asarray(((pos >= starts[..., None]) & (pos < (starts + widths)[..., None])).any(axis=1))
 
-    def __init__(self, config: StudentConfig, rng: np.random.Generator) -> None:
-        self.config, self.rng = config, rng
 
-    def __call__(self, mels: np.ndarray) -> np.ndarray:
-        out = mels.astype(np.float32)
-        n, frames, bands = out.shape
-        for k in range(n):
-            for _ in range(self.config.freq_masks):
-                width = self.rng.integers(0, bands // 8 + 1)
-                start = self.rng.integers(0, bands - width + 1)
-                out[k, :, start:start + width] = 0.0
-            for _ in range(self.config.time_masks):
-                width = self.rng.integers(0, frames // 8 + 1)
-                start = self.rng.integers(0, frames - width + 1)
-                out[k, start:start + width, :] = 0.0
-        return out
+def spec_augment(mels: np.ndarray, config: StudentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A float32 copy of a batch of log-mels with SpecAugment masks: per example ``freq_masks``
+    bands and ``time_masks`` spans of frames set to zero."""
+    n, frames, bands = mels.shape
+    out = mels.astype(np.float32)
+    out *= ~_spans(rng, n, bands, config.freq_masks)[:, None, :]
+    out *= ~_spans(rng, n, frames, config.time_masks)[:, :, None]
+    return out
+
+
+def _prefetched(pool: ThreadPoolExecutor, make: Callable[[Item], Any], items: Iterable[Item],
+                ahead: int) -> Iterator[Any]:
+    """``make(item)`` for each item, in order, computed up to ``ahead`` items in advance by ``pool``."""
+    pending: deque[Future[Any]] = deque()
+    for item in items:
+        pending.append(pool.submit(make, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _student_batch(data: DistillationData, config: StudentConfig, order: np.ndarray, epoch: int,
+                   start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The batch at ``start`` in an epoch's ``order``: masked mels and the teacher's two targets."""
+    idx = np.sort(order[start:start + config.batch_size])
+    mels = spec_augment(data.mels[idx], config, np.random.default_rng((config.seed, epoch, start)))
+    return mels, {"embedding": data.features[idx], "scores": data.probs[idx]}
 
 
 def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
@@ -222,24 +257,21 @@ def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
         loss={"embedding": "mse", "scores": keras.losses.KLDivergence()},
         loss_weights={"embedding": 1.0, "scores": config.kd_weight},
     )
-    augment = _SpecAugment(config, np.random.default_rng(config.seed))
     rng = np.random.default_rng(config.seed + 1)
-    for epoch in range(config.epochs):
-        order = rng.permutation(n)
-        losses = []
-        for i in range(0, n, config.batch_size):
-            idx = np.sort(order[i:i + config.batch_size])
-            out = trainer.train_on_batch(augment(data.mels[idx]),
-                                         {"embedding": data.features[idx], "scores": data.probs[idx]},
-                                         return_dict=True)
-            losses.append(out["loss"])
-        message = f"epoch {epoch + 1}/{config.epochs}: loss {np.mean(losses):.4f}"
-        if validation is not None:
-            val = trainer.evaluate(validation.mels.astype(np.float32),
-                                   {"embedding": validation.features, "scores": validation.probs},
-                                   batch_size=256, verbose=0, return_dict=True)
-            message += f", dev loss {val['loss']:.4f}"
-        print(message, flush=True)  # one line per epoch, like Keras' own fit progress
+    with ThreadPoolExecutor(PREPARE_THREADS) as pool:
+        for epoch in range(config.epochs):
+            started = time.monotonic()
+            make = partial(_student_batch, data, config, rng.permutation(n), epoch)
+            batches = _prefetched(pool, make, range(0, n, config.batch_size), 2 * PREPARE_THREADS)
+            losses = [trainer.train_on_batch(x, y, return_dict=True)["loss"] for x, y in batches]
+            seconds = time.monotonic() - started
+            message = f"epoch {epoch + 1}/{config.epochs}: loss {np.mean(losses):.4f} ({seconds:.0f} s)"
+            if validation is not None:
+                val = trainer.evaluate(validation.mels.astype(np.float32),
+                                       {"embedding": validation.features, "scores": validation.probs},
+                                       batch_size=256, verbose=0, return_dict=True)
+                message += f", dev loss {val['loss']:.4f}"
+            print(message, flush=True)  # one line per epoch, like Keras' own fit progress
     return keras.Model(mel, scores(embedding), name="student_scores")
 
 
@@ -252,6 +284,15 @@ def assemble_student(student_scores: Any, normalize_db: float | None) -> Any:
     return keras.Model(front.input, probs, name="musicnn_student")
 
 
+def distillation_data(clips: Sequence[np.ndarray], head: LinearHead, config: StudentConfig,
+                      teacher: HeadConfig, augmented: bool = True) -> DistillationData:
+    """Every window of the 16 kHz ``clips`` at the config's hop, plus (``augmented``) its augmented
+    windows, with the teacher's targets: what :func:`fit_student` trains on."""
+    rng = np.random.default_rng(config.seed)
+    return label_windows(teacher_windows(clips, config.teacher_hop_seconds), head, teacher,
+                         config.augmented_windows if augmented else 0, rng)
+
+
 def distil(train_clips: Sequence[np.ndarray], head: LinearHead, config: StudentConfig,
            teacher: HeadConfig | None = None, dev_clips: Sequence[np.ndarray] = ()) -> Any:
     """The whole recipe on 16 kHz clips: teacher-labelled windows, training, the PCM -> probabilities model.
@@ -260,17 +301,38 @@ def distil(train_clips: Sequence[np.ndarray], head: LinearHead, config: StudentC
     embeddings, as for the default model); dev clips only report a dev loss.
     """
     teacher = teacher or HeadConfig()
-    rng = np.random.default_rng(config.seed)
-    data = label_windows(teacher_windows(train_clips, config.teacher_hop_seconds), head, teacher,
-                         config.augmented_windows, rng)
-    validation = (label_windows(teacher_windows(dev_clips, config.teacher_hop_seconds), head, teacher, 0, rng)
-                  if dev_clips else None)
+    data = distillation_data(train_clips, head, config, teacher)
+    validation = distillation_data(dev_clips, head, config, teacher, augmented=False) if dev_clips else None
     return assemble_student(fit_student(data, head, config, validation), teacher.normalize_db)
 
 
+def config_from_json(cls: type[Config], fields: dict[str, Any]) -> Config:
+    """A frozen config dataclass (:class:`StudentConfig`, :class:`HeadConfig`) from its JSON form."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def save_teacher_head(path: Path, head: LinearHead, teacher: HeadConfig, labels: Sequence[str],
+                      **info: Any) -> None:
+    """Write a teacher's head for the GPU recipe: its arrays, its config and labels, and ``info`` (JSON)."""
+    np.savez(path, mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept,
+             teacher=json.dumps(asdict(teacher)), labels=np.array(list(labels)), info=json.dumps(info))
+
+
+def load_teacher_head(path: Path) -> tuple[LinearHead, HeadConfig, list[str], dict[str, Any]]:
+    """``(head, teacher config, labels, info)`` as :func:`save_teacher_head` wrote them."""
+    with np.load(path, allow_pickle=False) as h:
+        head = LinearHead(h["mean"], h["scale"], h["coef"], h["intercept"])
+        teacher = config_from_json(HeadConfig, json.loads(str(h["teacher"])))
+        return head, teacher, [str(x) for x in h["labels"]], json.loads(str(h["info"]))
+
+
 def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: HeadConfig,
-                     **extra: Any) -> ArtifactManifest:
-    """The student's manifest: the teacher's labels and windows, and the recipe."""
+                     distillation: dict[str, Any] | None = None, **fields: Any) -> ArtifactManifest:
+    """The student's manifest: the teacher's labels and windows, and the recipe.
+
+    ``distillation`` (what the student was trained on, where) goes into ``features``;
+    ``fields`` are further manifest fields (``training_data``, ``dev_metrics``, ``calibration``).
+    """
     from genretag.models.artifact import ArtifactManifest
     from genretag.models.musicnn import WINDOW_SAMPLES
 
@@ -280,7 +342,8 @@ def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: Head
         hop_seconds=teacher.hop_seconds, model_file="",
         features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
                   "normalize_db": teacher.normalize_db, "teacher": asdict(teacher), "student": asdict(config),
-                  **extra},
+                  **({"distillation": distillation} if distillation else {})},
+        **fields,
     )
 
 
