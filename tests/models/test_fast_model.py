@@ -27,8 +27,9 @@ def test_fast_model_is_a_small_drop_in_for_the_default(fast: Predictor) -> None:
     assert (m.labels, m.sample_rate, m.window_seconds, m.hop_seconds) == \
         (d.labels, d.sample_rate, d.window_seconds, d.hop_seconds)
     assert m.architecture == "musicnn-student"
-    held_out = m.dev_metrics["held_out_student_trained_on_train"]
-    assert set(held_out) == {"dev", "test"} and held_out["dev"]["macro_roc_auc"] > 0.9
+    held_out = m.dev_metrics["cross_source_recipe_trained_on_music"]  # the recipe on a source it never saw
+    assert set(held_out) >= {"student", "teacher", "previous_fast"}
+    assert held_out["student"]["clips"] == 774 and held_out["student"]["macro_roc_auc"] > 0.8
 
 
 @pytest.mark.slow
