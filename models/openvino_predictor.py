@@ -53,8 +53,8 @@ class OpenVinoPredictor:
         except RuntimeError as err:
             raise ArtifactError(f"{artifact_dir / serving['file']}: OpenVINO cannot load it: {err}") from None
         self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
-        self._requests = openvino.AsyncInferQueue(
-            self._compiled, int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+        self._parallel = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self._requests = openvino.AsyncInferQueue(self._compiled, self._parallel)
         self._requests.set_callback(self._collect)
         self._scores = np.empty((0, len(manifest.labels)), np.float32)
         self._staging = StagingBuffer()
@@ -67,8 +67,9 @@ class OpenVinoPredictor:
             return scores
         x = self._staging.stage(windows, n)
         self._scores = scores
-        for start in range(0, n, CHUNK_WINDOWS):
-            self._requests.start_async({0: self.front(x[start:start + CHUNK_WINDOWS])}, start)
+        chunk = min(CHUNK_WINDOWS, -(-n // self._parallel))  # a batch of 8 keeps every stream busy too
+        for start in range(0, n, chunk):
+            self._requests.start_async({0: self.front(x[start:start + chunk])}, start)
         self._requests.wait_all()
         return scores
 
