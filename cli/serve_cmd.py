@@ -136,8 +136,8 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
     Flags override the config file.  SIGHUP reloads the config and the model
     (a broken model is refused, the old one keeps serving); SIGTERM stops.
     Metrics for Prometheus are on http://127.0.0.1:9464/metrics by default,
-    from the first second: genretag_ready is 0 while the model loads (several
-    seconds on a CPU), 1 once the daemon serves.
+    from the first second: genretag_ready is 0 while the model loads (under a
+    second through OpenVINO, seconds with --runtime keras), 1 once the daemon serves.
     """
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
