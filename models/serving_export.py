@@ -112,6 +112,8 @@ def _tagger_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
 
     from genretag.models.musicnn import mel_network
 
+    if not {"backbones", "layers"} <= set(manifest.features):
+        raise ExportUnsupported("the manifest's features do not name the backbones and layers the head reads")
     features = []
     for variant in manifest.features["backbones"]:
         inner = mel_network(model.get_layer(variant))

@@ -18,6 +18,7 @@ from genretag.training.backbone_train import (
     build_tagger,
     embed_clips,
     fit_head,
+    tagger_manifest,
 )
 
 LABELS = ["classical", "electronic", "unused"]
@@ -73,9 +74,13 @@ def test_tagger_matches_head_is_gain_invariant_and_exports(clips: list[Clip], tm
     assert np.allclose(quieter, scores, atol=1e-3)  # -20 dB changes nothing
     assert list(scores.argmax(axis=1)) == [0, 1, 0, 1, 0, 1]
 
-    manifest = ArtifactManifest(kind="keras", architecture="musicnn", labels=LABELS, output="softmax",
-                                sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
-                                hop_seconds=1.5, model_file="")
-    predictor = save_artifact(model, manifest, tmp_path / "art")
-    assert np.allclose(load_predictor(tmp_path / "art").predict(windows), scores, atol=1e-5)
+    predictor = save_artifact(model, tagger_manifest(CONFIG, LABELS, "test head"), tmp_path / "art")
+    assert predictor.manifest.serving["max_abs_error"] <= 1e-4  # the export of a one-backbone tagger
+    assert np.allclose(load_predictor(tmp_path / "art", runtime="keras").predict(windows), scores, atol=1e-5)
+    assert np.allclose(load_predictor(tmp_path / "art", precision="f32").predict(windows), scores, atol=1e-4)
     assert predictor.manifest.window_samples == WINDOW_SAMPLES
+
+    bare = ArtifactManifest(kind="keras", architecture="musicnn", labels=LABELS, output="softmax",
+                            sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
+                            hop_seconds=1.5, model_file="")
+    assert save_artifact(model, bare, tmp_path / "bare").manifest.serving == {}  # no features: Keras serves
