@@ -16,6 +16,8 @@ BAD = """
 [model]
 path = "no-such-model"
 backend = "theano"
+runtime = "onnxruntime"
+precision = "int4"
 [batch]
 max_wait_ms = -5
 max_batch_size = "big"
@@ -47,6 +49,8 @@ spec = "zmq:tcp://127.0.0.1:5555?idle=0"
 
 EXPECTED = [
     "extra: unknown section",
+    "model.runtime: must be one of auto, openvino, keras",
+    "model.precision: must be one of auto, f32",
     "model.backend: must be one of tensorflow, jax, torch",
     "batch.colour: unknown key",
     "batch.max_batch_size: must be int, got str 'big'",

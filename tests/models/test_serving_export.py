@@ -143,3 +143,19 @@ def test_a_command_missing_the_training_extra_names_it(exported: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip() == ("genretag: error: this command needs keras, part of the training extra: "
                                    "pip install 'genretag[train]'")
+
+
+def test_classify_gives_the_same_labels_on_either_runtime(exported: Path, tmp_path: Path) -> None:
+    import soundfile as sf
+
+    clip = tmp_path / "loop.wav"
+    sf.write(clip, electronic_loop(7.0, SR, seed=4), SR)
+    rows = {}
+    for runtime in ("openvino", "keras"):
+        args = ["classify", "--json", "--model", str(exported), "--runtime", runtime, str(clip)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        rows[runtime] = json.loads(result.output.strip().splitlines()[-1])
+    assert rows["openvino"]["label"] == rows["keras"]["label"]
+    for label, score in rows["keras"]["scores"].items():
+        assert abs(rows["openvino"]["scores"][label] - score) < 0.03
