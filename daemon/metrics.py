@@ -2,8 +2,8 @@
 
 Names follow Prometheus conventions (``genretag_`` prefix, base units,
 ``_total`` on counters) and ``promtool check metrics`` is the judge
-(``tests/daemon/test_metrics.py``).  A private :class:`CollectorRegistry`
-keeps the process collectors and anything a library registers globally out
+(``tests/daemon/test_serve.py`` runs it on a live daemon's scrape).  A
+private :class:`CollectorRegistry` keeps the process collectors and anything a library registers globally out
 of the exposition, so what an operator sees is exactly this list.
 
 Cardinality is bounded: ``stream`` labels only take configured or accepted
