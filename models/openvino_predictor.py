@@ -32,7 +32,7 @@ class OpenVinoPredictor:
     """Scores PCM windows with the artifact's ONNX export: numpy front end, then OpenVINO on the CPU.
 
     Like every predictor, :meth:`predict` is for one thread at a time (one staging
-    buffer, one inference request).
+    buffer, one queue of inference requests).
     """
 
     def __init__(self, manifest: ArtifactManifest, artifact_dir: Path, precision: str = "auto") -> None:
@@ -42,7 +42,10 @@ class OpenVinoPredictor:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         serving = manifest.serving
         self.manifest = manifest
-        self.front = SpectrumFrontEnd.from_config(serving["front_end"])
+        try:
+            self.front = SpectrumFrontEnd(**serving["front_end"])
+        except (TypeError, ValueError) as err:
+            raise ArtifactError(f"manifest field 'serving': front_end: {err}") from None
         # Throughput: one inference stream per pair of cores, fed chunks of a batch in parallel (9 % more
         # windows per second than one request on every core, on 2 cores; RESULTS.md, "Serving runtime").
         config: dict[str, Any] = {"PERFORMANCE_HINT": "THROUGHPUT"}
@@ -55,8 +58,7 @@ class OpenVinoPredictor:
         self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._parallel = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._requests = openvino.AsyncInferQueue(self._compiled, self._parallel)
-        self._requests.set_callback(self._collect)
-        self._scores = np.empty((0, len(manifest.labels)), np.float32)
+        self._requests.set_callback(_collect)
         self._staging = StagingBuffer()
 
     def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
@@ -66,14 +68,13 @@ class OpenVinoPredictor:
         if n == 0:
             return scores
         x = self._staging.stage(windows, n)
-        self._scores = scores
         chunk = min(CHUNK_WINDOWS, -(-n // self._parallel))  # a batch of 8 keeps every stream busy too
         for start in range(0, n, chunk):
-            self._requests.start_async({0: self.front(x[start:start + chunk])}, start)
+            self._requests.start_async({0: self.front(x[start:start + chunk])}, scores[start:start + chunk])
         self._requests.wait_all()
         return scores
 
-    def _collect(self, request: Any, start: int) -> None:
-        """An inference request's callback (on OpenVINO's thread): its rows of the batch's scores."""
-        out = request.get_output_tensor(0).data
-        self._scores[start:start + len(out)] = out
+
+def _collect(request: Any, rows: np.ndarray) -> None:
+    """An inference request's callback (on OpenVINO's thread): fill its rows of the batch's scores."""
+    rows[:] = request.get_output_tensor(0).data

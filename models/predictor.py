@@ -218,11 +218,7 @@ def load_predictor(artifact_dir: str | Path, runtime: str = "auto", precision: s
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     root = Path(artifact_dir)
     manifest = read_manifest(root)
-    openvino_wanted = runtime == "openvino" or (runtime == "auto" and importlib.util.find_spec("openvino"))
-    if manifest.kind == "keras" and openvino_wanted and (manifest.serving or runtime == "openvino"):
-        if not manifest.serving:
-            raise ArtifactError(f"{root}: no serving export (an older artifact, or an architecture without "
-                                "one): add one with `genretag export`, or serve it with runtime 'keras'")
+    if _served_by_openvino(manifest, runtime, root):
         return OpenVinoPredictor(manifest, root, precision)
     model_path = root / manifest.model_file
     predictor: Predictor
@@ -271,6 +267,18 @@ def _check_serving_export(directory: Path, manifest: ArtifactManifest, probe: np
                             f"tolerance {manifest.serving['tolerance']:.0e})")
     manifest.serving["max_abs_error"] = error
     write_manifest(directory, manifest)
+
+
+def _served_by_openvino(manifest: ArtifactManifest, runtime: str, root: Path) -> bool:
+    """Whether ``runtime`` serves this artifact through its export (see ``RUNTIMES``)."""
+    if manifest.kind != "keras" or runtime == "keras":
+        return False
+    if runtime == "auto":
+        return bool(manifest.serving) and importlib.util.find_spec("openvino") is not None
+    if not manifest.serving:
+        raise ArtifactError(f"{root}: no serving export (an older artifact, or an architecture without one): "
+                            "add one with `genretag export`, or serve it with runtime 'keras'")
+    return True
 
 
 def _check_keras_shapes(model: Any, manifest: ArtifactManifest) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import io
 import warnings
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def export_serving(model: Any, manifest: ArtifactManifest, directory: Path) -> d
         "file": SERVING_FILE,
         "runtime": "openvino",
         "input": "power_spectrum",
-        "front_end": front.config(),
+        "front_end": asdict(front),
         "tolerance": EXPORT_TOLERANCE,
     }
 

@@ -20,7 +20,6 @@ holds them to it:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -44,15 +43,6 @@ class SpectrumFrontEnd:
     def __post_init__(self) -> None:
         if self.n_fft < 2 or self.hop_length < 1:
             raise ValueError(f"n_fft must be >= 2 and hop_length >= 1, got {self.n_fft}, {self.hop_length}")
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> SpectrumFrontEnd:
-        """From the ``serving.front_end`` dict of a manifest; a key it does not know is an error."""
-        return cls(**config)
-
-    def config(self) -> dict[str, Any]:
-        return {"n_fft": self.n_fft, "hop_length": self.hop_length, "normalize_db": self.normalize_db,
-                "max_gain_db": self.max_gain_db}
 
     def n_frames(self, n_samples: int) -> int:
         return n_samples // self.hop_length + 1

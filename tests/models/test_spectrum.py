@@ -54,4 +54,4 @@ def test_silence_stays_finite_and_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match=r"\(n, samples\)"):
         front(np.zeros(SAMPLES, np.float32))
     with pytest.raises(TypeError):
-        SpectrumFrontEnd.from_config({"n_fft": 512, "window": "hamming"})
+        SpectrumFrontEnd(**{"n_fft": 512, "window": "hamming"})  # as from a manifest's serving.front_end
