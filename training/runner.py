@@ -110,8 +110,11 @@ def _train_backbone(dataset_dir: Path, info: DatasetInfo,
                     options: TrainOptions) -> tuple[Any, ArtifactManifest]:
     from genretag.training.backbone_train import train_backbone_head
 
-    return train_backbone_head(dataset_dir, info, options.train_splits, options.hop_seconds,
-                               options.seed, options.cache_dir, options.cv_folds)
+    model, manifest = train_backbone_head(dataset_dir, info, options.train_splits, options.hop_seconds,
+                                          options.seed, options.cache_dir, options.cv_folds)
+    # train_backbone_head is annotated tuple[object, object]; its manifest is tagger_manifest's.
+    assert isinstance(manifest, ArtifactManifest)
+    return model, manifest
 
 
 def _train_student(dataset_dir: Path, info: DatasetInfo,

@@ -86,18 +86,18 @@ def _route(relay: zmq.Socket[Any], inboxes: list[zmq.Socket[Any]], parent: int) 
             continue
         while True:
             try:
-                parts = recv_frames(relay)
+                frames = recv_frames(relay)
             except zmq.Again:
                 break
-            if len(parts) == 1:
+            if len(frames) == 1:
                 return all(_send(inbox, [b""], parent) for inbox in inboxes)
-            parts.append(ARRIVAL.pack(time.monotonic()))
-            if not _send(inboxes[worker_of(parts[0].buffer, len(inboxes))], parts, parent):
+            parts: list[zmq.Frame | bytes] = [*frames, ARRIVAL.pack(time.monotonic())]
+            if not _send(inboxes[worker_of(frames[0].buffer, len(inboxes))], parts, parent):
                 return False
     return False
 
 
-def _send(inbox: zmq.Socket[Any], parts: list[Any], parent: int) -> bool:
+def _send(inbox: zmq.Socket[Any], parts: list[zmq.Frame | bytes], parent: int) -> bool:
     """Send, blocking while the worker's queue is full (which backs up to the producers); False if the
     daemon is gone meanwhile.  A dead worker's queue is full until the daemon has started it again."""
     while True:
