@@ -49,9 +49,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from genretag.daemon.config import SmoothingConfig
 
 #: The label is dropped only when its smoothed score falls this far below ``min_confidence``, so a
 #: score hovering at the threshold does not flap between a label and null.
@@ -233,3 +236,13 @@ class LabelSmoother:
         if ready.any():
             self._label = int(np.argmax(np.where(ready, self._smoothed, -np.inf)))
             self._lead_since.fill(np.nan)
+
+
+def smoother_from_config(labels: Sequence[str], config: SmoothingConfig,
+                         calibrated_threshold: float) -> LabelSmoother:
+    """The smoother ``serve`` runs for ``[smoothing]``; ``calibrated_threshold`` (the artifact's
+    ``calibration.min_confidence``) applies where the config leaves ``min_confidence`` unset."""
+    min_confidence = calibrated_threshold if config.min_confidence is None else config.min_confidence
+    return LabelSmoother(labels, config.method, config.ema_alpha,  # type: ignore[arg-type]  # checked by config
+                         config.mean_windows, config.switch_margin, config.switch_seconds,
+                         config.settle_windows, min_confidence, config.change_distance, config.change_windows)

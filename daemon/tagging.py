@@ -52,7 +52,7 @@ from genretag.daemon.config import Config
 from genretag.daemon.events import Event, label_event, scores_event, state_event
 from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
 from genretag.daemon.silence import StateChange
-from genretag.daemon.smoothing import LabelSmoother
+from genretag.daemon.smoothing import LabelSmoother, smoother_from_config
 from genretag.daemon.sources.base import Chunk, StreamState
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window, WindowerSettings
 from genretag.models.predictor import Predictor, warm_up
@@ -368,13 +368,8 @@ class Tagger:
 
     def _new_output(self, stream: str) -> _Output:
         """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
-        sm = self._out_config.smoothing
-        min_confidence = sm.min_confidence
-        if min_confidence is None:  # the model's own calibrated threshold
-            min_confidence = float(self._calibration.get("min_confidence", 0.0))
-        smoother = LabelSmoother(self._labels, sm.method, sm.ema_alpha, sm.mean_windows,  # type: ignore[arg-type]
-                                 sm.switch_margin, sm.switch_seconds, sm.settle_windows,
-                                 min_confidence, sm.change_distance, sm.change_windows)
+        smoother = smoother_from_config(self._labels, self._out_config.smoothing,
+                                        float(self._calibration.get("min_confidence", 0.0)))
         self.metrics.label_changes.touch(stream)
         return _Output(smoother)
 
