@@ -1,14 +1,13 @@
 """Per-stream metric families kept as plain numbers and written straight to the text format.
 
-prometheus-client spends about 14 us on each series of a scrape (a child
-lookup under a lock, a ``Sample`` tuple, label escaping and checks), all of
-it holding the interpreter lock.  At 10,000 streams the daemon has 160,000
-per-stream series (five counters and gauges, and eleven smoothed scores per
-stream): a scrape took 1.3-2.3 s on the 2-core test machine, during which no
-window was collected or scored, every scrape interval.  The families here
-keep a stream's value in a dict and write a series with one f-string, with
-the stream's label escaped once: about a tenth of the time per scrape
-(``benchmarks/scrape_cost.py``: 118 against 1,268 ms at 10,000 streams).
+prometheus-client renders each series of a scrape with a child lookup under a
+lock, a ``Sample`` tuple, label escaping and checks, all of it holding the
+interpreter lock.  At 10,000 streams (160,000 per-stream series: five counters
+and gauges, and eleven smoothed scores per stream) that stopped collection and
+scoring for over a second every scrape.  The families here keep a stream's
+value in a dict and write a series with one f-string, with the stream's label
+escaped once: about a tenth of the time per scrape (``benchmarks/scrape_cost.py``;
+figures in ``benchmarks/RESULTS.md``).
 They serve the families updated for every window; the rare per-stream
 counters (drops, errors, reconnects) stay prometheus-client's.
 

@@ -2,21 +2,18 @@
 
 A serving process scores thousands of windows a second.  Stacking a batch into
 a fresh array and handing that to TensorFlow, which copies it again into its
-own tensor (at about 1 GB/s on the test machine), cost more than the model:
-py-spy on the daemon with a trivial model put 82 % of the inference thread in
-``np.stack`` and ``convert_to_eager_tensor`` (1024 windows of 3 s: 180 us of
-the 200 us per window).  Here a batch is copied once, into a buffer that lives
-as long as its predictor, at an address TensorFlow adopts through DLPack
-without a copy.  TensorFlow aborts the process (not an exception) on a tensor
-that is not 64-byte aligned, so the alignment is made here and checked before
-any array is handed over.
+own tensor, cost more than the model (``benchmarks/RESULTS.md``, "What limits
+it").  Here a batch is copied once, into a buffer that lives as long as its
+predictor, at an address TensorFlow adopts through DLPack without a copy.
+TensorFlow aborts the process (not an exception) on a tensor that is not
+64-byte aligned, so the alignment is made here and checked before any array
+is handed over.
 
 Windows that already lie in consecutive rows of one aligned buffer (the
 daemon's ingest workers deliver them so, :class:`~genretag.daemon.sources.ingest_pool.WindowRing`)
 are not copied at all: the batch is a view of those rows.  Copying a window is
-one numpy call that releases and retakes the GIL; in a daemon whose other
-threads are busy, each retake waits for a thread switch, and py-spy on the GPU
-box found 67 % of the inference thread in that ``np.stack`` at 10,000 streams.
+one numpy call that releases and retakes the GIL, and in a daemon whose other
+threads are busy each retake waits for a thread switch.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Ingest worker processes behind one ZeroMQ source: routing, results, restarts.
 
 Decoding, mixing, resampling, the silence gate and windowing cost the daemon
-per message and per sample; in one thread they top out near 7,000 streams
-(1 s messages at 16 kHz on one core of the GPU box: 7,330 audio-seconds a
-second at 10,000), while one GPU scores several times the windows.  With
+per message and per sample; in one thread they top out at a few thousand
+streams, while one GPU scores several times the windows
+(``benchmarks/RESULTS.md``, "Daemon end to end").  With
 ``zmq:...?workers=N`` the source's receiver thread only relays: a ZeroMQ
 proxy, which runs without the interpreter lock, passes every message to a
 router process (:mod:`genretag.daemon.sources.ingest_router`) that sends it, by a hash of
@@ -27,7 +27,7 @@ each worker's inbox, ``RESULTS_HWM`` results messages from each worker (see
 :mod:`~genretag.daemon.sources.ingest_worker`).  libzmq's default of 1,000
 was no bound in practice for results: a message carries up to 64 windows,
 12 MB for the bundled models, so a collector that fell behind could let them
-hold tens of GB (GPU runs past capacity grew to 20-24 GiB).  No socket between
+hold tens of GB.  No socket between
 the processes loses a message: a full one makes its sender wait, which backs
 up through the worker, the router and the relay to the producers' socket,
 where a producer waits (``genretag send``) or drops and the daemon counts the

@@ -2,8 +2,8 @@
 
 Routing costs little per message (a CRC of the stream id and three sends),
 but at 10,000 messages a second in the daemon's process it held the
-interpreter lock 47 % of the time, and the lock is what the collector and the
-inference thread wait for.  So the daemon's receiver thread only relays: a
+interpreter lock that the collector and the inference thread wait for
+(``benchmarks/RESULTS.md``, "What limits it").  So the daemon's receiver thread only relays: a
 ZeroMQ proxy (C, no lock held) moves every message from the producers'
 socket to this process, which routes it, by a hash of its stream id, to one
 of the ingest workers (:mod:`genretag.daemon.sources.ingest_worker`).  Every

@@ -216,8 +216,8 @@ def recv_frames(socket: zmq.Socket[Any]) -> list[zmq.Frame]:
     """One multipart message as ``zmq.Frame`` parts, without blocking (``zmq.Again`` if none is waiting).
 
     ``recv_multipart`` does the same with a socket option read and flag-enum
-    arithmetic per part: 2.7 times the cost (15 vs 5.5 us a message on the test
-    machine), which a receiver thread of 10,000 messages a second feels.
+    arithmetic per part, about three times the cost (``benchmarks/RESULTS.md``),
+    which a receiver thread of 10,000 messages a second feels.
     """
     frame = socket.recv(_NOBLOCK, copy=False)
     parts = [frame]
