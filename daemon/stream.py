@@ -21,7 +21,7 @@ import soxr
 
 from genretag.daemon.silence import SilenceGate, StateChange
 from genretag.pipeline.audio import INT16_SCALE
-from genretag.pipeline.windows import WindowSpec
+from genretag.pipeline.windows import WindowSpec, frame_count
 
 MIN_RATE, MAX_RATE = 1000, 384000
 MAX_CHANNELS = 64
@@ -91,14 +91,16 @@ class StreamWindower:
 
     Parameters
     ----------
-    spec : the model's rate and window geometry (windows start every ``hop_samples``).
+    spec : the model's rate and window geometry: the windows of the stream so far are those
+        :func:`~genretag.pipeline.windows.frame_count` counts in it (no tiling: a window is
+        cut once complete), starting every ``hop_samples``.
     silence_db : silence threshold in dBFS (see :class:`~genretag.daemon.silence.SilenceGate`).
     silence_hold_seconds : how long the level must stay below ``silence_db``.
 
     Attributes
     ----------
     frames_in : input frames accepted (at their own rates).
-    windows_out : windows produced.
+    windows_out : windows produced; the next one starts at stream sample ``windows_out * hop_samples``.
     format_changes : times the input rate or channel count changed mid-stream.
     bad_chunks : chunks refused with :class:`BadAudio`.
     """
@@ -113,7 +115,6 @@ class StreamWindower:
         # on every write even when a window is one sample short of complete.
         self.buffer = np.zeros(self.window_samples + self.hop_samples, dtype=np.float32)
         self._written = 0  # model-rate samples ever written; ring index is _written % size
-        self._next_start = 0  # stream sample where the next window starts
         self._format: tuple[int, int] | None = None  # (input rate, channels)
         self._resampler: soxr.ResampleStream | None = None
         self._last_arrival = 0.0
@@ -195,20 +196,19 @@ class StreamWindower:
         state = self.gate.state
         changes = self.gate.process(samples)
         result.changes.extend(changes)
-        size, win = self.buffer.size, self.window_samples
+        size, win, hop = self.buffer.size, self.window_samples, self.hop_samples
         done = 0
         while done < samples.size:
-            kept = max(0, self._written - self._next_start)  # samples still needed
+            kept = max(0, self._written - self.windows_out * hop)  # samples still needed
             take = min(size - kept, samples.size - done)
             self._write(samples[done:done + take])
             done += take
-            while self._next_start + win <= self._written:
-                pos = (self._next_start + win) / self.rate
+            for _ in range(frame_count(self._written, win, hop, tile_short=False) - self.windows_out):
+                start = self.windows_out * hop
+                pos = (start + win) / self.rate
                 while changes and changes[0].pos <= pos:
                     state = changes.pop(0).state
-                result.windows.append(Window(self._read(self._next_start), pos, arrival_time,
-                                             state == "silence"))
-                self._next_start += self.hop_samples
+                result.windows.append(Window(self._read(start), pos, arrival_time, state == "silence"))
                 self.windows_out += 1
 
     def _write(self, chunk: np.ndarray) -> None:

@@ -4,6 +4,12 @@ Training, ``classify`` and the daemon all cut audio the same way: windows of
 ``window`` seconds every ``hop`` seconds.  A signal shorter than one window is
 tiled (repeat-padded, as musicnn was trained) so short clips still yield one
 window instead of silently vanishing.
+
+The geometry is written once, here: :func:`frame_count` (how many windows),
+:func:`frame_starts` (where they start) and :func:`spread_indices` (which of
+them an even spread keeps).  :func:`frame_windows`, ``classify``'s streaming
+reader, the daemon's ring buffer and the tf.data evaluation reader all cut by
+these three.
 """
 
 from __future__ import annotations
@@ -48,6 +54,41 @@ def tile_to_length(samples: np.ndarray, length: int) -> np.ndarray:
     return np.tile(samples, reps)[:length]
 
 
+def frame_count(n_samples: int, window_samples: int, hop_samples: int, *, tile_short: bool = True) -> int:
+    """Number of windows cut from ``n_samples`` samples: one starting every ``hop_samples`` while a
+    whole window of ``window_samples`` fits.
+
+    A signal shorter than one window gives one (tiled) window when ``tile_short``, as a whole clip
+    does, and none otherwise, as a stream that has not yet filled its first window does.
+    """
+    if n_samples < window_samples:
+        return 1 if tile_short else 0
+    return 1 + (n_samples - window_samples) // hop_samples
+
+
+def frame_starts(n_samples: int, window_samples: int, hop_samples: int) -> np.ndarray:
+    """Start sample of every window of :func:`frame_count` (int64 ``(n,)``): ``0, hop, 2 hop, ...``."""
+    return np.arange(frame_count(n_samples, window_samples, hop_samples), dtype=np.int64) * hop_samples
+
+
+def spread_indices(n_windows: int, max_windows: int) -> np.ndarray:
+    """Indices (int64, ascending) of at most ``max_windows`` of ``n_windows`` windows, spread evenly
+    from the first to the last; all of them when there are no more than ``max_windows``."""
+    if n_windows <= max_windows:
+        return np.arange(n_windows, dtype=np.int64)
+    return np.unique(np.linspace(0, n_windows - 1, max_windows).round().astype(np.int64))
+
+
+def cut_windows(samples: np.ndarray, window_samples: int, hop_samples: int) -> np.ndarray:
+    """The windows of :func:`frame_starts` as a float32 ``(n, window_samples)`` copy (a short signal
+    tiled to one window)."""
+    if samples.size < window_samples:
+        return tile_to_length(samples, window_samples)[None, :].astype(np.float32)
+    n = frame_count(samples.size, window_samples, hop_samples)
+    view = np.lib.stride_tricks.sliding_window_view(samples, window_samples)[::hop_samples][:n]
+    return np.ascontiguousarray(view, dtype=np.float32)
+
+
 def frame_windows(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``samples`` into windows.
 
@@ -57,12 +98,7 @@ def frame_windows(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, np
     starts : float64 array ``(n,)`` of window start times in seconds.
     """
     win, hop = spec.window_samples, spec.hop_samples
-    if samples.size < win:
-        return tile_to_length(samples, win)[None, :].astype(np.float32), np.zeros(1)
-    n = 1 + (samples.size - win) // hop
-    view = np.lib.stride_tricks.sliding_window_view(samples, win)[::hop][:n]
-    starts = np.arange(n, dtype=np.float64) * hop / spec.sample_rate
-    return np.ascontiguousarray(view, dtype=np.float32), starts
+    return cut_windows(samples, win, hop), frame_starts(samples.size, win, hop) / spec.sample_rate
 
 
 def spread_windows(samples: np.ndarray, spec: WindowSpec, max_windows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,9 +108,7 @@ def spread_windows(samples: np.ndarray, spec: WindowSpec, max_windows: int) -> t
     even spread over its whole length is nearly as accurate and much cheaper.
     """
     windows, starts = frame_windows(samples, spec)
-    if len(windows) <= max_windows:
-        return windows, starts
-    idx = np.unique(np.linspace(0, len(windows) - 1, max_windows).round().astype(int))
+    idx = spread_indices(len(windows), max_windows)
     return windows[idx], starts[idx]
 
 

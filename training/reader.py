@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from genretag.pipeline.audio import INT16_SCALE, int16_to_float, resample
+from genretag.pipeline.windows import cut_windows
 from genretag.training.sources import Skipped
 from genretag.training.splits import SPLITS
 from genretag.training.tfrecords import parse_example
@@ -197,7 +198,8 @@ def clip_dataset(dataset_dir: str | Path, split: str) -> Any:
 
 
 def _tile_to(pcm: Any, length: int) -> Any:
-    """Repeat a clip shorter than ``length`` until it is ``length`` long (as pipeline.windows)."""
+    """Repeat a clip shorter than ``length`` until it is ``length`` long (as pipeline.windows), for
+    the training crops."""
     import tensorflow as tf
 
     n = tf.shape(pcm)[0]
@@ -288,7 +290,10 @@ def window_dataset(
         hop = hop_samples or max(1, round(info.hop_seconds * (sample_rate or info.sample_rate)))
 
         def _frames(pcm: Any, labels: Any, clip_id: Any) -> tuple[Any, Any, Any]:
-            windows = tf.signal.frame(_tile_to(pcm, window_samples), window_samples, hop)
+            # the serving side's framing itself (pipeline.windows), not a TF re-implementation of it
+            windows = tf.numpy_function(partial(cut_windows, window_samples=window_samples, hop_samples=hop),
+                                        [pcm], tf.float32, stateful=False)
+            windows = tf.ensure_shape(windows, [None, window_samples])
             n = tf.shape(windows)[0]
             return windows, tf.repeat(labels[None], n, 0), tf.repeat(clip_id, n)
 

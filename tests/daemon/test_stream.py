@@ -11,7 +11,7 @@ import soxr
 from genretag.daemon.silence import SilenceGate
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
 from genretag.pipeline.audio import INT16_SCALE
-from genretag.pipeline.windows import WindowSpec
+from genretag.pipeline.windows import WindowSpec, frame_windows
 
 SPEC = WindowSpec(16000, 1.0, 0.5)  # small windows keep the tests fast; geometry is what matters
 WIN, HOP = SPEC.window_samples, SPEC.hop_samples
@@ -228,3 +228,18 @@ def test_gate_levels_are_the_pipeline_rms_dbfs() -> None:
     for block in blocks:
         assert _level_db(block) == pytest.approx(float(rms_dbfs(block)), abs=1e-4)
     np.testing.assert_allclose(_levels_db(np.stack(blocks)), rms_dbfs(np.stack(blocks)), atol=1e-4)
+
+
+@pytest.mark.parametrize("hop_seconds", [0.5, 0.3, 1.25])
+def test_ring_cuts_the_windows_of_the_one_framing_helper(hop_seconds: float) -> None:
+    """Issue 15.5: at the model rate the ring's windows are pipeline.windows.frame_windows' windows of
+    the whole signal: same starts, same samples, whatever the chunking."""
+    spec = WindowSpec(16000, 1.0, hop_seconds)
+    x = np.random.default_rng(3).uniform(-0.5, 0.5, 16000 * 7 + 123).astype(np.float32)
+    w = StreamWindower(spec)
+    windows = push_random_chunks(w, x, spec.sample_rate, seed=4)
+    expected, starts = frame_windows(x, spec)
+    assert len(windows) == len(expected) == w.windows_out
+    np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
+    np.testing.assert_allclose([win.pos - spec.window_seconds for win in windows], starts, atol=1e-9)
+    assert push_random_chunks(StreamWindower(spec), x[:spec.window_samples - 1], spec.sample_rate) == []
