@@ -1,6 +1,7 @@
 # Performance harness (not part of the test suite; results go to benchmarks/RESULTS.md).
 #   make bench                    everything below, on the bundled model (MODEL=DIR for another artifact)
 #   make bench-model|bench-daemon|bench-training   one part; QUICK=1 for a short smoke run of each
+#   make bench-programme, bench-replay, bench-overload   the programme benchmark, its offline replay, overload
 # PYTHON: the project's virtual environment (.venv, or ../venv beside the checkout), else python3.
 
 PYTHON ?= $(firstword $(wildcard .venv/bin/python ../venv/bin/python) python3)
@@ -40,6 +41,17 @@ bench-programme:
 	$(PYTHON) -m benchmarks.programme $(foreach m,$(PROG_MANIFESTS),--manifest $(m)) \
 		$(foreach s,$(PROG_SOURCES),--source $(s)) $(foreach r,$(PROG_RUNS),--run $(r)) \
 		--exclude-artists-of $(SHARED)/music/manifest.csv --json $(OUTDIR)/programme.json $(PROG_ARGS)
+
+# Offline replay of kept programmes (PROG_ARGS="--keep --workdir DIR" above): the model scores each programme
+# once (cached beside it), then every combination of REPLAY_SET's [smoothing] values is replayed through the
+# daemon's own smoother in seconds. E.g. make bench-replay REPLAY_DIR=DIR REPLAY_SET="ema_alpha=0.2,0.3 change_windows=2,3"
+REPLAY_DIR ?=
+REPLAY_SET ?=
+
+.PHONY: bench-replay
+bench-replay:
+	$(PYTHON) -m benchmarks.programme_replay --workdir $(REPLAY_DIR) --model $(MODEL) \
+		$(foreach s,$(REPLAY_SET),--set $(s)) --json $(OUTDIR)/replay_$(TAG).json
 
 # Graceful overload (issue 18 point 3): the capacity (largest stream count with zero drops and p99 under 250 ms),
 # then 1.5x that many streams, with the daemon's default age bound and without it (batch.max_age_ms = 0); peak
