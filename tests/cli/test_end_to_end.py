@@ -79,6 +79,7 @@ def test_help_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_trained_keras_artifact_is_complete(cnn_artifact: Path) -> None:
     manifest = json.loads((cnn_artifact / "manifest.json").read_text())
     assert manifest["labels"] == ["classical", "electronic", "noise"]
@@ -87,6 +88,7 @@ def test_trained_keras_artifact_is_complete(cnn_artifact: Path) -> None:
     assert (cnn_artifact.parent / "cnn2d.logs").is_dir()  # TensorBoard logs
 
 
+@pytest.mark.slow
 def test_classify_json_and_bad_file(cnn_artifact: Path, genre_folders: Path, tmp_path: Path) -> None:
     bad = tmp_path / "broken.mp3"
     bad.write_bytes(b"not audio at all" * 100)
@@ -104,6 +106,7 @@ def test_classify_json_and_bad_file(cnn_artifact: Path, genre_folders: Path, tmp
     assert result["windows"] and {"start", "scores"} <= set(result["windows"][0])
 
 
+@pytest.mark.slow
 def test_evaluate_writes_reports(cnn_artifact: Path, dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     genretag("evaluate", "--model", cnn_artifact, "--data", dataset, "--split", "test", "--out", out)
@@ -115,6 +118,7 @@ def test_evaluate_writes_reports(cnn_artifact: Path, dataset: Path, tmp_path: Pa
     assert "| clip |" in (out / "metrics.md").read_text()
 
 
+@pytest.mark.slow
 def test_sklearn_baseline_learns_the_synthetic_genres(dataset: Path, genre_folders: Path,
                                                       tmp_path: Path) -> None:
     out = tmp_path / "logreg"
@@ -125,6 +129,7 @@ def test_sklearn_baseline_learns_the_synthetic_genres(dataset: Path, genre_folde
     assert labels == ["classical", "electronic", "noise"]
 
 
+@pytest.mark.slow
 def test_compare_tabulates_models(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     proc = genretag("compare", "--data", dataset, "--out", out, "--models", "gnb,knn")

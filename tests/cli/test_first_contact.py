@@ -106,6 +106,7 @@ def test_short_and_near_silent_clips_are_flagged(tmp_path: Path, level_artifact:
     assert "whisper.wav" in warnings[1] and "silent or nearly so" in warnings[1]
 
 
+@pytest.mark.slow
 def test_classify_stderr_holds_only_what_the_user_must_read(tmp_path: Path, level_artifact: Path) -> None:
     """Issue 14.8: TensorFlow's C++ log lines (oneDNN, CPU features) no longer reach the user."""
     sf.write(tmp_path / "x.wav", _tone(2), SR)

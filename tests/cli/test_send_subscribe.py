@@ -163,6 +163,7 @@ def test_send_stops_cleanly_on_sigint(tmp_path: Path, pull: tuple[zmq.Socket[byt
     assert b"Traceback" not in stderr and b"sent " in stderr
 
 
+@pytest.mark.slow
 def test_an_interrupted_send_counts_every_message_it_sent(tmp_path: Path) -> None:
     """Interrupted at random moments while it waits for a slow reader, send never reports fewer
     messages than arrived (pyzmq checks for signals after libzmq took a message: an interrupt raised
@@ -251,6 +252,7 @@ def test_subscribe_says_why_a_label_went_null_and_why_a_stream_went_down(publish
     assert any(" radio1 4.0s state down: http_404 label=-" in line for line in lines), lines
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint_default", "sigint_ignored"])
 def test_subscribe_stops_on_sigint(publisher: EventPublisher, sigint_ignored: bool) -> None:
     """Ctrl-C stops subscribe (exit 130), also when it was started with SIGINT ignored."""

@@ -1,4 +1,4 @@
-"""Fixtures of the daemon tests; the helpers behind them are in ``daemon_helpers.py``."""
+"""Fixtures of the daemon tests; the helpers behind them are in :mod:`helpers.daemon`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Producer, reap, train_artifact
+from helpers.daemon import Producer, reap, train_artifact
 
 
 @pytest.fixture(autouse=True)

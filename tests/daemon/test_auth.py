@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import zmq
-from daemon_helpers import SR, Daemon, Producer, clip, expected_windows, free_port, genretag
+from helpers.daemon import SR, Daemon, Producer, clip, expected_windows, free_port, genretag
 
 from genretag.daemon.keys import generate_keypair
 
@@ -36,6 +36,7 @@ def _ended(proc: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, 
     return proc.returncode, out, err
 
 
+@pytest.mark.slow
 def test_keys_admit_their_holders_and_refuse_and_count_everyone_else(
         artifact: Path, tmp_path: Path, keys: Path, producer_factory: MakeProducer) -> None:
     """Input with a client list: the keyed producer is tagged; an unkeyed and a wrong-keyed producer are
@@ -108,6 +109,7 @@ def test_keys_admit_their_holders_and_refuse_and_count_everyone_else(
         assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_public_bind_without_keys_fails_check_config_and_serve(artifact: Path, tmp_path: Path) -> None:
     """A public bind without authentication is refused before anything binds, with what to do about it."""
     config = tmp_path / "public.toml"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_helpers import Daemon
+from helpers.daemon import Daemon
 
 ANY_PORTS = ("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0")
 
@@ -40,6 +40,7 @@ def missing_mount() -> Iterator[tuple[int, str]]:
         server.server_close()
 
 
+@pytest.mark.slow
 def test_sources_that_never_deliver_are_down_with_a_reason(artifact: Path,
                                                             missing_mount: tuple[int, str]) -> None:
     port, url = missing_mount

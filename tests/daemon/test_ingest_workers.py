@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import zmq
-from daemon_helpers import HOP_S, SR, WINDOW_S, Daemon, Producer, clip, expected_windows, free_port, genretag
+from helpers.daemon import HOP_S, SR, WINDOW_S, Daemon, Producer, clip, expected_windows, free_port, genretag
 
 from genretag.daemon.protocol import encode_frame
 from genretag.daemon.sources.ingest_worker import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, RESULTS_HWM
@@ -88,6 +88,7 @@ def test_workers_option_is_checked() -> None:
             parse_spec(f"zmq:tcp://127.0.0.1:5555?workers={bad}")
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
         artifact: Path, producer_factory: MakeProducer) -> None:
     port = free_port()
@@ -130,6 +131,7 @@ def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
     assert ingest_dirs() == dirs_before
 
 
+@pytest.mark.slow
 def test_a_killed_router_is_counted_restarted_and_streams_carry_on(
         artifact: Path, producer_factory: MakeProducer) -> None:
     """The router holds no stream state: its death loses the messages in it (counted as gaps by the
@@ -163,6 +165,7 @@ def test_a_killed_router_is_counted_restarted_and_streams_carry_on(
         assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_reload_with_another_window_is_refused_with_workers(artifacts: tuple[Path, Path],
                                                             tmp_path: Path) -> None:
     """Workers window with the settings they started with: a reload that changes them is refused, clearly."""
@@ -217,6 +220,7 @@ class StalledSink:
         raise AssertionError("a source with workers sends windows, not audio")
 
 
+@pytest.mark.slow
 def test_a_stalled_daemon_backs_up_to_the_producer_holding_little_and_losing_nothing(tmp_path: Path) -> None:
     """The sockets between the ingest processes hold a bounded number of messages (explicit high-water
     marks; with libzmq's default of 1,000 at each end, results of 64 windows a message could hold tens of
@@ -259,6 +263,7 @@ def test_a_stalled_daemon_backs_up_to_the_producer_holding_little_and_losing_not
     assert sink.errors == [] and sink.states == [("up", ""), ("down", "stopped")]
 
 
+@pytest.mark.slow
 def test_ingest_processes_exit_when_the_daemon_dies_while_they_start(artifact: Path) -> None:
     """A daemon killed while its ingest processes still import leaves them to init.  They notice and exit
     (they once took the parent they saw when their main function began, init by then, and ran for ever)."""

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from daemon_helpers import LABELS, SR, Daemon, Producer, clip, expected_windows, free_port
+import pytest
+from helpers.daemon import LABELS, SR, Daemon, Producer, clip, expected_windows, free_port
 
 MakeProducer = Callable[[str], Producer]
 ANY_PORTS = ("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0")
@@ -22,6 +23,7 @@ def _memory_kib(pid: int) -> dict[str, int]:
             for key in ("VmRSS", "VmHWM")}
 
 
+@pytest.mark.slow
 def test_each_limit_is_refused_and_counted(artifact: Path, tmp_path: Path,
                                            producer_factory: MakeProducer) -> None:
     """Frame size, stream count and sample rate: the offending frame or stream is refused and counted;
@@ -64,6 +66,7 @@ def test_each_limit_is_refused_and_counted(artifact: Path, tmp_path: Path,
         assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_oversize_frames_never_reach_the_daemons_memory(artifact: Path,
                                                          producer_factory: MakeProducer) -> None:
     """40 frames of 4 MiB (limit 1 MiB): libzmq drops each at its size header (MAXMSGSIZE), so the

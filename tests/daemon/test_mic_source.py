@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from recording_sink import RecordingSink
+from helpers.recording_sink import RecordingSink
 
 from genretag.cli.main import cli
 from genretag.daemon.sources import devices as devices_module

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from daemon_helpers import SR, Daemon, Producer, clip, expected_windows, free_port
+import pytest
+from helpers.daemon import SR, Daemon, Producer, clip, expected_windows, free_port
 
 MakeProducer = Callable[[str], Producer]
 STREAMS, SECONDS = 16, 30
 MAX_AGE_S = 0.3
 
 
+@pytest.mark.slow
 def test_an_overloaded_daemon_drops_stale_windows_per_stream_and_scores_the_rest_in_time(
         artifact: Path, tmp_path: Path, producer_factory: MakeProducer) -> None:
     config = tmp_path / "serve.toml"

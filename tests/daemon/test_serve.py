@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import zmq
-from daemon_helpers import (
+from helpers.daemon import (
     LABELS,
     SR,
     Daemon,
@@ -92,6 +92,7 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
     assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_program_of_clips_with_silences(artifact: Path, tmp_path: Path, producer_factory: MakeProducer,
                                         workers: int) -> None:
@@ -128,6 +129,7 @@ def test_program_of_clips_with_silences(artifact: Path, tmp_path: Path, producer
         assert set(event["scores"]) == set(LABELS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 3])
 def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, producer_factory: MakeProducer,
                                               workers: int) -> None:
@@ -182,6 +184,7 @@ def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, pr
         assert daemon.stop() == 0
 
 
+@pytest.mark.slow
 def test_sighup_swaps_models_without_loss_and_sigterm_is_prompt(artifacts: tuple[Path, Path], tmp_path: Path,
                                                                 producer_factory: MakeProducer) -> None:
     first, second = artifacts
@@ -243,6 +246,7 @@ def test_sighup_swaps_models_without_loss_and_sigterm_is_prompt(artifacts: tuple
         assert states[-1:] == ["down"] and states.count("down") == 1, states
 
 
+@pytest.mark.slow
 def test_systemd_notify_protocol(artifact: Path, tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -266,6 +270,7 @@ def test_systemd_notify_protocol(artifact: Path, tmp_path: Path) -> None:
     assert received.count("WATCHDOG=1") >= 1
 
 
+@pytest.mark.slow
 def test_bad_config_and_busy_port_fail_fast(artifact: Path, tmp_path: Path) -> None:
     """Start-up errors exit 1 with a clear line: a public bind without allow_public, a busy address."""
     proc = genretag("serve", "--model", artifact, "--publish", "tcp://0.0.0.0:5999", "--source",
@@ -281,6 +286,7 @@ def test_bad_config_and_busy_port_fail_fast(artifact: Path, tmp_path: Path) -> N
     assert proc.returncode == 1 and "cannot start" in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_metrics_answer_while_the_model_loads(tmp_path: Path) -> None:
     """Issue 14.9: /metrics answers from the first second with genretag_ready 0; 1 and the load time once
     the daemon serves.  The bundled default model takes seconds to load, so the first scrape sees it load."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from daemon_helpers import Daemon
+from helpers.daemon import Daemon
 
 from genretag.models.bundled import bundled_model_dir
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_helpers import Daemon, free_port, not_live
+from helpers.daemon import Daemon, free_port, not_live
 
 from genretag.pipeline.audio import decode
 

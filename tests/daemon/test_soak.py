@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from daemon_helpers import LABELS, SR, Daemon, Producer, clip, free_port
+from helpers.daemon import LABELS, SR, Daemon, Producer, clip, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow

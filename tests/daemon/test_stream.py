@@ -90,6 +90,7 @@ def test_channel_change_is_counted_and_keeps_the_resampler_running() -> None:
     assert_windows_match(windows, soxr.resample(x, 44100, 16000, quality="HQ"))
 
 
+@pytest.mark.slow
 def test_ring_buffer_memory_is_constant_over_ten_minutes_of_20ms_chunks() -> None:
     sr = 44100
     chunk = np.round(np.random.default_rng(0).normal(0, 0.1, (sr // 50, 2)) * INT16_SCALE).astype(np.int16)

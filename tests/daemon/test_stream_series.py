@@ -11,7 +11,7 @@ import threading
 import urllib.request
 
 import pytest
-from daemon_helpers import promtool_check_metrics
+from helpers.daemon import promtool_check_metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from genretag.daemon.metrics import Metrics

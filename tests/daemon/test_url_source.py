@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from recording_sink import RecordingSink
+from helpers.recording_sink import RecordingSink
 
 from genretag.daemon.sources.url import PROTOCOL_WHITELIST, UrlSource, check_url, classify_end, redact
 

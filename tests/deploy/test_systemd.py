@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.daemon import SR, Daemon, Producer, clip, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "deploy" / "systemd" / "genretag.service"
@@ -47,9 +48,6 @@ INSTALL_PREFIX = "/opt/genretag/"
 OK_THRESHOLD = 49  # --threshold is exposure x 10; "OK" ends at 4.9, "MEDIUM" starts at 5.0
 ACCEPTABLE_LEVELS = {"PERFECT", "SAFE", "OK"}
 PR_SET_MDWE, PR_GET_MDWE = 65, 66
-
-sys.path.insert(0, str(REPO / "tests" / "daemon"))  # reuse the daemon tests' helpers
-from daemon_helpers import SR, Daemon, Producer, clip, free_port  # noqa: E402
 
 
 def systemd_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -296,6 +294,7 @@ def has_windows(daemon: Daemon, stream: str) -> bool:
     return daemon.metric("genretag_windows_processed_total", stream=stream) > 0
 
 
+@pytest.mark.slow
 def test_daemon_serves_inside_the_units_seccomp_filters(radio: str, tmp_path: Path) -> None:
     """The default model (TensorFlow) with url: (through ffmpeg), zmq: (windowed in an ingest worker
     process), the event PUB socket, /metrics, sd_notify and a SIGHUP reload, all under the unit's
@@ -347,6 +346,7 @@ def _kernel_has_mdwe() -> bool:
     return bool(ctypes.CDLL(None, use_errno=True).prctl(PR_GET_MDWE, 0, 0, 0, 0) >= 0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _kernel_has_mdwe(), reason="this kernel lacks prctl(PR_SET_MDWE) (Linux >= 6.3), "
                                                    "the mechanism behind MemoryDenyWriteExecute=")
 def test_memory_deny_write_execute_matches_the_default_model(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The bad-input corpus (``bad_inputs.py``) through ``classify``, ``dataset build`` and the daemon.
+"""The bad-input corpus (:mod:`helpers.bad_inputs`) through ``classify``, ``dataset build`` and the daemon.
 
 Every file gets either a clear, per-file error or correct handling (the music
 in it is found and labelled right); nothing crashes, no traceback is printed,
@@ -14,12 +14,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
-from bad_inputs import HIRES_CHANNELS, HIRES_SECONDS, HIRES_SR, SILENCE_SECONDS, Corpus
-from daemon_helpers import SR, Daemon, Producer, clip, expected_windows, free_port
+from helpers.bad_inputs import HIRES_CHANNELS, HIRES_SECONDS, HIRES_SR, SILENCE_SECONDS, Corpus
+from helpers.daemon import SR, Daemon, Producer, clip, expected_windows, free_port
 
 from genretag.daemon.protocol import encode_frame
 from genretag.pipeline.audio import float_to_int16, resample
+
+# Every test here runs classify, dataset build or the daemon over the whole corpus.
+pytestmark = pytest.mark.slow
 
 TRUNCATED_SAMPLES = 46703  # what ffmpeg and libsndfile decode from 30 % of the 20 s MP3, at 8 kHz
 # name -> the label it must get, or a piece of its error message

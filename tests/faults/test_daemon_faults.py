@@ -2,7 +2,7 @@
 an artifact directory it cannot read at start.
 
 The daemon runs as a subprocess with real ZeroMQ sockets on loopback (see
-``tests/daemon/daemon_helpers.py``).  Faults already covered elsewhere are not
+``tests/helpers/daemon.py``).  Faults already covered elsewhere are not
 repeated here: the url source's ffmpeg killed (``tests/daemon/test_url_source.py``),
 a corrupt model on SIGHUP and a garbage producer (``tests/daemon/test_serve.py``),
 the disk filling during ``dataset build`` (``tests/training/test_dataset_build.py``).
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import zmq
-from daemon_helpers import SR, Daemon, Producer, clip, expected_windows, free_port
+from helpers.daemon import SR, Daemon, Producer, clip, expected_windows, free_port
 
 ANY_PORTS = ("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0")
 SECONDS, RATE = 60, 8  # audio per stream in the stuck-subscriber test, sent at RATE x real time
@@ -33,6 +33,7 @@ def _states(daemon: Daemon, stream: str) -> list[str]:
     return [e["state"] for e in daemon.stream_events(stream, "state")]
 
 
+@pytest.mark.slow
 def test_producer_disappears_and_returns(artifact: Path) -> None:
     """A producer dies and restarts (seq from 0): quickly, then after the idle timeout.
 
@@ -90,6 +91,7 @@ def _reader(sub: zmq.Socket[Any], received: list[dict[str, Any]], done: threadin
             received.append(json.loads(sub.recv_multipart()[1]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nodrop", [False, True])
 def test_stuck_subscriber_never_slows_tagging(artifact: Path, tmp_path: Path, context: zmq.Context[Any],
                                              nodrop: bool) -> None:

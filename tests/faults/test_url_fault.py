@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from daemon_helpers import SR, Daemon, Producer, clip, expected_windows, free_port
+from helpers.daemon import SR, Daemon, Producer, clip, expected_windows, free_port
 
 pytestmark = pytest.mark.slow  # a minute of real-time radio, like the Icecast tests
 

@@ -40,6 +40,7 @@ def test_default_model_tags_the_demo_loop_as_electronic(predictor: Predictor) ->
     assert result.label == "electronic"
 
 
+@pytest.mark.slow
 def test_loads_in_a_process_that_imported_keras_first() -> None:
     """The custom layers register whoever imported Keras first (a bug once made loading depend on it)."""
     import subprocess

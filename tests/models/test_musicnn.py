@@ -1,9 +1,8 @@
 """The Keras musicnn port against the original checkpoints, the original TF1 graph and real music.
 
-The reference is the ``musicnn==0.1.0`` wheel, located by ``GENRETAG_MUSICNN_WHEEL``
-(a wheel file, a directory holding one, or the extracted package), else
-``/tmp/musicnn_whl``.  Without it these tests fail: a port that is not checked
-against its checkpoints could be running random weights.
+The reference is the ``musicnn==0.1.0`` wheel, from the ``musicnn_wheel`` fixture
+(``GENRETAG_MUSICNN_WHEEL``, else downloaded into ``.cache/musicnn``): a port that is
+not checked against its checkpoints could be running random weights.
 """
 
 from __future__ import annotations
@@ -38,7 +37,6 @@ from genretag.models.musicnn_convert import (
 )
 from genretag.pipeline.audio import decode
 
-DEFAULT_WHEEL_DIR = "/tmp/musicnn_whl"
 OUTPUT_DIMS = {"taggram": 50, "penultimate": 200, "mean_pool": 753, "max_pool": 753}
 CLIPS_PER_GENRE = 2
 WINDOWS_PER_CLIP = 3
@@ -62,10 +60,9 @@ TF1_FETCHES = {
 
 
 @pytest.fixture(scope="session")
-def musicnn_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    source = os.environ.get("GENRETAG_MUSICNN_WHEEL") or DEFAULT_WHEEL_DIR
+def musicnn_package(musicnn_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
-        return locate_package_dir(source, tmp_path_factory.mktemp("musicnn"))
+        return locate_package_dir(musicnn_wheel, tmp_path_factory.mktemp("musicnn"))
     except FileNotFoundError as err:
         reason = str(err)
     pytest.fail(
@@ -183,6 +180,7 @@ def clip_outputs(
     }
 
 
+@pytest.mark.slow
 def test_agrees_with_original_tf1_graph(
     backbone: keras.Model,
     variant: str,
@@ -225,6 +223,7 @@ def test_tags_separate_classical_from_metal(
     assert metal_heavy.min() > classical_heavy.max(), scores
 
 
+@pytest.mark.slow
 def test_keras_archive_round_trip(backbone: keras.Model, tmp_path: Path) -> None:
     path = tmp_path / "musicnn.keras"
     backbone.save(path)

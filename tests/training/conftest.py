@@ -1,4 +1,4 @@
-"""Fixtures: generated corpora (see audio_corpus.py), a shared built dataset, the CLI."""
+"""Fixtures: generated corpora (see :mod:`helpers.audio_corpus`), a shared built dataset, the CLI."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from audio_corpus import DATASET_SR, make_corpus
+from helpers.audio_corpus import DATASET_SR, make_corpus
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,7 @@ def test_embedding_cache_is_reused(clips: list[Clip], tmp_path: Path) -> None:
     assert len(first.clip_ids) == 2 * 2  # 4.5 s clips: windows at 0 and 1.5 s
 
 
+@pytest.mark.slow
 def test_tagger_matches_head_is_gain_invariant_and_exports(clips: list[Clip], tmp_path: Path) -> None:
     emb = embed_clips(clips, CONFIG.variants, 1.5, CONFIG.normalize_db, tmp_path / "cache")
     x = emb.select(CONFIG)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from audio_corpus import (
+from helpers.audio_corpus import (
     BAD_CLIPS,
     DATASET_SR,
     GOOD_CLIPS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from genretag.models.predictor import load_predictor, save_artifact
 from genretag.pipeline.synth import electronic_loop, string_chords
@@ -26,6 +27,7 @@ from genretag.training.distill import (
 LABELS = ["a", "b", "c"]
 
 
+@pytest.mark.slow
 def test_student_moves_towards_the_teacher_and_ships(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     clips = [electronic_loop(8.0, BACKBONE_RATE, seed=1), string_chords(8.0, BACKBONE_RATE, seed=2)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_corpus import DATASET_SR
+from helpers.audio_corpus import DATASET_SR
 
 from genretag.pipeline.audio import decode, float_to_int16, int16_to_float, resample
 from genretag.pipeline.windows import WindowSpec, frame_windows, tile_to_length

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from audio_corpus import write_fma, write_manifest
+from helpers.audio_corpus import write_fma, write_manifest
 
 from genretag.training.sources import (
     SourceError,

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from daemon_helpers import SR, clip
 
 from genretag.pipeline.audio import resample
+from helpers.daemon import SR, clip
 
 SILENCE_SECONDS = 2 * 3600
 HIRES_SR, HIRES_CHANNELS, HIRES_SECONDS = 192000, 8, 4.0

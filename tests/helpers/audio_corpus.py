@@ -1,7 +1,5 @@
 """Small generated audio corpora for the dataset builder and reader tests.
 
-Imported by the tests of this folder (pytest puts the folder on sys.path).
-
 Every format the builder must read (8 kHz stereo WAV, 44.1 kHz FLAC, Ogg
 Vorbis, MP3 made by ffmpeg, Sun .au) plus the broken files it must skip (zero
 bytes, random bytes named .mp3, a truncated WAV header, text named .flac,
