@@ -26,7 +26,11 @@ METRICS = ("hit_at_1", "macro_roc_auc", "mean_per_genre_recall")
 
 
 def clip_scores(predictor: Any, clips: list[np.ndarray]) -> np.ndarray:
-    return np.stack([predictor.predict(windows).mean(axis=0) for windows in tqdm(clips, leave=False)])
+    """Each clip's score by the clip rule (its windows are already the spread ones)."""
+    from genretag.models.clip_scoring import clip_score, window_levels
+
+    return np.stack([clip_score(predictor.predict(windows), window_levels(windows))
+                     for windows in tqdm(clips, leave=False)])
 
 
 def compare(model: str, manifests: list[Path], windows: int) -> dict[str, Any]:

@@ -24,8 +24,10 @@ from genretag.cli.model_option import MODEL_HELP, runtime_option
 def evaluate(model_dir: Path | None, data: Path, split: str | None, out_dir: Path, runtime: str) -> None:
     """Window- and clip-level hit@1, macro-F1, macro ROC-AUC and per-genre recall.
 
-    A clip's score is the mean of its window scores; hit@1 counts the top
-    label as right when it is any of the clip's labels.
+    A clip's score follows classify's rule: at most 48 windows spread over the
+    clip, those below -50 dBFS left out unless all are, the rest averaged
+    (window-level figures use every window).  hit@1 counts the top label as
+    right when it is any of the clip's labels.
     """
     from genretag.models.artifact import ArtifactError
     from genretag.models.bundled import resolve_model

@@ -148,13 +148,19 @@ def crossval(data: Path, folds: int, seed: int, cache_dir: Path, out_file: Path)
     reported as such.
     """
     from genretag.training.backbone_train import HeadConfig, dataset_clips, embed_clips
-    from genretag.training.cross_validation import CANDIDATES, cross_validate, format_table
+    from genretag.training.cross_validation import (
+        CANDIDATES,
+        backbone_window_levels,
+        cross_validate,
+        format_table,
+    )
     from genretag.training.reader import read_dataset
 
     info = read_dataset(data)
     base = HeadConfig()
-    emb = embed_clips(dataset_clips(data, [s for s, n in info.counts["splits"].items() if n]),
-                      base.variants, base.hop_seconds, base.normalize_db, cache_dir)
-    results = [cross_validate(emb, c, info.labels, folds, seed) for c in CANDIDATES]
+    clips = dataset_clips(data, [s for s, n in info.counts["splits"].items() if n])
+    emb = embed_clips(clips, base.variants, base.hop_seconds, base.normalize_db, cache_dir)
+    levels = backbone_window_levels(clips, base.hop_seconds)
+    results = [cross_validate(emb, c, info.labels, folds, seed, levels) for c in CANDIDATES]
     out_file.write_text(json.dumps(results, indent=2) + "\n")
     click.echo(format_table(results, info.labels))

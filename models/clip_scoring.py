@@ -1,4 +1,21 @@
-"""Scoring a whole audio file with a predictor: the core of ``genretag classify``.
+"""The clip-scoring rule, and scoring a whole audio file with it: the core of ``genretag classify``.
+
+**The rule** (one definition, used by ``classify``, ``evaluate``, ``compare``,
+cross-validation, the sklearn baselines' model selection and the tagger
+recipe's cross-source figures):
+
+1. *spread*: of a clip's windows (:func:`genretag.pipeline.windows.frame_windows`),
+   at most ``max_windows`` (:data:`DEFAULT_MAX_WINDOWS`; 0: all) count, spread
+   evenly over the whole clip (:func:`chosen_windows`);
+2. *audible*: of those, the windows whose RMS level is below :data:`SILENT_DBFS`
+   (lead-in silence, gaps between movements) say nothing about the genre and are
+   left out, unless every one of them is that quiet: then all of step 1 count
+   (:func:`audible_windows`);
+3. the clip's score is the mean of the counted windows' scores.
+
+:func:`clip_score` applies it to one clip, :func:`clip_scores` to many clips'
+windows at once (scores computed elsewhere, from cached embeddings say, with
+each window's level carried along as :func:`window_levels` gives it).
 
 A model gives every input a confident-looking label, including audio that
 cannot carry one: a clip shorter than one window (0.2 s of a tone) or one
@@ -16,17 +33,101 @@ import numpy as np
 
 from genretag.models.predictor import Predictor, window_spec
 from genretag.pipeline.audio import AudioDecodeError, stream_decode
-from genretag.pipeline.windows import WindowSpec, rms_dbfs, spread_windows
+from genretag.pipeline.windows import (
+    WindowSpec,
+    frame_count,
+    frame_starts,
+    frame_windows,
+    rms_dbfs,
+    spread_indices,
+)
 
 DEFAULT_MAX_WINDOWS = 48
 SILENT_DBFS = -50.0
 SHORTER_THAN_WINDOW = "shorter_than_window"
 NEAR_SILENT = "near_silent"
+CLIP_RULE = (f"mean of at most {DEFAULT_MAX_WINDOWS} spread windows, those below {SILENT_DBFS:g} dBFS "
+             "left out unless all are")
+"""The rule's defaults in words, recorded next to figures made with it."""
 WARNINGS = {
     SHORTER_THAN_WINDOW: "shorter than one model window (the window is filled by repeating it): the label "
                          "is a guess",
     NEAR_SILENT: f"silent or nearly so (every window below {SILENT_DBFS:g} dBFS): the label is a guess",
 }
+
+
+def window_levels(windows: np.ndarray) -> np.ndarray:
+    """Each window's RMS level in dBFS, ``(n_windows,)``: what step 2 of the rule reads."""
+    return rms_dbfs(windows)
+
+
+def chosen_windows(n_windows: int, max_windows: int = DEFAULT_MAX_WINDOWS) -> np.ndarray:
+    """Step 1 of the rule: indices of the windows of a clip of ``n_windows`` that count (ascending)."""
+    return spread_indices(n_windows, max_windows if max_windows > 0 else n_windows)
+
+
+def audible_windows(levels_db: np.ndarray) -> np.ndarray:
+    """Step 2 of the rule for one clip's chosen windows: bool mask of those at or above
+    :data:`SILENT_DBFS`, or all of them when none is."""
+    audible = np.asarray(levels_db) >= SILENT_DBFS
+    return audible if audible.any() else np.ones_like(audible)
+
+
+def clip_score(window_scores: np.ndarray, levels_db: np.ndarray) -> np.ndarray:
+    """The rule's steps 2 and 3 for one clip whose windows were chosen by step 1: ``(n_labels,)``."""
+    return np.asarray(window_scores[audible_windows(levels_db)].mean(axis=0))
+
+
+def counted_windows(clip_index: np.ndarray, levels_db: np.ndarray | None = None,
+                    max_windows: int = DEFAULT_MAX_WINDOWS) -> np.ndarray:
+    """Steps 1 and 2 of the rule over the windows of many clips: bool ``(n_windows,)``, True where a
+    window counts toward its clip's score.
+
+    ``clip_index`` names each window's clip (ints or ids); a clip's windows may be interleaved with
+    other clips' but must be in time order.  ``levels_db`` is each window's :func:`window_levels`;
+    None where the levels are unknown, and then every chosen window counts as audible.
+    """
+    _, inverse, counts = np.unique(np.asarray(clip_index), return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    position = np.empty(len(inverse), np.int64)  # rank of each window within its clip
+    position[order] = np.arange(len(inverse)) - first[inverse[order]]
+    n_of_clip = counts[inverse]
+    chosen = np.zeros(len(inverse), bool)
+    for n in np.unique(counts):
+        keep = np.zeros(n, bool)
+        keep[chosen_windows(int(n), max_windows)] = True
+        rows = n_of_clip == n
+        chosen[rows] = keep[position[rows]]
+    if levels_db is None:
+        return chosen
+    audible = chosen & (np.asarray(levels_db) >= SILENT_DBFS)
+    any_audible = np.bincount(inverse, weights=audible, minlength=len(counts)) > 0
+    return np.where(any_audible[inverse], audible, chosen)
+
+
+def mean_by_clip(per_window: np.ndarray, clip_index: np.ndarray, n_clips: int,
+                 counted: np.ndarray | None = None) -> np.ndarray:
+    """Mean of the ``counted`` (default: all) rows of ``per_window`` for each clip ``0..n_clips-1``,
+    float64 ``(n_clips, dim)``; a clip with no such row gets zeros."""
+    if counted is not None:
+        per_window, clip_index = per_window[counted], clip_index[counted]
+    sums = np.zeros((n_clips, per_window.shape[1]))
+    np.add.at(sums, clip_index, per_window)
+    counts = np.bincount(clip_index, minlength=n_clips)[:, None]
+    return sums / np.maximum(counts, 1)
+
+
+def clip_scores(window_scores: np.ndarray, clip_index: np.ndarray, n_clips: int,
+                levels_db: np.ndarray | None = None, max_windows: int = DEFAULT_MAX_WINDOWS) -> np.ndarray:
+    """The whole rule over the windows of many clips: float64 ``(n_clips, n_labels)``.
+
+    ``clip_index`` is each window's clip, ``0..n_clips-1``; ``levels_db`` and the order of a clip's
+    windows as in :func:`counted_windows`.
+    """
+    return mean_by_clip(window_scores, clip_index, n_clips,
+                        counted_windows(clip_index, levels_db, max_windows))
 
 
 @dataclass
@@ -69,7 +170,7 @@ class ClipResult:
 
 def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEFAULT_MAX_WINDOWS,
                   batch_size: int = 32) -> ClipResult:
-    """Decode ``path`` at the model's rate and average the scores of its windows.
+    """Decode ``path`` at the model's rate and score it by the clip rule (module docstring).
 
     A long song is covered by at most ``max_windows`` windows spread evenly
     over its whole length (0 means every window), so a 5-minute track costs
@@ -96,31 +197,27 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
         raise AudioDecodeError(f"{path}: decodes to no audio samples")
     if peak == 0.0:
         raise AudioDecodeError(f"{path}: digital silence (every sample is zero), no genre to judge")
-    windows, starts = _chosen_windows(path, spec, n_samples, max_windows if max_windows > 0 else 1 << 30)
+    windows, starts = _chosen_windows(path, spec, n_samples, max_windows)
     scores = np.concatenate([
         predictor.predict(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)
     ])
-    audible = rms_dbfs(windows) >= SILENT_DBFS
-    clip_scores = scores[audible].mean(axis=0) if audible.any() else scores.mean(axis=0)
+    levels = window_levels(windows)
     warnings = [flag for flag, raised in ((SHORTER_THAN_WINDOW, n_samples < spec.window_samples),
-                                          (NEAR_SILENT, not audible.any())) if raised]
-    return ClipResult(str(path), list(predictor.manifest.labels), clip_scores, starts, scores,
+                                          (NEAR_SILENT, not (levels >= SILENT_DBFS).any())) if raised]
+    return ClipResult(str(path), list(predictor.manifest.labels), clip_score(scores, levels), starts, scores,
                       n_samples / spec.sample_rate, warnings)
 
 
 def _chosen_windows(path: str | Path, spec: WindowSpec, n_samples: int,
                     max_windows: int) -> tuple[np.ndarray, np.ndarray]:
-    """The windows :func:`spread_windows` would pick from the whole signal, collected from a
-    second streaming pass that keeps only the samples those windows cover."""
-    win = spec.window_samples
+    """The windows :func:`chosen_windows` picks of those :func:`~genretag.pipeline.windows.frame_windows`
+    would cut from the whole signal, collected from a second streaming pass that keeps only the
+    samples those windows cover."""
+    win, hop = spec.window_samples, spec.hop_samples
     if n_samples < win:  # one tiled window of a short file: holding it all is cheap
-        return spread_windows(np.concatenate(list(stream_decode(path, spec.sample_rate))), spec, 1)
-    n_windows = 1 + (n_samples - win) // spec.hop_samples
-    picks = np.arange(n_windows)
-    if n_windows > max_windows:
-        picks = np.unique(np.linspace(0, n_windows - 1, max_windows).round().astype(int))
-    first = picks * spec.hop_samples
-    windows = np.zeros((len(picks), win), np.float32)
+        return frame_windows(np.concatenate(list(stream_decode(path, spec.sample_rate))), spec)
+    first = frame_starts(n_samples, win, hop)[chosen_windows(frame_count(n_samples, win, hop), max_windows)]
+    windows = np.zeros((len(first), win), np.float32)
     offset = 0
     for block in stream_decode(path, spec.sample_rate):
         end = offset + block.size

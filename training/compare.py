@@ -4,7 +4,8 @@ Models are trained into ``OUT/models/NAME`` or reused from there when the
 artifact there was trained on this very dataset (same fingerprint), and a
 reused artifact's figures are taken from the earlier ``results.json`` when it
 is the very same artifact, so an interrupted comparison resumes where it
-stopped without scoring anything twice.
+stopped without scoring anything twice (figures made under another clip rule,
+:data:`~genretag.models.clip_scoring.CLIP_RULE`, are scored again).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from genretag.models.artifact import ArtifactError
+from genretag.models.clip_scoring import CLIP_RULE
 from genretag.models.predictor import Predictor, load_predictor
 from genretag.training.metrics import evaluate_windows
 from genretag.training.reader import DatasetInfo, read_dataset
@@ -59,7 +61,7 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
     """Train or reuse each model, score dev and test, write results.{md,json,png}; return the table."""
     info = read_dataset(data)
     results = out_dir / "results.json"
-    earlier = {(r["model"], r.get("fingerprint")): r for r in
+    earlier = {(r["model"], r.get("fingerprint"), r.get("clip_rule")): r for r in
                (json.loads(results.read_text()) if results.is_file() and not retrain else [])}
     rows = []
     for name in names:
@@ -71,8 +73,8 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
         else:
             log.info("reusing %s", path)
         fingerprint = predictor.manifest.fingerprint()
-        row = earlier.get((name, fingerprint)) or {
-            "model": name, "fingerprint": fingerprint,
+        row = earlier.get((name, fingerprint, CLIP_RULE)) or {
+            "model": name, "fingerprint": fingerprint, "clip_rule": CLIP_RULE,
             "dev": _split_figures(predictor, info, data, "dev"),
             "test": _split_figures(predictor, info, data, "test"),
         }
@@ -80,6 +82,6 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
         results.write_text(json.dumps(rows, indent=2) + "\n")
     table = results_markdown(rows)
     (out_dir / "results.md").write_text(
-        f"# Model comparison on {data}\n\nClip level (mean of window scores).\n\n{table}")
+        f"# Model comparison on {data}\n\nClip level ({CLIP_RULE}).\n\n{table}")
     plot_comparison(rows, out_dir / "results.png")
     return table

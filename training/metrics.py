@@ -1,6 +1,8 @@
 """Window- and clip-level metrics for genre taggers.
 
-A clip's score is the mean of its windows' scores.  ``hit@1`` counts a
+A clip's score follows the one clip rule (:mod:`genretag.models.clip_scoring`:
+at most 48 windows spread over the clip, silent ones left out, the rest
+averaged), so these figures measure what ``classify`` does.  ``hit@1`` counts a
 prediction as right when the top label is in the clip's label set, so clips
 with two labels (``country;pop``) are handled the way they are scored.
 """
@@ -13,24 +15,26 @@ from typing import Any
 
 import numpy as np
 
+from genretag.models.clip_scoring import clip_scores
+
 
 @dataclass
 class ScoredWindows:
-    """Scores of many windows plus, for each window, its clip and the clip's multi-hot labels."""
+    """Scores of many windows plus, for each window, its clip, the clip's multi-hot labels and its
+    level (a clip's windows in time order)."""
 
     scores: np.ndarray  # (n_windows, n_labels)
     labels: np.ndarray  # (n_windows, n_labels) multi-hot
     clip_ids: np.ndarray  # (n_windows,)
+    levels_db: np.ndarray | None = None  # (n_windows,) RMS dBFS; None: unknown, every window audible
 
     def by_clip(self) -> ScoredWindows:
-        """Average window scores per clip (clip order: first appearance)."""
+        """Clip scores by the clip rule (module docstring), one row per clip (order: first appearance)."""
         ids, first, inverse = np.unique(self.clip_ids, return_index=True, return_inverse=True)
-        sums = np.zeros((len(ids), self.scores.shape[1]), dtype=np.float64)
-        np.add.at(sums, inverse, self.scores)
-        counts = np.bincount(inverse, minlength=len(ids))[:, None]
+        inverse = inverse.reshape(-1)
+        pooled = clip_scores(self.scores, inverse, len(ids), self.levels_db)
         order = np.argsort(first)
-        return ScoredWindows((sums / counts)[order].astype(np.float32), self.labels[first][order],
-                             ids[order])
+        return ScoredWindows(pooled[order].astype(np.float32), self.labels[first][order], ids[order])
 
 
 def hit_at_1(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -4,8 +4,9 @@ Flow: clips -> windows -> features (once per split, optionally cached on
 disk, since they cost far more than fitting) -> for each grid point, fit on
 the train windows and score the dev split *per clip* -> keep the best fit ->
 artifact.  Hyper-parameters are chosen on clips, not windows, because a clip
-is what the tagger is judged on; a clip's score is the mean of its windows'
-probabilities.
+is what the tagger is judged on; a clip's score follows the clip rule of
+``classify`` (:mod:`genretag.models.clip_scoring`), each window's level kept
+next to its features for it.
 
 Splits come from the caller (artist-disjoint, like the neural models'); this
 module only needs each window's features, its clip's target and its clip id.
@@ -25,6 +26,7 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.clip_scoring import window_levels
 from genretag.models.features import FeatureConfig, feature_names, window_features
 from genretag.models.predictor import SKLEARN_FILE, Predictor, save_artifact
 from genretag.models.sklearn_models import fit_baseline, label_scores, param_grid
@@ -38,19 +40,23 @@ SELECTION_METRIC = "clip_macro_f1"
 class WindowTable:
     """Feature rows of many windows, each with its clip's id and target class index.
 
-    ``features`` is float32 ``(n, d)``; ``targets`` int ``(n,)``; ``clips`` str ``(n,)``.
+    ``features`` is float32 ``(n, d)``; ``targets`` int ``(n,)``; ``clips`` str ``(n,)``;
+    ``levels`` float ``(n,)``, each window's RMS dBFS for the clip rule (None: unknown).
     """
 
     features: np.ndarray
     targets: np.ndarray
     clips: np.ndarray
+    levels: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.features)
-        if self.features.ndim != 2 or self.targets.shape != (n,) or self.clips.shape != (n,):
+        if (self.features.ndim != 2 or self.targets.shape != (n,) or self.clips.shape != (n,)
+                or (self.levels is not None and self.levels.shape != (n,))):
             raise ValueError(
                 f"inconsistent table: features {self.features.shape}, targets "
-                f"{self.targets.shape}, clips {self.clips.shape}"
+                f"{self.targets.shape}, clips {self.clips.shape}, "
+                f"levels {None if self.levels is None else self.levels.shape}"
             )
 
 
@@ -72,15 +78,16 @@ def feature_table(clips: Iterable[Clip], config: FeatureConfig) -> WindowTable:
 
     One clip at a time, so only features, never all windows, are held in memory.
     """
-    features, targets, ids = [], [], []
+    features, targets, ids, levels = [], [], [], []
     for clip_id, windows, target in clips:
         features.append(window_features(windows, config))
         targets.append(np.full(len(windows), target, dtype=np.int64))
         ids.append(np.full(len(windows), clip_id))
+        levels.append(window_levels(windows))
     if not features:
         raise ValueError("no clips to compute features for")
     return WindowTable(np.concatenate(features), np.concatenate(targets),
-                       np.concatenate(ids).astype(str))
+                       np.concatenate(ids).astype(str), np.concatenate(levels))
 
 
 def cached_feature_table(cache: Path | None, key: str, config: FeatureConfig,
@@ -96,16 +103,17 @@ def cached_feature_table(cache: Path | None, key: str, config: FeatureConfig,
         try:
             with np.load(cache, allow_pickle=False) as stored:
                 if str(stored["meta"]) == meta:
-                    return WindowTable(stored["features"], stored["targets"], stored["clips"])
+                    return WindowTable(stored["features"], stored["targets"], stored["clips"],
+                                       stored["levels"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # unreadable or stale cache: recompute and overwrite it
+            pass  # unreadable or stale cache (one from before levels were kept): recompute it
     table = feature_table(clips, config)
-    if cache is not None:
+    if cache is not None and table.levels is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + ".tmp")
         with open(tmp, "wb") as f:
             np.savez(f, meta=np.array(meta), features=table.features, targets=table.targets,
-                     clips=table.clips)
+                     clips=table.clips, levels=table.levels)
         os.replace(tmp, cache)
     return table
 
@@ -113,13 +121,14 @@ def cached_feature_table(cache: Path | None, key: str, config: FeatureConfig,
 def clip_metrics(window_scores: np.ndarray, table: WindowTable) -> dict[str, float]:
     """Clip-level accuracy, balanced accuracy and macro-F1 of window scores ``(n, L)``.
 
-    A clip's scores are the mean of its windows' scores; its prediction is the
-    argmax.  Balanced accuracy (mean recall) and macro-F1 average over the
-    labels that occur in ``table``'s targets: neither is defined for a label
-    with no clip to find, though predicting such a label still costs recall.
+    A clip's scores follow the clip rule (:mod:`genretag.models.clip_scoring`,
+    with ``table.levels``); its prediction is the argmax.  Balanced accuracy
+    (mean recall) and macro-F1 average over the labels that occur in
+    ``table``'s targets: neither is defined for a label with no clip to find,
+    though predicting such a label still costs recall.
     """
     one_hot = np.eye(window_scores.shape[1], dtype=np.float32)[table.targets]
-    clips = ScoredWindows(window_scores, one_hot, table.clips).by_clip()
+    clips = ScoredWindows(window_scores, one_hot, table.clips, table.levels).by_clip()
     predicted = clips.scores.argmax(axis=1)
     truth = clips.labels.argmax(axis=1)
     present = np.unique(truth)

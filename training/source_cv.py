@@ -15,6 +15,10 @@ excludes the genre as negatives; a pop-or-rock clip is evidence for neither
 pop nor rock alone.  A genre that a fold's training part never saw (metal and
 disco exist in GTZAN only) still counts: its clips are misses, as they would
 be on the radio.
+
+Clip scores follow the clip rule of ``classify`` (:mod:`genretag.models.clip_scoring`): window
+probabilities averaged over at most 48 windows spread over the clip, silent ones left out when the
+windows' levels are known (:attr:`CorpusWindows.levels_db`; cached embeddings hold no audio).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from genretag.models.clip_scoring import counted_windows, mean_by_clip
 from genretag.training.backbone_train import LinearHead
 from genretag.training.label_sets import is_exact
 
@@ -33,24 +38,26 @@ COVERAGE = 0.7  # share of clips, most confident first, whose precision is repor
 
 @dataclass
 class CorpusWindows:
-    """Window features of a corpus and, per window, the index of its clip; per clip its facts."""
+    """Window features of a corpus and, per window, the index of its clip (a clip's windows in time
+    order) and its level; per clip its facts."""
 
     features: np.ndarray  # (n_windows, dim)
     clip_index: np.ndarray  # (n_windows,) row into the per-clip arrays
     candidates: np.ndarray  # (n_clips, n_labels) 0/1
     groups: np.ndarray  # (n_clips,) artist groups
     sources: np.ndarray  # (n_clips,)
+    #: (n_windows,) RMS dBFS of each window's audio, for the clip rule's silent-window filter; None:
+    #: not measured, every window counts as audible
+    levels_db: np.ndarray | None = None
 
     def windows_of(self, clip_mask: np.ndarray) -> np.ndarray:
         return clip_mask[self.clip_index]
 
 
 def clip_means(per_window: np.ndarray, clip_index: np.ndarray, n_clips: int) -> np.ndarray:
-    """Mean of per-window rows for each clip, ``(n_clips, dim)``."""
-    sums = np.zeros((n_clips, per_window.shape[1]))
-    np.add.at(sums, clip_index, per_window)
-    counts = np.bincount(clip_index, minlength=n_clips)[:, None]
-    return sums / np.maximum(counts, 1)
+    """Mean of per-window rows for each clip, ``(n_clips, dim)`` (every window; scores use
+    :func:`clip_scores`)."""
+    return mean_by_clip(per_window, clip_index, n_clips)
 
 
 def source_folds(sources: np.ndarray) -> list[np.ndarray]:
@@ -104,19 +111,24 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
 
 
 def clip_scores(logits: np.ndarray, clip_index: np.ndarray, n_clips: int,
-                temperature: float = 1.0) -> np.ndarray:
-    """A clip's score: the mean of its windows' probabilities (the rule ``classify`` uses)."""
-    return clip_means(softmax(logits, temperature), clip_index, n_clips)
+                temperature: float = 1.0, levels_db: np.ndarray | None = None) -> np.ndarray:
+    """Clip scores from window logits by the clip rule ``classify`` uses
+    (:func:`genretag.models.clip_scoring.clip_scores`); ``levels_db`` as :attr:`CorpusWindows.levels_db`."""
+    return mean_by_clip(softmax(logits, temperature), clip_index, n_clips,
+                        counted_windows(clip_index, levels_db))
 
 
-def fit_temperature(logits: np.ndarray, candidates: np.ndarray, clip_index: np.ndarray) -> float:
-    """The temperature that minimises the clip-level set log-loss of out-of-fold window logits."""
+def fit_temperature(logits: np.ndarray, candidates: np.ndarray, clip_index: np.ndarray,
+                    levels_db: np.ndarray | None = None) -> float:
+    """The temperature that minimises the clip-level set log-loss of out-of-fold window logits
+    (clip scores as :func:`clip_scores`)."""
     from scipy.optimize import minimize_scalar
 
     n_clips = len(candidates)
+    counted = counted_windows(clip_index, levels_db)
 
     def loss(log_t: float) -> float:
-        p = clip_scores(logits, clip_index, n_clips, float(np.exp(log_t)))
+        p = mean_by_clip(softmax(logits, float(np.exp(log_t))), clip_index, n_clips, counted)
         return float(-np.log(np.maximum((p * candidates).sum(axis=1), 1e-12)).mean())
 
     return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))

@@ -9,7 +9,15 @@ import numpy as np
 import soundfile as sf
 
 from genretag.models.artifact import ArtifactManifest
-from genretag.models.clip_scoring import classify_file
+from genretag.models.clip_scoring import (
+    DEFAULT_MAX_WINDOWS,
+    audible_windows,
+    chosen_windows,
+    classify_file,
+    clip_score,
+    clip_scores,
+    counted_windows,
+)
 from genretag.models.predictor import save_artifact
 
 SR = 8000
@@ -63,3 +71,26 @@ def test_short_and_near_silent_clips_carry_warnings(tmp_path: Path) -> None:
         result = classify_file(predictor, tmp_path / name)
         assert result.warnings == warnings, name
         assert result.to_json()["warnings"] == warnings and result.label in ("loud", "quiet")
+
+
+def test_the_rule_over_many_clips_is_the_rule_of_one() -> None:
+    """Issue 15.1: counted_windows/clip_scores (many clips, scores made elsewhere) choose and pool as
+    classify does for one clip: spread, audible, the all-silent fallback, interleaved clips."""
+    rng = np.random.default_rng(0)
+    sizes = {0: 100, 1: 19, 2: 5, 3: 1}
+    clip_index = rng.permutation(np.concatenate([np.full(n, c) for c, n in sizes.items()]))
+    levels = rng.uniform(-70.0, -10.0, len(clip_index))
+    levels[clip_index == 2] = -80.0  # every window of clip 2 silent: all of them count
+    scores = rng.dirichlet(np.ones(4), len(clip_index))
+    got = clip_scores(scores, clip_index, len(sizes), levels)
+    counted = counted_windows(clip_index, levels)
+    for c, n in sizes.items():
+        rows = np.flatnonzero(clip_index == c)  # the clip's windows in time order
+        chosen = rows[chosen_windows(n)]
+        assert len(chosen) == min(n, DEFAULT_MAX_WINDOWS)
+        np.testing.assert_allclose(got[c], clip_score(scores[chosen], levels[chosen]))
+        kept = chosen[audible_windows(levels[chosen])]
+        assert set(np.flatnonzero(counted & (clip_index == c))) == set(kept)
+    assert counted[clip_index == 2].sum() == 5
+    everything = clip_scores(scores, clip_index, len(sizes), None, max_windows=0)
+    np.testing.assert_allclose(everything[0], scores[clip_index == 0].mean(axis=0))
