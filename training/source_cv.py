@@ -89,14 +89,20 @@ def out_of_fold(corpus: CorpusWindows, folds: Sequence[np.ndarray],
     genres that head was trained on, ``(n_clips, n_labels)`` bool: those of which its training
     part has an exact clip (a genre seen only inside candidate sets is not learnt)."""
     logits = np.zeros((len(corpus.features), corpus.candidates.shape[1]))
-    trained = np.zeros(corpus.candidates.shape, bool)
     for test in folds:
         head = fit(corpus, ~test)
         rows = corpus.windows_of(test)
         logits[rows] = head_logits(head, corpus.features[rows])
-        train = ~test & is_exact(corpus.candidates)
-        trained[test] = corpus.candidates[train].any(axis=0)
-    return logits, trained
+    return logits, trained_genres(corpus.candidates, folds)
+
+
+def trained_genres(candidates: np.ndarray, folds: Sequence[np.ndarray]) -> np.ndarray:
+    """Per clip, the genres the model of its fold was trained on, ``(n_clips, n_labels)`` bool: those of
+    which the fold's training part has an exact clip (see :func:`out_of_fold`)."""
+    trained = np.zeros(candidates.shape, bool)
+    for test in folds:
+        trained[test] = candidates[~test & is_exact(candidates)].any(axis=0)
+    return trained
 
 
 def head_logits(head: LinearHead, x: np.ndarray) -> np.ndarray:

@@ -96,10 +96,20 @@ def cross_source_figures(corpus: CorpusWindows, names: Sequence[str], recipe: Ta
     temperature runs to its bound: the artist-grouped scores are used instead.
     """
     fit = _fitter(recipe.head)
-    n_clips = len(corpus.candidates)
-    loso_logits, loso_trained = out_of_fold(corpus, source_folds(corpus.sources), fit)
+    loso = out_of_fold(corpus, source_folds(corpus.sources), fit)
     folds = artist_folds(corpus.candidates, corpus.groups, recipe.artist_folds, recipe.seed)
-    artist_logits, artist_trained = out_of_fold(corpus, folds, fit)
+    return figures_from_logits(corpus, names, recipe, loso, out_of_fold(corpus, folds, fit))
+
+
+def figures_from_logits(corpus: CorpusWindows, names: Sequence[str], recipe: TaggerRecipe,
+                        loso: tuple[np.ndarray, np.ndarray], artist: tuple[np.ndarray, np.ndarray]) -> tuple[
+        dict[str, Any], float, str]:
+    """:func:`cross_source_figures` from out-of-fold window logits made by any model (a fine-tuned one,
+    say): ``loso`` and ``artist`` are ``(window logits, trained genres)`` as
+    :func:`~genretag.training.source_cv.out_of_fold` returns them for the leave-one-source-out and the
+    artist-grouped folds (``recipe.artist_folds`` folds of seed ``recipe.seed``)."""
+    (loso_logits, loso_trained), (artist_logits, artist_trained) = loso, artist
+    n_clips = len(corpus.candidates)
     fitted_on = ("leave_one_source_out" if len(np.unique(corpus.sources)) >= MIN_SOURCES_FOR_LOSO_CALIBRATION
                  else "artist_grouped_cv")
     temperature = fit_temperature(loso_logits if fitted_on == "leave_one_source_out" else artist_logits,
