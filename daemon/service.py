@@ -15,7 +15,7 @@ Threads
     * one or more per source: read audio, call the Tagger's ingest side.  A
       ``zmq:...?workers=N`` source only routes each message to one of N ingest
       processes, which decode and window it; a collector thread hands their
-      windows to the Tagger (:mod:`genretag.daemon.sources.ingest_pool`).
+      windows to the Tagger (:mod:`genretag.daemon.ingest.pool`).
     * inference (the batcher's): models, smoothers and the PUB socket.
     * metrics HTTP server (prometheus-client's, a daemon thread).
     * reload: one at a time, started by SIGHUP.
@@ -64,7 +64,9 @@ from genretag.daemon.sources.base import Source
 from genretag.daemon.sources.registry import build_source, default_name, parse_spec
 from genretag.daemon.systemd import Notifier
 from genretag.daemon.tagging import Tagger, windower_settings
+from genretag.models.bundled import resolve_model
 from genretag.models.predictor import Predictor, check_predictions, known_inputs, load_predictor, runtime_name
+from genretag.models.staging import aligned_empty
 
 log = logging.getLogger("genretag.daemon")
 
@@ -79,8 +81,6 @@ GIL_SWITCH_SECONDS = 0.0005
 
 def load_model(config: Config) -> Predictor:
     """Load the configured artifact and check it on known inputs before it may serve."""
-    from genretag.models.bundled import resolve_model
-
     if config.model.backend:
         os.environ["KERAS_BACKEND"] = config.model.backend  # read when keras is first imported
     predictor = load_predictor(resolve_model(config.model.path), config.model.runtime, config.model.precision)
@@ -167,7 +167,8 @@ class Service:
             limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
             for (spec, name), src in zip(specs, cfg.sources, strict=True):
                 secure = self._secure(guard, src.curve_secret_key, src.curve_clients, "input")
-                source = build_source(spec, name or default_name(spec), limits=limits, secure=secure)
+                source = build_source(spec, name or default_name(spec), limits=limits, secure=secure,
+                                      allocate_rows=aligned_empty)
                 source.start(self.tagger)
                 sources.append(source)
             m = predictor.manifest

@@ -10,7 +10,7 @@ TensorFlow aborts the process (not an exception) on a tensor that is not
 is handed over.
 
 Windows that already lie in consecutive rows of one aligned buffer (the
-daemon's ingest workers deliver them so, :class:`~genretag.daemon.sources.ingest_pool.WindowRing`)
+daemon's ingest workers deliver them so, :class:`~genretag.daemon.ingest.pool.WindowRing`)
 are not copied at all: the batch is a view of those rows.  Copying a window is
 one numpy call that releases and retakes the GIL, and in a daemon whose other
 threads are busy each retake waits for a thread switch.

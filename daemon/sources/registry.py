@@ -13,8 +13,8 @@ One small grammar for the command line (``--source``) and the config file
 
 :func:`parse_spec` checks everything that can be checked without opening
 anything, so ``genretag check-config`` reports a bad spec before the daemon
-starts.  ``url:`` and ``mic:`` sources are imported only when used, so a
-daemon without them needs neither PortAudio nor their modules' imports.
+starts.  PortAudio is loaded only when a ``mic:`` source opens its device
+(:mod:`~genretag.daemon.sources.devices`), so a daemon without one needs none.
 """
 
 from __future__ import annotations
@@ -26,8 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from genretag.daemon.ingest.pool import RowAllocator, plain_rows
 from genretag.daemon.protocol import DEFAULT_LIMITS, MAX_STREAM_ID_CHARS, Limits
 from genretag.daemon.sources.base import Source
+from genretag.daemon.sources.file import FileSource
+from genretag.daemon.sources.mic import MicSource
+from genretag.daemon.sources.url import UrlSource, check_url
+from genretag.daemon.sources.zmq import ZmqSource
 
 KINDS = ("file", "zmq", "url", "mic")
 _OPTIONS = {"file": ("rate", "loop"), "zmq": ("idle", "workers"), "url": (), "mic": ()}
@@ -81,8 +86,6 @@ def parse_spec(spec: str) -> SourceSpec:
     if not sep or kind not in KINDS:
         raise ValueError(f"{spec!r} is not KIND:TARGET with KIND one of {', '.join(k + ':' for k in KINDS)}")
     if kind == "url":
-        from genretag.daemon.sources.url import check_url
-
         return SourceSpec(kind, check_url(rest))
     target, options = _split_options(kind, rest)
     if kind == "file" and not target:
@@ -144,26 +147,21 @@ def url_stream_id(url: str) -> str:
 
 
 def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS,
-                 secure: Callable[[Any], None] | None = None) -> Source:
+                 secure: Callable[[Any], None] | None = None,
+                 allocate_rows: RowAllocator = plain_rows) -> Source:
     """A ready-to-start source for ``spec``, feeding stream ``name`` (zmq: producers name their streams).
 
-    ``secure`` (zmq: only) prepares the socket before it binds, e.g. as a CURVE server.
+    ``secure`` (zmq: only) prepares the socket before it binds, e.g. as a CURVE server;
+    ``allocate_rows`` (zmq: with workers) makes the buffer the workers' windows are received into.
     """
     if spec.kind == "file":
-        from genretag.daemon.sources.file import FileSource
-
         return FileSource(name, Path(spec.target), rate=float(spec.options.get("rate", 1.0)),
                           loop=bool(spec.options.get("loop", False)))
     if spec.kind == "zmq":
-        from genretag.daemon.sources.zmq import ZmqSource
-
         return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)),
-                         workers=int(spec.options.get("workers", 0)), secure=secure)
+                         workers=int(spec.options.get("workers", 0)), secure=secure,
+                         allocate_rows=allocate_rows)
     if spec.kind == "url":
-        from genretag.daemon.sources.url import UrlSource
-
         return UrlSource(name, spec.target)
-    from genretag.daemon.sources.mic import MicSource
-
     device: str | int | None = int(spec.target) if spec.target.isdigit() else (spec.target or None)
     return MicSource(name, device)

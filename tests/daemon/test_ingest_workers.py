@@ -22,8 +22,8 @@ import pytest
 import zmq
 from helpers.daemon import HOP_S, SR, WINDOW_S, Daemon, Producer, clip, expected_windows, free_port, genretag
 
+from genretag.daemon.ingest.sockets import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, RESULTS_HWM
 from genretag.daemon.protocol import encode_frame
-from genretag.daemon.sources.ingest_worker import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, RESULTS_HWM
 from genretag.daemon.sources.registry import parse_spec
 from genretag.daemon.sources.zmq import ZmqSource
 from genretag.daemon.stream import PushResult, WindowerSettings

@@ -6,9 +6,9 @@ streams, while one GPU scores several times the windows
 (``benchmarks/RESULTS.md``, "Daemon end to end").  With
 ``zmq:...?workers=N`` the source's receiver thread only relays: a ZeroMQ
 proxy, which runs without the interpreter lock, passes every message to a
-router process (:mod:`genretag.daemon.sources.ingest_router`) that sends it, by a hash of
+router process (:mod:`~genretag.daemon.ingest.router`) that sends it, by a hash of
 its stream id, to one of N worker processes
-(:mod:`genretag.daemon.sources.ingest_worker`); every stream stays on one
+(:mod:`~genretag.daemon.ingest.worker`); every stream stays on one
 worker, so its state lives there and its results come back in order.  A
 collector thread applies the results to the daemon's :class:`WindowedSink`:
 windows to the batcher, gate changes, up, down, errors.  The daemon's
@@ -24,7 +24,7 @@ messages it held are lost (the workers count the gaps as ``seq_gap``).
 What the sockets hold is bounded by explicit high-water marks, in messages,
 at both ends of each: ``AUDIO_HWM`` producers' messages on the relay and in
 each worker's inbox, ``RESULTS_HWM`` results messages from each worker (see
-:mod:`~genretag.daemon.sources.ingest_worker`).  libzmq's default of 1,000
+:mod:`~genretag.daemon.ingest.sockets`).  libzmq's default of 1,000
 was no bound in practice for results: a message carries up to 64 windows,
 12 MB for the bundled models, so a collector that fell behind could let them
 hold tens of GB.  No socket between
@@ -42,7 +42,6 @@ up once the router had been busy that long, and the producers waited for good.
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import shutil
@@ -57,20 +56,25 @@ from typing import Any, Protocol
 import numpy as np
 import zmq
 
-from genretag.daemon.protocol import Limits
-from genretag.daemon.silence import StateChange
-from genretag.daemon.sources import ingest_router, ingest_worker
-from genretag.daemon.sources.base import SourceSink, StreamState
-from genretag.daemon.sources.ingest_router import RouterConfig, worker_of
-from genretag.daemon.sources.ingest_worker import (
-    AUDIO_HWM,
-    MAX_WINDOWS_PER_MESSAGE,
-    RESULTS_HWM,
-    WorkerConfig,
+from genretag.daemon.ingest import router as ingest_router
+from genretag.daemon.ingest import worker as ingest_worker
+from genretag.daemon.ingest.results import (
+    Bye,
+    Down,
+    Hello,
+    Push,
+    Result,
+    SourceError,
+    Up,
+    decode,
+    window_count,
 )
-from genretag.daemon.sources.zmq import POLL_MS
-from genretag.daemon.stream import PushResult, Window, WindowerSettings
-from genretag.models.staging import aligned_empty
+from genretag.daemon.ingest.router import RouterConfig, worker_of
+from genretag.daemon.ingest.sockets import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, POLL_MS, RESULTS_HWM
+from genretag.daemon.ingest.worker import WorkerConfig
+from genretag.daemon.protocol import Limits
+from genretag.daemon.sources.base import SourceSink, StreamState
+from genretag.daemon.stream import PushResult, WindowerSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +82,16 @@ START_SECONDS = 60.0  # a worker must say hello within this (a cold start import
 RESTART_EVERY_SECONDS = 1.0  # a worker that keeps dying is restarted at most this often
 IO_THREADS = 2  # libzmq's own threads for the relay and the results: one each, roughly
 RING_MESSAGE_ROWS = MAX_WINDOWS_PER_MESSAGE + 64  # windows of one result message, beyond those held
+
+RowAllocator = Callable[[int, int], np.ndarray]
+"""``allocate(rows, width)``: an uninitialised C-contiguous float32 ``(rows, width)`` array for received
+windows.  The daemon passes the predictor's staging allocator (:func:`genretag.models.staging.aligned_empty`),
+whose alignment lets a batch of consecutive rows reach the model without a copy."""
+
+
+def plain_rows(rows: int, width: int) -> np.ndarray:
+    """A :data:`RowAllocator` without alignment: correct with any predictor, which then copies each batch."""
+    return np.empty((rows, width), np.float32)
 
 
 class WindowedSink(SourceSink, Protocol):
@@ -97,17 +111,17 @@ class WindowedSink(SourceSink, Protocol):
 
 
 class WindowRing:
-    """Where the collector receives windows: rows of one aligned buffer, reused in turn.
+    """Where the collector receives windows: rows of one buffer, reused in turn.
 
     Windows received one after another land in consecutive rows, and the batcher
-    takes them in that order, so a batch is a view of the ring (no copy, see
-    :mod:`genretag.models.staging`).  A row is reused after ``rows`` newer windows;
-    ``rows`` exceeds the windows the sink holds at once, so a row is never
+    takes them in that order, so a batch can be a view of the ring (no copy, with
+    the rows of an aligned ``allocate``: see :data:`RowAllocator`).  A row is reused
+    after ``rows`` newer windows; ``rows`` exceeds the windows the sink holds at once, so a row is never
     rewritten while its window waits or is being scored.
     """
 
-    def __init__(self, rows: int, width: int) -> None:
-        self.rows = aligned_empty(rows, width)
+    def __init__(self, rows: int, width: int, allocate: RowAllocator = plain_rows) -> None:
+        self.rows = allocate(rows, width)
         # Touched now, once: left to first use, every window of the ring's first lap page-faulted its
         # rows in, in the collector thread, and a GPU run with a 65536-window queue (a 12 GB ring) lost
         # 7-14 % of its throughput to that.  Size the ring through batch.queue_size.
@@ -146,8 +160,10 @@ class IngestPool:
     :meth:`stop` on the caller's.
     """
 
-    def __init__(self, workers: int, sink: WindowedSink, limits: Limits, idle_timeout: float) -> None:
+    def __init__(self, workers: int, sink: WindowedSink, limits: Limits, idle_timeout: float,
+                 allocate: RowAllocator = plain_rows) -> None:
         self._sink = sink
+        self._allocate = allocate
         # Its own context: the daemon's has one I/O thread, which at 10,000 streams ran at 83 % (top -H)
         # carrying the producers' TCP, this relay and the workers' windows back (1.3 GB/s of windows alone,
         # by arithmetic: 6,667 windows/s of 190 KB).
@@ -164,7 +180,8 @@ class IngestPool:
         self._router = _Process("genretag-ingest-router", ingest_router.run, router, "ingest_router")
         self._processes = [*self._workers, self._router]
         # + room for one message being received, twice: rows are skipped at the ring's end
-        self._ring = WindowRing(sink.windows_held + 2 * RING_MESSAGE_ROWS, sink.windowing.spec.window_samples)
+        self._ring = WindowRing(sink.windows_held + 2 * RING_MESSAGE_ROWS, sink.windowing.spec.window_samples,
+                                allocate)
         self._mp = multiprocessing.get_context("spawn")  # fork would copy a process that runs TF/JAX threads
         self._out: zmq.Socket[Any] | None = None
         self._relay: zmq.Socket[Any] | None = None
@@ -190,7 +207,7 @@ class IngestPool:
         waiting, deadline = len(self._processes), time.monotonic() + START_SECONDS
         while waiting:
             if self._out.poll(POLL_MS):
-                waiting -= json.loads(self._out.recv())[0]["k"] == "hello"
+                waiting -= isinstance(decode(self._out.recv())[0], Hello)
                 continue
             dead = [p for p in self._processes if p.process.exitcode is not None]
             if dead or time.monotonic() > deadline:
@@ -262,7 +279,7 @@ class IngestPool:
                     except zmq.Again:
                         break
                     try:
-                        self._apply_message(json.loads(header))
+                        self._apply_message(decode(header))
                     except Exception:  # noqa: BLE001  (a bug here must not stop every stream)
                         log.exception("ingest results not applied: %.200r", header)
                     while self._out.getsockopt(zmq.RCVMORE):  # whatever of the message is left
@@ -276,9 +293,9 @@ class IngestPool:
                         or time.monotonic() > deadline:
                     return
 
-    def _apply_message(self, results: list[dict[str, Any]]) -> None:
+    def _apply_message(self, results: list[Result]) -> None:
         """Apply one message's results in order; their windows arrive in one part, into the ring."""
-        n = sum(len(result["w"]) for result in results if result["k"] == "push")
+        n = window_count(results)
         rows = iter(self._receive_windows(n) if n else ())
         for result in results:
             self._apply(result, rows)
@@ -287,7 +304,7 @@ class IngestPool:
         assert self._out is not None
         # A message holds at most MAX_WINDOWS_PER_MESSAGE plus one frame's worth; only a frame limit
         # raised far beyond the default's 40-odd windows needs rows of its own.
-        rows = self._ring.take(n) if n <= RING_MESSAGE_ROWS else aligned_empty(n, self._ring.rows.shape[1])
+        rows = self._ring.take(n) if n <= RING_MESSAGE_ROWS else self._allocate(n, self._ring.rows.shape[1])
         if not self._out.getsockopt(zmq.RCVMORE):
             raise RuntimeError("ingest worker sent results listing windows but no windows")
         size = self._out.recv_into(memoryview(rows).cast("B"))  # type: ignore[arg-type]
@@ -295,27 +312,25 @@ class IngestPool:
             raise RuntimeError(f"ingest worker sent {size} bytes of windows, expected {rows.nbytes}")
         return rows
 
-    def _apply(self, header: dict[str, Any], rows: Iterator[np.ndarray]) -> None:
+    def _apply(self, result: Result, rows: Iterator[np.ndarray]) -> None:
         """Apply one result; a push takes its windows' samples from ``rows``."""
-        kind, stream = header["k"], header["s"]
         sink = self._sink
-        if kind == "push":
-            windows = [Window(next(rows), pos, arrival, silent) for pos, arrival, silent in header["w"]]
-            changes = [StateChange(state, pos) for state, pos in header["c"]]
-            sink.windowed(stream, PushResult(windows, changes, header["p"], header["q"]))
-        elif kind == "up":
-            self._worker_for(stream).streams.add(stream)
-            sink.state(stream, "up", remote=True)
-        elif kind == "down":
-            self._worker_for(stream).streams.discard(stream)
-            sink.state(stream, "down", header["r"], header.get("d", ""), remote=True)
-        elif kind == "error":
-            sink.error(stream, header["e"], header["m"])
-        elif kind == "hello":  # a restart
-            entry = self._processes[header["i"]]
-            log.info("%s started again (pid %d)", entry.name, entry.process.pid)
-        elif kind == "bye":
-            self._processes[header["i"]].said_bye = True
+        match result:
+            case Push():
+                sink.windowed(result.stream, result.result(rows))
+            case Up(stream):
+                self._worker_for(stream).streams.add(stream)
+                sink.state(stream, "up", remote=True)
+            case Down(stream, reason, detail):
+                self._worker_for(stream).streams.discard(stream)
+                sink.state(stream, "down", reason, detail, remote=True)
+            case SourceError(stream, kind, message):
+                sink.error(stream, kind, message)
+            case Hello(process):  # a restart
+                entry = self._processes[process]
+                log.info("%s started again (pid %d)", entry.name, entry.process.pid)
+            case Bye(process):
+                self._processes[process].said_bye = True
 
     def _worker_for(self, stream: str) -> _Process:
         return self._workers[worker_of(stream.encode(), len(self._workers))]

@@ -6,7 +6,7 @@ interpreter lock that the collector and the inference thread wait for
 (``benchmarks/RESULTS.md``, "What limits it").  So the daemon's receiver thread only relays: a
 ZeroMQ proxy (C, no lock held) moves every message from the producers'
 socket to this process, which routes it, by a hash of its stream id, to one
-of the ingest workers (:mod:`genretag.daemon.sources.ingest_worker`).  Every
+of the ingest workers (:mod:`~genretag.daemon.ingest.worker`).  Every
 message of a stream goes to the same worker, in order, malformed ones too,
 so that the worker refuses them in order with the stream's other messages.
 
@@ -28,8 +28,8 @@ from typing import Any
 
 import zmq
 
-from genretag.daemon.sources.ingest_worker import ARRIVAL, AUDIO_HWM, daemon_pid, encode, pack
-from genretag.daemon.sources.zmq import POLL_MS, recv_frames, send_frames
+from genretag.daemon.ingest.results import Bye, Hello, encode
+from genretag.daemon.ingest.sockets import ARRIVAL, AUDIO_HWM, POLL_MS, daemon_pid, recv_frames, send_frames
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ def run(config: RouterConfig) -> None:
     out = context.socket(zmq.PUSH)
     out.setsockopt(zmq.LINGER, 10_000)
     out.connect(config.outbox)
-    out.send(pack([encode("hello", i=config.index)]))
+    out.send(encode([Hello(config.index)]))
     try:
         if _route(relay, inboxes, parent):
-            out.send(pack([encode("bye", i=config.index)]))
+            out.send(encode([Bye(config.index)]))
     finally:
         relay.close(linger=0)
         linger = None if os.getppid() == parent else 0  # a gone daemon's workers read nothing more

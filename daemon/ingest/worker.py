@@ -1,30 +1,18 @@
 """One ingest worker process: decodes and windows its share of a ZeroMQ source's streams.
 
-Started by :class:`~genretag.daemon.sources.ingest_pool.IngestPool` (``spawn``:
-a fresh interpreter that imports numpy, soxr and pyzmq, never the model's
-framework).  It receives the producers' messages unchanged from the router
-process (:mod:`~genretag.daemon.sources.ingest_router`), runs the same
-:class:`~genretag.daemon.sources.zmq.FrameReceiver` and
+Started by :class:`~genretag.daemon.ingest.pool.IngestPool` (``spawn``: a fresh
+interpreter that imports numpy, soxr and pyzmq, never the model's framework).
+It receives the producers' messages unchanged from the router process
+(:mod:`~genretag.daemon.ingest.router`), runs the same
+:class:`~genretag.daemon.ingest.receiver.FrameReceiver` and
 :class:`~genretag.daemon.stream.StreamWindower` the in-process source runs,
-and sends the results back in stream order.  A message carries several results:
-
-``[header]`` or ``[header, windows]`` where ``header`` is a JSON list of
-results, each an object with ``k`` (kind) and ``s`` (stream id), and
-``windows`` the float32 samples of every window the results list, one after
-another (``(n, window_samples)``):
-
-* ``hello`` (no stream): the worker is ready;
-* ``up``; ``down`` with ``r`` (reason), after the stream's last ``push``;
-* ``push`` with ``p`` (position), ``q`` (silence seconds), ``w`` (one
-  ``[pos, arrival, silent]`` per window, in the order of ``windows``) and
-  ``c`` (gate changes, ``[state, pos]``);
-* ``error`` with ``e`` (kind) and ``m`` (message);
-* ``bye`` (no stream): every stream was reported down, the worker exits.
+and sends the results back in stream order, several to a message, in the
+codec of :mod:`~genretag.daemon.ingest.results`.
 
 The router appends the message's arrival time (``ARRIVAL``, a packed double)
 as a last part, so latency counts from there; a one-part message means "stop".
 Both of the worker's sockets have explicit high-water marks (``AUDIO_HWM``,
-``RESULTS_HWM``; see :mod:`~genretag.daemon.sources.ingest_pool` for why):
+``RESULTS_HWM``; see :mod:`~genretag.daemon.ingest.pool` for why):
 when the daemon takes results slower than they come, the worker waits to
 send them, and stops reading its inbox meanwhile.  The worker ignores SIGINT
 and SIGTERM (a Ctrl-C or systemd's stop reaches the whole process group; the
@@ -35,11 +23,8 @@ every process of the machine.
 
 from __future__ import annotations
 
-import json
-import multiprocessing
 import os
 import signal
-import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,16 +32,20 @@ from typing import Any
 import numpy as np
 import zmq
 
+from genretag.daemon.ingest.receiver import FrameReceiver
+from genretag.daemon.ingest.results import Bye, Down, Hello, Push, Result, SourceError, Up, encode
+from genretag.daemon.ingest.sockets import (
+    ARRIVAL,
+    AUDIO_HWM,
+    MAX_WINDOWS_PER_MESSAGE,
+    POLL_MS,
+    RESULTS_HWM,
+    daemon_pid,
+    recv_frames,
+)
 from genretag.daemon.protocol import Limits
 from genretag.daemon.sources.base import Chunk, StreamState
-from genretag.daemon.sources.zmq import POLL_MS, FrameReceiver, recv_frames
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, WindowerSettings
-
-ARRIVAL = struct.Struct("<d")
-MAX_WINDOWS_PER_MESSAGE = 64
-# High-water marks, in messages, of each end of the sockets between the ingest processes (see ingest_pool):
-AUDIO_HWM = 100  # producers' messages (at most limits.max_frame_bytes each) on the relay and in each inbox
-RESULTS_HWM = 2  # results messages (up to MAX_WINDOWS_PER_MESSAGE windows, 12 MB for the bundled models)
 
 
 @dataclass(frozen=True)
@@ -69,26 +58,6 @@ class WorkerConfig:
     settings: WindowerSettings
     limits: Limits
     idle_timeout: float
-
-
-def daemon_pid() -> int:
-    """The pid of the daemon that started this process, to notice when it is gone (``os.getppid()`` changes).
-
-    Not ``os.getppid()`` read at the start: a daemon killed while this process was still importing has
-    already left it to init, and waiting for that pid to change would wait for ever.
-    """
-    parent = multiprocessing.parent_process()
-    return parent.pid if parent is not None and parent.pid is not None else os.getppid()
-
-
-def encode(kind: str, stream: str | None = None, **fields: Any) -> dict[str, Any]:
-    """One result: ``{"k": kind, "s": stream, ...}``."""
-    return {"k": kind, "s": stream, **fields}
-
-
-def pack(results: list[dict[str, Any]]) -> bytes:
-    """A message's header: its results as compact JSON."""
-    return json.dumps(results, separators=(",", ":")).encode()
 
 
 class _ForwardingSink:
@@ -104,7 +73,7 @@ class _ForwardingSink:
         self._parent = parent  # the daemon's pid
         self._settings = settings
         self._windowers: dict[str, StreamWindower] = {}
-        self._results: list[dict[str, Any]] = []
+        self._results: list[Result] = []
         self._windows: list[np.ndarray] = []
 
     @property
@@ -124,17 +93,17 @@ class _ForwardingSink:
 
     def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "") -> None:
         if state == "up":
-            self._results.append(encode("up", stream))
+            self._results.append(Up(stream))
             return
         windower = self._windowers.pop(stream, None)
         if windower is not None:
             self._add_push(stream, windower.flush(), always=True)
-        self._results.append(encode("down", stream, r=reason, d=detail))
+        self._results.append(Down(stream, reason, detail))
 
     def error(self, stream: str, kind: str, message: str) -> None:
-        self._results.append(encode("error", stream, e=kind, m=message))
+        self._results.append(SourceError(stream, kind, message))
 
-    def send(self, result: dict[str, Any]) -> None:
+    def send(self, result: Result) -> None:
         """Send one result at once, after whatever is pending."""
         self._results.append(result)
         self.flush()
@@ -146,7 +115,7 @@ class _ForwardingSink:
         """
         if not self._results:
             return
-        parts: list[Any] = [pack(self._results)]
+        parts: list[Any] = [encode(self._results)]
         if self._windows:
             parts.append(np.stack(self._windows))
         self._results, self._windows = [], []
@@ -163,9 +132,7 @@ class _ForwardingSink:
         which the next result (or the flush before ``down``) carries anyway, so it is not sent."""
         if not (always or result.windows or result.changes):
             return
-        self._results.append(encode("push", stream, p=result.pos, q=result.silence_seconds,
-                                    w=[[w.pos, w.arrival_time, w.silent] for w in result.windows],
-                                    c=[[c.state, c.pos] for c in result.changes]))
+        self._results.append(Push.of(stream, result))
         self._windows.extend(w.samples for w in result.windows)
         if len(self._windows) >= MAX_WINDOWS_PER_MESSAGE:  # e.g. many streams flushed by one idle scan
             self.flush()
@@ -187,11 +154,11 @@ def run(config: WorkerConfig) -> None:
     out.connect(config.outbox)
     sink = _ForwardingSink(out, config.settings, parent)
     receiver = FrameReceiver(config.limits, config.idle_timeout)
-    sink.send(encode("hello", i=config.index))
+    sink.send(Hello(config.index))
     try:
         _serve(inbox, receiver, sink, parent)
         receiver.close(sink, "stopped", "source stopped")
-        sink.send(encode("bye", i=config.index))
+        sink.send(Bye(config.index))
     finally:
         inbox.close(linger=0)
         out.close(linger=None if os.getppid() == parent else 0)  # no one reads a gone daemon's results
