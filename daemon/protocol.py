@@ -35,7 +35,10 @@ the producer restarted (counted, not an error).
 Everything is validated before any sample array is made, and every rejection
 is a :class:`FrameError` whose ``reason`` is a short fixed word fit for a metric
 label.  The limits are parameters (:class:`Limits`) so the daemon's
-configuration can tighten them.  Receivers should also set ``zmq.MAXMSGSIZE``
+configuration can tighten them.  The same limits, in the same functions
+(:func:`check_format`, :func:`check_finite`), are the one check of the audio of
+every other source too (:func:`check_chunk`): each chunk is checked once, where
+it enters the daemon, and the windower takes it as valid.  Receivers should also set ``zmq.MAXMSGSIZE``
 to about ``max_frame_bytes`` plus the header cap so libzmq refuses absurd
 messages before it buffers them.
 """
@@ -145,6 +148,39 @@ def encode_frame(stream_id: str, pcm: np.ndarray, sr: int, seq: int) -> list[byt
     return parts
 
 
+def check_format(sr: int, channels: int, limits: Limits) -> None:
+    """Refuse a sample rate (``bad_rate``) or channel count (``bad_channels``) outside ``limits``."""
+    if not limits.min_sr <= sr <= limits.max_sr:
+        raise FrameError("bad_rate", f"sample rate {sr} outside {limits.min_sr}..{limits.max_sr}")
+    if not 1 <= channels <= limits.max_channels:
+        raise FrameError("bad_channels", f"{channels} channels (allowed 1..{limits.max_channels})")
+
+
+def check_finite(samples: np.ndarray) -> None:
+    """Refuse float samples that hold NaN or Inf (``nan``); int16 samples always pass."""
+    if samples.dtype.kind == "f" and not np.isfinite(samples).all():
+        raise FrameError("nan", f"{int(np.count_nonzero(~np.isfinite(samples)))} NaN/Inf samples")
+
+
+def check_chunk(samples: np.ndarray, sample_rate: int, limits: Limits) -> None:
+    """Refuse a decoded chunk (any source's) that breaks the format's rules or ``limits``.
+
+    ``samples`` must be int16 or float32 (``bad_dtype``), ``(frames,)`` or
+    ``(frames, channels)`` (``bad_channels``), at an integer rate; then
+    :func:`check_format` and :func:`check_finite`.
+    """
+    if not isinstance(samples, np.ndarray) or samples.dtype not in (np.int16, np.float32):
+        raise FrameError("bad_dtype", f"samples must be an int16 or float32 array, "
+                                      f"got {getattr(samples, 'dtype', type(samples).__name__)}")
+    if samples.ndim not in (1, 2):
+        raise FrameError("bad_channels", f"expected (frames,) or (frames, channels), "
+                                         f"got shape {samples.shape}")
+    if not isinstance(sample_rate, int | np.integer):
+        raise FrameError("bad_rate", f"sample rate must be an integer, got {sample_rate!r}")
+    check_format(int(sample_rate), 1 if samples.ndim == 1 else samples.shape[1], limits)
+    check_finite(samples)
+
+
 def _parse_header(raw: BytesLike, limits: Limits) -> dict[str, Any]:
     if len(raw) > limits.max_header_bytes:
         raise FrameError("bad_header", f"header of {len(raw)} bytes (limit {limits.max_header_bytes})")
@@ -163,10 +199,7 @@ def _parse_header(raw: BytesLike, limits: Limits) -> dict[str, Any]:
             raise FrameError("bad_header", f"header key {key!r} must be an integer >= 0, got {value!r}")
     if header.get("dtype") not in DTYPES:
         raise FrameError("bad_dtype", f"dtype {header.get('dtype')!r} (allowed: {', '.join(DTYPES)})")
-    if not limits.min_sr <= header["sr"] <= limits.max_sr:
-        raise FrameError("bad_rate", f"sample rate {header['sr']} outside {limits.min_sr}..{limits.max_sr}")
-    if not 1 <= header["channels"] <= limits.max_channels:
-        raise FrameError("bad_channels", f"{header['channels']} channels (allowed 1..{limits.max_channels})")
+    check_format(header["sr"], header["channels"], limits)
     return header
 
 
@@ -191,8 +224,7 @@ def decode_frame(parts: Sequence[BytesLike], limits: Limits = DEFAULT_LIMITS) ->
         raise FrameError("odd_byte_count", f"{len(payload)} bytes is not a whole number of "
                                            f"{channels}-channel {header['dtype']} frames")
     samples = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
-    if dtype.kind == "f" and not np.isfinite(samples).all():
-        raise FrameError("nan", "float32 samples hold NaN or Inf")
+    check_finite(samples)
     return Frame(stream_id, header["sr"], channels, header["seq"], samples)
 
 

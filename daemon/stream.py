@@ -23,12 +23,14 @@ from genretag.daemon.silence import SilenceGate, StateChange
 from genretag.pipeline.audio import INT16_SCALE
 from genretag.pipeline.windows import WindowSpec, frame_count
 
-MIN_RATE, MAX_RATE = 1000, 384000
-MAX_CHANNELS = 64
-
 
 class BadAudio(ValueError):
-    """A chunk was refused (NaN/Inf samples, unknown dtype or shape, absurd rate); state is untouched."""
+    """A chunk the windower cannot mix (not int16 or float32, not ``(frames[, channels])``, rate not > 0).
+
+    Chunks are checked once, where they enter the daemon, against its ``[limits]``
+    (:func:`genretag.daemon.protocol.check_chunk`); this is a source's bug, refused
+    with the state untouched rather than crashing the caller.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +58,7 @@ class PushResult:
 
     ``pos`` and ``silence_seconds`` are the windower's :attr:`~StreamWindower.pos` and
     its gate's total silence after the chunk: all a consumer needs when the windower
-    itself runs in another process (:mod:`genretag.daemon.sources.ingest_pool`).
+    itself runs in another process (:mod:`genretag.daemon.ingest.pool`).
     """
 
     windows: list[Window] = field(default_factory=list)
@@ -103,6 +105,9 @@ class StreamWindower:
     windows_out : windows produced; the next one starts at stream sample ``windows_out * hop_samples``.
     format_changes : times the input rate or channel count changed mid-stream.
     bad_chunks : chunks refused with :class:`BadAudio`.
+
+    Chunks are valid ones (:func:`~genretag.daemon.protocol.check_chunk`): their NaN
+    and bounds checks happen where they enter the daemon, not here.
     """
 
     def __init__(self, spec: WindowSpec, silence_db: float = -50.0,
@@ -134,7 +139,8 @@ class StreamWindower:
         Parameters
         ----------
         samples : int16 or float32, ``(frames,)`` or ``(frames, channels)``; any
-            number of frames, zero included.  int16 is scaled like training data.
+            number of frames, zero included, checked where they entered the daemon
+            (:func:`~genretag.daemon.protocol.check_chunk`).  int16 is scaled like training data.
         sample_rate : the chunk's rate in Hz; a change from the previous chunk is
             handled (the old resampler is flushed so no audio is lost) and counted.
         arrival_time : when the chunk arrived, copied to the windows it completes.
@@ -142,10 +148,10 @@ class StreamWindower:
         Raises
         ------
         BadAudio
-            The chunk is refused; the stream's state is as before the call.
+            The chunk cannot be mixed (see :class:`BadAudio`); the stream's state is as before the call.
         """
         try:
-            mono = _check_and_mix(samples, sample_rate)
+            mono = _mix(samples, sample_rate)
         except BadAudio:
             self.bad_chunks += 1
             raise
@@ -225,8 +231,8 @@ class StreamWindower:
         return np.concatenate((self.buffer[at:], self.buffer[:self.window_samples - (self.buffer.size - at)]))
 
 
-def _check_and_mix(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Validate a chunk and return it as float32 mono; raise :class:`BadAudio` otherwise.
+def _mix(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A chunk as float32 mono; :class:`BadAudio` if it cannot be mixed (see there).
 
     This runs for every chunk of every stream (thousands a second in a busy daemon), so
     the mix is a matrix-vector product with the scale folded into the weights: numpy's
@@ -235,12 +241,10 @@ def _check_and_mix(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """
     if not isinstance(samples, np.ndarray) or samples.dtype not in (np.int16, np.float32):
         raise BadAudio(f"samples must be an int16 or float32 array, got {getattr(samples, 'dtype', samples)}")
-    if samples.ndim not in (1, 2) or (samples.ndim == 2 and not 1 <= samples.shape[1] <= MAX_CHANNELS):
-        raise BadAudio(f"expected (frames,) or (frames, 1..{MAX_CHANNELS}) audio, got shape {samples.shape}")
-    if not (isinstance(sample_rate, int | np.integer) and MIN_RATE <= sample_rate <= MAX_RATE):
-        raise BadAudio(f"sample rate must be an integer in {MIN_RATE}..{MAX_RATE} Hz, got {sample_rate!r}")
-    if samples.dtype == np.float32 and not np.isfinite(samples).all():
-        raise BadAudio(f"{int(np.count_nonzero(~np.isfinite(samples)))} NaN/Inf samples")
+    if samples.ndim not in (1, 2) or (samples.ndim == 2 and samples.shape[1] < 1):
+        raise BadAudio(f"expected (frames,) or (frames, channels) audio, got shape {samples.shape}")
+    if not (isinstance(sample_rate, int | np.integer) and sample_rate > 0):
+        raise BadAudio(f"sample rate must be an integer > 0 Hz, got {sample_rate!r}")
     channels = 1 if samples.ndim == 1 else samples.shape[1]
     scale = np.float32(1.0 / INT16_SCALE if samples.dtype == np.int16 else 1.0)
     if channels == 1:

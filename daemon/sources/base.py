@@ -8,6 +8,11 @@ named streams).  The daemon's sink is cheap and thread-safe.
 Sources report state changes (``up``, ``down``) and problems (decode errors,
 reconnects, refused frames) through the same sink so that everything a
 source sees ends up in a metric or an event.
+
+A source hands over only valid audio: checked once, where it enters the
+daemon, against the configured :class:`~genretag.daemon.protocol.Limits`
+(:func:`~genretag.daemon.protocol.decode_frame` for ZeroMQ messages,
+:func:`deliver` for the chunks of a file or a sound card).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
+
+from genretag.daemon.protocol import FrameError, Limits, check_chunk
 
 StreamState = Literal["up", "down"]
 
@@ -39,7 +46,8 @@ class SourceSink(Protocol):
     """What a source talks to (implemented by the daemon)."""
 
     def audio(self, chunk: Chunk) -> None:
-        """New audio; must not block for long (the daemon copies into per-stream buffers)."""
+        """New audio, already checked (see the module docstring); must not block for long (the daemon
+        copies into per-stream buffers)."""
 
     def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "") -> None:
         """A stream went up or down (connection lost, ffmpeg exited, device gone, end of file).
@@ -86,3 +94,18 @@ class SourceWorker:
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def deliver(sink: SourceSink, chunk: Chunk, limits: Limits) -> None:
+    """Hand a decoded chunk to ``sink`` after its one check against ``limits``
+    (:func:`~genretag.daemon.protocol.check_chunk`).
+
+    A refused chunk (NaN/Inf samples, a rate or channel count out of bounds) is
+    counted as ``bad_audio`` instead, and the stream carries on with its next chunk.
+    """
+    try:
+        check_chunk(chunk.samples, chunk.sample_rate, limits)
+    except FrameError as err:
+        sink.error(chunk.stream, "bad_audio", str(err))
+        return
+    sink.audio(chunk)

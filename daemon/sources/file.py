@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from genretag.daemon.sources.base import Chunk, SourceSink, SourceWorker
+from genretag.daemon.protocol import DEFAULT_LIMITS, Limits
+from genretag.daemon.sources.base import Chunk, SourceSink, SourceWorker, deliver
 from genretag.pipeline.audio import AudioDecodeError, read_blocks, stream_decode
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,12 @@ class FileSource:
     ----------
     rate : playback speed, 1 = real time, 0 = as fast as possible.
     loop : start over at the end, forever; stream positions run on.
+    limits : each chunk is checked against them (:func:`~genretag.daemon.sources.base.deliver`):
+        a file's chunk with NaN/Inf samples, say, is counted as ``bad_audio`` and skipped.
     """
 
     def __init__(self, name: str, path: Path, *, rate: float = 1.0, loop: bool = False,
-                 chunk_seconds: float = CHUNK_SECONDS) -> None:
+                 chunk_seconds: float = CHUNK_SECONDS, limits: Limits = DEFAULT_LIMITS) -> None:
         if rate < 0 or chunk_seconds <= 0:
             raise ValueError(f"rate must be >= 0 and chunk_seconds > 0, got {rate}, {chunk_seconds}")
         self.name = name
@@ -56,6 +59,7 @@ class FileSource:
         self.rate = rate
         self.loop = loop
         self.chunk_seconds = chunk_seconds
+        self.limits = limits
         self._worker = SourceWorker()
         self.seconds_sent = 0.0
 
@@ -74,7 +78,7 @@ class FileSource:
                 for samples, sr in self._chunks():
                     if not self._pace(start):
                         return
-                    sink.audio(Chunk(self.name, samples, sr, time.monotonic(), live=False))
+                    deliver(sink, Chunk(self.name, samples, sr, time.monotonic(), live=False), self.limits)
                     self.seconds_sent += len(samples) / sr
                 if not self.loop or self.seconds_sent == sent_before:  # an empty file would spin
                     return

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from genretag.daemon.protocol import DEFAULT_LIMITS, Limits
 from genretag.daemon.sources.backoff import Backoff
-from genretag.daemon.sources.base import Chunk, SourceSink
+from genretag.daemon.sources.base import Chunk, SourceSink, deliver
 from genretag.daemon.sources.devices import (
     AudioDeviceError,
     DeviceMissing,
@@ -64,12 +65,14 @@ class MicSource:
     stall_seconds : no callback for this long counts as a device failure.
     backoff_initial, backoff_factor, backoff_max, backoff_jitter, stable_seconds :
         retry delays after a failure, see :class:`~.backoff.Backoff`.
+    limits : each block is checked against them (:func:`~.base.deliver`).
     """
 
     def __init__(self, name: str, device: str | int | None = None, *, sample_rate: int | None = None,
                  channels: int | None = None, block_seconds: float = 0.1, stall_seconds: float = 5.0,
                  backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_max: float = 30.0,
-                 backoff_jitter: float = 0.1, stable_seconds: float = 30.0) -> None:
+                 backoff_jitter: float = 0.1, stable_seconds: float = 30.0,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         if sample_rate is not None and not 1000 <= sample_rate <= 384000:
             raise ValueError(f"mic source {name!r}: sample_rate must be 1000..384000 Hz, got {sample_rate}")
         if channels is not None and not 1 <= channels <= 64:
@@ -84,6 +87,7 @@ class MicSource:
         self.channels = channels
         self.block_seconds = block_seconds
         self.stall_seconds = stall_seconds
+        self.limits = limits
         self._backoff = Backoff(backoff_initial, backoff_factor, backoff_max, backoff_jitter, stable_seconds)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,6 +224,6 @@ class MicSource:
             if status.input_overflow:
                 sink.error(self.name, "overflow", "input overflow: the device dropped audio")
             samples = indata[:, 0].copy() if indata.shape[1] == 1 else indata.copy()
-            sink.audio(Chunk(self.name, samples, self._rate, now))
+            deliver(sink, Chunk(self.name, samples, self._rate, now), self.limits)
         finally:
             self._in_callback = False

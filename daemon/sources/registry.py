@@ -156,7 +156,7 @@ def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS
     """
     if spec.kind == "file":
         return FileSource(name, Path(spec.target), rate=float(spec.options.get("rate", 1.0)),
-                          loop=bool(spec.options.get("loop", False)))
+                          loop=bool(spec.options.get("loop", False)), limits=limits)
     if spec.kind == "zmq":
         return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)),
                          workers=int(spec.options.get("workers", 0)), secure=secure,
@@ -164,4 +164,4 @@ def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS
     if spec.kind == "url":
         return UrlSource(name, spec.target)
     device: str | int | None = int(spec.target) if spec.target.isdigit() else (spec.target or None)
-    return MicSource(name, device)
+    return MicSource(name, device, limits=limits)

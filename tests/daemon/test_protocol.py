@@ -13,6 +13,7 @@ from genretag.daemon.protocol import (
     Limits,
     SeqCheck,
     SequenceTracker,
+    check_chunk,
     decode_frame,
     encode_frame,
 )
@@ -119,6 +120,26 @@ def test_limits_are_configurable() -> None:
         decode_frame(_parts({**GOOD, "sr": 8000}), strict)
     with pytest.raises(FrameError, match="bad_channels"):
         decode_frame(_parts({**GOOD, "channels": 4}, pcm=b"\0" * 16), strict)
+
+
+def test_every_sources_chunks_meet_the_same_limits_with_the_same_reasons() -> None:
+    """check_chunk (file and mic chunks) and decode_frame (ZeroMQ messages): one set of rules."""
+    strict = Limits(min_sr=16000, max_sr=48000, max_channels=2)
+    check_chunk(np.zeros((4, 2), np.int16), 48000, strict)
+    check_chunk(np.zeros(4, np.float32), 16000, strict)
+    refused = [(np.zeros(4, np.int16), 8000, "bad_rate"),
+               (np.zeros(4, np.int16), 96000, "bad_rate"),
+               (np.zeros(4, np.int16), 16000.0, "bad_rate"),
+               (np.zeros((4, 4), np.int16), 16000, "bad_channels"),
+               (np.zeros(4, np.float64), 16000, "bad_dtype"),
+               (np.array([0.0, np.inf], np.float32), 16000, "nan")]
+    for samples, sr, reason in refused:
+        with pytest.raises(FrameError) as caught:
+            check_chunk(samples, sr, strict)  # type: ignore[arg-type]
+        assert caught.value.reason == reason, (samples, sr)
+    with pytest.raises(FrameError) as caught:
+        decode_frame(_parts({**GOOD, "sr": 96000}), strict)
+    assert caught.value.reason == "bad_rate"
 
 
 def test_encode_refuses_what_a_receiver_would_refuse() -> None:

@@ -1,4 +1,4 @@
-"""Per-stream windowing: streaming resampling, ring buffer, validation and the silence gate."""
+"""Per-stream windowing: streaming resampling, ring buffer, the chunks it refuses and the silence gate."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import soxr
 
+from genretag.daemon.protocol import DEFAULT_LIMITS, FrameError, check_chunk
 from genretag.daemon.silence import SilenceGate
+from genretag.daemon.sources.base import Chunk, deliver
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
 from genretag.pipeline.audio import INT16_SCALE
 from genretag.pipeline.windows import WindowSpec, frame_windows
@@ -110,20 +112,42 @@ def test_ring_buffer_memory_is_constant_over_ten_minutes_of_20ms_chunks() -> Non
     assert abs(w.pos - 600.0) < 0.01
 
 
+class _WindowingSink:
+    """The daemon's ingest side in miniature: chunks that pass the boundary go into one windower."""
+
+    def __init__(self, windower: StreamWindower) -> None:
+        self.windower = windower
+        self.windows: list[Window] = []
+        self.errors: list[tuple[str, str, str]] = []
+
+    def audio(self, chunk: Chunk) -> None:
+        self.windows += self.windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time).windows
+
+    def state(self, stream: str, state: str, reason: str = "", detail: str = "") -> None:
+        pass
+
+    def error(self, stream: str, kind: str, message: str) -> None:
+        self.errors.append((stream, kind, message))
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_chunk_raises_and_the_stream_continues_unharmed(bad: float) -> None:
+def test_non_finite_chunk_is_refused_and_the_stream_continues_unharmed(bad: float) -> None:
+    """Refused once, where it enters (``deliver``, as the file and mic sources hand chunks over)."""
     x = tone(3.0, 44100)
     clean = StreamWindower(SPEC)
     expected = clean.push(x[:70000], 44100, 0.0).windows + clean.push(x[70000:], 44100, 1.0).windows
 
     w = StreamWindower(SPEC)
-    got = w.push(x[:70000], 44100, 0.0).windows
+    sink = _WindowingSink(w)
+    deliver(sink, Chunk("s", x[:70000], 44100, 0.0), DEFAULT_LIMITS)
     poisoned = x[70000:71000].copy()
     poisoned[10] = bad
-    with pytest.raises(BadAudio, match="NaN/Inf"):
-        w.push(np.stack([poisoned, poisoned], axis=1), 22050, 0.5)
-    assert w.bad_chunks == 1 and w.format_changes == 0 and w.frames_in == 70000
-    got += w.push(x[70000:], 44100, 1.0).windows
+    deliver(sink, Chunk("s", np.stack([poisoned, poisoned], axis=1), 22050, 0.5), DEFAULT_LIMITS)
+    assert [(stream, kind) for stream, kind, _ in sink.errors] == [("s", "bad_audio")]
+    assert "NaN/Inf" in sink.errors[0][2]
+    assert w.bad_chunks == 0 and w.format_changes == 0 and w.frames_in == 70000
+    deliver(sink, Chunk("s", x[70000:], 44100, 1.0), DEFAULT_LIMITS)
+    got = sink.windows
     assert len(got) == len(expected) > 0
     for g, e in zip(got, expected, strict=True):
         assert g.pos == e.pos
@@ -135,13 +159,24 @@ def test_non_finite_chunk_raises_and_the_stream_continues_unharmed(bad: float) -
     (np.zeros((10, 2, 2), dtype=np.float32), 16000),
     (np.zeros((10, 0), dtype=np.int16), 16000),
     (np.zeros(10, dtype=np.int16), 0),
-    (np.zeros(10, dtype=np.int16), 10_000_000),
 ])
-def test_malformed_chunks_raise_bad_audio(samples: np.ndarray, sr: int) -> None:
+def test_chunks_it_cannot_mix_raise_bad_audio(samples: np.ndarray, sr: int) -> None:
     w = StreamWindower(SPEC)
     with pytest.raises(BadAudio):
         w.push(samples, sr, 0.0)
     assert w.bad_chunks == 1
+
+
+@pytest.mark.parametrize(("samples", "sr"), [
+    (np.zeros(10, dtype=np.float64), 16000),
+    (np.zeros((10, 2, 2), dtype=np.float32), 16000),
+    (np.zeros((10, 0), dtype=np.int16), 16000),
+    (np.zeros(10, dtype=np.int16), 0),
+    (np.zeros(10, dtype=np.int16), 10_000_000),
+])
+def test_malformed_chunks_are_refused_at_the_boundary(samples: np.ndarray, sr: int) -> None:
+    with pytest.raises(FrameError):
+        check_chunk(samples, sr, DEFAULT_LIMITS)
 
 
 def test_empty_chunks_are_fine() -> None:
