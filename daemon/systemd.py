@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import sdnotify
+
 
 class Notifier:
     """sd_notify for this process; a no-op when not started by systemd with ``NOTIFY_SOCKET``."""
@@ -24,8 +26,6 @@ class Notifier:
         self.enabled = bool(environ.get("NOTIFY_SOCKET"))
         self._notifier = None
         if self.enabled:
-            import sdnotify
-
             self._notifier = sdnotify.SystemdNotifier()
         usec, pid = environ.get("WATCHDOG_USEC", ""), environ.get("WATCHDOG_PID", "")
         watchdog = self.enabled and usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))

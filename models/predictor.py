@@ -24,6 +24,7 @@ import numpy as np
 
 from genretag.models.artifact import ArtifactError, ArtifactManifest, read_manifest, write_manifest
 from genretag.models.openvino_predictor import OpenVinoPredictor
+from genretag.models.serving_export import ExportUnsupported, export_serving
 from genretag.models.staging import StagingBuffer, is_aligned
 from genretag.pipeline.native_stderr import dropping
 from genretag.pipeline.windows import WindowSpec
@@ -249,8 +250,6 @@ def runtime_name(predictor: Predictor) -> str:
 
 def _export_serving(model: Any, manifest: ArtifactManifest, directory: Path) -> dict[str, Any]:
     """The ``serving`` field of a Keras artifact being saved in ``directory``: its export, or none."""
-    from genretag.models.serving_export import ExportUnsupported, export_serving
-
     try:
         return export_serving(model, manifest, directory)
     except ExportUnsupported as err:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 A4 = 440.0
 
@@ -111,8 +112,6 @@ def string_chords(seconds: float, sr: int = 22050, seed: int = 0) -> np.ndarray:
 
 def write_demo(out_dir: Path, sr: int = 22050, seconds: float = 12.0) -> list[Path]:
     """Write the bundled demo clips as FLAC files; returns their paths."""
-    import soundfile as sf
-
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, signal in (("demo-electronic.flac", electronic_loop(seconds, sr, bpm=128.0)),

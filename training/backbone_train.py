@@ -19,14 +19,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-if TYPE_CHECKING:
-    from genretag.models.artifact import ArtifactManifest
-    from genretag.training.reader import DatasetInfo
+from genretag.models.artifact import ArtifactManifest
+from genretag.pipeline.audio import resample
+from genretag.pipeline.windows import WindowSpec, frame_windows
+from genretag.training.reader import load_clips_numpy, read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,6 @@ def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: flo
     of clips (a split, all splits, a cross-validation) reuses them.
     """
     from genretag.models.musicnn import WINDOW_SAMPLES
-    from genretag.pipeline.windows import WindowSpec, frame_windows
 
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
     model = None
@@ -233,9 +233,6 @@ def build_tagger(config: HeadConfig, head: LinearHead, n_labels: int) -> object:
 
 def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
     """Clips of the given splits of a built dataset, resampled to the backbone rate."""
-    from genretag.pipeline.audio import resample
-    from genretag.training.reader import load_clips_numpy, read_dataset
-
     rate = read_dataset(dataset_dir).sample_rate
     return [
         Clip(c.clip_id, c.group, c.labels, resample(c.pcm, rate, BACKBONE_RATE))
@@ -243,36 +240,9 @@ def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
     ]
 
 
-def train_backbone_head(dataset_dir: Path, info: DatasetInfo, splits: Sequence[str], hop_seconds: float,
-                        seed: int, cache_dir: Path | None, cv_folds: int = 0,
-                        config: HeadConfig | None = None) -> tuple[object, object]:
-    """Embed the training splits, fit the head, and assemble the shipped Keras model.
-
-    With ``cv_folds`` > 1 the same head is also cross-validated on the
-    training clips with artist-grouped folds and the figures are recorded in
-    the manifest (``dev_metrics.cross_validation``).
-    """
-
-    config = config or HeadConfig(hop_seconds=hop_seconds)
-    labels = list(info.labels)
-    emb = embed_clips(dataset_clips(dataset_dir, splits), config.variants, config.hop_seconds,
-                      config.normalize_db, cache_dir)
-    head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, seed)
-    model = build_tagger(config, head, len(labels))
-    figures = {}
-    if cv_folds > 1:
-        from genretag.training.cross_validation import cross_validate
-
-        figures["cross_validation"] = cross_validate(emb, config, labels, cv_folds, seed)
-    manifest = tagger_manifest(config, labels, "class-balanced multinomial logistic regression",
-                               dev_metrics=figures)
-    return model, manifest
-
-
 def tagger_manifest(config: HeadConfig, labels: Sequence[str], head: str, **fields: Any) -> ArtifactManifest:
     """The manifest of a model made by :func:`build_tagger`; ``fields`` adds manifest fields
     (``dev_metrics``, ``training_data``, ``calibration``)."""
-    from genretag.models.artifact import ArtifactManifest
     from genretag.models.musicnn import WINDOW_SAMPLES
 
     return ArtifactManifest(

@@ -24,6 +24,7 @@ from genretag.models.clip_scoring import window_levels
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.backbone_train import BACKBONE_RATE, Clip, HeadConfig, WindowEmbeddings, fit_head
 from genretag.training.metrics import ScoredWindows, hit_at_1, macro_roc_auc, per_label_recall
+from genretag.training.report import fmt_metric
 
 
 def grouped_folds(emb: WindowEmbeddings, n_folds: int, seed: int) -> list[np.ndarray]:
@@ -106,8 +107,6 @@ def describe(config: HeadConfig | dict[str, Any]) -> str:
 
 def format_table(results: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
     """Markdown: one row per candidate, headline figures then per-genre recall."""
-    from genretag.training.report import fmt_metric
-
     head = "| head | hit@1 | macro ROC-AUC | mean per-genre | " + " | ".join(names) + " |"
     lines = [head, "|---" * (4 + len(names)) + "|"]
     for r in results:

@@ -32,23 +32,23 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
+from genretag.models.artifact import ArtifactManifest
+from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.backbone_train import (
     BACKBONE_RATE,
     HeadConfig,
     LinearHead,
+    backbone_outputs,
     dataset_clips,
     embed_clips,
     fit_head,
 )
-
-if TYPE_CHECKING:
-    from genretag.models.artifact import ArtifactManifest
-    from genretag.training.reader import DatasetInfo
+from genretag.training.reader import DatasetInfo
 
 ARCHITECTURE = "musicnn-student"
 Config = TypeVar("Config")
@@ -139,7 +139,6 @@ class DistillationData:
 def teacher_windows(clips: Sequence[np.ndarray], hop_seconds: float) -> np.ndarray:
     """Every window of every 16 kHz clip, ``hop_seconds`` apart."""
     from genretag.models.musicnn import WINDOW_SAMPLES
-    from genretag.pipeline.windows import WindowSpec, frame_windows
 
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
     return np.concatenate([frame_windows(pcm, spec)[0] for pcm in clips])
@@ -148,8 +147,6 @@ def teacher_windows(clips: Sequence[np.ndarray], hop_seconds: float) -> np.ndarr
 def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, augmented: int,
                   rng: np.random.Generator, batch_size: int = 512) -> DistillationData:
     """Teacher targets and student inputs for ``windows`` plus ``augmented`` new windows made from them."""
-    from genretag.training.backbone_train import backbone_outputs
-
     backbones = backbone_outputs(teacher.variants, teacher.normalize_db)
     front = mel_front(teacher.normalize_db)
     features, mels = [], []
@@ -333,7 +330,6 @@ def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: Head
     ``distillation`` (what the student was trained on, where) goes into ``features``;
     ``fields`` are further manifest fields (``training_data``, ``dev_metrics``, ``calibration``).
     """
-    from genretag.models.artifact import ArtifactManifest
     from genretag.models.musicnn import WINDOW_SAMPLES
 
     return ArtifactManifest(

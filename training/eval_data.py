@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from genretag.pipeline.audio import AudioDecodeError, decode
+from genretag.training.reader import load_clips_numpy, read_dataset
+from genretag.training.sources import read_source
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,6 @@ def labelled_clips(data: Path, split: str | None, labels: Sequence[str],
     model does not know, and files that fail to decode, are logged and skipped.
     """
     if (data / "dataset.json").is_file():
-        from genretag.training.reader import load_clips_numpy, read_dataset
-
         info = read_dataset(data)
         for clip in load_clips_numpy(data, split or "test"):
             names = [n for n, v in zip(info.labels, clip.labels, strict=True) if v > 0]
@@ -49,8 +49,6 @@ def labelled_clips(data: Path, split: str | None, labels: Sequence[str],
                 continue
             yield clip.clip_id, clip.pcm, vec, info.sample_rate
         return
-    from genretag.training.sources import read_source
-
     scan = read_source(data)
     for spec in scan.clips:
         if split is not None and spec.split is not None and spec.split != split:

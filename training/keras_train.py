@@ -18,6 +18,7 @@ import numpy as np
 
 from genretag.models.artifact import ArtifactManifest
 from genretag.training.reader import DatasetInfo, read_dataset, window_dataset
+from genretag.training.strategy import choose_strategy
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
     import keras
 
     from genretag.models.keras_builders import BUILDERS, KerasSpec, build_mobilenet
-    from genretag.training.strategy import choose_strategy
 
     seed_everything(config.seed)
     info = read_dataset(dataset_dir)

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from genretag.models.artifact import ArtifactManifest
 from genretag.models.predictor import KerasPredictor, Predictor, SklearnPredictor, save_artifact
+from genretag.pipeline.windows import WindowSpec, frame_windows
+from genretag.training.backbone_train import (
+    HeadConfig,
+    build_tagger,
+    dataset_clips,
+    embed_clips,
+    fit_head,
+    tagger_manifest,
+)
+from genretag.training.cross_validation import cross_validate
+from genretag.training.distill import StudentConfig, train_student
+from genretag.training.keras_train import KerasTrainConfig, train_keras
 from genretag.training.metrics import evaluate_windows
 from genretag.training.reader import DatasetInfo, load_clips_numpy, read_dataset
 from genretag.training.scoring import score_clips
@@ -62,10 +74,7 @@ def dev_metrics(predictor: Predictor, info: DatasetInfo, dataset_dir: Path) -> d
 
 def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
                    options: TrainOptions) -> tuple[Any, ArtifactManifest]:
-    from dataclasses import asdict
-
     from genretag.models.features import FeatureConfig
-    from genretag.pipeline.windows import WindowSpec, frame_windows
     from genretag.training.sklearn_train import cached_feature_table, train_sklearn
 
     spec = WindowSpec(info.sample_rate, options.window_seconds, options.hop_seconds)
@@ -95,8 +104,6 @@ def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
 
 def _train_keras(name: str, dataset_dir: Path, out_dir: Path,
                  options: TrainOptions) -> tuple[Any, ArtifactManifest]:
-    from genretag.training.keras_train import KerasTrainConfig, train_keras
-
     config = KerasTrainConfig(
         architecture=name, epochs=options.epochs, batch_size=options.batch_size,
         patience=options.patience, seed=options.seed, window_seconds=options.window_seconds,
@@ -108,19 +115,28 @@ def _train_keras(name: str, dataset_dir: Path, out_dir: Path,
 
 def _train_backbone(dataset_dir: Path, info: DatasetInfo,
                     options: TrainOptions) -> tuple[Any, ArtifactManifest]:
-    from genretag.training.backbone_train import train_backbone_head
+    """Embed the training splits, fit the head, and assemble the shipped Keras model.
 
-    model, manifest = train_backbone_head(dataset_dir, info, options.train_splits, options.hop_seconds,
-                                          options.seed, options.cache_dir, options.cv_folds)
-    # train_backbone_head is annotated tuple[object, object]; its manifest is tagger_manifest's.
-    assert isinstance(manifest, ArtifactManifest)
+    With ``cv_folds`` > 1 the same head is also cross-validated on the
+    training clips with artist-grouped folds and the figures are recorded in
+    the manifest (``dev_metrics.cross_validation``).
+    """
+    config = HeadConfig(hop_seconds=options.hop_seconds)
+    labels = list(info.labels)
+    emb = embed_clips(dataset_clips(dataset_dir, options.train_splits), config.variants, config.hop_seconds,
+                      config.normalize_db, options.cache_dir)
+    head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, options.seed)
+    model = build_tagger(config, head, len(labels))
+    figures = {}
+    if options.cv_folds > 1:
+        figures["cross_validation"] = cross_validate(emb, config, labels, options.cv_folds, options.seed)
+    manifest = tagger_manifest(config, labels, "class-balanced multinomial logistic regression",
+                               dev_metrics=figures)
     return model, manifest
 
 
 def _train_student(dataset_dir: Path, info: DatasetInfo,
                    options: TrainOptions) -> tuple[Any, ArtifactManifest]:
-    from genretag.training.distill import StudentConfig, train_student
-
     config = StudentConfig(epochs=options.epochs, seed=options.seed)
     return train_student(dataset_dir, info, options.train_splits, options.cache_dir, config)
 

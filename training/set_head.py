@@ -20,6 +20,7 @@ source also weighs the same, so one big collection does not set the priors
 from __future__ import annotations
 
 import numpy as np
+from scipy.optimize import minimize
 
 from genretag.training.backbone_train import ABSENT_LOGIT, LinearHead
 
@@ -70,8 +71,6 @@ def fit_set_head(x: np.ndarray, candidates: np.ndarray, clip_ids: np.ndarray, C:
     C : inverse L2 strength, as in scikit-learn's ``LogisticRegression``.
     sources : ``(n_windows,)`` source of each window, to balance sources; None: no source balance.
     """
-    from scipy.optimize import minimize
-
     candidates = np.asarray(candidates, np.float64)
     if (candidates.sum(axis=1) == 0).any():
         raise ValueError("every window needs at least one candidate label")
