@@ -1,0 +1,88 @@
+"""A streaming short-time Fourier transform: blocks of any length in, magnitude frames out.
+
+The rolling tempo and key estimators are fed whatever blocks a stream delivers
+(a daemon message, a decoded file chunk), yet must see the same frames whether
+a signal arrives in one piece or in a thousand: the framer keeps the samples
+of an unfinished frame between calls, so frame ``i`` always starts at sample
+``i * hop`` of the stream (no centring pad: a stream has no known start to pad).
+Non-finite samples count as silence, so one bad block cannot poison the state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+
+
+def periodic_hann(n: int) -> np.ndarray:
+    """The periodic Hann window of STFT frames (``scipy.signal.get_window("hann", n)``)."""
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+
+
+def mono_block(samples: np.ndarray) -> np.ndarray:
+    """A block as float32 ``(samples,)``; a ValueError for anything but mono (mix down first)."""
+    block = np.asarray(samples, dtype=np.float32)
+    if block.ndim != 1:
+        raise ValueError(f"expected a mono block of shape (samples,), got {block.shape}")
+    return block
+
+
+class StreamingStft:
+    """Magnitude spectra ``(frames, n_fft // 2 + 1)`` of frames ``n_fft`` long every ``hop`` samples."""
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        if n_fft < 2 or not 1 <= hop <= n_fft:
+            raise ValueError(f"need n_fft >= 2 and 1 <= hop <= n_fft, got n_fft={n_fft}, hop={hop}")
+        self.n_fft = n_fft
+        self.hop = hop
+        self.window = periodic_hann(n_fft)
+        self._pending = np.zeros(0, np.float32)
+        #: non-finite samples seen (replaced by zeros)
+        self.bad_samples = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """The magnitude frames completed by ``samples`` (mono, any length), float32, possibly none."""
+        block = mono_block(samples)
+        finite = np.isfinite(block)
+        if not finite.all():
+            self.bad_samples += int(block.size - np.count_nonzero(finite))
+            block = np.where(finite, block, np.float32(0.0))
+        buffer = np.concatenate([self._pending, block]) if self._pending.size else block
+        n = 0 if buffer.size < self.n_fft else (buffer.size - self.n_fft) // self.hop + 1
+        self._pending = buffer[n * self.hop:].copy()
+        if n == 0:
+            return np.zeros((0, self.n_fft // 2 + 1), np.float32)
+        windows = np.lib.stride_tricks.sliding_window_view(buffer, self.n_fft)
+        frames = windows[: (n - 1) * self.hop + 1: self.hop]
+        return np.abs(scipy.fft.rfft(frames * self.window, axis=-1)).astype(np.float32, copy=False)
+
+
+class PendingBlocks:
+    """Blocks held back until an analysis update is due, so that small blocks cost an append each.
+
+    ``add`` says when the samples held would complete frame ``k * every`` of
+    ``stft`` (counting what it has already framed); ``take`` hands them over
+    as one array.  Results are the same as framing every block as it comes.
+    """
+
+    def __init__(self, stft: StreamingStft, every: int) -> None:
+        self.stft = stft
+        self.every = every
+        self._blocks: list[np.ndarray] = []
+        self._held = 0
+        self._total = 0  # samples handed over so far
+
+    def add(self, samples: np.ndarray) -> bool:
+        """Hold ``samples``; True when an update is due."""
+        block = mono_block(samples)
+        self._blocks.append(block)
+        self._held += block.size
+        framed = 0 if self._total < self.stft.n_fft else (self._total - self.stft.n_fft) // self.stft.hop + 1
+        due = (framed // self.every + 1) * self.every  # the frame count of the next update
+        return self._total + self._held >= (due - 1) * self.stft.hop + self.stft.n_fft
+
+    def take(self) -> np.ndarray:
+        """Everything held, in order, as one array."""
+        out = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
+        self._blocks, self._total, self._held = [], self._total + self._held, 0
+        return out
