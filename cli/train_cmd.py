@@ -147,13 +147,13 @@ def crossval(data: Path, folds: int, seed: int, cache_dir: Path, out_file: Path)
     an artist.  Genres of a single artist cannot be cross-validated and are
     reported as such.
     """
-    from genretag.training.backbone_train import HeadConfig, dataset_clips, embed_clips
-    from genretag.training.cross_validation import (
-        CANDIDATES,
+    from genretag.training.backbone_train import (
+        HeadConfig,
         backbone_window_levels,
-        cross_validate,
-        format_table,
+        dataset_clips,
+        embed_clips,
     )
+    from genretag.training.cross_validation import CANDIDATES, cross_validate, format_table
     from genretag.training.reader import read_dataset
 
     info = read_dataset(data)

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.clip_scoring import window_levels
 from genretag.pipeline.audio import resample
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.reader import load_clips_numpy, read_dataset
@@ -146,6 +147,15 @@ def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: flo
         groups += [clip.group] * n
     features = {k: np.concatenate([f[k] for f in per_clip]) for k in per_clip[0]}
     return WindowEmbeddings(features, np.concatenate(labels), np.asarray(ids), np.asarray(groups))
+
+
+def backbone_window_levels(clips: Sequence[Clip], hop_seconds: float) -> np.ndarray:
+    """RMS dBFS of every window :func:`~genretag.training.backbone_train.embed_clips` embeds for
+    ``clips`` at ``hop_seconds``, in its order: the levels the clip rule needs."""
+    from genretag.models.musicnn import WINDOW_SAMPLES
+
+    spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
+    return np.concatenate([window_levels(frame_windows(clip.pcm, spec)[0]) for clip in clips])
 
 
 @dataclass

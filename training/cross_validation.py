@@ -9,7 +9,7 @@ as not measurable and left out of the per-genre mean.
 
 Clip scores follow the clip rule of ``classify`` (:mod:`genretag.models.clip_scoring`);
 the embeddings carry no audio, so each window's level is measured from the clips
-by :func:`backbone_window_levels` and passed along.
+by :func:`~genretag.training.backbone_train.backbone_window_levels` and passed along.
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from genretag.models.clip_scoring import window_levels
-from genretag.pipeline.windows import WindowSpec, frame_windows
-from genretag.training.backbone_train import BACKBONE_RATE, Clip, HeadConfig, WindowEmbeddings, fit_head
+from genretag.training.backbone_train import HeadConfig, WindowEmbeddings, fit_head
 from genretag.training.metrics import ScoredWindows, hit_at_1, macro_roc_auc, per_label_recall
 from genretag.training.report import fmt_metric
 
@@ -46,20 +44,12 @@ def single_group_labels(emb: WindowEmbeddings) -> np.ndarray:
     return np.array([len(set(emb.groups[emb.labels[:, j] > 0])) < 2 for j in range(emb.labels.shape[1])])
 
 
-def backbone_window_levels(clips: Sequence[Clip], hop_seconds: float) -> np.ndarray:
-    """RMS dBFS of every window :func:`~genretag.training.backbone_train.embed_clips` embeds for
-    ``clips`` at ``hop_seconds``, in its order: the levels the clip rule needs."""
-    from genretag.models.musicnn import WINDOW_SAMPLES
-
-    spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
-    return np.concatenate([window_levels(frame_windows(clip.pcm, spec)[0]) for clip in clips])
-
-
 def cross_validate(emb: WindowEmbeddings, config: HeadConfig, names: Sequence[str],
                    n_folds: int = 5, seed: int = 0, levels_db: np.ndarray | None = None) -> dict[str, Any]:
     """Out-of-fold clip-level hit@1, macro ROC-AUC and per-genre recall of one head config.
 
-    ``levels_db``: each window's level (:func:`backbone_window_levels`) for the clip rule's
+    ``levels_db``: each window's level
+    (:func:`~genretag.training.backbone_train.backbone_window_levels`) for the clip rule's
     silent-window filter; None leaves the filter out (every window counts as audible).
     """
     x = emb.select(config)

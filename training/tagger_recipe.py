@@ -28,11 +28,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from genretag.models.predictor import save_artifact
+from genretag.pipeline.audio import decode
 from genretag.training.backbone_train import (
     BACKBONE_RATE,
     Clip,
     HeadConfig,
     LinearHead,
+    backbone_window_levels,
     build_tagger,
     embed_clips,
     tagger_manifest,
@@ -66,16 +69,18 @@ class TaggerRecipe:
     min_confidence: float = 0.2
 
 
-def embed_corpus(clips: Sequence[CorpusClip], config: HeadConfig, cache_dir: Path | None) -> tuple[
-        np.ndarray, np.ndarray]:
-    """Window features ``(n_windows, dim)`` of ``config``'s layers and each window's clip index."""
-    from genretag.pipeline.audio import decode
-
+def embed_corpus(clips: Sequence[CorpusClip], names: Sequence[str], config: HeadConfig,
+                 cache_dir: Path | None) -> CorpusWindows:
+    """Every window's features of ``config``'s layers, its clip and level, and the clips' candidate
+    sets (over ``names``), artist groups and sources: what the folds and the head are fitted on."""
     decoded = [Clip(c.clip_id, c.group, np.zeros(0, np.float32), decode(c.path, BACKBONE_RATE))
                for c in tqdm(clips, desc="decoding", unit="clip")]
     emb = embed_clips(decoded, config.variants, config.hop_seconds, config.normalize_db, cache_dir)
     index = {c.clip_id: i for i, c in enumerate(clips)}
-    return emb.select(config), np.array([index[i] for i in emb.clip_ids])
+    return CorpusWindows(emb.select(config), np.array([index[i] for i in emb.clip_ids]),
+                         candidates_of(clips, names), np.array([c.group for c in clips]),
+                         np.array([c.source for c in clips]),
+                         levels_db=backbone_window_levels(decoded, config.hop_seconds))
 
 
 def _fitter(config: HeadConfig) -> Any:
@@ -113,8 +118,8 @@ def figures_from_logits(corpus: CorpusWindows, names: Sequence[str], recipe: Tag
     fitted_on = ("leave_one_source_out" if len(np.unique(corpus.sources)) >= MIN_SOURCES_FOR_LOSO_CALIBRATION
                  else "artist_grouped_cv")
     temperature = fit_temperature(loso_logits if fitted_on == "leave_one_source_out" else artist_logits,
-                                  corpus.candidates, corpus.clip_index)
-    scores = clip_scores(loso_logits, corpus.clip_index, n_clips, temperature)
+                                  corpus.candidates, corpus.clip_index, corpus.levels_db)
+    scores = clip_scores(loso_logits, corpus.clip_index, n_clips, temperature, corpus.levels_db)
     figures: dict[str, Any] = {"leave_one_source_out": {
         **set_metrics(scores, corpus.candidates, names, loso_trained),
         "per_source": {
@@ -123,7 +128,7 @@ def figures_from_logits(corpus: CorpusWindows, names: Sequence[str], recipe: Tag
             for s in np.unique(corpus.sources)
         },
     }}
-    scores = clip_scores(artist_logits, corpus.clip_index, n_clips, temperature)
+    scores = clip_scores(artist_logits, corpus.clip_index, n_clips, temperature, corpus.levels_db)
     figures["artist_grouped_cv"] = {"folds": recipe.artist_folds, "seed": recipe.seed,
                                     **set_metrics(scores, corpus.candidates, names, artist_trained)}
     return figures, temperature, fitted_on
@@ -142,16 +147,12 @@ def corpus_fingerprint(clips: Sequence[CorpusClip]) -> str:
 def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe = TaggerRecipe(),
                  cache_dir: Path | None = None) -> Any:
     """Run the recipe (module docstring) on ``manifests`` and save the artifact to ``out_dir``."""
-    from genretag.models.predictor import save_artifact
-
     clips = read_corpus(manifests)
     names = corpus_labels(clips)
     config = recipe.head
-    features, clip_index = embed_corpus(clips, config, cache_dir)
-    corpus = CorpusWindows(features, clip_index, candidates_of(clips, names),
-                           np.array([c.group for c in clips]), np.array([c.source for c in clips]))
+    corpus = embed_corpus(clips, names, config, cache_dir)
     figures, temperature, fitted_on = cross_source_figures(corpus, names, recipe)
-    head = fit_set_head(features, corpus.candidates[clip_index], clip_index, config.C)
+    head = fit_set_head(corpus.features, corpus.candidates[corpus.clip_index], corpus.clip_index, config.C)
     model = build_tagger(config, calibrated(head, temperature), len(names))
     manifest = tagger_manifest(
         config, names, "class-balanced softmax regression on candidate sets",

@@ -39,10 +39,10 @@ from tqdm import tqdm
 from genretag.models.artifact import read_manifest
 from genretag.pipeline.audio import decode
 from genretag.training.backbone_train import BACKBONE_RATE, LinearHead
-from genretag.training.corpus import CorpusClip, candidates_of, corpus_labels, read_corpus
+from genretag.training.corpus import CorpusClip, corpus_labels, read_corpus
 from genretag.training.distill import save_teacher_head
 from genretag.training.set_head import fit_set_head
-from genretag.training.source_cv import CorpusWindows, clip_scores, head_logits, set_metrics
+from genretag.training.source_cv import clip_scores, head_logits, set_metrics
 from genretag.training.tagger_recipe import (
     TaggerRecipe,
     calibrated,
@@ -90,10 +90,10 @@ def artifact_temperature(artifact: Path, head: LinearHead, recipe: TaggerRecipe)
 def teacher_figures(manifest: Path, head: LinearHead, names: list[str], recipe: TaggerRecipe,
                     cache_dir: Path | None) -> dict[str, Any]:
     """Clip-level figures (mean of window probabilities) of the calibrated ``head`` on a manifest's clips."""
-    clips = read_corpus([manifest])
-    features, clip_index = embed_corpus(clips, recipe.head, cache_dir)
-    scores = clip_scores(head_logits(head, features), clip_index, len(clips))
-    return set_metrics(scores, candidates_of(clips, names), names)
+    corpus = embed_corpus(read_corpus([manifest]), names, recipe.head, cache_dir)
+    scores = clip_scores(head_logits(head, corpus.features), corpus.clip_index, len(corpus.candidates),
+                         levels_db=corpus.levels_db)
+    return set_metrics(scores, corpus.candidates, names)
 
 
 def main() -> None:
@@ -112,14 +112,12 @@ def main() -> None:
     recipe = TaggerRecipe()
     clips = read_corpus(args.manifest)
     names = corpus_labels(clips)
-    features, clip_index = embed_corpus(clips, recipe.head, args.cache)
-    candidates = candidates_of(clips, names)
-    head = fit_set_head(features, candidates[clip_index], clip_index, recipe.head.C)
+    corpus = embed_corpus(clips, names, recipe.head, args.cache)
+    head = fit_set_head(corpus.features, corpus.candidates[corpus.clip_index], corpus.clip_index,
+                        recipe.head.C)
     if args.teacher:
         temperature, fitted_on = artifact_temperature(args.teacher, head, recipe)
     else:
-        corpus = CorpusWindows(features, clip_index, candidates, np.array([c.group for c in clips]),
-                               np.array([c.source for c in clips]))
         _, temperature, fitted_on = cross_source_figures(corpus, names, recipe)
     teacher = calibrated(head, temperature)
     figures = {str(m): teacher_figures(m, teacher, names, recipe, args.cache) for m in args.report_on}
