@@ -65,3 +65,11 @@ OVERLOAD_ARGS ?= --start 200 --chunk-seconds 0.5 --seconds 15
 bench-overload:
 	$(PYTHON) -m benchmarks.daemon_e2e --model $(OVERLOAD_MODEL) --overload --without-age-bound $(quick) \
 		$(OVERLOAD_ARGS) --json $(OUTDIR)/overload_$(notdir $(OVERLOAD_MODEL)).json
+
+# Tempo and key (issue 16 point 3): the streaming trackers (pipeline/tempo.py, pipeline/key.py) fed each GTZAN clip
+# of gtzan_tempo_key.csv in 0.5 s blocks, beside the plain librosa recipes: Accuracy1/2 against both tempo
+# references, MIREX key score against both key references, confidence checks and CPU cost per audio second.
+.PHONY: bench-tempo-key
+bench-tempo-key:
+	$(PYTHON) -m benchmarks.tempo_key --references $(SHARED)/music/gtzan_tempo_key.csv \
+		--json $(OUTDIR)/tempo_key.json
