@@ -16,7 +16,10 @@ Keys are a public contract; every key, with its default::
     [metrics]   address = "127.0.0.1:9464", enabled = true, allow_public = false
     [limits]    max_frame_bytes = 1048576, max_streams = 64, max_sample_rate = 192000
     [[source]]  spec = "kind:target" (see genretag.daemon.sources.registry), name, allow_public = false,
-                curve_secret_key, curve_clients (zmq: sources only)
+                curve_secret_key, curve_clients (zmq: sources only), and the options of the spec's kind
+                (file: rate, loop, chunk_seconds; zmq: idle, workers, hwm; url: sample_rate, channels,
+                chunk_seconds, connect_seconds, stall_seconds, backoff_*, stable_seconds, ffmpeg; mic:
+                sample_rate, channels, block_seconds, stall_seconds, backoff_*, stable_seconds)
 
 Every problem in a file is reported at once, each with its key path
 (``batch.max_wait_ms: must be > 0``), because fixing a config one error per
@@ -42,17 +45,17 @@ the file.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import Any, get_type_hints
 
 from genretag.daemon import bind_checks
 from genretag.daemon.events import DEFAULT_ADDRESS
+from genretag.daemon.options import typed_value
 from genretag.daemon.protocol import check_stream_id
-from genretag.models.bundled import BUNDLED_MODELS
-
-if TYPE_CHECKING:
-    from genretag.daemon.sources.registry import SourceSpec
+from genretag.daemon.sources.registry import SourceSpec, default_name, parse_source
+from genretag.models.artifact import ArtifactError, read_manifest
+from genretag.models.bundled import BUNDLED_MODELS, resolve_model
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # The same tuples as genretag.models.predictor.RUNTIMES and genretag.models.openvino_predictor.PRECISIONS
@@ -142,6 +145,16 @@ class SourceConfig:
     allow_public: bool = False
     curve_secret_key: str | None = None
     curve_clients: str | None = None
+    #: the options of the spec's kind given as keys of the table (checked; the spec's query holds the others)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source(self) -> SourceSpec:
+        """The parsed spec with its options (valid: the config was checked)."""
+        parsed, problems = parse_source(self.spec, self.options)
+        if parsed is None:
+            raise ValueError(f"source {self.spec!r}: {problems}")
+        return parsed
 
 
 @dataclass(frozen=True)
@@ -191,13 +204,7 @@ _RULES: dict[str, tuple[Any, str]] = {
 _KEY_PATHS = ("curve_secret_key", "curve_clients")  # file paths in [publish] and [[source]]
 
 
-def _typed(key: str, value: Any, hint: Any) -> tuple[Any, str | None]:
-    """``value`` converted to the field's type, or an error message."""
-    for typ in getattr(hint, "__args__", (hint,)):  # X | None: None is never a TOML value
-        if type(value) is typ or (typ is float and type(value) is int):
-            return (float(value) if typ is float else value), None
-    names = " or ".join(t.__name__ for t in getattr(hint, "__args__", (hint,)) if t is not type(None))
-    return None, f"{key}: must be {names}, got {type(value).__name__} {value!r}"
+_SOURCE_KEYS = tuple(name for name in get_type_hints(SourceConfig) if name != "options")
 
 
 def _section(name: str, raw: Any, cls: type, problems: list[str]) -> Any:
@@ -212,7 +219,7 @@ def _section(name: str, raw: Any, cls: type, problems: list[str]) -> Any:
         if key not in raw:
             continue
         path = f"{name}.{key}"
-        value, error = _typed(path, raw[key], hints[key])
+        value, error = typed_value(path, raw[key], hints[key])
         if error:
             problems.append(error)
             continue
@@ -228,8 +235,6 @@ def _section(name: str, raw: Any, cls: type, problems: list[str]) -> Any:
 
 
 def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
-    from genretag.daemon.sources.registry import default_name, parse_spec
-
     if not isinstance(raw, list):
         problems.append("source: must be an array of tables ([[source]])")
         return ()
@@ -237,19 +242,21 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
     for i, entry in enumerate(raw):
         key = f"source[{i}]"
         before = len(problems)
-        src = _section(key, entry, SourceConfig, problems)
+        own = {k: v for k, v in entry.items() if k in _SOURCE_KEYS} if isinstance(entry, dict) else entry
+        src = _section(key, own, SourceConfig, problems)
         if src is None:
             if isinstance(entry, dict) and "spec" not in entry:
                 problems.append(f"{key}.spec: missing (e.g. spec = \"zmq:tcp://127.0.0.1:5555\")")
             continue
         if len(problems) > before:
             continue
-        try:
-            spec = parse_spec(src.spec)
-        except ValueError as err:
-            problems.append(f"{key}.spec: {err}")
+        options = {k: v for k, v in entry.items() if k not in _SOURCE_KEYS}
+        spec, spec_problems = parse_source(src.spec, options)
+        problems += [f"{key}.{where}: {message}" for where, message in spec_problems]
+        if spec is None:
             continue
-        if spec.kind == "file" and not Path(spec.target).is_file():
+        src = replace(src, options={k: v for k, v in spec.options.items() if k in options})
+        if spec.source_kind.path and not Path(spec.target).is_file():
             problems.append(f"{key}.spec: no such file {spec.target!r}")
         problems += _source_exposure(key, spec, src)
         name = src.name if src.name is not None else default_name(spec)
@@ -257,7 +264,7 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
             check_stream_id(name)
         except ValueError as err:
             problems.append(f"{key}.name: {err}")
-        if name in names and spec.kind != "zmq":
+        if name in names and not spec.source_kind.multi_stream:
             problems.append(f"{key}.name: stream {name!r} is already fed by another source")
         names.add(name)
         out.append(src)
@@ -265,9 +272,9 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
 
 
 def _source_exposure(key: str, spec: SourceSpec, src: SourceConfig) -> list[str]:
-    """The bind address, curve keys and public-bind rule of one source (keys only make sense on zmq:
-    sources)."""
-    if spec.kind != "zmq":
+    """The bind address, curve keys and public-bind rule of one source (keys only make sense on the sources
+    that bind a socket: zmq:)."""
+    if not spec.source_kind.multi_stream:
         return [f"{key}.{name}: only zmq: sources take curve keys" for name in _KEY_PATHS
                 if getattr(src, name) is not None]
     try:
@@ -302,9 +309,6 @@ def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
         except ValueError as err:
             problems.append(f"metrics.address: {err}")
     if check_model:
-        from genretag.models.artifact import ArtifactError, read_manifest
-        from genretag.models.bundled import resolve_model
-
         try:
             read_manifest(resolve_model(cfg.model.path))
         except ArtifactError as err:
@@ -362,8 +366,6 @@ def _rebase(raw: dict[str, Any], directory: Path) -> None:
     """Make the file's relative paths (model, file: sources, key files) relative to the file, not to the
     working directory; flags, merged afterwards, stay relative to the working directory.  Values of the
     wrong type or form are left alone for the validator to report."""
-    from genretag.daemon.sources.registry import parse_spec
-
     sources = raw.get("source", []) if isinstance(raw.get("source"), list) else []
     for table, keys in [(raw.get("model"), ("path",)), (raw.get("publish"), _KEY_PATHS),
                         *((entry, _KEY_PATHS) for entry in sources)]:
@@ -375,9 +377,9 @@ def _rebase(raw: dict[str, Any], directory: Path) -> None:
                 table[key] = str(directory / value)  # an absolute path stays as it is
     for entry in sources:
         spec = entry.get("spec") if isinstance(entry, dict) else None
-        if isinstance(spec, str) and spec.startswith("file:"):
-            try:
-                target = parse_spec(spec).target
-            except ValueError:
-                continue
-            entry["spec"] = f"file:{directory / target}{spec[len('file:') + len(target):]}"
+        if not isinstance(spec, str):
+            continue
+        parsed, _ = parse_source(spec)
+        if parsed is not None and parsed.source_kind.path:
+            prefix = f"{parsed.kind}:"
+            entry["spec"] = f"{prefix}{directory / parsed.target}{spec[len(prefix) + len(parsed.target):]}"

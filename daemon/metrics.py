@@ -69,7 +69,6 @@ class Metrics:
         r = self.registry = CollectorRegistry()
         self._per_stream: dict[str, set[tuple[Any, tuple[str, ...]]]] = defaultdict(set)
         self._lock = threading.Lock()  # _per_stream is used by the I/O and the inference threads
-        s = ["stream"]
         labels = self._labels = StreamLabels()
         self.windows_processed = StreamFamily(
             "genretag_windows_processed", "counter", "Windows scored by the model, per stream.", labels)
@@ -103,14 +102,15 @@ class Metrics:
         self.source_errors = Counter(
             "genretag_source_errors", "Problems reported by sources, per stream and kind (refused frames, "
             "decode failures, sequence gaps, reconnects, ...); stream \"?\" when the stream was never "
-            "accepted.", ["stream", "kind"], registry=r)
+            "accepted; source_kind is the kind of source feeding the stream (mic, file, url, zmq).",
+            ["stream", "kind", "source_kind"], registry=r)
         self.reconnects = Counter(
-            "genretag_source_reconnects", "Reconnection attempts of network sources (url:), per stream.",
-            s, registry=r)
+            "genretag_source_reconnects", "Reconnection attempts of network sources (url:), per stream "
+            "and source kind.", ["stream", "source_kind"], registry=r)
         self.decode_errors = Counter(
             "genretag_decode_errors", "Audio that could not be decoded or was refused (bad header, odd byte "
-            "count, NaN samples, too large, undecodable stream), per stream and reason.",
-            ["stream", "reason"], registry=r)
+            "count, NaN samples, too large, undecodable stream), per stream, reason and source kind.",
+            ["stream", "reason", "source_kind"], registry=r)
         self.streams_refused = Counter(
             "genretag_streams_refused", "Audio of new streams refused because limits.max_streams streams "
             "are already active.", registry=r)

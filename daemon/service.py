@@ -60,8 +60,8 @@ from genretag.daemon.curve import CurveGuard, load_server_keys
 from genretag.daemon.events import Event, EventPublisher
 from genretag.daemon.metrics import Metrics
 from genretag.daemon.protocol import Limits
-from genretag.daemon.sources.base import Source
-from genretag.daemon.sources.registry import build_source, default_name, parse_spec
+from genretag.daemon.sources.base import BuildEnv, Source
+from genretag.daemon.sources.registry import KINDS, build_source, default_name
 from genretag.daemon.systemd import Notifier
 from genretag.daemon.tagging import Tagger, windower_settings
 from genretag.models.bundled import resolve_model
@@ -147,8 +147,9 @@ class Service:
             metrics.close()
             log.info("stopped before serving")
             return 0
-        specs = [(parse_spec(s.spec), s.name) for s in cfg.sources]
-        configured = [name or default_name(spec) for spec, name in specs if spec.kind != "zmq"]
+        specs = [(s.source, s.name) for s in cfg.sources]
+        configured = {name or default_name(spec): spec.kind for spec, name in specs
+                      if not spec.source_kind.multi_stream}
         self.guard = guard = CurveGuard(lambda socket: metrics.auth_failures.labels(socket).inc())
         pub = cfg.publish
         try:
@@ -160,15 +161,16 @@ class Service:
             metrics.close()
             raise
         self.output = _Output(publisher, metrics, self._print)
-        self.tagger = Tagger(cfg, predictor, self.output, metrics, configured)
+        multi = [kind.name for kind in KINDS.values() if kind.multi_stream]  # feeds every other stream
+        self.tagger = Tagger(cfg, predictor, self.output, metrics, configured, other_kind=multi[0])
         sources = self._sources = []
         try:
             self.tagger.start()
             limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
             for (spec, name), src in zip(specs, cfg.sources, strict=True):
                 secure = self._secure(guard, src.curve_secret_key, src.curve_clients, "input")
-                source = build_source(spec, name or default_name(spec), limits=limits, secure=secure,
-                                      allocate_rows=aligned_empty)
+                source = build_source(spec, name or default_name(spec),
+                                      BuildEnv(limits=limits, secure=secure, allocate_rows=aligned_empty))
                 source.start(self.tagger)
                 sources.append(source)
             m = predictor.manifest

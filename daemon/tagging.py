@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -51,6 +51,7 @@ from genretag.daemon.batcher import Batcher
 from genretag.daemon.config import Config
 from genretag.daemon.events import Event, label_event, scores_event, state_event
 from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
+from genretag.daemon.protocol import ErrorKind
 from genretag.daemon.silence import StateChange
 from genretag.daemon.smoothing import LabelSmoother, smoother_from_config
 from genretag.daemon.sources.base import Chunk, StreamState
@@ -60,11 +61,6 @@ from genretag.pipeline.windows import WindowSpec
 
 log = logging.getLogger(__name__)
 
-# Source error kinds that mean "audio refused or undecodable": the protocol's FrameError reasons, a file or
-# stream that does not decode, and chunks the windower refuses.
-DECODE_KINDS = frozenset({"parts", "bad_stream_id", "bad_header", "bad_version", "bad_dtype", "bad_rate",
-                          "bad_channels", "empty", "too_large", "odd_byte_count", "nan", "decode",
-                          "bad_audio"})
 LOG_EVERY_SECONDS = 60.0  # repeated source errors of one kind and stream are logged at most this often
 
 
@@ -130,13 +126,15 @@ class Tagger:
     predictor : the model to start with.
     emit : publishes one event; called on the inference thread only.
     metrics : where everything is counted.
-    configured : stream ids of configured single-stream sources: shown in metrics
-        (``stream_up`` 0) before their first audio, and usable as metric labels for
-        their errors.
+    configured : stream ids of configured single-stream sources, each with its source kind (a plain
+        sequence of ids: kind ``?``): shown in metrics (``stream_up`` 0) before their first audio, and usable
+        as metric labels for their errors.
+    other_kind : the source kind of every other stream (the multi-stream kind: ``zmq``), the
+        ``source_kind`` label of its errors.
     """
 
     def __init__(self, config: Config, predictor: Predictor, emit: Callable[[Event], None], metrics: Metrics,
-                 configured: Sequence[str] = ()) -> None:
+                 configured: Mapping[str, str] | Sequence[str] = (), other_kind: str = "zmq") -> None:
         warm_up(predictor, config.batch.max_batch_size)
         self._config = config  # ingest side, guarded by _lock
         self._out_config = config  # output side: changes on the inference thread, in queue order
@@ -145,7 +143,9 @@ class Tagger:
         self._calibration = dict(predictor.manifest.calibration)  # output side, like _labels
         self._emit = emit
         self.metrics = metrics
-        self._configured = frozenset(configured)
+        self._configured = (dict(configured) if isinstance(configured, Mapping)
+                            else dict.fromkeys(configured, "?"))
+        self._other_kind = other_kind
         self._lock = threading.Lock()
         self._streams: dict[str, _Ingest] = {}
         self._outputs: dict[str, _Output] = {}  # inference thread only
@@ -193,7 +193,7 @@ class Tagger:
             try:
                 result = st.windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time)
             except BadAudio as err:
-                self.error(chunk.stream, "bad_audio", str(err))
+                self.error(chunk.stream, ErrorKind.BAD_AUDIO, str(err))
                 return
             self._forward(chunk.stream, st, result)
 
@@ -237,14 +237,22 @@ class Tagger:
             self.batcher.call(partial(self._state_out, stream, "down", st.pos, why))
         log.info("stream %r down: %s%s", stream, why, f" ({detail})" if detail else "")
 
-    def error(self, stream: str, kind: str, message: str) -> None:
-        m = self.metrics
+    def error(self, stream: str, kind: ErrorKind, message: str) -> None:
         label = stream if stream in self._streams or stream in self._configured else UNKNOWN_STREAM
-        m.stream(m.source_errors, label, kind).inc()
-        if kind == "reconnect":
-            m.stream(m.reconnects, label).inc()
-        elif kind in DECODE_KINDS:
-            m.stream(m.decode_errors, label, kind).inc()
+        self._count_error(stream, label, self._source_kind(stream), ErrorKind(kind), message)
+
+    def _source_kind(self, stream: str) -> str:
+        return self._configured.get(stream, self._other_kind)
+
+    def _count_error(self, stream: str, label: str, source_kind: str, kind: ErrorKind, message: str) -> None:
+        """Count error ``kind`` of ``stream`` under the metric label ``label``, and log it (at most every
+        ``LOG_EVERY_SECONDS``)."""
+        m = self.metrics
+        m.stream(m.source_errors, label, kind, source_kind).inc()
+        if kind == ErrorKind.RECONNECT:
+            m.stream(m.reconnects, label, source_kind).inc()
+        elif kind.refused_audio:
+            m.stream(m.decode_errors, label, kind, source_kind).inc()
         now, key = time.monotonic(), (label, kind)
         if now - self._logged.get(key, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
             self._logged[key] = now
@@ -263,8 +271,10 @@ class Tagger:
             down = [(s.down_since, name) for name, s in self._streams.items() if not s.up]
             if not down:
                 self.metrics.streams_refused.inc()
-                self.error(UNKNOWN_STREAM, "stream_refused", f"stream {stream!r} refused: "
-                           f"{len(self._streams)} streams active (limits.max_streams)")
+                self._count_error(UNKNOWN_STREAM, UNKNOWN_STREAM, self._source_kind(stream),
+                                  ErrorKind.STREAM_REFUSED,
+                                  f"stream {stream!r} refused: {len(self._streams)} streams active "
+                                  "(limits.max_streams)")
                 return None
             evicted = min(down)[1]
             del self._streams[evicted]

@@ -72,8 +72,8 @@ from genretag.daemon.ingest.results import (
 from genretag.daemon.ingest.router import RouterConfig, worker_of
 from genretag.daemon.ingest.sockets import AUDIO_HWM, MAX_WINDOWS_PER_MESSAGE, POLL_MS, RESULTS_HWM
 from genretag.daemon.ingest.worker import WorkerConfig
-from genretag.daemon.protocol import Limits
-from genretag.daemon.sources.base import SourceSink, StreamState
+from genretag.daemon.protocol import ErrorKind, Limits
+from genretag.daemon.sources.base import RowAllocator, SourceSink, StreamState, plain_rows
 from genretag.daemon.stream import PushResult, WindowerSettings
 
 log = logging.getLogger(__name__)
@@ -82,17 +82,6 @@ START_SECONDS = 60.0  # a worker must say hello within this (a cold start import
 RESTART_EVERY_SECONDS = 1.0  # a worker that keeps dying is restarted at most this often
 IO_THREADS = 2  # libzmq's own threads for the relay and the results: one each, roughly
 RING_MESSAGE_ROWS = MAX_WINDOWS_PER_MESSAGE + 64  # windows of one result message, beyond those held
-
-RowAllocator = Callable[[int, int], np.ndarray]
-"""``allocate(rows, width)``: an uninitialised C-contiguous float32 ``(rows, width)`` array for received
-windows.  The daemon passes the predictor's staging allocator (:func:`genretag.models.staging.aligned_empty`),
-whose alignment lets a batch of consecutive rows reach the model without a copy."""
-
-
-def plain_rows(rows: int, width: int) -> np.ndarray:
-    """A :data:`RowAllocator` without alignment: correct with any predictor, which then copies each batch."""
-    return np.empty((rows, width), np.float32)
-
 
 class WindowedSink(SourceSink, Protocol):
     """A sink that also takes windows made elsewhere (the daemon's Tagger)."""
@@ -144,7 +133,7 @@ class _Process:
     name: str
     target: Callable[[Any], None]
     config: WorkerConfig | RouterConfig
-    error_kind: str  # the source error its death counts as
+    error_kind: ErrorKind  # the source error its death counts as
     process: Any = None  # multiprocessing.Process
     started: float = 0.0
     streams: set[str] = field(default_factory=set)  # up, as the worker reported them
@@ -174,10 +163,10 @@ class IngestPool:
         self._workers = [
             _Process(f"genretag-ingest-{k}", ingest_worker.run,
                      WorkerConfig(k, inboxes[k], self._outbox, sink.windowing, limits, idle_timeout),
-                     "ingest_worker")
+                     ErrorKind.INGEST_WORKER)
             for k in range(workers)]
         router = RouterConfig(workers, self._relay_endpoint, inboxes, self._outbox)
-        self._router = _Process("genretag-ingest-router", ingest_router.run, router, "ingest_router")
+        self._router = _Process("genretag-ingest-router", ingest_router.run, router, ErrorKind.INGEST_ROUTER)
         self._processes = [*self._workers, self._router]
         # + room for one message being received, twice: rows are skipped at the ring's end
         self._ring = WindowRing(sink.windows_held + 2 * RING_MESSAGE_ROWS, sink.windowing.spec.window_samples,
@@ -325,7 +314,7 @@ class IngestPool:
                 self._worker_for(stream).streams.discard(stream)
                 sink.state(stream, "down", reason, detail, remote=True)
             case SourceError(stream, kind, message):
-                sink.error(stream, kind, message)
+                sink.error(stream, ErrorKind(kind), message)
             case Hello(process):  # a restart
                 entry = self._processes[process]
                 log.info("%s started again (pid %d)", entry.name, entry.process.pid)

@@ -16,7 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from genretag.daemon.ingest.sockets import POLL_MS
-from genretag.daemon.protocol import FrameError, Limits, SequenceTracker, check_stream_id, decode_frame
+from genretag.daemon.protocol import (
+    ErrorKind,
+    FrameError,
+    Limits,
+    SequenceTracker,
+    check_stream_id,
+    decode_frame,
+)
 from genretag.daemon.sources.base import Chunk, SourceSink
 
 
@@ -48,9 +55,11 @@ class FrameReceiver:
             sink.state(frame.stream_id, "up")
         check = tracker.observe(frame.seq)
         if check.missed:
-            sink.error(frame.stream_id, "seq_gap", f"{check.missed} message(s) lost before seq {frame.seq}")
+            sink.error(frame.stream_id, ErrorKind.SEQ_GAP,
+                       f"{check.missed} message(s) lost before seq {frame.seq}")
         elif check.restart:
-            sink.error(frame.stream_id, "seq_restart", f"seq went back to {frame.seq}: producer restarted")
+            sink.error(frame.stream_id, ErrorKind.SEQ_RESTART,
+                       f"seq went back to {frame.seq}: producer restarted")
         sink.audio(Chunk(frame.stream_id, frame.samples, frame.sr, now))
 
     def expire(self, sink: SourceSink, now: float) -> None:

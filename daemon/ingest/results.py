@@ -70,7 +70,7 @@ class SourceError:
     """A refused message or chunk: ``sink.error(stream, kind, message)`` in the daemon."""
 
     stream: str
-    kind: str
+    kind: str  # an ErrorKind's value (JSON carries the word; the pool makes it an ErrorKind again)
     message: str
 
 

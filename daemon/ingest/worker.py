@@ -43,7 +43,7 @@ from genretag.daemon.ingest.sockets import (
     daemon_pid,
     recv_frames,
 )
-from genretag.daemon.protocol import Limits
+from genretag.daemon.protocol import ErrorKind, Limits
 from genretag.daemon.sources.base import Chunk, StreamState
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, WindowerSettings
 
@@ -87,7 +87,7 @@ class _ForwardingSink:
         try:
             result = windower.push(chunk.samples, chunk.sample_rate, chunk.arrival_time)
         except BadAudio as err:
-            self.error(chunk.stream, "bad_audio", str(err))
+            self.error(chunk.stream, ErrorKind.BAD_AUDIO, str(err))
             return
         self._add_push(chunk.stream, result)
 

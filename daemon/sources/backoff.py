@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from genretag.daemon.options import Problem, option
+
 
 @dataclass(slots=True)
 class Backoff:
@@ -53,3 +55,20 @@ class Backoff:
         base = min(self.maximum, self.initial * self.factor ** min(self._failures, 64))
         self._failures += 1
         return base * self._rng.uniform(1 - self.jitter, 1)
+
+
+@dataclass(frozen=True)
+class BackoffOptions:
+    """The retry options of a reconnecting source kind (url:, mic:), as config keys; see :class:`Backoff`."""
+
+    backoff_initial: float = option(1.0, lambda v: 0 < v <= 3600, "must be > 0 and at most 3600 seconds")
+    backoff_factor: float = option(2.0, lambda v: 1 <= v <= 100, "must be 1..100")
+    backoff_max: float = option(60.0, lambda v: 0 < v <= 86400, "must be > 0 and at most 86400 seconds")
+    backoff_jitter: float = option(0.1, lambda v: 0 <= v < 1, "must be in [0, 1)")
+    stable_seconds: float = option(30.0, lambda v: 0 < v <= 86400, "must be > 0 and at most 86400 seconds")
+
+    def problems(self) -> list[Problem]:
+        if self.backoff_initial > self.backoff_max:
+            return [("backoff_initial", f"must be at most backoff_max ({self.backoff_max:g}), "
+                                        f"got {self.backoff_initial:g}")]
+        return []

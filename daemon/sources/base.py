@@ -20,11 +20,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from genretag.daemon.protocol import FrameError, Limits, check_chunk
+from genretag.daemon.protocol import DEFAULT_LIMITS, ErrorKind, FrameError, Limits, check_chunk
 
 StreamState = Literal["up", "down"]
 
@@ -59,8 +59,8 @@ class SourceSink(Protocol):
         once per outage, not once per retry.
         """
 
-    def error(self, stream: str, kind: str, message: str) -> None:
-        """Something was refused or failed (``kind`` is a short metric label, e.g. ``decode``,
+    def error(self, stream: str, kind: ErrorKind, message: str) -> None:
+        """Something was refused or failed (``kind`` is the metric label, e.g. ``decode``,
         ``reconnect``, ``bad_header``); the source carries on."""
 
 
@@ -85,15 +85,45 @@ class SourceWorker:
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
     def start(self, target: Callable[[], None], name: str) -> None:
         self._thread = threading.Thread(target=target, name=name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float) -> None:
-        """Set the stop event and wait up to ``timeout`` seconds for the thread to finish."""
+    def stop(self, timeout: float) -> bool:
+        """Set the stop event and wait up to ``timeout`` seconds for the thread to finish; False if it
+        still runs."""
         self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+
+RowAllocator = Callable[[int, int], np.ndarray]
+"""``allocate(rows, width)``: an uninitialised C-contiguous float32 ``(rows, width)`` array for windows
+received from ingest workers (:mod:`genretag.daemon.ingest`).  The daemon passes the predictor's staging
+allocator (:func:`genretag.models.staging.aligned_empty`), whose alignment lets a batch of consecutive rows
+reach the model without a copy."""
+
+
+def plain_rows(rows: int, width: int) -> np.ndarray:
+    """A :data:`RowAllocator` without alignment: correct with any predictor, which then copies each batch."""
+    return np.empty((rows, width), np.float32)
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """What the daemon gives every source it builds, besides the source's own options (``from_config``)."""
+
+    limits: Limits = DEFAULT_LIMITS
+    #: zmq: prepares the socket before it binds, e.g. as a CURVE server
+    secure: Callable[[Any], None] | None = None
+    #: zmq: with workers, makes the buffer the workers' windows are received into
+    allocate_rows: RowAllocator = plain_rows
 
 
 def deliver(sink: SourceSink, chunk: Chunk, limits: Limits) -> None:
@@ -106,6 +136,6 @@ def deliver(sink: SourceSink, chunk: Chunk, limits: Limits) -> None:
     try:
         check_chunk(chunk.samples, chunk.sample_rate, limits)
     except FrameError as err:
-        sink.error(chunk.stream, "bad_audio", str(err))
+        sink.error(chunk.stream, ErrorKind.BAD_AUDIO, str(err))
         return
     sink.audio(chunk)

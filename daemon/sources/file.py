@@ -24,19 +24,39 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from genretag.daemon.protocol import DEFAULT_LIMITS, Limits
-from genretag.daemon.sources.base import Chunk, SourceSink, SourceWorker, deliver
+from genretag.daemon.options import option
+from genretag.daemon.protocol import DEFAULT_LIMITS, ErrorKind, Limits
+from genretag.daemon.sources.base import BuildEnv, Chunk, SourceSink, SourceWorker, deliver
 from genretag.pipeline.audio import AudioDecodeError, read_blocks, stream_decode
 
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 0.1
 FALLBACK_RATE = 44100  # for files only ffmpeg reads: CD rate, the windower resamples anyway
+
+
+def check_path(target: str) -> str:
+    """The target of a ``file:`` spec, a path; ValueError when empty."""
+    if not target:
+        raise ValueError("file: needs a path")
+    return target
+
+
+@dataclass(frozen=True)
+class FileConfig:
+    """The options of a ``file:`` source (``[[source]]`` keys or the spec's ``?key=value``); see
+    :class:`FileSource`."""
+
+    rate: float = option(1.0, lambda v: 0 <= v <= 1000,
+                         "must be 0 (as fast as possible) or a speed up to 1000")
+    loop: bool = False
+    chunk_seconds: float = option(CHUNK_SECONDS, lambda v: 0.01 <= v <= 1.0, "must be 0.01..1 seconds")
 
 
 class FileSource:
@@ -63,6 +83,12 @@ class FileSource:
         self._worker = SourceWorker()
         self.seconds_sent = 0.0
 
+    @classmethod
+    def from_config(cls, name: str, target: str, config: FileConfig, env: BuildEnv) -> FileSource:
+        """The source of a ``file:PATH`` spec (:mod:`~genretag.daemon.sources.registry`)."""
+        return cls(name, Path(target), rate=config.rate, loop=config.loop, chunk_seconds=config.chunk_seconds,
+                   limits=env.limits)
+
     def start(self, sink: SourceSink) -> None:
         self._worker.start(lambda: self._run(sink), f"file-{self.name}")
 
@@ -84,7 +110,7 @@ class FileSource:
                     return
         except (AudioDecodeError, sf.LibsndfileError, OSError) as err:
             log.error("file source %r: %s", self.name, err)
-            sink.error(self.name, "decode", str(err))
+            sink.error(self.name, ErrorKind.DECODE, str(err))
             failed = True
         finally:
             if self._worker.stopping.is_set():

@@ -26,14 +26,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import asdict, dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from genretag.daemon.protocol import DEFAULT_LIMITS, Limits
-from genretag.daemon.sources.backoff import Backoff
-from genretag.daemon.sources.base import Chunk, SourceSink, deliver
+from genretag.daemon.options import Problem, check_built, option
+from genretag.daemon.protocol import DEFAULT_LIMITS, ErrorKind, Limits
+from genretag.daemon.sources.backoff import Backoff, BackoffOptions
+from genretag.daemon.sources.base import BuildEnv, Chunk, SourceSink, SourceWorker, deliver
 from genretag.daemon.sources.devices import (
     AudioDeviceError,
     DeviceMissing,
@@ -48,6 +50,27 @@ from genretag.daemon.sources.devices import (
 log = logging.getLogger(__name__)
 
 _TICK = 0.25  # seconds between the supervisor's checks of the stream and the stop flag
+
+
+def mic_stream_name(device: str) -> str:
+    """The stream id of a ``mic:DEVICE`` source without a configured name: ``mic-DEVICE``, or ``mic``."""
+    return f"mic-{device}" if device else "mic"
+
+
+@dataclass(frozen=True)
+class MicConfig(BackoffOptions):
+    """The options of a ``mic:`` source (``[[source]]`` keys); see :class:`MicSource`."""
+
+    sample_rate: int | None = option(None, lambda v: 1000 <= v <= 384000, "must be 1000..384000 Hz")
+    channels: int | None = option(None, lambda v: 1 <= v <= 64, "must be 1..64")
+    block_seconds: float = option(0.1, lambda v: 0.005 <= v <= 1.0, "must be 0.005..1 seconds")
+    stall_seconds: float = option(5.0, lambda v: 0 < v <= 3600, "must be > 0 and at most 3600 seconds")
+    backoff_max: float = option(30.0, lambda v: 0 < v <= 86400, "must be > 0 and at most 86400 seconds")
+
+    def problems(self) -> list[Problem]:
+        if self.stall_seconds <= self.block_seconds:
+            return [("stall_seconds", f"must exceed block_seconds ({self.block_seconds:g})")]
+        return super().problems()
 
 
 class MicSource:
@@ -73,14 +96,11 @@ class MicSource:
                  backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_max: float = 30.0,
                  backoff_jitter: float = 0.1, stable_seconds: float = 30.0,
                  limits: Limits = DEFAULT_LIMITS) -> None:
-        if sample_rate is not None and not 1000 <= sample_rate <= 384000:
-            raise ValueError(f"mic source {name!r}: sample_rate must be 1000..384000 Hz, got {sample_rate}")
-        if channels is not None and not 1 <= channels <= 64:
-            raise ValueError(f"mic source {name!r}: channels must be 1..64, got {channels}")
-        if not 0.005 <= block_seconds <= 1.0:
-            raise ValueError(f"mic source {name!r}: block_seconds must be 0.005..1, got {block_seconds}")
-        if stall_seconds <= block_seconds:
-            raise ValueError(f"mic source {name!r}: stall_seconds must exceed block_seconds")
+        check_built(MicConfig(sample_rate=sample_rate, channels=channels, block_seconds=block_seconds,
+                              stall_seconds=stall_seconds, backoff_initial=backoff_initial,
+                              backoff_factor=backoff_factor, backoff_max=backoff_max,
+                              backoff_jitter=backoff_jitter, stable_seconds=stable_seconds),
+                    f"mic source {name!r}")
         self.name = name
         self.device = device
         self.sample_rate = sample_rate
@@ -89,8 +109,8 @@ class MicSource:
         self.stall_seconds = stall_seconds
         self.limits = limits
         self._backoff = Backoff(backoff_initial, backoff_factor, backoff_max, backoff_jitter, stable_seconds)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = SourceWorker()
+        self._stopping = self._worker.stopping
         self._sink: SourceSink | None = None
         self._stream: Any = None  # the open sounddevice.InputStream, for tests and diagnostics
         self._rate = 0
@@ -98,21 +118,24 @@ class MicSource:
         self._in_callback = False  # PortAudio's thread is running our Python code (see _watch)
         self._up = False
 
+    @classmethod
+    def from_config(cls, name: str, target: str, config: MicConfig, env: BuildEnv) -> MicSource:
+        """The source of a ``mic:DEVICE`` spec (:mod:`~genretag.daemon.sources.registry`): a device index,
+        part of its name, or empty for the default input."""
+        device: str | int | None = int(target) if target.isdigit() else (target or None)
+        return cls(name, device, **asdict(config), limits=env.limits)
+
     def start(self, sink: SourceSink) -> None:
         """Start capturing in the background; device problems are reported through ``sink``."""
-        if self._thread is not None:
+        if self._worker.started:
             raise RuntimeError(f"mic source {self.name!r} already started")
         self._sink = sink
-        self._thread = threading.Thread(target=self._run, name=f"mic-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start(self._run, f"mic-{self.name}")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close the stream and join the supervisor (at most ``timeout`` seconds)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("mic source %r did not stop within %.1f s", self.name, timeout)
+        if not self._worker.stop(timeout):
+            log.warning("mic source %r did not stop within %.1f s", self.name, timeout)
 
     def _run(self) -> None:
         assert self._sink is not None
@@ -121,7 +144,7 @@ class MicSource:
             sd = portaudio()
         except AudioDeviceError as err:
             self._sink.state(self.name, "down", "device_error", str(err))
-            self._sink.error(self.name, "device", str(err))
+            self._sink.error(self.name, ErrorKind.DEVICE, str(err))
             log.error("mic source %r: %s", self.name, err)
             return
         while not self._stopping.is_set():
@@ -137,7 +160,7 @@ class MicSource:
             self._up = False
             delay = self._backoff.next_delay(up_seconds)
             log.warning("mic source %r down: %s; retrying in %.1f s", self.name, reason, delay)
-            kind = "device_missing" if why == "device_missing" else "device"
+            kind = ErrorKind.DEVICE_MISSING if why == "device_missing" else ErrorKind.DEVICE
             self._sink.error(self.name, kind, f"{reason}; retrying in {delay:.1f} s")
             if self._stopping.wait(delay):
                 break
@@ -222,7 +245,7 @@ class MicSource:
                 log.info("mic source %r up at %d Hz", self.name, self._rate)
                 sink.state(self.name, "up")
             if status.input_overflow:
-                sink.error(self.name, "overflow", "input overflow: the device dropped audio")
+                sink.error(self.name, ErrorKind.OVERFLOW, "input overflow: the device dropped audio")
             samples = indata[:, 0].copy() if indata.shape[1] == 1 else indata.copy()
             deliver(sink, Chunk(self.name, samples, self._rate, now), self.limits)
         finally:

@@ -1,7 +1,9 @@
-"""Source specs (``kind:target``) to running sources.
+"""Source kinds: one entry each (name, options class, source class), and specs to running sources.
 
-One small grammar for the command line (``--source``) and the config file
-(``[[source]] spec``)::
+A source is configured as a spec, ``kind:target`` (the command line's
+``--source``, a ``[[source]]`` table's ``spec``), plus the kind's options: keys
+of the ``[[source]]`` table, or, for the kinds whose target has no query of its
+own (file, zmq), ``?key=value`` after the target::
 
     file:PATH[?rate=R&loop=0|1]   an audio file, paced at R x real time (0: as fast as possible)
     zmq:tcp://HOST:PORT[?idle=S&workers=N]
@@ -11,95 +13,147 @@ One small grammar for the command line (``--source``) and the config file
     url:http(s)://...             an internet radio stream through ffmpeg (the URL is passed whole)
     mic:[DEVICE]                  a sound card input: index, name substring, or empty for the default
 
-:func:`parse_spec` checks everything that can be checked without opening
-anything, so ``genretag check-config`` reports a bad spec before the daemon
-starts.  PortAudio is loaded only when a ``mic:`` source opens its device
+A kind is a module holding its options, a typed dataclass (:class:`~.file.FileConfig`,
+:class:`~.zmq.ZmqConfig`, :class:`~.url.UrlConfig`, :class:`~.mic.MicConfig`), its source
+class (built by ``from_config``), its target check and its stream naming; and one
+:class:`SourceKind` in :data:`KINDS` that names them.  Options are checked by one validator
+(:mod:`genretag.daemon.options`), as the config's sections are.
+
+:func:`parse_source` checks everything that can be checked without opening
+anything, so ``genretag check-config`` reports a bad spec or option before the
+daemon starts.  PortAudio is loaded only when a ``mic:`` source opens its device
 (:mod:`~genretag.daemon.sources.devices`), so a daemon without one needs none.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
 
-from genretag.daemon.ingest.pool import RowAllocator, plain_rows
-from genretag.daemon.protocol import DEFAULT_LIMITS, MAX_STREAM_ID_CHARS, Limits
-from genretag.daemon.sources.base import Source
-from genretag.daemon.sources.file import FileSource
-from genretag.daemon.sources.mic import MicSource
-from genretag.daemon.sources.url import UrlSource, check_url
-from genretag.daemon.sources.zmq import ZmqSource
+from genretag.daemon.options import Problem, build_options, check_options, fields_of
+from genretag.daemon.protocol import MAX_STREAM_ID_CHARS
+from genretag.daemon.sources.base import BuildEnv, Source
+from genretag.daemon.sources.file import FileConfig, FileSource, check_path
+from genretag.daemon.sources.mic import MicConfig, MicSource, mic_stream_name
+from genretag.daemon.sources.url import UrlConfig, UrlSource, check_url, url_stream_id
+from genretag.daemon.sources.zmq import MAX_WORKERS, ZmqConfig, ZmqSource, check_endpoint
 
-KINDS = ("file", "zmq", "url", "mic")
-_OPTIONS = {"file": ("rate", "loop"), "zmq": ("idle", "workers"), "url": (), "mic": ()}
-MAX_WORKERS = 64
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+__all__ = ["KINDS", "MAX_WORKERS", "SourceKind", "SourceSpec", "bind_host", "build_source", "default_name",
+           "parse_source", "parse_spec", "split_kind", "url_stream_id"]
+
+
+class SourceClass(Protocol):
+    """A source class as the registry builds it."""
+
+    @classmethod
+    def from_config(cls, name: str, target: str, config: Any, env: BuildEnv) -> Source: ...
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One kind of source: its name (the spec's ``kind:``), its options class and its source class."""
+
+    name: str
+    config: type[Any]  # a frozen dataclass of options (genretag.daemon.options)
+    source: type[SourceClass]
+    check_target: Callable[[str], str]  # the target normalised, or ValueError
+    stream_name: Callable[[str], str]  # the stream id without a configured ``name`` (before sanitising)
+    query: bool = True  # options may follow the target as ``?key=value`` (url: the query is the URL's)
+    path: bool = False  # the target is a file path (relative to the config file, must exist)
+    multi_stream: bool = False  # feeds many streams named by their producers; binds a socket (curve keys)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        return tuple(fields_of(self.config))
+
+
+KINDS: dict[str, SourceKind] = {kind.name: kind for kind in (
+    SourceKind("file", FileConfig, FileSource, check_path, lambda path: Path(path).stem, path=True),
+    SourceKind("zmq", ZmqConfig, ZmqSource, check_endpoint, lambda endpoint: endpoint, multi_stream=True),
+    SourceKind("url", UrlConfig, UrlSource, check_url, url_stream_id, query=False),
+    SourceKind("mic", MicConfig, MicSource, lambda device: device, mic_stream_name, query=False),
+)}
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """A parsed spec: ``kind``, ``target`` (path, endpoint, URL or device) and checked ``options``."""
+    """A parsed source: ``kind``, ``target`` (path, endpoint, URL or device), the ``options`` given (checked,
+    from the spec's query and the table) and ``config``, the kind's options class with them applied."""
 
     kind: str
     target: str
-    options: dict[str, float | bool] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    config: Any = None
 
     def with_target(self, target: str) -> SourceSpec:
-        return SourceSpec(self.kind, target, self.options)
+        return SourceSpec(self.kind, target, self.options, self.config)
+
+    @property
+    def source_kind(self) -> SourceKind:
+        return KINDS[self.kind]
 
 
-def _split_options(kind: str, rest: str) -> tuple[str, dict[str, float | bool]]:
-    target, sep, query = rest.rpartition("?")
-    if not sep or "=" not in query:
-        return rest, {}
-    options: dict[str, float | bool] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _OPTIONS[kind]:
-            allowed = ", ".join(_OPTIONS[kind]) or "none"
-            raise ValueError(f"unknown {kind}: option {key!r} (allowed: {allowed})")
-        if key == "loop":
-            if value.lower() not in _TRUE + _FALSE:
-                raise ValueError(f"loop must be 0 or 1, got {value!r}")
-            options[key] = value.lower() in _TRUE
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
-        if key == "rate" and not 0 <= number <= 1000:
-            raise ValueError(f"rate must be 0 (as fast as possible) or a speed up to 1000, got {value}")
-        if key == "idle" and not 0.1 <= number <= 3600:
-            raise ValueError(f"idle must be 0.1..3600 seconds, got {value}")
-        if key == "workers" and not (number.is_integer() and 0 <= number <= MAX_WORKERS):
-            raise ValueError(f"workers must be a whole number 0..{MAX_WORKERS}, got {value}")
-        options[key] = number
-    return target, options
-
-
-def parse_spec(spec: str) -> SourceSpec:
-    """Parse and check a ``kind:target`` spec; ``ValueError`` says what is wrong."""
+def split_kind(spec: str) -> tuple[SourceKind, str]:
+    """The kind of ``spec`` and the rest (target and query); ValueError for an unknown kind."""
     kind, sep, rest = spec.partition(":")
     if not sep or kind not in KINDS:
         raise ValueError(f"{spec!r} is not KIND:TARGET with KIND one of {', '.join(k + ':' for k in KINDS)}")
-    if kind == "url":
-        return SourceSpec(kind, check_url(rest))
-    target, options = _split_options(kind, rest)
-    if kind == "file" and not target:
-        raise ValueError("file: needs a path")
-    if kind == "zmq":
-        parts = urlsplit(target)
-        if parts.scheme not in ("tcp", "ipc") or not (parts.netloc or parts.path):
-            raise ValueError(f"zmq: needs a tcp://HOST:PORT or ipc://PATH endpoint, got {target!r}")
-    return SourceSpec(kind, target, options)
+    return KINDS[kind], rest
+
+
+def parse_source(spec: str, table: Mapping[str, Any] | None = None
+                 ) -> tuple[SourceSpec | None, list[Problem]]:
+    """Parse ``spec`` and the kind's options in ``table`` (TOML values): the spec and every problem.
+
+    A problem's key is ``spec`` for the spec (its query's options included: ``idle must be ...``) or the
+    option's name for a table key.  The spec is None when it has a problem.
+    """
+    try:
+        kind, rest = split_kind(spec)
+        target, query = rest, ""
+        if kind.query:
+            head, sep, tail = rest.rpartition("?")
+            if sep and "=" in tail:
+                target, query = head, tail
+        target = kind.check_target(target)
+    except ValueError as err:
+        return None, [("spec", str(err))]
+    known = ", ".join(kind.options) or "none"
+    given = dict(parse_qsl(query, keep_blank_values=True))
+    table = dict(table or {})
+    from_query, query_problems = check_options(kind.config, given, text=True)
+    from_table, table_problems = check_options(kind.config, table)
+    problems = [("spec", f"unknown {kind.name}: option {key!r} (allowed: {known})" if key not in kind.options
+                 else f"{key} {message}") for key, message in query_problems]
+    problems += [(key, f"unknown key (known: spec, name, allow_public, curve_secret_key, curve_clients, "
+                       f"and for {kind.name}: sources: {known})" if key not in kind.options else message)
+                 for key, message in table_problems]
+    problems += [(key, "is given in the spec's query too") for key in sorted(set(table) & set(given))]
+    if problems:
+        return None, problems
+    options = {**from_query, **from_table}
+    config, cross = build_options(kind.config, options)
+    if cross:
+        return None, [(key, message) if key in table else ("spec", f"{key} {message}")
+                      for key, message in cross]
+    return SourceSpec(kind.name, target, options, config), []
+
+
+def parse_spec(spec: str, table: Mapping[str, Any] | None = None) -> SourceSpec:
+    """Parse and check a ``kind:target`` spec (and table options); ``ValueError`` says what is wrong."""
+    parsed, problems = parse_source(spec, table)
+    if parsed is None:
+        raise ValueError("; ".join(m if k == "spec" else f"{k}: {m}" for k, m in problems))
+    return parsed
 
 
 def bind_host(spec: SourceSpec) -> str | None:
     """The host a source binds on the network (zmq: tcp), for the loopback check; None if it binds none."""
-    if spec.kind != "zmq" or not spec.target.startswith("tcp://"):
+    if not KINDS[spec.kind].multi_stream or not spec.target.startswith("tcp://"):
         return None
     return spec.target[len("tcp://"):].rpartition(":")[0]
 
@@ -111,57 +165,13 @@ def default_name(spec: SourceSpec) -> str:
     whitespace runs become ``-``, other unprintable characters go, at most
     ``MAX_STREAM_ID_CHARS`` characters.
     """
-    if spec.kind == "file":
-        base = Path(spec.target).stem
-    elif spec.kind == "url":
-        base = url_stream_id(spec.target)
-    elif spec.kind == "mic":
-        base = f"mic-{spec.target}" if spec.target else "mic"
-    else:
-        base = spec.target
+    base = KINDS[spec.kind].stream_name(spec.target)
     cleaned = "".join(ch for ch in re.sub(r"\s+", "-", base.strip()) if ch.isprintable())
     return cleaned[:MAX_STREAM_ID_CHARS].rstrip("-") or spec.kind
 
 
-def url_stream_id(url: str) -> str:
-    """``host[:port]/mount`` of a stream URL: two mounts of one server get two ids.
-
-    The port shows only when the URL names one other than the scheme's default
-    (Icecast's usual ``:8000`` keeps two servers on one host apart); user info,
-    query and fragment are left out (they may hold credentials or tokens), and
-    so are the path's outer slashes.  ``http://radio.example/live`` gives
-    ``radio.example/live``.
-    """
-    parts = urlsplit(url)
-    host = (parts.hostname or "url").lower()
-    if ":" in host:  # an IPv6 literal keeps its brackets, or its port would read as part of it
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is not None and port != {"http": 80, "https": 443}.get(parts.scheme.lower()):
-        host = f"{host}:{port}"
-    mount = parts.path.strip("/")
-    return f"{host}/{mount}" if mount else host
-
-
-def build_source(spec: SourceSpec, name: str, *, limits: Limits = DEFAULT_LIMITS,
-                 secure: Callable[[Any], None] | None = None,
-                 allocate_rows: RowAllocator = plain_rows) -> Source:
-    """A ready-to-start source for ``spec``, feeding stream ``name`` (zmq: producers name their streams).
-
-    ``secure`` (zmq: only) prepares the socket before it binds, e.g. as a CURVE server;
-    ``allocate_rows`` (zmq: with workers) makes the buffer the workers' windows are received into.
-    """
-    if spec.kind == "file":
-        return FileSource(name, Path(spec.target), rate=float(spec.options.get("rate", 1.0)),
-                          loop=bool(spec.options.get("loop", False)), limits=limits)
-    if spec.kind == "zmq":
-        return ZmqSource(name, spec.target, limits=limits, idle_timeout=float(spec.options.get("idle", 5.0)),
-                         workers=int(spec.options.get("workers", 0)), secure=secure,
-                         allocate_rows=allocate_rows)
-    if spec.kind == "url":
-        return UrlSource(name, spec.target)
-    device: str | int | None = int(spec.target) if spec.target.isdigit() else (spec.target or None)
-    return MicSource(name, device, limits=limits)
+def build_source(spec: SourceSpec, name: str, env: BuildEnv | None = None) -> Source:
+    """A ready-to-start source for ``spec``, feeding stream ``name`` (zmq: producers name their streams)."""
+    kind = KINDS[spec.kind]
+    config = spec.config if spec.config is not None else kind.config()
+    return kind.source.from_config(name, spec.target, config, env or BuildEnv())

@@ -41,13 +41,16 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass
 from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from genretag.daemon.sources.backoff import Backoff
-from genretag.daemon.sources.base import Chunk, SourceSink
+from genretag.daemon.options import Problem, check_built, option
+from genretag.daemon.protocol import ErrorKind
+from genretag.daemon.sources.backoff import Backoff, BackoffOptions
+from genretag.daemon.sources.base import BuildEnv, Chunk, SourceSink, SourceWorker
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,29 @@ def check_url(url: str) -> str:
     return parts.scheme.lower() + url[len(parts.scheme):]
 
 
+def url_stream_id(url: str) -> str:
+    """``host[:port]/mount`` of a stream URL: two mounts of one server get two ids.
+
+    The port shows only when the URL names one other than the scheme's default
+    (Icecast's usual ``:8000`` keeps two servers on one host apart); user info,
+    query and fragment are left out (they may hold credentials or tokens), and
+    so are the path's outer slashes.  ``http://radio.example/live`` gives
+    ``radio.example/live``.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "url").lower()
+    if ":" in host:  # an IPv6 literal keeps its brackets, or its port would read as part of it
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and port != {"http": 80, "https": 443}.get(parts.scheme.lower()):
+        host = f"{host}:{port}"
+    mount = parts.path.strip("/")
+    return f"{host}/{mount}" if mount else host
+
+
 def redact(url: str) -> str:
     """``url`` without the password of its user info, for logs and events."""
     parts = urlsplit(url)
@@ -113,6 +139,24 @@ def redact(url: str) -> str:
         return url
     netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class UrlConfig(BackoffOptions):
+    """The options of a ``url:`` source (``[[source]]`` keys); see :class:`UrlSource`."""
+
+    sample_rate: int = option(44100, lambda v: 8000 <= v <= 192000, "must be 8000..192000 Hz")
+    channels: int = option(1, lambda v: v in (1, 2), "must be 1 or 2")
+    chunk_seconds: float = option(0.1, lambda v: 0.01 <= v <= 1.0, "must be 0.01..1 seconds")
+    connect_seconds: float = option(20.0, lambda v: 0 < v <= 3600, "must be > 0 and at most 3600 seconds")
+    stall_seconds: float = option(10.0, lambda v: 0 < v <= 3600, "must be > 0 and at most 3600 seconds")
+    ffmpeg: str = "ffmpeg"
+
+    def problems(self) -> list[Problem]:
+        if min(self.connect_seconds, self.stall_seconds) <= self.chunk_seconds:
+            key = "connect_seconds" if self.connect_seconds <= self.chunk_seconds else "stall_seconds"
+            return [(key, f"must exceed chunk_seconds ({self.chunk_seconds:g})")]
+        return super().problems()
 
 
 class UrlSource:
@@ -140,15 +184,11 @@ class UrlSource:
                  backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_max: float = 60.0,
                  backoff_jitter: float = 0.1, stable_seconds: float = 30.0, ffmpeg: str = "ffmpeg") -> None:
         self.url = check_url(url)
-        if not 8000 <= sample_rate <= 192000:
-            raise ValueError(f"url source {name!r}: sample_rate must be 8000..192000 Hz, got {sample_rate}")
-        if channels not in (1, 2):
-            raise ValueError(f"url source {name!r}: channels must be 1 or 2, got {channels}")
-        if not 0.01 <= chunk_seconds <= 1.0:
-            raise ValueError(f"url source {name!r}: chunk_seconds must be 0.01..1, got {chunk_seconds}")
-        if min(connect_seconds, stall_seconds) <= chunk_seconds:
-            raise ValueError(f"url source {name!r}: connect_seconds and stall_seconds must exceed "
-                             "chunk_seconds")
+        check_built(UrlConfig(sample_rate=sample_rate, channels=channels, chunk_seconds=chunk_seconds,
+                              connect_seconds=connect_seconds, stall_seconds=stall_seconds,
+                              backoff_initial=backoff_initial, backoff_factor=backoff_factor,
+                              backoff_max=backoff_max, backoff_jitter=backoff_jitter,
+                              stable_seconds=stable_seconds, ffmpeg=ffmpeg), f"url source {name!r}")
         executable = shutil.which(ffmpeg)
         if executable is None:
             raise ValueError(f"url source {name!r}: {ffmpeg!r} not found; the url: source needs ffmpeg")
@@ -161,10 +201,15 @@ class UrlSource:
         self._chunk_bytes = max(1, round(sample_rate * chunk_seconds)) * channels * 2
         self._backoff = Backoff(backoff_initial, backoff_factor, backoff_max, backoff_jitter, stable_seconds)
         self._lock = threading.Lock()  # guards _proc against stop() racing a new attempt
-        self._stopping = threading.Event()
+        self._worker = SourceWorker()
+        self._stopping = self._worker.stopping
         self._proc: subprocess.Popen[bytes] | None = None
-        self._thread: threading.Thread | None = None
         self._sink: SourceSink | None = None
+
+    @classmethod
+    def from_config(cls, name: str, target: str, config: UrlConfig, env: BuildEnv) -> UrlSource:
+        """The source of a ``url:TARGET`` spec (:mod:`~genretag.daemon.sources.registry`)."""
+        return cls(name, target, **asdict(config))
 
     @property
     def pid(self) -> int | None:
@@ -185,11 +230,10 @@ class UrlSource:
 
     def start(self, sink: SourceSink) -> None:
         """Start connecting in the background; everything that happens is reported through ``sink``."""
-        if self._thread is not None:
+        if self._worker.started:
             raise RuntimeError(f"url source {self.name!r} already started")
         self._sink = sink
-        self._thread = threading.Thread(target=self._run, name=f"url-{self.name}", daemon=True)
-        self._thread.start()
+        self._worker.start(self._run, f"url-{self.name}")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate ffmpeg and join the supervisor within ``timeout`` seconds; reports nothing."""
@@ -199,12 +243,10 @@ class UrlSource:
             proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.terminate()  # EOF on the pipe wakes the supervisor, which reaps ffmpeg
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-            if self._thread.is_alive():
-                log.warning("url source %r did not stop within %.1f s", self.name, timeout)
-                if proc is not None:
-                    proc.kill()
+        if not self._worker.stop(max(0.0, deadline - time.monotonic())):
+            log.warning("url source %r did not stop within %.1f s", self.name, timeout)
+            if proc is not None:
+                proc.kill()
 
     def _run(self) -> None:
         assert self._sink is not None
@@ -218,7 +260,7 @@ class UrlSource:
                 down_reported = True
             delay = self._backoff.next_delay(up_seconds or 0.0)
             log.warning("url source %r down: %s; reconnecting in %.1f s", self.name, reason, delay)
-            sink.error(self.name, "reconnect", f"{reason}; reconnecting in {delay:.1f} s")
+            sink.error(self.name, ErrorKind.RECONNECT, f"{reason}; reconnecting in {delay:.1f} s")
             self._stopping.wait(delay)
 
     def _attempt(self) -> tuple[float | None, str, str]:

@@ -28,19 +28,43 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import zmq
 
-from genretag.daemon.ingest.pool import IngestPool, RowAllocator, WindowedSink, plain_rows
+from genretag.daemon.ingest.pool import IngestPool, WindowedSink
 from genretag.daemon.ingest.receiver import FrameReceiver
 from genretag.daemon.ingest.sockets import POLL_MS, recv_frames
+from genretag.daemon.options import option
 from genretag.daemon.protocol import DEFAULT_LIMITS, Limits
-from genretag.daemon.sources.base import SourceSink, SourceWorker
+from genretag.daemon.sources.base import BuildEnv, RowAllocator, SourceSink, SourceWorker, plain_rows
 
 log = logging.getLogger(__name__)
 
 MAXMSGSIZE_SLACK = 1024
+
+
+MAX_WORKERS = 64
+
+
+def check_endpoint(target: str) -> str:
+    """The target of a ``zmq:`` spec, the endpoint to bind; ValueError unless ``tcp://`` or ``ipc://``."""
+    parts = urlsplit(target)
+    if parts.scheme not in ("tcp", "ipc") or not (parts.netloc or parts.path):
+        raise ValueError(f"zmq: needs a tcp://HOST:PORT or ipc://PATH endpoint, got {target!r}")
+    return target
+
+
+@dataclass(frozen=True)
+class ZmqConfig:
+    """The options of a ``zmq:`` source (``[[source]]`` keys or the spec's ``?key=value``); see
+    :class:`ZmqSource`."""
+
+    idle: float = option(5.0, lambda v: 0.1 <= v <= 3600, "must be 0.1..3600 seconds")
+    workers: int = option(0, lambda v: 0 <= v <= MAX_WORKERS, f"must be a whole number 0..{MAX_WORKERS}")
+    hwm: int = option(1000, lambda v: 1 <= v <= 1_000_000, "must be 1..1000000")
 
 
 class ZmqSource:
@@ -77,6 +101,12 @@ class ZmqSource:
         self._socket: zmq.Socket[Any] | None = None
         self._worker = SourceWorker()
         self._pool: IngestPool | None = None
+
+    @classmethod
+    def from_config(cls, name: str, target: str, config: ZmqConfig, env: BuildEnv) -> ZmqSource:
+        """The source of a ``zmq:ENDPOINT`` spec (:mod:`~genretag.daemon.sources.registry`)."""
+        return cls(name, target, limits=env.limits, idle_timeout=config.idle, rcvhwm=config.hwm,
+                   workers=config.workers, secure=env.secure, allocate_rows=env.allocate_rows)
 
     @property
     def windows_in_workers(self) -> bool:

@@ -62,12 +62,14 @@ def drain(t: Tagger) -> None:
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
-    """A sample's value as a scrape shows it (0 when absent)."""
+    """The value of the samples of ``name`` whose labels include ``labels``, summed, as a scrape shows them
+    (0 when absent)."""
+    total = 0.0
     for family in text_string_to_metric_families(metrics.render().decode()):
         for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return float(found.value)
-    return 0.0
+            if found.name == name and labels.items() <= found.labels.items():
+                total += float(found.value)
+    return total
 
 
 def test_events_of_a_stream_leave_in_stream_order() -> None:

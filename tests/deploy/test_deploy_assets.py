@@ -69,7 +69,8 @@ def exposed_names() -> set[str]:
     for family in (metrics.windows_processed, metrics.windows_silent, metrics.stream_up, metrics.silence,
                    metrics.label_changes):
         family.touch("radio")
-    metrics.stream(metrics.reconnects, "radio")
+    metrics.stream(metrics.reconnects, "radio", "url")
+    metrics.stream(metrics.source_errors, "radio", "reconnect", "url")
     metrics.stream(metrics.windows_dropped, "radio", "queue_full")
     metrics.scores.start(["rock"])
     metrics.scores.latest["radio"] = [0.5]
