@@ -92,7 +92,9 @@ def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
               help="TOML configuration file (validate it with `genretag check-config`).")
 @click.option("--source", "sources", multiple=True, metavar="SPEC",
-              help="An audio source (repeatable; replaces the file's [[source]] entries).")
+              help="An audio source, KIND:TARGET: mic:, file:PATH, url:URL, zmq:ENDPOINT; file: and zmq: "
+                   "take their options as ?key=value, url: and mic: only as [[source]] keys in --config "
+                   "(repeatable; replaces the file's [[source]] entries).")
 @click.option("--model", type=click.Path(path_type=Path, file_okay=False), help=MODEL_HELP)
 @click.option("--publish", metavar="tcp://HOST:PORT", help="Event PUB address [tcp://127.0.0.1:5556].")
 @click.option("--metrics", metavar="HOST:PORT", help="Prometheus /metrics address [127.0.0.1:9464].")
