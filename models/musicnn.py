@@ -233,8 +233,15 @@ def build_musicnn_architecture(
 
 
 def mel_network(model: keras.Model) -> keras.Model:
-    """The inner mel -> outputs model of a backbone (for mel-domain inputs and tests)."""
-    return model.get_layer(MEL_MODEL_NAME)
+    """The inner mel -> outputs model of a backbone (for mel-domain inputs and tests).
+
+    It is the backbone's one nested model: ``"musicnn"`` here, ``"vgg"`` for
+    the ports of :mod:`genretag.models.musicnn_vgg`.
+    """
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(inner) != 1:
+        raise ValueError(f"{model.name}: expected one inner mel network, found {len(inner)}")
+    return inner[0]
 
 
 def backbone_weights(model: keras.Model) -> dict[str, np.ndarray]:

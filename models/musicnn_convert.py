@@ -1,5 +1,8 @@
 """Convert the TF1 checkpoints of the musicnn wheel into genretag's Keras weights.
 
+Four variants: ``MSD_musicnn`` and ``MTT_musicnn`` (:mod:`genretag.models.musicnn`),
+``MSD_vgg`` and ``MTT_vgg`` (:mod:`genretag.models.musicnn_vgg`).
+
 The ``musicnn==0.1.0`` wheel (ISC licence) cannot be installed next to modern
 NumPy, but its checkpoints can be read: each variant directory holds files
 literally named ``.index`` and ``.data-00000-of-00001``, i.e. a checkpoint whose
@@ -10,12 +13,14 @@ opened directly instead.
 Only model variables are taken; Adam slots and the ``beta*_power`` counters are
 optimizer state.  The TF1 graph created its layers in a fixed order, so the
 auto-generated scopes (``conv2d_5``, ``batch_normalization_9``, ...) map onto
-this port's named layers as listed in :data:`CHECKPOINT_SCOPES`.
+this port's named layers as listed in :data:`CHECKPOINT_SCOPES` (musicnn) and
+:data:`VGG_CHECKPOINT_SCOPES` (vgg).
 
 Usage::
 
     python -m genretag.models.musicnn_convert --wheel-dir DIR --out models/musicnn_weights/
 
+Add ``--variants MSD_vgg MTT_vgg`` for the vgg taggers (not bundled).
 ``DIR`` may be a ``musicnn-*.whl`` file, a directory holding one, or an extracted
 ``musicnn`` package directory.  One ``<variant>.weights.npz`` is written per
 variant; load it with :func:`genretag.models.musicnn.load_backbone_weights`.
@@ -38,6 +43,10 @@ from genretag.models.musicnn import (
     build_musicnn_architecture,
     set_backbone_weights,
 )
+from genretag.models.musicnn_vgg import VGG_VARIANTS, build_vgg_architecture
+
+#: Every variant the converter knows, musicnn first.
+ALL_VARIANTS = (*VARIANTS, *VGG_VARIANTS)
 
 #: Keras layer of the port -> variable scope of the TF1 checkpoint.
 CHECKPOINT_SCOPES: dict[str, str] = {
@@ -63,7 +72,31 @@ CHECKPOINT_SCOPES: dict[str, str] = {
     "penultimate": "batch_normalization_10",
     "logits": "dense_1",
 }
+#: The same for the vgg variants (the TF1 graph named its convs "1CNN" ... "5CNN").
+VGG_CHECKPOINT_SCOPES: dict[str, str] = {
+    "input_bn": "batch_normalization",
+    **{f"conv{i}": f"{i}CNN" for i in range(1, 6)},
+    **{f"bn{i}": f"batch_normalization_{i}" for i in range(1, 6)},
+    "logits": "dense",
+}
 OPTIMIZER_MARKERS = ("/Adam", "beta1_power", "beta2_power")
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in ALL_VARIANTS:
+        raise ValueError(f"unknown musicnn variant {variant!r}; expected one of {ALL_VARIANTS}")
+
+
+def build_architecture(variant: str) -> keras.Model:
+    """The untrained port of any of :data:`ALL_VARIANTS`."""
+    _check_variant(variant)
+    return build_vgg_architecture(variant) if variant in VGG_VARIANTS else build_musicnn_architecture(variant)
+
+
+def checkpoint_scopes(variant: str) -> dict[str, str]:
+    """Port layer -> checkpoint scope for ``variant``."""
+    _check_variant(variant)
+    return VGG_CHECKPOINT_SCOPES if variant in VGG_VARIANTS else CHECKPOINT_SCOPES
 
 
 def checkpoint_prefix(checkpoint_dir: str | Path, variant: str) -> str:
@@ -72,8 +105,7 @@ def checkpoint_prefix(checkpoint_dir: str | Path, variant: str) -> str:
     ``checkpoint_dir`` is either the extracted ``musicnn`` package directory
     (holding ``<variant>/.index``) or the variant directory itself.
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown musicnn variant {variant!r}; expected one of {VARIANTS}")
+    _check_variant(variant)
     root = Path(checkpoint_dir)
     for directory in (root / variant, root):
         if (directory / ".index").is_file():
@@ -93,10 +125,10 @@ def read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     }
 
 
-def checkpoint_name(key: str) -> str:
-    """The checkpoint variable behind a port weight key ``"<layer>/<variable>"``."""
+def checkpoint_name(key: str, variant: str = "MSD_musicnn") -> str:
+    """The checkpoint variable behind a port weight key ``"<layer>/<variable>"`` of ``variant``."""
     layer, variable = key.split("/")
-    return f"{CHECKPOINT_SCOPES[layer]}/{variable}"
+    return f"{checkpoint_scopes(variant)[layer]}/{variable}"
 
 
 def to_port_layout(key: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -120,11 +152,8 @@ def convert_checkpoint(checkpoint_dir: str | Path, variant: str) -> dict[str, np
     layer takes, or lacks one the port needs, so nothing can be dropped quietly.
     """
     tf1 = read_checkpoint(checkpoint_prefix(checkpoint_dir, variant))
-    shapes = {
-        key: value.shape
-        for key, value in backbone_weights(build_musicnn_architecture(variant)).items()
-    }
-    sources = {key: checkpoint_name(key) for key in shapes}
+    shapes = {key: value.shape for key, value in backbone_weights(build_architecture(variant)).items()}
+    sources = {key: checkpoint_name(key, variant) for key in shapes}
     missing = sorted(set(sources.values()) - set(tf1))
     unused = sorted(set(tf1) - set(sources.values()))
     if missing or unused:
@@ -143,11 +172,11 @@ def save_weights(model: keras.Model, out_path: str | Path) -> Path:
 
 def extract_wheel(wheel: str | Path, dest: str | Path) -> Path:
     """Extract the musicnn checkpoints of ``wheel`` under ``dest``; return the package dir."""
-    members_of = tuple(f"musicnn/{variant}/" for variant in VARIANTS)
+    members_of = tuple(f"musicnn/{variant}/" for variant in ALL_VARIANTS)
     with zipfile.ZipFile(wheel) as archive:
         members = [name for name in archive.namelist() if name.startswith(members_of)]
         if not members:
-            raise FileNotFoundError(f"{wheel}: holds no musicnn/{{{','.join(VARIANTS)}}}/")
+            raise FileNotFoundError(f"{wheel}: holds no musicnn/{{{','.join(ALL_VARIANTS)}}}/")
         archive.extractall(dest, members=members)
     return Path(dest) / "musicnn"
 
@@ -187,13 +216,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="musicnn-0.1.0 wheel, a directory holding it, or its extracted package",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS, default=list(VARIANTS),
+                        help="default: the bundled musicnn variants; the vgg ones are not bundled")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:
         package_dir = locate_package_dir(args.wheel_dir, scratch)
         for variant in args.variants:
-            model = build_musicnn_architecture(variant)
+            model = build_architecture(variant)
             set_backbone_weights(model, convert_checkpoint(package_dir, variant))
             path = save_weights(model, args.out / f"{variant}.weights.npz")
             print(f"{variant}: {path} ({path.stat().st_size} bytes)")
