@@ -43,7 +43,7 @@ from benchmarks.programme_build import (
     genre_name,
     genre_pools,
     plan_programme,
-    read_manifest,
+    read_programme_clips,
     render,
     select_clips,
     write_programme,
@@ -100,7 +100,7 @@ def build_programmes(args: argparse.Namespace, work: Path) -> tuple[list[Path], 
     """Select clips, plan and render the programmes into ``work``: (FLAC paths, cue sheets)."""
     clips = []
     for manifest in args.manifest or DEFAULT_MANIFESTS:
-        clips += read_manifest(manifest)
+        clips += read_programme_clips(manifest)
     excluded = set(args.exclude_artist)
     for manifest in args.exclude_artists_of:
         excluded |= artists_of(manifest)

@@ -102,7 +102,7 @@ def clip_seconds(path: Path) -> float:
         return len(decode(path, 22050)) / 22050
 
 
-def read_manifest(manifest: Path) -> list[Clip]:
+def read_programme_clips(manifest: Path) -> list[Clip]:
     """The clips of one manifest (``path,labels,artist,source,split,...``; paths relative to its folder)."""
     clips = []
     with manifest.open(newline="") as handle:

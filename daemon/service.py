@@ -90,7 +90,7 @@ def load_model(config: Config) -> Predictor:
 
 
 @dataclass
-class _Output:
+class _EventSink:
     """The ``emit`` of the Tagger: PUB socket, optional JSON lines on stdout, counters."""
 
     publisher: EventPublisher
@@ -160,7 +160,7 @@ class Service:
             guard.close()
             metrics.close()
             raise
-        self.output = _Output(publisher, metrics, self._print)
+        self.output = _EventSink(publisher, metrics, self._print)
         multi = [kind.name for kind in KINDS.values() if kind.multi_stream]  # feeds every other stream
         self.tagger = Tagger(cfg, predictor, self.output, metrics, configured, other_kind=multi[0])
         sources = self._sources = []

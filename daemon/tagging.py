@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 LOG_EVERY_SECONDS = 60.0  # repeated source errors of one kind and stream are logged at most this often
 
 
-def window_spec(predictor: Predictor, config: Config) -> WindowSpec:
+def served_window_spec(predictor: Predictor, config: Config) -> WindowSpec:
     """The artifact's window at the configured hop (the artifact's own hop by default)."""
     m = predictor.manifest
     return WindowSpec(m.sample_rate, m.window_seconds, config.window.hop_seconds or m.hop_seconds)
@@ -72,12 +72,12 @@ def window_spec(predictor: Predictor, config: Config) -> WindowSpec:
 
 def windower_settings(predictor: Predictor, config: Config) -> WindowerSettings:
     """How every stream is windowed for ``predictor`` under ``config``."""
-    return WindowerSettings(window_spec(predictor, config), config.silence.threshold_db,
+    return WindowerSettings(served_window_spec(predictor, config), config.silence.threshold_db,
                             config.silence.hold_seconds)
 
 
 @dataclass
-class _Ingest:
+class _StreamIngest:
     """Ingest-side state of one stream (guarded by ``Tagger._lock``).
 
     ``windower`` is None for a stream windowed in an ingest worker process: its
@@ -105,7 +105,7 @@ class _Ingest:
 
 
 @dataclass
-class _Output:
+class _StreamLabel:
     """Output-side state of one stream (inference thread only).
 
     ``label`` is the label last *published* (not the smoother's): a null label event
@@ -147,8 +147,8 @@ class Tagger:
                             else dict.fromkeys(configured, "?"))
         self._other_kind = other_kind
         self._lock = threading.Lock()
-        self._streams: dict[str, _Ingest] = {}
-        self._outputs: dict[str, _Output] = {}  # inference thread only
+        self._streams: dict[str, _StreamIngest] = {}
+        self._outputs: dict[str, _StreamLabel] = {}  # inference thread only
         self._logged: dict[tuple[str, str], float] = {}
         self._closing = False
         self.windows_scored = 0
@@ -259,7 +259,7 @@ class Tagger:
             log.warning("stream %r: %s: %s (logged at most every %g s)", stream, kind, message,
                         LOG_EVERY_SECONDS)
 
-    def _admit(self, stream: str, *, local: bool) -> _Ingest | None:
+    def _admit(self, stream: str, *, local: bool) -> _StreamIngest | None:
         """The stream's state, created if there is room (a down stream may give up its slot).
 
         ``local``: the stream is windowed here (it gets a windower), else in a worker process.
@@ -279,10 +279,10 @@ class Tagger:
             evicted = min(down)[1]
             del self._streams[evicted]
             self.batcher.call(partial(self._forget, evicted))
-        st = self._streams[stream] = _Ingest(self._settings.new_windower() if local else None)
+        st = self._streams[stream] = _StreamIngest(self._settings.new_windower() if local else None)
         return st
 
-    def _went_up(self, stream: str, st: _Ingest) -> None:
+    def _went_up(self, stream: str, st: _StreamIngest) -> None:
         if st.windower is None and st.produced:  # a worker forgets a stream when it goes down
             st.new_windower(None)
         st.up = True
@@ -290,7 +290,7 @@ class Tagger:
         self.batcher.call(partial(self._state_out, stream, "up", st.pos, "audio"))
         log.info("stream %r up", stream)
 
-    def _forward(self, stream: str, st: _Ingest, result: PushResult) -> None:
+    def _forward(self, stream: str, st: _StreamIngest, result: PushResult) -> None:
         """Queue a push's windows and gate changes in stream order.
 
         Windows are not scored while the stream is silent, nor after a silence until
@@ -314,7 +314,7 @@ class Tagger:
             m.silence.inc(stream, silence - st.silence_counted)
             st.silence_counted = silence
 
-    def _gate_change(self, stream: str, st: _Ingest, change: StateChange) -> None:
+    def _gate_change(self, stream: str, st: _StreamIngest, change: StateChange) -> None:
         event_state = "silence" if change.state == "silence" else "recovered"
         if event_state == "recovered":
             st.clean_from = self._settings.clean_after(change.pos)
@@ -376,12 +376,12 @@ class Tagger:
         self.metrics.latency.observe(time.monotonic() - window.arrival_time)
         self.windows_scored += 1
 
-    def _new_output(self, stream: str) -> _Output:
+    def _new_output(self, stream: str) -> _StreamLabel:
         """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
         smoother = smoother_from_config(self._labels, self._out_config.smoothing,
                                         float(self._calibration.get("min_confidence", 0.0)))
         self.metrics.label_changes.touch(stream)
-        return _Output(smoother)
+        return _StreamLabel(smoother)
 
     def _state_out(self, stream: str, state: str, pos: float, reason: str) -> None:
         self._emit(state_event(stream, pos, state, reason=reason))
@@ -390,7 +390,7 @@ class Tagger:
             out.smoother.reset()  # the label is null while silent or down and settles anew afterwards
             self._label_out(stream, out, pos, reason)
 
-    def _label_out(self, stream: str, out: _Output, pos: float, reason: str,
+    def _label_out(self, stream: str, out: _StreamLabel, pos: float, reason: str,
                    scores: dict[str, float] | None = None) -> None:
         """The stream's label is now null: say so, once, if it was a genre (see the module docstring)."""
         if out.label is None:

@@ -97,7 +97,7 @@ def read_source(source: Path, kind: str | None = None) -> SourceScan:
     if not source.exists():
         raise SourceError(f"{source}: no such file or folder")
     kind = kind or detect_kind(source)
-    readers = {"manifest": read_manifest, "folders": read_genre_folders, "fma": read_fma}
+    readers = {"manifest": read_manifest_csv, "folders": read_genre_folders, "fma": read_fma}
     if kind not in readers:
         raise SourceError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS}")
     return readers[kind](source)
@@ -116,7 +116,7 @@ def _dedupe(clips: list[ClipSpec], skipped: list[Skipped]) -> list[ClipSpec]:
     return kept
 
 
-def read_manifest(manifest: Path) -> SourceScan:
+def read_manifest_csv(manifest: Path) -> SourceScan:
     """Read a manifest CSV: ``path``, ``labels`` (``;``-separated), optional
     ``artist`` or ``group``, optional ``split``.  Relative paths are resolved
     against the manifest's folder, without following symlinks, so a linked

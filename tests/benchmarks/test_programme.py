@@ -19,7 +19,7 @@ from benchmarks.programme_build import (
     allocate,
     genre_pools,
     plan_programme,
-    read_manifest,
+    read_programme_clips,
     render,
     select_clips,
     write_programme,
@@ -214,7 +214,7 @@ def write_clip_folder(folder: Path) -> Path:
 
 
 def test_rendered_audio_matches_its_cue_sheet(tmp_path: Path) -> None:
-    clips = read_manifest(write_clip_folder(tmp_path))
+    clips = read_programme_clips(write_clip_folder(tmp_path))
     assert sorted(round(c.seconds) for c in clips)[:3] == [12, 12, 12]
     pools = genre_pools(select_clips(clips, ["synth"]), 2)
     songs = plan_programme(pools, 4, np.random.default_rng(1), song_seconds=(20.0, 26.0), crossfade=1.0)
