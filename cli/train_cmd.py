@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING
 import click
 
 from genretag.cli import messages
+from genretag.models.model_types import MODEL_CHOICES
 
 if TYPE_CHECKING:
     from genretag.training.runner import TrainOptions
-
-MODEL_CHOICES = ("logreg", "knn", "gnb", "svm", "cnn1d", "cnn2d", "mobilenet", "musicnn", "student")
 
 
 def _training_options(f: click.decorators.FC) -> click.decorators.FC:

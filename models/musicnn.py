@@ -47,14 +47,11 @@ import numpy as np
 from keras import layers, ops
 
 from genretag.models.frontend import LogMelFrontEnd
+from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 
-SAMPLE_RATE = 16000
 N_FFT = 512
 HOP_LENGTH = 256
 N_MELS = 96
-#: 186 hops of 256 samples: with a centred STFT this gives the 187 frames musicnn
-#: was trained on.
-WINDOW_SAMPLES = 47616
 BN_EPSILON = 1e-3
 VARIANTS = ("MSD_musicnn", "MTT_musicnn")
 MEL_MODEL_NAME = "musicnn"
@@ -226,7 +223,7 @@ def build_musicnn_architecture(
         raise ValueError(f"window_samples must be positive, got {window_samples}")
     pcm = keras.Input(shape=(window_samples,), name="pcm")
     mel = LogMelFrontEnd(
-        sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, name="log_mel"
+        sample_rate=BACKBONE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, name="log_mel"
     )(pcm)
     outputs = build_mel_network(N_MELS)(mel)
     return keras.Model(pcm, outputs, name=variant)

@@ -61,11 +61,10 @@ from genretag.models.musicnn import (
     MTT_LABELS,
     N_FFT,
     N_MELS,
-    SAMPLE_RATE,
     WEIGHTS_DIR,
-    WINDOW_SAMPLES,
     load_backbone_weights,
 )
+from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 
 VGG_VARIANTS = ("MSD_vgg", "MTT_vgg")
 VGG_MODEL_NAME = "vgg"
@@ -123,7 +122,7 @@ def build_vgg_architecture(variant: str = "MSD_vgg") -> keras.Model:
     _check_variant(variant)
     pcm = keras.Input(shape=(WINDOW_SAMPLES,), name="pcm")
     mel = LogMelFrontEnd(
-        sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, name="log_mel"
+        sample_rate=BACKBONE_RATE, n_fft=N_FFT, hop_length=HOP_LENGTH, n_mels=N_MELS, name="log_mel"
     )(pcm)
     return keras.Model(pcm, build_vgg_mel_network(variant, N_MELS)(mel), name=variant)
 

@@ -26,13 +26,13 @@ from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
 from genretag.models.clip_scoring import window_levels
+from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.audio import resample
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.reader import load_clips_numpy, read_dataset
 
 log = logging.getLogger(__name__)
 
-BACKBONE_RATE = 16000
 FEATURE_LAYERS = ("taggram", "penultimate", "mean_pool", "max_pool")
 
 
@@ -81,7 +81,6 @@ def _normalized_input(normalize_db: float | None) -> tuple[object, object]:
     import keras
 
     from genretag.models.loudness import RmsNormalization
-    from genretag.models.musicnn import WINDOW_SAMPLES
 
     pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
     if normalize_db is None:
@@ -120,8 +119,6 @@ def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: flo
     audio, the variants, the hop and the loudness target, so any later subset
     of clips (a split, all splits, a cross-validation) reuses them.
     """
-    from genretag.models.musicnn import WINDOW_SAMPLES
-
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
     model = None
     per_clip: list[dict[str, np.ndarray]] = []
@@ -152,8 +149,6 @@ def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: flo
 def backbone_window_levels(clips: Sequence[Clip], hop_seconds: float) -> np.ndarray:
     """RMS dBFS of every window :func:`~genretag.training.backbone_train.embed_clips` embeds for
     ``clips`` at ``hop_seconds``, in its order: the levels the clip rule needs."""
-    from genretag.models.musicnn import WINDOW_SAMPLES
-
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
     return np.concatenate([window_levels(frame_windows(clip.pcm, spec)[0]) for clip in clips])
 
@@ -253,8 +248,6 @@ def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
 def tagger_manifest(config: HeadConfig, labels: Sequence[str], head: str, **fields: Any) -> ArtifactManifest:
     """The manifest of a model made by :func:`build_tagger`; ``fields`` adds manifest fields
     (``dev_metrics``, ``training_data``, ``calibration``)."""
-    from genretag.models.musicnn import WINDOW_SAMPLES
-
     return ArtifactManifest(
         kind="keras", architecture="musicnn", labels=list(labels), output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,

@@ -38,9 +38,9 @@ import numpy as np
 from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.backbone_train import (
-    BACKBONE_RATE,
     HeadConfig,
     LinearHead,
     backbone_outputs,
@@ -85,7 +85,6 @@ def mel_front(normalize_db: float | None) -> Any:
 
     from genretag.models.frontend import LogMelFrontEnd
     from genretag.models.loudness import RmsNormalization
-    from genretag.models.musicnn import WINDOW_SAMPLES
 
     pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
     x = pcm if normalize_db is None else RmsNormalization(target_db=normalize_db, name="loudness")(pcm)
@@ -138,8 +137,6 @@ class DistillationData:
 
 def teacher_windows(clips: Sequence[np.ndarray], hop_seconds: float) -> np.ndarray:
     """Every window of every 16 kHz clip, ``hop_seconds`` apart."""
-    from genretag.models.musicnn import WINDOW_SAMPLES
-
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds)
     return np.concatenate([frame_windows(pcm, spec)[0] for pcm in clips])
 
@@ -330,8 +327,6 @@ def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: Head
     ``distillation`` (what the student was trained on, where) goes into ``features``;
     ``fields`` are further manifest fields (``training_data``, ``dev_metrics``, ``calibration``).
     """
-    from genretag.models.musicnn import WINDOW_SAMPLES
-
     return ArtifactManifest(
         kind="keras", architecture=ARCHITECTURE, labels=list(labels), output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.model_types import DISTILLED_MODELS, KERAS_MODELS, MODEL_CHOICES, SKLEARN_MODELS
 from genretag.models.predictor import KerasPredictor, Predictor, SklearnPredictor, save_artifact
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.backbone_train import (
@@ -33,12 +34,6 @@ from genretag.training.reader import DatasetInfo, load_clips_numpy, read_dataset
 from genretag.training.scoring import score_clips
 
 log = logging.getLogger(__name__)
-
-SKLEARN_MODELS = ("logreg", "knn", "gnb", "svm")
-KERAS_MODELS = ("cnn1d", "cnn2d", "mobilenet")
-BACKBONE_MODELS = ("musicnn",)
-DISTILLED_MODELS = ("student",)
-ALL_MODELS = SKLEARN_MODELS + KERAS_MODELS + BACKBONE_MODELS + DISTILLED_MODELS
 
 
 @dataclass
@@ -143,8 +138,8 @@ def _train_student(dataset_dir: Path, info: DatasetInfo,
 
 def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions) -> Predictor:
     """Train model type ``name`` on ``dataset_dir`` and save a checked artifact at ``out_dir``."""
-    if name not in ALL_MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(ALL_MODELS)}")
+    if name not in MODEL_CHOICES:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_CHOICES)}")
     info = read_dataset(dataset_dir)
     if name in SKLEARN_MODELS:
         model, manifest = _train_sklearn(name, dataset_dir, info, options)

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from genretag.models.musicnn_input import BACKBONE_RATE
 from genretag.models.predictor import save_artifact
 from genretag.pipeline.audio import decode
 from genretag.training.backbone_train import (
-    BACKBONE_RATE,
     Clip,
     HeadConfig,
     LinearHead,

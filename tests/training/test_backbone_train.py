@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from genretag.models.artifact import ArtifactManifest
-from genretag.models.musicnn import WINDOW_SAMPLES
+from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.models.predictor import load_predictor, save_artifact
 from genretag.pipeline.synth import electronic_loop, string_chords
 from genretag.training.backbone_train import (
-    BACKBONE_RATE,
     Clip,
     HeadConfig,
     build_tagger,

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from genretag.models.musicnn_input import BACKBONE_RATE
 from genretag.models.predictor import load_predictor, save_artifact
 from genretag.pipeline.synth import electronic_loop, string_chords
-from genretag.training.backbone_train import BACKBONE_RATE, HeadConfig, LinearHead
+from genretag.training.backbone_train import HeadConfig, LinearHead
 from genretag.training.distill import (
     StudentConfig,
     assemble_student,

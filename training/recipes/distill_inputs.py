@@ -37,8 +37,9 @@ import numpy as np
 from tqdm import tqdm
 
 from genretag.models.artifact import read_manifest
+from genretag.models.musicnn_input import BACKBONE_RATE
 from genretag.pipeline.audio import decode
-from genretag.training.backbone_train import BACKBONE_RATE, LinearHead
+from genretag.training.backbone_train import LinearHead
 from genretag.training.corpus import CorpusClip, corpus_labels, read_corpus
 from genretag.training.distill import save_teacher_head
 from genretag.training.set_head import fit_set_head

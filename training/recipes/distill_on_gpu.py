@@ -54,8 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genretag.models.musicnn_input import BACKBONE_RATE
 from genretag.pipeline.audio import decode
-from genretag.training.backbone_train import BACKBONE_RATE
 from genretag.training.distill import (
     StudentConfig,
     assemble_student,

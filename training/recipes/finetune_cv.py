@@ -125,7 +125,7 @@ def augment(key: Any, pcm: Any) -> Any:
     import jax
     import jax.numpy as jnp
 
-    from genretag.training.backbone_train import BACKBONE_RATE
+    from genretag.models.musicnn_input import BACKBONE_RATE
 
     n, length = pcm.shape
     k = jax.random.split(key, 6)
@@ -146,10 +146,9 @@ class Audio:
     """Every clip's 16 kHz PCM in one array; the windows ``train-tagger`` cuts, and shifted crops of them."""
 
     def __init__(self, files: Sequence[str], hop_seconds: float, cache: Path | None = None) -> None:
-        from genretag.models.musicnn import WINDOW_SAMPLES
+        from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
         from genretag.pipeline.audio import decode
         from genretag.pipeline.windows import WindowSpec, tile_to_length
-        from genretag.training.backbone_train import BACKBONE_RATE
 
         stored = cache / "audio.npz" if cache else None
         if stored is not None and stored.is_file():
@@ -187,7 +186,7 @@ def _feature_model(variants: Sequence[str], layers: Sequence[str], normalize_db:
     """PCM -> the head's input features (the default's layers of every backbone, concatenated)."""
     import keras
 
-    from genretag.models.musicnn import WINDOW_SAMPLES
+    from genretag.models.musicnn_input import WINDOW_SAMPLES
     from genretag.training.backbone_train import backbone_outputs
 
     pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
