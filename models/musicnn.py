@@ -3,8 +3,8 @@
 musicnn (Pons & Serra, 2019) is a "musically motivated" CNN over a 96-band
 log-mel spectrogram of 3 s of 16 kHz audio (187 frames).  This module rebuilds
 its architecture from the paper and the published checkpoints; the weights come
-from :mod:`genretag.models.musicnn_convert`, stored next to this file in
-``musicnn_weights/``.
+from ``tools/musicnn_convert.py`` (beside the package, not installed), stored
+next to this file in ``musicnn_weights/``.
 
 Model structure (``build_musicnn_backbone``)::
 
@@ -288,7 +288,7 @@ def default_weights_path(variant: str) -> Path:
 
 
 def load_backbone_weights(model: keras.Model, path: str | Path) -> None:
-    """Load an ``.npz`` written by ``musicnn_convert.save_weights`` into ``model``."""
+    """Load an ``.npz`` written by ``tools/musicnn_convert.py`` (``save_weights``) into ``model``."""
     with np.load(path, allow_pickle=False) as archive:
         set_backbone_weights(model, {key: archive[key] for key in archive.files})
 
@@ -321,7 +321,7 @@ def build_musicnn_backbone(
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: musicnn weights not found; create them with "
-            "`python -m genretag.models.musicnn_convert --wheel-dir DIR --out DIR`"
+            "`python -m tools.musicnn_convert --wheel-dir DIR --out DIR`"
         )
     load_backbone_weights(model, path)
     return model

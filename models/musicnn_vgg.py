@@ -3,10 +3,10 @@
 The ``musicnn==0.1.0`` wheel ships, next to the musicnn models of
 :mod:`genretag.models.musicnn`, a plain VGG-style baseline trained on the same
 data and the same front end (96-band log-mel, 187 frames of 16 kHz audio).
-Weights come from :mod:`genretag.models.musicnn_convert`; they are *not*
+Weights come from ``tools/musicnn_convert.py``; they are *not*
 bundled with the package (about 2.4 MB each).  Make them with::
 
-    python -m genretag.models.musicnn_convert --wheel-dir DIR --out models/musicnn_weights \
+    python -m tools.musicnn_convert --wheel-dir DIR --out models/musicnn_weights \
         --variants MSD_vgg MTT_vgg
 
 Why not bundled: as extra features for the default tagger's set-loss head
@@ -153,7 +153,7 @@ def build_vgg_backbone(variant: str = "MSD_vgg", weights_path: str | Path | None
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: musicnn vgg weights not found; create them with "
-            "`python -m genretag.models.musicnn_convert --wheel-dir DIR --out DIR`"
+            "`python -m tools.musicnn_convert --wheel-dir DIR --out DIR`"
         )
     load_backbone_weights(model, path)
     return model

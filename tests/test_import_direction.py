@@ -54,10 +54,9 @@ def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
 #: sounddevice, needs PortAudio), and ``genretag --help`` must stay instant.
 HEAVY = ("tensorflow", "keras", "librosa", "sklearn", "openvino", "matplotlib", "tf2onnx", "jax",
          "sounddevice")
-#: Packages whose imports inside functions are checked: cli/ imports inside its commands on purpose, and
-#: training/recipes/ holds one-off scripts on their way to tools/ (issue 15 point 7).
+#: Packages whose imports inside functions are checked: cli/ imports inside its commands on purpose (and
+#: tools/, beside the package, holds one-off scripts).
 LAZY_CHECKED = ("pipeline", "models", "daemon", "training")
-LAZY_SKIPPED = ("training/recipes",)
 #: (file, module of ours) -> why that import still sits inside a function.  Keep it short: an entry that is
 #: gone makes the test fail, so the list only shrinks.
 LAZY_KNOWN: dict[tuple[str, str], str] = {}
@@ -129,8 +128,6 @@ def test_only_heavy_modules_are_imported_inside_functions() -> None:
     for package in LAZY_CHECKED:
         for path in sorted((REPO / package).rglob("*.py")):
             file = str(path.relative_to(REPO))
-            if file.startswith(LAZY_SKIPPED):
-                continue
             lazy |= {(file, name) for name in split_imports(path, modules)[1]
                      if name.startswith("genretag.") and name in modules and name not in heavy}
     assert sorted(lazy - LAZY_KNOWN.keys()) == [], "import these at the top of the module"

@@ -29,13 +29,13 @@ from genretag.models.musicnn import (
     set_backbone_weights,
     tag_names,
 )
-from genretag.models.musicnn_convert import (
+from genretag.pipeline.audio import decode
+from tools.musicnn_convert import (
     checkpoint_name,
     checkpoint_prefix,
     locate_package_dir,
     read_checkpoint,
 )
-from genretag.pipeline.audio import decode
 
 OUTPUT_DIMS = {"taggram": 50, "penultimate": 200, "mean_pool": 753, "max_pool": 753}
 CLIPS_PER_GENRE = 2

@@ -18,13 +18,6 @@ import numpy as np
 import pytest
 
 from genretag.models.musicnn import WINDOW_SAMPLES, backbone_weights, mel_network
-from genretag.models.musicnn_convert import (
-    checkpoint_name,
-    checkpoint_prefix,
-    locate_package_dir,
-    main,
-    read_checkpoint,
-)
 from genretag.models.musicnn_vgg import (
     OUTPUT_DIMS,
     VGG_VARIANTS,
@@ -33,6 +26,13 @@ from genretag.models.musicnn_vgg import (
     tag_names,
 )
 from genretag.pipeline.audio import decode
+from tools.musicnn_convert import (
+    checkpoint_name,
+    checkpoint_prefix,
+    locate_package_dir,
+    main,
+    read_checkpoint,
+)
 
 CLIPS_PER_GENRE = 2
 WINDOWS_PER_CLIP = 2

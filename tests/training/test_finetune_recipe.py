@@ -3,9 +3,7 @@ crops it trains on, its augmentation."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import soundfile as sf
@@ -15,16 +13,7 @@ from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.set_head import fit_set_head
 from genretag.training.source_cv import CorpusWindows, artist_folds, out_of_fold, source_folds, trained_genres
 from genretag.training.tagger_recipe import TaggerRecipe, cross_source_figures, figures_from_logits
-
-RECIPE = Path(__file__).resolve().parents[2] / "training" / "recipes" / "finetune_cv.py"
-
-
-def _recipe() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("finetune_cv", RECIPE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tools import finetune_cv
 
 
 def _corpus(rng: np.random.Generator) -> CorpusWindows:
@@ -66,19 +55,18 @@ def test_trained_genres_leave_out_what_a_fold_never_saw_exactly() -> None:
 
 
 def test_audio_cuts_the_recipes_windows_and_crops_inside_the_clip(tmp_path: Path) -> None:
-    recipe = _recipe()
     rng = np.random.default_rng(1)
     lengths = [16000 * 5, 16000 * 7 + 123, WINDOW_SAMPLES // 2]  # the last is shorter than a window
     files = []
     for i, n in enumerate(lengths):
         files.append(str(tmp_path / f"{i}.wav"))
         sf.write(files[-1], rng.uniform(-0.5, 0.5, n).astype(np.float32), 16000, subtype="FLOAT")
-    audio = recipe.Audio(files, 1.5, tmp_path / "cache")
+    audio = finetune_cv.Audio(files, 1.5, tmp_path / "cache")
     spec = WindowSpec(16000, WINDOW_SAMPLES / 16000, 1.5)
     expected = np.concatenate([frame_windows(sf.read(f, dtype="float32")[0], spec)[0] for f in files])
     rows = np.arange(len(audio.clip_index))
     assert np.allclose(audio.windows(rows), expected)
-    cached = recipe.Audio(files, 1.5, tmp_path / "cache")  # read back from the cache
+    cached = finetune_cv.Audio(files, 1.5, tmp_path / "cache")  # read back from the cache
     assert np.array_equal(cached.clip_index, audio.clip_index)
     crops = audio.windows(np.repeat(rows[:1], 50), np.random.default_rng(0))  # clip 0's first window, shifted
     clip0 = sf.read(files[0], dtype="float32")[0]
@@ -89,10 +77,9 @@ def test_audio_cuts_the_recipes_windows_and_crops_inside_the_clip(tmp_path: Path
 def test_augment_keeps_shape_and_adds_noise_within_its_snr() -> None:
     import jax
 
-    recipe = _recipe()
     tone = np.sin(2 * np.pi * 440 * np.arange(WINDOW_SAMPLES) / 16000)
     pcm = tone[None].repeat(4, axis=0).astype(np.float32)
-    out = np.asarray(recipe.augment(jax.random.PRNGKey(0), pcm))
+    out = np.asarray(finetune_cv.augment(jax.random.PRNGKey(0), pcm))
     assert out.shape == pcm.shape and np.isfinite(out).all()
     assert not np.allclose(out, pcm)
     spectrum = np.abs(np.fft.rfft(out, axis=1))

@@ -18,7 +18,7 @@ Writes to ``OUT``:
 
 Run (embeddings are cached per clip, as for ``train-tagger``)::
 
-    python training/recipes/distill_inputs.py --manifest ../shared/data/music/manifest.csv \\
+    python tools/distill_inputs.py --manifest ../shared/data/music/manifest.csv \\
         --manifest ../shared/data/mer4q/manifest.csv --teacher models/default \\
         --copies .dist/audio --out .dist/jobs/all --cache CACHE
 """

@@ -3,7 +3,7 @@
 The teacher labels about ten windows a second on a 2-core CPU and over a thousand
 on one GPU, so the distillation set (about 120,000 windows) is made there.
 The GPU box lends no TensorFlow (no TFRecords), so this script takes plain
-inputs, made where the collections live by ``training/recipes/distill_inputs.py``:
+inputs, made where the collections live by ``tools/distill_inputs.py``:
 
 * ``CLIPS``: JSON ``{"clips": [{"file": ..., "split": ...}, ...]}``, files
   relative to the JSON's folder (any format the project decodes; 24 kb/s Opus
@@ -21,22 +21,22 @@ Run there as ``benchmarks/gpu.sh`` sets up (wheels in ``.whl/``, installed with 
 ``genretag`` package of symlinks); besides keras, namex, optree, soundfile, cffi, pycparser and soxr it
 needs librosa 0.11 and audioread, decorator, pooch, platformdirs (the front end's mel filters)::
 
-    KERAS_BACKEND=jax python3 training/recipes/distill_on_gpu.py CLIPS HEAD OUT [--config JSON]
+    KERAS_BACKEND=jax python3 tools/distill_on_gpu.py CLIPS HEAD OUT [--config JSON]
 
 How ``models/fast`` was made (2026-12-07; one H100 of ``device``: 1,152 clips decoded and 124,185
 windows labelled in 193 s, 25 epochs in 232 s)::
 
     # here: teacher head = the default model's (checked against models/default), Opus copies (104 MiB)
-    python training/recipes/distill_inputs.py --manifest ../shared/data/music/manifest.csv \\
+    python tools/distill_inputs.py --manifest ../shared/data/music/manifest.csv \\
         --manifest ../shared/data/mer4q/manifest.csv --teacher models/default \\
         --copies .dist/audio --out .dist/jobs/all --cache CACHE
     # device: .dist/audio travels in three calls to a warm machine (64 MiB each, the tree included),
     # e.g. music/audio/emotify + mer4q/audio/hiphop + .whl, then music/audio/gtzan + mer4q/audio/{pop,blues,
     # classical}, then mer4q/audio/{electronic,jazz,country,reggae} + .dist/jobs with the command:
-    KERAS_BACKEND=jax python3 training/recipes/distill_on_gpu.py .dist/jobs/all/clips.json \\
+    KERAS_BACKEND=jax python3 tools/distill_on_gpu.py .dist/jobs/all/clips.json \\
         .dist/jobs/all/head.npz $OUT/all-small --config '{"augmented_windows": 61440}'
     # here again, with the figures measured on its held-out twin (README, "The bundled fast model")
-    python training/recipes/student_artifact.py all-small.keras models/fast --dev-metrics FIGURES.json
+    python tools/student_artifact.py all-small.keras models/fast --dev-metrics FIGURES.json
 
 The held-out twin is the same three steps with ``--manifest ../shared/data/music/manifest.csv
 --report-on ../shared/data/mer4q/manifest.csv`` (no ``--teacher``: the temperature is fitted as

@@ -32,18 +32,18 @@ a spectral tilt of +-3 dB/octave around 1 kHz, with probability 0.5 a 4th-order 
 
 Commands (2026-12-07, one H100; 1,152 clips, 21,518 windows; the run below took 358 s)::
 
-    python training/recipes/finetune_cv.py prepare --manifest ../shared/data/music/manifest.csv \\
+    python tools/finetune_cv.py prepare --manifest ../shared/data/music/manifest.csv \\
         --manifest ../shared/data/mer4q/manifest.csv --clips .dist/jobs/all/clips.json \\
         --out .dist/jobs/finetune
     # device: .dist/audio travels in four calls to a warm machine (about 35 MiB each beside the tree):
     # .whl + music/audio/emotify; music/audio/gtzan + mer4q/audio/{pop,reggae};
     # mer4q/audio/{blues,classical,country,electronic,hiphop}; mer4q/audio/jazz + .dist/jobs/finetune, then:
-    KERAS_BACKEND=jax python3 training/recipes/finetune_cv.py gpu .dist/jobs/finetune/folds.npz $OUT \\
+    KERAS_BACKEND=jax python3 tools/finetune_cv.py gpu .dist/jobs/finetune/folds.npz $OUT \\
         --copies 3 --epochs 2 --cache /tmp/ftcache
     # the same warm machine, from the cache (208 s): stronger fine-tuning, LOSO only
-    KERAS_BACKEND=jax python3 training/recipes/finetune_cv.py gpu .dist/jobs/finetune/folds.npz $OUT \\
+    KERAS_BACKEND=jax python3 tools/finetune_cv.py gpu .dist/jobs/finetune/folds.npz $OUT \\
         --schemes loso --variants finetune --copies 3 --epochs 4 --backbone-lr 3e-5 --cache /tmp/ftcache
-    python training/recipes/finetune_cv.py score .dist/jobs/finetune/folds.npz OUT/loso.npz OUT/artist.npz
+    python tools/finetune_cv.py score .dist/jobs/finetune/folds.npz OUT/loso.npz OUT/artist.npz
 
 Result: **neither lever wins; the default stays frozen.** hit@1 / macro ROC-AUC / mean per-genre recall /
 precision at 70 % coverage (LOSO on the 1,138 clips whose fold saw one of their genres):

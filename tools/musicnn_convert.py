@@ -18,7 +18,7 @@ this port's named layers as listed in :data:`CHECKPOINT_SCOPES` (musicnn) and
 
 Usage::
 
-    python -m genretag.models.musicnn_convert --wheel-dir DIR --out models/musicnn_weights/
+    python -m tools.musicnn_convert --wheel-dir DIR --out models/musicnn_weights/
 
 Add ``--variants MSD_vgg MTT_vgg`` for the vgg taggers (not bundled).
 ``DIR`` may be a ``musicnn-*.whl`` file, a directory holding one, or an extracted
@@ -33,6 +33,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -165,8 +166,10 @@ def save_weights(model: keras.Model, out_path: str | Path) -> Path:
     """Write the backbone weights of ``model`` to an ``.npz`` (plain arrays, no pickle)."""
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Typed Any: numpy's stub would read the arrays as its allow_pickle flag (an array keyword, not a flag).
+    arrays: dict[str, Any] = backbone_weights(model)
     with path.open("wb") as f:  # a file object stops np.savez from renaming the file
-        np.savez(f, **backbone_weights(model))
+        np.savez(f, **arrays)
     return path
 
 
@@ -206,7 +209,7 @@ def locate_package_dir(wheel_or_dir: str | Path, scratch: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m genretag.models.musicnn_convert",
+        prog="python -m tools.musicnn_convert",
         description="Convert musicnn TF1 checkpoints into genretag .weights.npz files.",
     )
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 Run where TensorFlow is (the artifact is reloaded and checked on known inputs)::
 
-    python training/recipes/student_artifact.py OUT.keras ARTIFACT_DIR [--dev-metrics FIGURES.json]
+    python tools/student_artifact.py OUT.keras ARTIFACT_DIR [--dev-metrics FIGURES.json]
 
 The manifest carries the student's and the teacher's configs, what it was distilled on (from
 ``OUT.json``), the teacher's training data, and its calibration: the student learnt the
