@@ -54,6 +54,8 @@ HOP_LENGTH = 256
 N_MELS = 96
 BN_EPSILON = 1e-3
 VARIANTS = ("MSD_musicnn", "MTT_musicnn")
+#: The outputs of :func:`build_musicnn_backbone`, each a feature a head can read.
+FEATURE_LAYERS = ("taggram", "penultimate", "mean_pool", "max_pool")
 MEL_MODEL_NAME = "musicnn"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "musicnn_weights"
 

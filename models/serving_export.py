@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.model_types import STUDENT_ARCHITECTURE, STUDENT_SCORES_MODEL, TAGGER_ARCHITECTURE
 from genretag.models.spectrum import SpectrumFrontEnd
 
 SERVING_FILE = "model.onnx"
@@ -99,15 +100,15 @@ def _layers_two_deep(model: Any) -> list[Any]:
 
 
 def _student_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
-    """The distilled student: its mel -> scores sub-model (see ``training.distill.assemble_student``)."""
-    return model.get_layer("student_scores")(mel)
+    """The distilled student: its mel -> scores sub-model (see :mod:`genretag.models.student`)."""
+    return model.get_layer(STUDENT_SCORES_MODEL)(mel)
 
 
 def _tagger_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
     """The musicnn tagger: every backbone's mel network on the one log-mel, then the head.
 
     The head's inputs are the backbones' ``features.layers`` in the order
-    ``training.backbone_train.build_tagger`` concatenates them, read from the manifest.
+    :func:`genretag.models.tagger.build_tagger` concatenates them, read from the manifest.
     """
     import keras
 
@@ -126,6 +127,6 @@ def _tagger_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
 
 
 _BODIES: dict[str, Callable[[Any, ArtifactManifest, Any], Any]] = {
-    "musicnn": _tagger_body,
-    "musicnn-student": _student_body,
+    TAGGER_ARCHITECTURE: _tagger_body,
+    STUDENT_ARCHITECTURE: _student_body,
 }

@@ -9,7 +9,8 @@ The head is fitted with scikit-learn on cached embeddings (seconds, so
 cross-validation is cheap) and then folded, scaler included, into a Keras
 ``Dense`` softmax on top of the frozen backbones.  The shipped artifact is one
 Keras model from raw 16 kHz PCM to genre probabilities: the daemon needs no
-feature code and no scikit-learn at serving time.
+feature code and no scikit-learn at serving time.  The architecture is
+:mod:`genretag.models.tagger`; this module fits its head.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
 from genretag.models.clip_scoring import window_levels
+from genretag.models.model_types import TAGGER_ARCHITECTURE
 from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.audio import resample
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.reader import load_clips_numpy, read_dataset
 
 log = logging.getLogger(__name__)
-
-FEATURE_LAYERS = ("taggram", "penultimate", "mean_pool", "max_pool")
 
 
 @dataclass(frozen=True)
@@ -76,31 +76,12 @@ class Clip:
     pcm: np.ndarray = field(repr=False)
 
 
-def _normalized_input(normalize_db: float | None) -> tuple[object, object]:
-    """The PCM input and, if asked, its per-window loudness-normalised version."""
-    import keras
-
-    from genretag.models.loudness import RmsNormalization
-
-    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
-    if normalize_db is None:
-        return pcm, pcm
-    return pcm, RmsNormalization(target_db=normalize_db, name="loudness")(pcm)
-
-
 def backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> object:
-    """One Keras model: PCM -> {"<variant>/<layer>": features} for all variants at once."""
-    import keras
+    """One Keras model: PCM -> {"<variant>/<layer>": features} for all variants at once
+    (:func:`genretag.models.tagger.build_backbone_outputs`)."""
+    from genretag.models.tagger import build_backbone_outputs
 
-    from genretag.models.musicnn import build_musicnn_backbone
-
-    pcm, x = _normalized_input(normalize_db)
-    outputs = {}
-    for variant in variants:
-        out = build_musicnn_backbone(variant)(x)
-        for layer in FEATURE_LAYERS:
-            outputs[f"{variant}/{layer}"] = out[layer]
-    return keras.Model(pcm, outputs)
+    return build_backbone_outputs(variants, normalize_db)
 
 
 def _clip_cache_path(cache_dir: Path, clip: Clip, variants: Sequence[str], hop_seconds: float,
@@ -216,24 +197,14 @@ def fit_head(x: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, C: float,
 
 
 def build_tagger(config: HeadConfig, head: LinearHead, n_labels: int) -> object:
-    """The shipped model: PCM -> frozen backbones -> selected features -> Dense softmax."""
-    import keras
+    """The shipped model (:func:`genretag.models.tagger.build_tagger`): PCM -> frozen backbones ->
+    selected features -> ``head`` folded into one Dense softmax."""
+    from genretag.models.tagger import build_tagger as build_musicnn_tagger
 
-    from genretag.models.musicnn import build_musicnn_backbone
-
-    pcm, normalized = _normalized_input(config.normalize_db)
-    feats = []
-    for variant in config.variants:
-        backbone = build_musicnn_backbone(variant)
-        backbone.trainable = False
-        out = backbone(normalized)
-        feats += [out[layer] for layer in config.layers]
-    x = feats[0] if len(feats) == 1 else keras.layers.Concatenate(name="embedding")(feats)
-    dense = keras.layers.Dense(n_labels, activation="softmax", name="scores")
-    scores = dense(x)
     kernel, bias = head.folded()
-    dense.set_weights([kernel, bias])
-    return keras.Model(pcm, scores, name="musicnn_tagger")
+    if kernel.shape[1] != n_labels:
+        raise ValueError(f"the head scores {kernel.shape[1]} labels, not {n_labels}")
+    return build_musicnn_tagger(config.variants, config.layers, config.normalize_db, kernel, bias)
 
 
 def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
@@ -249,7 +220,7 @@ def tagger_manifest(config: HeadConfig, labels: Sequence[str], head: str, **fiel
     """The manifest of a model made by :func:`build_tagger`; ``fields`` adds manifest fields
     (``dev_metrics``, ``training_data``, ``calibration``)."""
     return ArtifactManifest(
-        kind="keras", architecture="musicnn", labels=list(labels), output="softmax",
+        kind="keras", architecture=TAGGER_ARCHITECTURE, labels=list(labels), output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
         hop_seconds=config.hop_seconds, model_file="",
         features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",

@@ -19,7 +19,8 @@ the same log-mel front end) and is trained on two targets per window:
 The log-mel front end is fixed, so mels are computed once and the CNN trains on
 them; the shipped model is again one Keras graph from PCM to probabilities.
 No label is used beyond fitting the teacher's head, so unlabelled audio could
-be added later as more distillation data.
+be added later as more distillation data.  The architecture itself (front end,
+body, assembly) is :mod:`genretag.models.student`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.model_types import STUDENT_ARCHITECTURE, STUDENT_SCORES_MODEL
 from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.backbone_train import (
@@ -50,14 +52,12 @@ from genretag.training.backbone_train import (
 )
 from genretag.training.reader import DatasetInfo
 
-ARCHITECTURE = "musicnn-student"
 Config = TypeVar("Config")
 Item = TypeVar("Item")
 #: Threads that make the next batches (augmented windows for the teacher, masked mels for the
 #: student) while the accelerator works on this one: done in line, the host's share of a step
 #: cost more than the GPU's.
 PREPARE_THREADS = 4
-BN_MOMENTUM = 0.9  # the default 0.99 left inference statistics stale after 3 epochs (one genre for all)
 
 
 @dataclass(frozen=True)
@@ -77,43 +77,6 @@ class StudentConfig:
     freq_masks: int = 2  # SpecAugment-style masks per training example
     time_masks: int = 2
     seed: int = 0
-
-
-def mel_front(normalize_db: float | None) -> Any:
-    """PCM window -> loudness-normalised log-mel, exactly as the teacher's front end sees it."""
-    import keras
-
-    from genretag.models.frontend import LogMelFrontEnd
-    from genretag.models.loudness import RmsNormalization
-
-    pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
-    x = pcm if normalize_db is None else RmsNormalization(target_db=normalize_db, name="loudness")(pcm)
-    return keras.Model(pcm, LogMelFrontEnd(sample_rate=BACKBONE_RATE, name="log_mel")(x), name="front")
-
-
-def build_student_body(n_frames: int, n_mels: int, embedding_dim: int, config: StudentConfig) -> Any:
-    """Log-mel -> embedding: a depthwise-separable CNN, a few MMACs per window."""
-    import keras
-    from keras import layers
-
-    mel = keras.Input((n_frames, n_mels), name="mel")
-    x = layers.Reshape((n_frames, n_mels, 1))(mel)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="input_norm")(x)
-    for i, width in enumerate(config.widths):
-        if i == 0:
-            x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
-        else:
-            x = layers.SeparableConv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"sep{i}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-    x = layers.SeparableConv2D(config.final_width, 3, padding="same", use_bias=False, name="sep_final")(x)
-    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_final")(x)
-    x = layers.ReLU(name="relu_final")(x)
-    pooled = layers.Concatenate(name="pool")(
-        [layers.GlobalAveragePooling2D(name="mean_pool")(x), layers.GlobalMaxPooling2D(name="max_pool")(x)])
-    pooled = layers.Dropout(config.dropout)(pooled)
-    embedding = layers.Dense(embedding_dim, name="embedding")(pooled)
-    return keras.Model(mel, embedding, name="student_body")
 
 
 def teacher_head_layer(head: LinearHead, n_labels: int) -> Any:
@@ -144,8 +107,10 @@ def teacher_windows(clips: Sequence[np.ndarray], hop_seconds: float) -> np.ndarr
 def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, augmented: int,
                   rng: np.random.Generator, batch_size: int = 512) -> DistillationData:
     """Teacher targets and student inputs for ``windows`` plus ``augmented`` new windows made from them."""
+    from genretag.models.student import build_mel_front
+
     backbones = backbone_outputs(teacher.variants, teacher.normalize_db)
-    front = mel_front(teacher.normalize_db)
+    front = build_mel_front(teacher.normalize_db)
     features, mels = [], []
 
     def label(chunk: np.ndarray) -> None:
@@ -236,10 +201,13 @@ def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
     """Train the student CNN on mels; returns the trained mel -> probabilities model."""
     import keras
 
+    from genretag.models.student import build_student_body
+
     keras.utils.set_random_seed(config.seed)
     n, frames, bands = data.mels.shape
     n_labels = data.probs.shape[1]
-    body = build_student_body(frames, bands, data.features.shape[1], config)
+    body = build_student_body(frames, bands, data.features.shape[1], config.widths, config.final_width,
+                              config.dropout)
     scores = teacher_head_layer(head, n_labels)
     mel = keras.Input((frames, bands), name="mel")
     embedding = body(mel)
@@ -266,16 +234,15 @@ def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
                                        batch_size=256, verbose=0, return_dict=True)
                 message += f", dev loss {val['loss']:.4f}"
             print(message, flush=True)  # one line per epoch, like Keras' own fit progress
-    return keras.Model(mel, scores(embedding), name="student_scores")
+    return keras.Model(mel, scores(embedding), name=STUDENT_SCORES_MODEL)
 
 
 def assemble_student(student_scores: Any, normalize_db: float | None) -> Any:
-    """PCM -> loudness -> log-mel -> trained student: the shipped one-graph model."""
-    import keras
+    """PCM -> loudness -> log-mel -> trained student: the shipped one-graph model
+    (:func:`genretag.models.student.assemble_student`)."""
+    from genretag.models.student import assemble_student as assemble
 
-    front = mel_front(normalize_db)
-    probs = student_scores(front.output)
-    return keras.Model(front.input, probs, name="musicnn_student")
+    return assemble(student_scores, normalize_db)
 
 
 def distillation_data(clips: Sequence[np.ndarray], head: LinearHead, config: StudentConfig,
@@ -328,7 +295,7 @@ def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: Head
     ``fields`` are further manifest fields (``training_data``, ``dev_metrics``, ``calibration``).
     """
     return ArtifactManifest(
-        kind="keras", architecture=ARCHITECTURE, labels=list(labels), output="softmax",
+        kind="keras", architecture=STUDENT_ARCHITECTURE, labels=list(labels), output="softmax",
         sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
         hop_seconds=teacher.hop_seconds, model_file="",
         features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
