@@ -23,6 +23,7 @@ from it; all librosa calls run on the whole ``(n, ...)`` batch at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import librosa
 import numpy as np
@@ -48,6 +49,11 @@ class FeatureConfig:
     roll_percent : energy fraction that defines the spectral roll-off frequency.
     version : :data:`FEATURES_VERSION` the artifact was trained with.
     """
+
+    #: The artifact kind and architecture these features belong to (:mod:`genretag.models.manifest_features`):
+    #: every scikit-learn baseline, each naming its own architecture.
+    KIND: ClassVar[str] = "sklearn"
+    ARCHITECTURE: ClassVar[str | None] = None
 
     sample_rate: int = 22050
     n_mfcc: int = 20

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
 from genretag.models.clip_scoring import window_levels
-from genretag.models.model_types import TAGGER_ARCHITECTURE
+from genretag.models.manifest_features import TaggerFeatures, new_manifest
 from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.audio import resample
 from genretag.pipeline.windows import WindowSpec, frame_windows
@@ -219,12 +219,8 @@ def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
 def tagger_manifest(config: HeadConfig, labels: Sequence[str], head: str, **fields: Any) -> ArtifactManifest:
     """The manifest of a model made by :func:`build_tagger`; ``fields`` adds manifest fields
     (``dev_metrics``, ``training_data``, ``calibration``)."""
-    return ArtifactManifest(
-        kind="keras", architecture=TAGGER_ARCHITECTURE, labels=list(labels), output="softmax",
-        sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
-        hop_seconds=config.hop_seconds, model_file="",
-        features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
-                  "backbones": list(config.variants), "layers": list(config.layers),
-                  "head": head, "C": config.C, "normalize_db": config.normalize_db},
-        **fields,
-    )
+    features = TaggerFeatures(backbones=list(config.variants), layers=list(config.layers), head=head,
+                              C=config.C, normalize_db=config.normalize_db)
+    return new_manifest(features, labels=labels, sample_rate=BACKBONE_RATE,
+                        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds=config.hop_seconds,
+                        **fields)

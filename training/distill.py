@@ -39,7 +39,8 @@ import numpy as np
 from tqdm import tqdm
 
 from genretag.models.artifact import ArtifactManifest
-from genretag.models.model_types import STUDENT_ARCHITECTURE, STUDENT_SCORES_MODEL
+from genretag.models.manifest_features import StudentFeatures, new_manifest
+from genretag.models.model_types import STUDENT_SCORES_MODEL
 from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.windows import WindowSpec, frame_windows
 from genretag.training.backbone_train import (
@@ -294,15 +295,11 @@ def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: Head
     ``distillation`` (what the student was trained on, where) goes into ``features``;
     ``fields`` are further manifest fields (``training_data``, ``dev_metrics``, ``calibration``).
     """
-    return ArtifactManifest(
-        kind="keras", architecture=STUDENT_ARCHITECTURE, labels=list(labels), output="softmax",
-        sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
-        hop_seconds=teacher.hop_seconds, model_file="",
-        features={"input": "pcm", "front_end": "in-graph librosa-compatible log-mel",
-                  "normalize_db": teacher.normalize_db, "teacher": asdict(teacher), "student": asdict(config),
-                  **({"distillation": distillation} if distillation else {})},
-        **fields,
-    )
+    features = StudentFeatures(normalize_db=teacher.normalize_db, teacher=asdict(teacher),
+                               student=asdict(config), distillation=distillation or {})
+    return new_manifest(features, labels=labels, sample_rate=BACKBONE_RATE,
+                        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds=teacher.hop_seconds,
+                        **fields)
 
 
 def train_student(dataset_dir: Path, info: DatasetInfo, splits: Sequence[str], cache_dir: Path | None,

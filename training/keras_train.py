@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.manifest_features import KerasFeatures, new_manifest
 from genretag.training.reader import DatasetInfo, read_dataset, window_dataset
 from genretag.training.strategy import choose_strategy
 
@@ -111,16 +112,14 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
         ],
         verbose=2,
     )
-    manifest = ArtifactManifest(
-        kind="keras",
+    manifest = new_manifest(
+        KerasFeatures(),
         architecture=config.architecture,
-        labels=list(info.labels),
+        labels=info.labels,
         output=config.output,
         sample_rate=info.sample_rate,
         window_seconds=config.window_seconds,
         hop_seconds=config.hop_seconds,
-        model_file="",
-        features={"input": "pcm", "front_end": "in-graph"},
         training_data={"fingerprint": info.fingerprint, "dataset": str(dataset_dir),
                        "seed": config.seed},
     )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from genretag.models.artifact import ArtifactManifest
+from genretag.models.manifest_features import new_manifest
 from genretag.models.model_types import DISTILLED_MODELS, KERAS_MODELS, MODEL_CHOICES, SKLEARN_MODELS
 from genretag.models.predictor import KerasPredictor, Predictor, SklearnPredictor, save_artifact
 from genretag.pipeline.windows import WindowSpec, frame_windows
@@ -88,10 +89,9 @@ def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
 
     estimator, selection = train_sklearn(name, table(options.train_splits), table(("dev",)),
                                          len(info.labels))
-    manifest = ArtifactManifest(
-        kind="sklearn", architecture=name, labels=list(info.labels), output="softmax",
-        sample_rate=info.sample_rate, window_seconds=spec.window_seconds,
-        hop_seconds=spec.hop_seconds, model_file="", features=asdict(config),
+    manifest = new_manifest(
+        config, architecture=name, labels=info.labels,
+        sample_rate=info.sample_rate, window_seconds=spec.window_seconds, hop_seconds=spec.hop_seconds,
         dev_metrics={"selection": {k: v for k, v in selection.items() if k != "grid"}},
     )
     return estimator, manifest

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
-from genretag.models.artifact import ArtifactManifest
 from genretag.models.clip_scoring import window_levels
 from genretag.models.features import FeatureConfig, feature_names, window_features
+from genretag.models.manifest_features import new_manifest
 from genretag.models.predictor import SKLEARN_FILE, Predictor, save_artifact
 from genretag.models.sklearn_models import fit_baseline, label_scores, param_grid
 from genretag.pipeline.windows import WindowSpec
@@ -184,16 +184,14 @@ def build_sklearn_artifact(estimator: Any, name: str, labels: Sequence[str], spe
     if n_features != len(feature_names(config)):
         raise ValueError(f"estimator takes {n_features} features, config yields "
                          f"{len(feature_names(config))}")
-    manifest = ArtifactManifest(
-        kind="sklearn",
+    manifest = new_manifest(
+        config,
         architecture=name,
-        labels=list(labels),
-        output="softmax",
+        labels=labels,
         sample_rate=spec.sample_rate,
         window_seconds=spec.window_seconds,
         hop_seconds=spec.hop_seconds,
         model_file=SKLEARN_FILE,
-        features=asdict(config),
         training_data=training_data or {},
         dev_metrics=dev_metrics or {},
     )
