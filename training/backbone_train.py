@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from genretag.models.manifest_features import TaggerFeatures, new_manifest
 from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.pipeline.audio import resample
 from genretag.pipeline.windows import WindowSpec, frame_windows
-from genretag.training.reader import load_clips_numpy, read_dataset
+from genretag.training.reader import Clip, load_clips_numpy, read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,6 @@ class WindowEmbeddings:
     def subset(self, mask: np.ndarray) -> WindowEmbeddings:
         return WindowEmbeddings({k: v[mask] for k, v in self.features.items()}, self.labels[mask],
                                 self.clip_ids[mask], self.groups[mask])
-
-
-@dataclass
-class Clip:
-    """A clip for embedding: PCM already at 16 kHz."""
-
-    clip_id: str
-    group: str
-    labels: np.ndarray
-    pcm: np.ndarray = field(repr=False)
 
 
 def backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> object:

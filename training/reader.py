@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -305,12 +305,13 @@ def window_dataset(
 
 @dataclass(frozen=True)
 class Clip:
-    """A whole clip in memory: float32 PCM at the dataset rate and multi-hot labels."""
+    """A whole clip in memory: float32 PCM (at the dataset's rate, or resampled for a backbone) and
+    multi-hot labels; ``group`` is the artist group that splits and folds keep together."""
 
     clip_id: str
     group: str
     labels: np.ndarray
-    pcm: np.ndarray
+    pcm: np.ndarray = field(repr=False)
 
 
 def load_clips_numpy(dataset_dir: str | Path, split: str) -> list[Clip]:

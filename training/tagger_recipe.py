@@ -32,7 +32,6 @@ from genretag.models.musicnn_input import BACKBONE_RATE
 from genretag.models.predictor import save_artifact
 from genretag.pipeline.audio import decode
 from genretag.training.backbone_train import (
-    Clip,
     HeadConfig,
     LinearHead,
     backbone_window_levels,
@@ -41,6 +40,7 @@ from genretag.training.backbone_train import (
     tagger_manifest,
 )
 from genretag.training.corpus import CorpusClip, candidates_of, corpus_labels, read_corpus
+from genretag.training.reader import Clip
 from genretag.training.set_head import fit_set_head
 from genretag.training.source_cv import (
     CorpusWindows,

@@ -12,13 +12,13 @@ from genretag.models.musicnn_input import BACKBONE_RATE, WINDOW_SAMPLES
 from genretag.models.predictor import load_predictor, save_artifact
 from genretag.pipeline.synth import electronic_loop, string_chords
 from genretag.training.backbone_train import (
-    Clip,
     HeadConfig,
     build_tagger,
     embed_clips,
     fit_head,
     tagger_manifest,
 )
+from genretag.training.reader import Clip
 
 LABELS = ["classical", "electronic", "unused"]
 CONFIG = HeadConfig(variants=("MSD_musicnn",), layers=("taggram",), C=0.1)

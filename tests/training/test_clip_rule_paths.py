@@ -93,7 +93,8 @@ def test_crossval_levels_line_up_with_the_embedded_windows() -> None:
     """cross-validation's levels are one per window embed_clips embeds (same framing), in its order."""
     from genretag.models.musicnn import WINDOW_SAMPLES
     from genretag.pipeline.windows import frame_count
-    from genretag.training.backbone_train import Clip, backbone_window_levels
+    from genretag.training.backbone_train import backbone_window_levels
+    from genretag.training.reader import Clip
 
     rng = np.random.default_rng(1)
     lengths = (16000, 30 * 16000, 47 * 16000 + 5)
