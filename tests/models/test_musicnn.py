@@ -7,7 +7,6 @@ not checked against its checkpoints could be running random weights.
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import keras
 import librosa
 import numpy as np
 import pytest
+from helpers.musicnn_reference import assert_tags_separate_classical_from_metal, classical_and_metal_windows
 
 from genretag.models.musicnn import (
     VARIANTS,
@@ -29,26 +29,15 @@ from genretag.models.musicnn import (
     set_backbone_weights,
     tag_names,
 )
-from genretag.pipeline.audio import decode
 from tools.musicnn_convert import (
     checkpoint_name,
     checkpoint_prefix,
-    locate_package_dir,
     read_checkpoint,
 )
 
 OUTPUT_DIMS = {"taggram": 50, "penultimate": 200, "mean_pool": 753, "max_pool": 753}
 CLIPS_PER_GENRE = 2
 WINDOWS_PER_CLIP = 3
-#: Tags whose summed scores must separate classical from metal clips.
-CALM_TAGS = {
-    "MSD_musicnn": ("instrumental", "ambient", "beautiful", "Mellow", "easy listening", "acoustic"),
-    "MTT_musicnn": ("classical", "strings", "violin", "cello", "piano", "harpsichord"),
-}
-HEAVY_TAGS = {
-    "MSD_musicnn": ("metal", "heavy metal", "hard rock", "rock", "punk"),
-    "MTT_musicnn": ("metal", "rock", "loud", "drums"),
-}
 #: Tensors of the original training graph (TF 1.12, musicnn's models.py), fed with
 #: "model/Placeholder" = log-mel patches and "model/Placeholder_2" = is_training.
 TF1_FETCHES = {
@@ -57,19 +46,6 @@ TF1_FETCHES = {
     "mean_pool": "model/moments/Squeeze:0",
     "max_pool": "model/Max:0",
 }
-
-
-@pytest.fixture(scope="session")
-def musicnn_package(musicnn_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return locate_package_dir(musicnn_wheel, tmp_path_factory.mktemp("musicnn"))
-    except FileNotFoundError as err:
-        reason = str(err)
-    pytest.fail(
-        f"the musicnn reference checkpoints are required: {reason}; then set "
-        "GENRETAG_MUSICNN_WHEEL to the wheel or the directory holding it",
-        pytrace=False,
-    )
 
 
 @pytest.fixture(scope="module", params=VARIANTS)
@@ -89,23 +65,7 @@ def checkpoint(musicnn_package: Path, variant: str) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def clip_windows(shared_music: Path) -> dict[str, np.ndarray]:
-    """``{"classical"|"metal": (clips, windows, samples)}`` of real 3 s PCM windows."""
-    with open(shared_music / "manifest.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    windows = {}
-    for genre in ("classical", "metal"):
-        paths = sorted(row["path"] for row in rows if row["labels"] == genre)[:CLIPS_PER_GENRE]
-        clips = [
-            decode(shared_music / path, sr=16000, max_seconds=WINDOWS_PER_CLIP * 3.0 + 1.0)
-            for path in paths
-        ]
-        windows[genre] = np.stack(
-            [
-                clip[: WINDOWS_PER_CLIP * WINDOW_SAMPLES].reshape(WINDOWS_PER_CLIP, -1)
-                for clip in clips
-            ]
-        )
-    return windows
+    return classical_and_metal_windows(shared_music, CLIPS_PER_GENRE, WINDOWS_PER_CLIP)
 
 
 def test_input_and_output_contract(backbone: keras.Model, variant: str) -> None:
@@ -211,16 +171,7 @@ def test_agrees_with_original_tf1_graph(
 def test_tags_separate_classical_from_metal(
     variant: str, clip_outputs: dict[str, dict[str, np.ndarray]]
 ) -> None:
-    names = tag_names(variant)
-    calm = [names.index(tag) for tag in CALM_TAGS[variant]]
-    heavy = [names.index(tag) for tag in HEAVY_TAGS[variant]]
-    scores = {}
-    for genre, outputs in clip_outputs.items():
-        per_clip = outputs["taggram"].reshape(CLIPS_PER_GENRE, WINDOWS_PER_CLIP, -1).mean(axis=1)
-        scores[genre] = (per_clip[:, calm].sum(axis=1), per_clip[:, heavy].sum(axis=1))
-    (classical_calm, classical_heavy), (metal_calm, metal_heavy) = scores.values()
-    assert classical_calm.min() > metal_calm.max(), scores
-    assert metal_heavy.min() > classical_heavy.max(), scores
+    assert_tags_separate_classical_from_metal(variant, tag_names(variant), clip_outputs, CLIPS_PER_GENRE)
 
 
 @pytest.mark.slow

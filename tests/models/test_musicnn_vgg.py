@@ -10,12 +10,12 @@ into a temporary directory with the converter's own command.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from helpers.musicnn_reference import assert_tags_separate_classical_from_metal, classical_and_metal_windows
 
 from genretag.models.musicnn import WINDOW_SAMPLES, backbone_weights, mel_network
 from genretag.models.musicnn_vgg import (
@@ -25,25 +25,15 @@ from genretag.models.musicnn_vgg import (
     build_vgg_backbone,
     tag_names,
 )
-from genretag.pipeline.audio import decode
 from tools.musicnn_convert import (
     checkpoint_name,
     checkpoint_prefix,
-    locate_package_dir,
     main,
     read_checkpoint,
 )
 
 CLIPS_PER_GENRE = 2
 WINDOWS_PER_CLIP = 2
-CALM_TAGS = {
-    "MSD_vgg": ("instrumental", "ambient", "beautiful", "Mellow", "easy listening", "acoustic"),
-    "MTT_vgg": ("classical", "strings", "violin", "cello", "piano", "harpsichord"),
-}
-HEAVY_TAGS = {
-    "MSD_vgg": ("metal", "heavy metal", "hard rock", "rock", "punk"),
-    "MTT_vgg": ("metal", "rock", "loud", "drums"),
-}
 #: Tensors of the checkpoint's own training graph, fed with "model/Placeholder" = log-mel
 #: patches and "model/Placeholder_2" = is_training.  ``bn5`` is the last block before pooling.
 TF1_FETCHES = {
@@ -54,15 +44,11 @@ TF1_FETCHES = {
 
 
 @pytest.fixture(scope="session")
-def vgg_package(musicnn_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        package = locate_package_dir(musicnn_wheel, tmp_path_factory.mktemp("musicnn_vgg"))
-    except FileNotFoundError as err:
-        pytest.fail(f"the musicnn reference checkpoints are required: {err}", pytrace=False)
-    if not all((package / variant / ".index").is_file() for variant in VGG_VARIANTS):
-        pytest.fail(f"{package} lacks the vgg checkpoints; point GENRETAG_MUSICNN_WHEEL at the wheel",
+def vgg_package(musicnn_package: Path) -> Path:
+    if not all((musicnn_package / variant / ".index").is_file() for variant in VGG_VARIANTS):
+        pytest.fail(f"{musicnn_package} lacks the vgg checkpoints; point GENRETAG_MUSICNN_WHEEL at the wheel",
                     pytrace=False)
-    return package
+    return musicnn_package
 
 
 @pytest.fixture(scope="session")
@@ -89,18 +75,7 @@ def checkpoint(vgg_package: Path, variant: str) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def clip_windows(shared_music: Path) -> dict[str, np.ndarray]:
-    """``{"classical"|"metal": (clips, windows, samples)}`` of real 3 s PCM windows."""
-    with open(shared_music / "manifest.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    windows = {}
-    for genre in ("classical", "metal"):
-        paths = sorted(row["path"] for row in rows if row["labels"] == genre)[:CLIPS_PER_GENRE]
-        clips = [decode(shared_music / path, sr=16000, max_seconds=WINDOWS_PER_CLIP * 3.0 + 1.0)
-                 for path in paths]
-        windows[genre] = np.stack(
-            [clip[: WINDOWS_PER_CLIP * WINDOW_SAMPLES].reshape(WINDOWS_PER_CLIP, -1) for clip in clips]
-        )
-    return windows
+    return classical_and_metal_windows(shared_music, CLIPS_PER_GENRE, WINDOWS_PER_CLIP)
 
 
 def tf1_reference(package_dir: Path, variant: str, mel: np.ndarray) -> dict[str, np.ndarray]:
@@ -185,16 +160,7 @@ def test_agrees_with_original_tf1_graph(
 
 def test_tags_separate_classical_from_metal(variant: str,
                                             clip_outputs: dict[str, dict[str, np.ndarray]]) -> None:
-    names = tag_names(variant)
-    calm = [names.index(tag) for tag in CALM_TAGS[variant]]
-    heavy = [names.index(tag) for tag in HEAVY_TAGS[variant]]
-    scores = {}
-    for genre, outputs in clip_outputs.items():
-        per_clip = outputs["taggram"].reshape(CLIPS_PER_GENRE, WINDOWS_PER_CLIP, -1).mean(axis=1)
-        scores[genre] = (per_clip[:, calm].sum(axis=1), per_clip[:, heavy].sum(axis=1))
-    (classical_calm, classical_heavy), (metal_calm, metal_heavy) = scores.values()
-    assert classical_calm.min() > metal_calm.max(), scores
-    assert metal_heavy.min() > classical_heavy.max(), scores
+    assert_tags_separate_classical_from_metal(variant, tag_names(variant), clip_outputs, CLIPS_PER_GENRE)
 
 
 def test_keras_archive_round_trip(backbone: keras.Model, tmp_path: Path) -> None:
