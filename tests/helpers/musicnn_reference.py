@@ -52,3 +52,28 @@ def assert_tags_separate_classical_from_metal(variant: str, names: list[str],
     (classical_calm, classical_heavy), (metal_calm, metal_heavy) = scores.values()
     assert classical_calm.min() > metal_calm.max(), scores
     assert metal_heavy.min() > classical_heavy.max(), scores
+
+
+def run_checkpoint_graph(prefix: str | Path, fetches: dict[str, str],
+                         mel: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a checkpoint's own ``.meta`` training graph (inference mode) on log-mel patches.
+
+    TF 1.12 stored ``_output_shapes`` attributes on some gradient nodes that
+    disagree with their ops (e.g. ``FusedBatchNormGrad``), and TF 2.x's importer
+    rejects them.  They are shape hints only, so they are dropped before
+    ``import_meta_graph``; the graph itself is used as written.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    meta = meta_graph_pb2.MetaGraphDef()
+    meta.ParseFromString(Path(prefix, ".meta").read_bytes())
+    for node in meta.graph_def.node:
+        node.attr.pop("_output_shapes", None)
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
+        saver.restore(session, str(prefix))
+        out: dict[str, np.ndarray] = session.run(fetches, {"model/Placeholder:0": mel,
+                                                           "model/Placeholder_2:0": False})
+    return out

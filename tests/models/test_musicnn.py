@@ -16,7 +16,11 @@ import keras
 import librosa
 import numpy as np
 import pytest
-from helpers.musicnn_reference import assert_tags_separate_classical_from_metal, classical_and_metal_windows
+from helpers.musicnn_reference import (
+    assert_tags_separate_classical_from_metal,
+    classical_and_metal_windows,
+    run_checkpoint_graph,
+)
 
 from genretag.models.musicnn import (
     VARIANTS,
@@ -106,26 +110,8 @@ def test_backbone_holds_checkpoint_values(
 
 
 def tf1_reference(package_dir: Path, variant: str, mel: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the checkpoint's own ``.meta`` training graph on log-mel patches.
-
-    TF 1.12 stored ``_output_shapes`` attributes on some gradient nodes that
-    disagree with their ops (e.g. ``FusedBatchNormGrad``), and TF 2.x's importer
-    rejects them.  They are shape hints only, so they are dropped before
-    ``import_meta_graph``; the graph itself is used as written.
-    """
-    import tensorflow as tf
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    prefix = checkpoint_prefix(package_dir, variant)
-    meta = meta_graph_pb2.MetaGraphDef()
-    meta.ParseFromString(Path(prefix, ".meta").read_bytes())
-    for node in meta.graph_def.node:
-        node.attr.pop("_output_shapes", None)
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
-        saver.restore(session, prefix)
-        out = session.run(TF1_FETCHES, {"model/Placeholder:0": mel, "model/Placeholder_2:0": False})
+    """The checkpoint's own training graph on log-mel patches (``run_checkpoint_graph``)."""
+    out = run_checkpoint_graph(checkpoint_prefix(package_dir, variant), TF1_FETCHES, mel)
     return {name: value.reshape(len(mel), -1) for name, value in out.items()}
 
 

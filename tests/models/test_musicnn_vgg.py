@@ -15,7 +15,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers.musicnn_reference import assert_tags_separate_classical_from_metal, classical_and_metal_windows
+from helpers.musicnn_reference import (
+    assert_tags_separate_classical_from_metal,
+    classical_and_metal_windows,
+    run_checkpoint_graph,
+)
 
 from genretag.models.musicnn import WINDOW_SAMPLES, backbone_weights, mel_network
 from genretag.models.musicnn_vgg import (
@@ -79,20 +83,8 @@ def clip_windows(shared_music: Path) -> dict[str, np.ndarray]:
 
 
 def tf1_reference(package_dir: Path, variant: str, mel: np.ndarray) -> dict[str, np.ndarray]:
-    """Run the checkpoint's own ``.meta`` graph on log-mel patches (see ``test_musicnn.tf1_reference``)."""
-    import tensorflow as tf
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    prefix = checkpoint_prefix(package_dir, variant)
-    meta = meta_graph_pb2.MetaGraphDef()
-    meta.ParseFromString(Path(prefix, ".meta").read_bytes())
-    for node in meta.graph_def.node:
-        node.attr.pop("_output_shapes", None)
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
-        saver.restore(session, prefix)
-        out = session.run(TF1_FETCHES, {"model/Placeholder:0": mel, "model/Placeholder_2:0": False})
+    """The checkpoint's own graph on log-mel patches, with the last block's pooling statistics."""
+    out = run_checkpoint_graph(checkpoint_prefix(package_dir, variant), TF1_FETCHES, mel)
     bn5 = out.pop("bn5")
     return {**out, "mean_pool": bn5.mean(axis=(1, 2)), "max_pool": bn5.max(axis=(1, 2))}
 
