@@ -74,8 +74,6 @@ class Source(Protocol):
     def stop(self, timeout: float = 5.0) -> None: ...
 
 
-SourceFactory = Callable[[str, str], Source]
-"""``factory(name, spec)`` builds a source from a ``kind:target`` spec such as ``url:http://...``."""
 
 
 class SourceWorker:

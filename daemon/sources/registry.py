@@ -42,7 +42,7 @@ from genretag.daemon.sources.mic import MicConfig, MicSource, mic_stream_name
 from genretag.daemon.sources.url import UrlConfig, UrlSource, check_url, url_stream_id
 from genretag.daemon.sources.zmq import MAX_WORKERS, ZmqConfig, ZmqSource, check_endpoint
 
-__all__ = ["KINDS", "MAX_WORKERS", "SourceKind", "SourceSpec", "bind_host", "build_source", "default_name",
+__all__ = ["KINDS", "MAX_WORKERS", "SourceKind", "SourceSpec", "build_source", "default_name",
            "parse_source", "parse_spec", "split_kind", "url_stream_id"]
 
 
@@ -149,13 +149,6 @@ def parse_spec(spec: str, table: Mapping[str, Any] | None = None) -> SourceSpec:
     if parsed is None:
         raise ValueError("; ".join(m if k == "spec" else f"{k}: {m}" for k, m in problems))
     return parsed
-
-
-def bind_host(spec: SourceSpec) -> str | None:
-    """The host a source binds on the network (zmq: tcp), for the loopback check; None if it binds none."""
-    if not KINDS[spec.kind].multi_stream or not spec.target.startswith("tcp://"):
-        return None
-    return spec.target[len("tcp://"):].rpartition(":")[0]
 
 
 def default_name(spec: SourceSpec) -> str:
