@@ -73,3 +73,16 @@ bench-overload:
 bench-tempo-key:
 	$(PYTHON) -m benchmarks.tempo_key --references $(SHARED)/music/gtzan_tempo_key.csv \
 		--json $(OUTDIR)/tempo_key.json
+
+# Mood quadrants (issue 16 point 2): the mood head (class-balanced softmax regression per window on the genre head's
+# backbone features) scored by artist-grouped 5-fold CV on $(SHARED)/mer4q (774 clips, clip rule of classify):
+# accuracy, macro F1, per-quadrant recall against chance and a librosa clip-feature baseline; penultimate, taggram
+# or both, per window or pooled per clip. Embeddings come from the genre recipe's cache (MOOD_CACHE; a miss embeds
+# the clip); the librosa features are cached in ../cache/mood. MOOD_ARGS adds options (--no-nested, --c-grid ...).
+MOOD_CACHE ?= ../cache/emb
+MOOD_ARGS ?=
+
+.PHONY: bench-mood
+bench-mood:
+	$(PYTHON) -m benchmarks.mood_cv --manifest $(SHARED)/mer4q/manifest.csv --cache-dir $(MOOD_CACHE) \
+		--json $(OUTDIR)/mood_cv.json $(MOOD_ARGS)
