@@ -86,3 +86,19 @@ MOOD_ARGS ?=
 bench-mood:
 	$(PYTHON) -m benchmarks.mood_cv --manifest $(SHARED)/mer4q/manifest.csv --cache-dir $(MOOD_CACHE) \
 		--json $(OUTDIR)/mood_cv.json $(MOOD_ARGS)
+
+# Speech or music per window (issue 16 point 1): talk, music and talk over music beds (0/-6/-12/-18 dB, noise and
+# band-limit augments) from $(SHARED)/speech and both music collections, group-disjoint 5-fold window accuracy of a
+# linear head on the genre model's backbone features against hand-made-feature baselines, the radio-style examples,
+# and each method's CPU cost per window. Embeddings are cached per clip (SPEECH_CACHE; the music collections' clips
+# reuse the genre head's cache, GENRE_CACHE, when it is there). SPEECH_ARGS adds options (--quick, --sweep-C ...).
+SPEECH_CACHE ?= ../scratch/speech/emb
+GENRE_CACHE ?= ../cache/emb
+SPEECH_ARGS ?=
+
+.PHONY: bench-speech
+bench-speech:
+	$(PYTHON) -m benchmarks.speech_music --speech-manifest $(SHARED)/speech/manifest.csv \
+		--music-manifest $(SHARED)/music/manifest.csv --music-manifest $(SHARED)/mer4q/manifest.csv \
+		--cache-dir $(SPEECH_CACHE) $(if $(wildcard $(GENRE_CACHE)),--music-cache-dir $(GENRE_CACHE),) \
+		--json $(OUTDIR)/speech_music.json $(SPEECH_ARGS)
