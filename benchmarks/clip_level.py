@@ -38,25 +38,37 @@ def score_model(artifact: Path, manifests: list[Path]) -> dict[str, Any]:
     labels = list(predictor.manifest.labels)
     clips = read_corpus(manifests)
     scores = np.stack([classify_file(predictor, clip.path).clip_scores for clip in clips])
-    return {**set_metrics(scores, candidates_of(clips, labels), labels),
-            "seconds": round(time.monotonic() - started, 1)}
+    return {
+        **set_metrics(scores, candidates_of(clips, labels), labels),
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.clip_level",
-                                     description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--manifest", type=Path, action="append", required=True,
-                        help="clips to score (repeatable)")
-    parser.add_argument("--model", action="append", required=True, metavar="NAME:DIR",
-                        help="an artifact to score (repeatable)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.clip_level", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--manifest", type=Path, action="append", required=True, help="clips to score (repeatable)"
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="NAME:DIR",
+        help="an artifact to score (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
     results = {}
     for spec in args.model:
         name, _, artifact = spec.partition(":")
         results[name] = score_model(Path(artifact or name), args.manifest)
-        print(f"[clip_level] {name}: hit@1 {results[name]['hit_at_1']:.3f} in {results[name]['seconds']} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"[clip_level] {name}: hit@1 {results[name]['hit_at_1']:.3f} in {results[name]['seconds']} s",
+            file=sys.stderr,
+            flush=True,
+        )
     print(markdown_table(["figure", *results], [[f, *(r[f] for r in results.values())] for f in FIGURES]))
     if args.json:
         doc = {"machine": machine(), "manifests": [str(m) for m in args.manifest], "models": results}

@@ -36,13 +36,23 @@ def machine() -> dict[str, Any]:
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = ""
     try:
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
+        gpu = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         pass
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_gib, 1), "gpu": gpu or "none",
-            "python": platform.python_version(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(mem_gib, 1),
+        "gpu": gpu or "none",
+        "python": platform.python_version(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ def write_json(path: Path | None, doc: dict[str, Any]) -> None:
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
     """A GitHub table; floats with 3 significant decimals at most."""
+
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return "n/a" if math.isnan(v) else f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"

@@ -142,8 +142,14 @@ def load_music(n_clips: int, sample_rate: int, seconds: float) -> list[np.ndarra
     from genretag.pipeline.synth import electronic_loop, string_chords
 
     print(f"{SHARED_MUSIC} not found: synthetic music", file=sys.stderr)
-    return [float_to_int16(electronic_loop(seconds, sample_rate, seed=i) if i % 2 else
-                           string_chords(seconds, sample_rate, seed=i)) for i in range(n_clips)]
+    return [
+        float_to_int16(
+            electronic_loop(seconds, sample_rate, seed=i)
+            if i % 2
+            else string_chords(seconds, sample_rate, seed=i)
+        )
+        for i in range(n_clips)
+    ]
 
 
 def free_port() -> int:
@@ -169,11 +175,15 @@ class DaemonProcess:
             f'[publish]\naddress = "tcp://127.0.0.1:{free_port()}"\n'
             f'[metrics]\naddress = "127.0.0.1:{mport}"\n'
             f"[limits]\nmax_streams = {min(10000, streams + 16)}\n"
-            f'[[source]]\nspec = "zmq:{self.zmq}?idle=30&workers={settings.workers}"\n')
+            f'[[source]]\nspec = "zmq:{self.zmq}?idle=30&workers={settings.workers}"\n'
+        )
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
-        self.proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", "serve", "--config",
-                                      str(config)], stdout=subprocess.DEVNULL, stderr=self._log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "genretag.cli.main", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
         deadline = time.monotonic() + 300
         while "serving:" not in self.log_path.read_text():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -187,9 +197,19 @@ class DaemonProcess:
         with urllib.request.urlopen(self.metrics_url, timeout=30) as r:
             rendered_at = time.monotonic()  # the headers follow the render (they carry its length)
             text = r.read().decode()
-        out: dict[str, Any] = {"rendered_at": rendered_at, "scored": 0.0, "silent": 0.0, "dropped": 0.0,
-                               "lost": 0.0, "batch_sum": 0.0, "batch_count": 0.0, "model_seconds": 0.0,
-                               "buckets": {}, "errors": {}, "drops": {}}
+        out: dict[str, Any] = {
+            "rendered_at": rendered_at,
+            "scored": 0.0,
+            "silent": 0.0,
+            "dropped": 0.0,
+            "lost": 0.0,
+            "batch_sum": 0.0,
+            "batch_count": 0.0,
+            "model_seconds": 0.0,
+            "buckets": {},
+            "errors": {},
+            "drops": {},
+        }
         for family in text_string_to_metric_families(text):
             for s in family.samples:
                 if s.name == "genretag_windows_processed_total":
@@ -226,8 +246,14 @@ class DaemonProcess:
         self._log.close()
 
 
-def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: int, streams: int,
-              max_batch: int, rate: float = 1.0) -> Level:
+def run_level(
+    settings: DaemonSettings,
+    music: list[np.ndarray],
+    sample_rate: int,
+    streams: int,
+    max_batch: int,
+    rate: float = 1.0,
+) -> Level:
     """One daemon, ``streams`` producers' streams, one measured interval; see the module docstring."""
     procs = max(1, min(settings.max_procs, math.ceil(streams * settings.procs_per_1000 / 1000)))
     level = Level(streams, rate, procs)
@@ -239,8 +265,15 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
             # 0.3 s per 1,000 streams, and an interval running past the load's end expected windows of
             # audio never sent (at 10,000 streams, 2-3 s of them: a daemon that kept up looked 7-11 % short).
             slack = 5.0 + streams / 1000
-            load = LoadSpec(daemon.zmq, music, sample_rate, settings.chunk_seconds, rate,
-                            settings.warmup + settings.seconds + slack, preroll_seconds=hop)
+            load = LoadSpec(
+                daemon.zmq,
+                music,
+                sample_rate,
+                settings.chunk_seconds,
+                rate,
+                settings.warmup + settings.seconds + slack,
+                preroll_seconds=hop,
+            )
             group = ProducerGroup(load, streams, procs)
             time.sleep(1.0 + settings.warmup)
             a, da, pa = daemon.scrape(), tree_sample(daemon.proc.pid), [proc_sample(p) for p in group.pids]
@@ -260,8 +293,11 @@ def run_level(settings: DaemonSettings, music: list[np.ndarray], sample_rate: in
     level.windows_silent = b["silent"] - a["silent"]
     level.windows_expected = streams * wall / hop
     level.dropped, level.dropped_warmup = final["dropped"] - a["dropped"], a["dropped"]
-    level.dropped_by_reason = {reason: n - a["drops"].get(reason, 0.0) for reason, n in final["drops"].items()
-                               if n > a["drops"].get(reason, 0.0)}
+    level.dropped_by_reason = {
+        reason: n - a["drops"].get(reason, 0.0)
+        for reason, n in final["drops"].items()
+        if n > a["drops"].get(reason, 0.0)
+    }
     level.lost_messages = final["lost"]
     level.source_errors = final["errors"]
     bounds = sorted(b["buckets"])
@@ -304,20 +340,29 @@ def _hop_seconds(model: Path) -> float:
     return read_manifest(model).hop_seconds
 
 
-def search(settings: DaemonSettings, music: list[np.ndarray], sample_rate: int, max_batch: int,
-           levels: list[int] | None, start: int, ceiling: int) -> list[Level]:
+def search(
+    settings: DaemonSettings,
+    music: list[np.ndarray],
+    sample_rate: int,
+    max_batch: int,
+    levels: list[int] | None,
+    start: int,
+    ceiling: int,
+) -> list[Level]:
     """Explicit ``levels``, or double from ``start`` until a failure and bisect to within 10 %."""
     done: list[Level] = []
 
     def run(n: int) -> bool:
         level = run_level(settings, music, sample_rate, n, max_batch)
         done.append(level)
-        print(f"  batch<={max_batch} N={n}: {'PASS' if level.passed else 'FAIL'} ({level.why}); "
-              f"p50 {1000 * level.latency_p50_s:.0f} ms, p99 {1000 * level.latency_p99_s:.0f} ms, "
-              f"daemon {level.daemon_cpu_cores:.2f} cores, producers {level.producer_cpu_cores:.2f} cores, "
-              f"mean batch {level.mean_batch:.1f}, model busy {100 * level.model_busy:.0f} %, "
-              f"producers late p99 {1000 * level.producer_late_p99_s:.0f} ms",
-              flush=True)
+        print(
+            f"  batch<={max_batch} N={n}: {'PASS' if level.passed else 'FAIL'} ({level.why}); "
+            f"p50 {1000 * level.latency_p50_s:.0f} ms, p99 {1000 * level.latency_p99_s:.0f} ms, "
+            f"daemon {level.daemon_cpu_cores:.2f} cores, producers {level.producer_cpu_cores:.2f} cores, "
+            f"mean batch {level.mean_batch:.1f}, model busy {100 * level.model_busy:.0f} %, "
+            f"producers late p99 {1000 * level.producer_late_p99_s:.0f} ms",
+            flush=True,
+        )
         return level.passed
 
     if levels:
@@ -359,8 +404,9 @@ def plot(results: dict[str, list[Level]], path: Path) -> None:
         if pts:
             n, p50, p99 = zip(*pts, strict=True)
             line = ax.plot(n, [1000 * v for v in p99], marker="o", label=f"{name} p99")[0]
-            ax.plot(n, [1000 * v for v in p50], marker=".", ls="--", color=line.get_color(),
-                    label=f"{name} p50")
+            ax.plot(
+                n, [1000 * v for v in p50], marker=".", ls="--", color=line.get_color(), label=f"{name} p50"
+            )
     ax.set_xlabel("concurrent real-time streams")
     ax.set_ylabel("end-to-end latency (ms)")
     ax.set_yscale("log")
@@ -374,15 +420,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("--backend", choices=["tensorflow", "jax", "torch"])
-    ap.add_argument("--streams", type=lambda s: [int(v) for v in s.split(",")],
-                    help="levels to run (no search)")
+    ap.add_argument(
+        "--streams", type=lambda s: [int(v) for v in s.split(",")], help="levels to run (no search)"
+    )
     ap.add_argument("--start", type=int, default=25, help="first level of the search")
     ap.add_argument("--ceiling", type=int, default=10000)
     ap.add_argument("--baseline", action="store_true", help="also search with max_batch_size 1")
-    ap.add_argument("--rate0", type=int, default=0, metavar="N",
-                    help="also run N streams as fast as possible")
-    ap.add_argument("--workers", type=int, default=0,
-                    help="ingest worker processes of the daemon's ZeroMQ source (zmq:...?workers=N)")
+    ap.add_argument(
+        "--rate0", type=int, default=0, metavar="N", help="also run N streams as fast as possible"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="ingest worker processes of the daemon's ZeroMQ source (zmq:...?workers=N)",
+    )
     ap.add_argument("--max-batch", type=int, default=64)
     ap.add_argument("--max-wait-ms", type=float, default=50.0)
     ap.add_argument("--queue-size", type=int, default=1024)
@@ -392,18 +444,27 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured interval per level")
     ap.add_argument("--procs-per-1000", type=float, default=1.0, help="producer processes per 1000 streams")
     ap.add_argument("--max-procs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    ap.add_argument("--quick", action="store_true",
-                    help="levels 10,40 (and baseline 4), 5 s each; with --overload, only the 5 s")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="levels 10,40 (and baseline 4), 5 s each; with --overload, only the 5 s",
+    )
     ap.add_argument("--runtime", choices=["auto", "openvino", "keras"], help="the daemon's model.runtime")
     ap.add_argument("--max-age-ms", type=float, help="the daemon's batch.max_age_ms (default: its default)")
-    ap.add_argument("--overload", action="store_true",
-                    help="capacity (zero drops, p99 under --p99-target), then --overload-factor times it")
+    ap.add_argument(
+        "--overload",
+        action="store_true",
+        help="capacity (zero drops, p99 under --p99-target), then --overload-factor times it",
+    )
     ap.add_argument("--capacity", type=int, help="with --overload: this level is the capacity (no search)")
     ap.add_argument("--p99-target", type=float, default=0.25, help="with --overload: seconds (capacity)")
     ap.add_argument("--overload-factor", type=float, default=1.5)
     ap.add_argument("--overload-p99", type=float, default=1.0, help="seconds the overload's p99 must beat")
-    ap.add_argument("--without-age-bound", action="store_true",
-                    help="with --overload: run the overload level again with batch.max_age_ms = 0")
+    ap.add_argument(
+        "--without-age-bound",
+        action="store_true",
+        help="with --overload: run the overload level again with batch.max_age_ms = 0",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
@@ -411,17 +472,30 @@ def main() -> None:
         args.seconds, args.warmup = 5.0, 4.0
         if not args.overload:
             args.streams = args.streams or [10, 40]
-    settings = DaemonSettings(args.model, args.backend, args.max_batch, args.max_wait_ms, args.queue_size,
-                              args.chunk_seconds, args.warmup, args.seconds, args.procs_per_1000,
-                              args.max_procs, args.workers, args.runtime, args.max_age_ms)
+    settings = DaemonSettings(
+        args.model,
+        args.backend,
+        args.max_batch,
+        args.max_wait_ms,
+        args.queue_size,
+        args.chunk_seconds,
+        args.warmup,
+        args.seconds,
+        args.procs_per_1000,
+        args.max_procs,
+        args.workers,
+        args.runtime,
+        args.max_age_ms,
+    )
     music = load_music(8, args.sample_rate, 30.0)
     if args.overload:
         overload(args, settings, music)
         return
     results: dict[str, list[Level]] = {}
     print(f"batched (max_batch_size {args.max_batch}, max_wait_ms {args.max_wait_ms:g}):", flush=True)
-    results["batched"] = search(settings, music, args.sample_rate, args.max_batch, args.streams, args.start,
-                                args.ceiling)
+    results["batched"] = search(
+        settings, music, args.sample_rate, args.max_batch, args.streams, args.start, args.ceiling
+    )
     if args.baseline:
         print("baseline (max_batch_size 1):", flush=True)
         quick_levels = [4] if args.quick else None
@@ -430,9 +504,11 @@ def main() -> None:
         for name, mb in [("batched", args.max_batch)] + ([("unbatched", 1)] if args.baseline else []):
             lv = run_level(settings, music, args.sample_rate, args.rate0, mb, rate=0.0)
             results.setdefault(f"{name}, rate 0", []).append(lv)
-            print(f"  rate 0, batch<={mb}, N={args.rate0}: {lv.audio_seconds_scored_per_s:.1f} "
-                  f"audio-s scored per s ({lv.audio_seconds_sent_per_s:.1f} sent), {lv.dropped:g} dropped",
-                  flush=True)
+            print(
+                f"  rate 0, batch<={mb}, N={args.rate0}: {lv.audio_seconds_scored_per_s:.1f} "
+                f"audio-s scored per s ({lv.audio_seconds_sent_per_s:.1f} sent), {lv.dropped:g} dropped",
+                flush=True,
+            )
     report(args, results)
 
 
@@ -440,9 +516,15 @@ def overload(args: argparse.Namespace, settings: DaemonSettings, music: list[np.
     """``--overload``: the capacity, then ``--overload-factor`` times as many streams (module docstring)."""
     results: dict[str, list[Level]] = {}
     print(f"capacity (zero drops, p99 under {1000 * args.p99_target:.0f} ms):", flush=True)
-    results["capacity"] = search(replace(settings, p99_target=args.p99_target), music, args.sample_rate,
-                                 args.max_batch, [args.capacity] if args.capacity else None, args.start,
-                                 args.ceiling)
+    results["capacity"] = search(
+        replace(settings, p99_target=args.p99_target),
+        music,
+        args.sample_rate,
+        args.max_batch,
+        [args.capacity] if args.capacity else None,
+        args.start,
+        args.ceiling,
+    )
     capacity = best(results["capacity"]) or (results["capacity"][0] if args.capacity else None)
     if capacity is None:
         report(args, results, {"error": "no level passed: lower --start"})
@@ -457,12 +539,14 @@ def overload(args: argparse.Namespace, settings: DaemonSettings, music: list[np.
         results[name] = [level]
         verdict = overload_verdict(capacity, level, args.overload_p99)
         summary[name] = {"level": asdict(level), **verdict}
-        print(f"  {name}, N={streams} ({args.overload_factor:g}x {capacity.streams}): "
-              f"{'PASS' if verdict['passed'] else 'FAIL'}; dropped {level.dropped:g} "
-              f"{level.dropped_by_reason}, "
-              f"p50/p99 {1000 * level.latency_p50_s:.0f}/{1000 * level.latency_p99_s:.0f} ms, peak RSS "
-              f"{level.daemon_peak_rss_mib:.0f} MiB = {verdict['peak_rss_ratio']:.2f}x the capacity run's",
-              flush=True)
+        print(
+            f"  {name}, N={streams} ({args.overload_factor:g}x {capacity.streams}): "
+            f"{'PASS' if verdict['passed'] else 'FAIL'}; dropped {level.dropped:g} "
+            f"{level.dropped_by_reason}, "
+            f"p50/p99 {1000 * level.latency_p50_s:.0f}/{1000 * level.latency_p99_s:.0f} ms, peak RSS "
+            f"{level.daemon_peak_rss_mib:.0f} MiB = {verdict['peak_rss_ratio']:.2f}x the capacity run's",
+            flush=True,
+        )
     report(args, results, summary)
 
 
@@ -470,50 +554,94 @@ def overload_verdict(capacity: Level, over: Level, max_p99: float) -> dict[str, 
     """Issue 18's acceptance at overload: peak RSS within 1.2x of the capacity run's, drops counted,
     p99 of the windows scored under ``max_p99`` seconds."""
     ratio = over.daemon_peak_rss_mib / capacity.daemon_peak_rss_mib
-    checks = {"peak_rss_within_1.2x": ratio <= 1.2, "drops_counted": over.dropped > 0,
-              "p99_under_target": over.latency_p99_s < max_p99}
+    checks = {
+        "peak_rss_within_1.2x": ratio <= 1.2,
+        "drops_counted": over.dropped > 0,
+        "p99_under_target": over.latency_p99_s < max_p99,
+    }
     return {"peak_rss_ratio": ratio, "checks": checks, "passed": all(checks.values())}
 
 
-def report(args: argparse.Namespace, results: dict[str, list[Level]],
-           overload_summary: dict[str, Any] | None = None) -> None:
+def report(
+    args: argparse.Namespace, results: dict[str, list[Level]], overload_summary: dict[str, Any] | None = None
+) -> None:
     info = machine()
     runtimes = sorted({lv.runtime for levels in results.values() for lv in levels if lv.runtime})
-    print(f"\nModel {args.model}, served by {', '.join(runtimes) or '?'}, backend "
-          f"{args.backend or 'default'}, {info['cores']} cores ({info['cpu']}), GPU {info['gpu']}, "
-          f"load {info['load_average']}\n")
-    header = ["config", "streams", "pass", "p50 ms", "p99 ms", "mean batch", "model busy",
-              "scored+silent/expected",
-              "dropped (warm-up)", "daemon cores", "producer cores", "daemon peak RSS MiB",
-              "audio-s scored/s"]
-    rows = [[name, lv.streams, "yes" if lv.passed else f"no: {lv.why}", 1000 * lv.latency_p50_s,
-             1000 * lv.latency_p99_s, lv.mean_batch, lv.model_busy,
-             f"{lv.windows_scored:.0f}+{lv.windows_silent:.0f}/{lv.windows_expected:.0f}",
-             f"{lv.dropped:g} ({lv.dropped_warmup:g})", lv.daemon_cpu_cores, lv.producer_cpu_cores,
-             lv.daemon_peak_rss_mib, lv.audio_seconds_scored_per_s]
-            for name, levels in results.items() for lv in levels]
+    print(
+        f"\nModel {args.model}, served by {', '.join(runtimes) or '?'}, backend "
+        f"{args.backend or 'default'}, {info['cores']} cores ({info['cpu']}), GPU {info['gpu']}, "
+        f"load {info['load_average']}\n"
+    )
+    header = [
+        "config",
+        "streams",
+        "pass",
+        "p50 ms",
+        "p99 ms",
+        "mean batch",
+        "model busy",
+        "scored+silent/expected",
+        "dropped (warm-up)",
+        "daemon cores",
+        "producer cores",
+        "daemon peak RSS MiB",
+        "audio-s scored/s",
+    ]
+    rows = [
+        [
+            name,
+            lv.streams,
+            "yes" if lv.passed else f"no: {lv.why}",
+            1000 * lv.latency_p50_s,
+            1000 * lv.latency_p99_s,
+            lv.mean_batch,
+            lv.model_busy,
+            f"{lv.windows_scored:.0f}+{lv.windows_silent:.0f}/{lv.windows_expected:.0f}",
+            f"{lv.dropped:g} ({lv.dropped_warmup:g})",
+            lv.daemon_cpu_cores,
+            lv.producer_cpu_cores,
+            lv.daemon_peak_rss_mib,
+            lv.audio_seconds_scored_per_s,
+        ]
+        for name, levels in results.items()
+        for lv in levels
+    ]
     print(markdown_table(header, rows))
     if overload_summary is not None:
-        write_json(args.json, {"benchmark": "daemon_e2e overload", "summary": overload_summary,
-                               "args": {k: str(v) for k, v in vars(args).items()},
-                               "levels": {name: [asdict(lv) for lv in lvs] for name, lvs in results.items()}})
+        write_json(
+            args.json,
+            {
+                "benchmark": "daemon_e2e overload",
+                "summary": overload_summary,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "levels": {name: [asdict(lv) for lv in lvs] for name, lvs in results.items()},
+            },
+        )
         return
     summary: dict[str, Any] = {}
     for name in ("batched", "unbatched"):
         top = best(results.get(name, []))
         summary[name] = asdict(top) if top else None
         if top:
-            print(f"\n{name}: largest N with zero drops {top.streams}: "
-                  f"p50 {1000 * top.latency_p50_s:.0f} ms, p99 {1000 * top.latency_p99_s:.0f} ms, "
-                  f"daemon {top.daemon_cpu_cores:.2f} cores, producers {top.producer_cpu_cores:.2f} cores, "
-                  f"peak RSS {top.daemon_peak_rss_mib:.0f} MiB")
+            print(
+                f"\n{name}: largest N with zero drops {top.streams}: "
+                f"p50 {1000 * top.latency_p50_s:.0f} ms, p99 {1000 * top.latency_p99_s:.0f} ms, "
+                f"daemon {top.daemon_cpu_cores:.2f} cores, producers {top.producer_cpu_cores:.2f} cores, "
+                f"peak RSS {top.daemon_peak_rss_mib:.0f} MiB"
+            )
     if summary.get("batched") and summary.get("unbatched") and not args.streams:  # searched, not given
         ratio = summary["batched"]["streams"] / summary["unbatched"]["streams"]
         summary["speedup_streams"] = ratio
         print(f"speed-up of batching (streams): {ratio:.1f}x")
-    write_json(args.json, {"benchmark": "daemon_e2e", "args": {k: str(v) for k, v in vars(args).items()},
-                           "summary": summary,
-                           "levels": {name: [asdict(lv) for lv in lvs] for name, lvs in results.items()}})
+    write_json(
+        args.json,
+        {
+            "benchmark": "daemon_e2e",
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "summary": summary,
+            "levels": {name: [asdict(lv) for lv in lvs] for name, lvs in results.items()},
+        },
+    )
     if args.plot:
         plot(results, args.plot)
 

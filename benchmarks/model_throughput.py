@@ -49,15 +49,24 @@ def measure(predictor: Any, batch: int, seconds: float, rng: np.random.Generator
         predictor.predict(x)
         times.append(time.perf_counter() - t)
     median = statistics.median(times)
-    return {"batch": batch, "calls": len(times), "first_call_s": first, "median_call_s": median,
-            "windows_per_s": batch / median}
+    return {
+        "batch": batch,
+        "calls": len(times),
+        "first_call_s": first,
+        "median_call_s": median,
+        "windows_per_s": batch / median,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL)
-    ap.add_argument("--runtime", default="auto", type=lambda s: s.split(","),
-                    help="serving runtimes to measure, comma-separated (auto, openvino, keras) [auto]")
+    ap.add_argument(
+        "--runtime",
+        default="auto",
+        type=lambda s: s.split(","),
+        help="serving runtimes to measure, comma-separated (auto, openvino, keras) [auto]",
+    )
     ap.add_argument("--backend", choices=["tensorflow", "jax", "torch"])
     ap.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")])
     ap.add_argument("--seconds", type=float, default=3.0, help="timed calls per batch size, at least")
@@ -80,20 +89,44 @@ def main() -> None:
         done: list[dict[str, Any]] = []
         for batch in sizes:
             if done and batch / done[-1]["windows_per_s"] > args.max_call_seconds:
-                print(f"{name}, batch {batch}: skipped (one call would take > {args.max_call_seconds:g} s)",
-                      flush=True)
+                print(
+                    f"{name}, batch {batch}: skipped (one call would take > {args.max_call_seconds:g} s)",
+                    flush=True,
+                )
                 continue
             done.append({"runtime": name, **measure(predictor, batch, seconds, rng)})
             print(f"{name}, batch {batch}: {done[-1]['windows_per_s']:.1f} windows/s", flush=True)
         rows += done
     info = machine()
-    print(f"\nModel {args.model} ({predictor.manifest.architecture}), {info['cores']} cores, "
-          f"GPU {info['gpu']}\n")
-    print(markdown_table(["runtime", "batch", "windows/s", "ms per window", "first call (s)", "calls"],
-                         [[r["runtime"], r["batch"], r["windows_per_s"], 1000 / r["windows_per_s"],
-                           r["first_call_s"], r["calls"]] for r in rows]))
-    write_json(args.json, {"benchmark": "model_throughput", "model": str(args.model),
-                           "architecture": predictor.manifest.architecture, "rows": rows})
+    print(
+        f"\nModel {args.model} ({predictor.manifest.architecture}), {info['cores']} cores, "
+        f"GPU {info['gpu']}\n"
+    )
+    print(
+        markdown_table(
+            ["runtime", "batch", "windows/s", "ms per window", "first call (s)", "calls"],
+            [
+                [
+                    r["runtime"],
+                    r["batch"],
+                    r["windows_per_s"],
+                    1000 / r["windows_per_s"],
+                    r["first_call_s"],
+                    r["calls"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    write_json(
+        args.json,
+        {
+            "benchmark": "model_throughput",
+            "model": str(args.model),
+            "architecture": predictor.manifest.architecture,
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ MANIFEST = REPO.parent / "shared" / "data" / "mer4q" / "manifest.csv"
 CACHE = REPO.parent / "cache" / "emb"
 LAYER_SETS = {"both": ("penultimate", "taggram"), "penultimate": ("penultimate",), "taggram": ("taggram",)}
 WINDOW_GRID = (0.001, 0.003, 0.01)
+ROWS = ("baseline", "window-both", "pooled-both", "window-single", "pooled-single")
 
 
 def load(manifest: Path, cache_dir: Path, baseline_cache: Path) -> tuple[MoodCorpus, np.ndarray, float]:
@@ -82,23 +83,53 @@ def summary(name: str, r: dict[str, Any], how: str) -> dict[str, Any]:
 
 
 def row(s: dict[str, Any]) -> list[Any]:
-    return [s["variant"], s["C_setting"], s["accuracy"], s["macro_f1"], s["log_loss"],
-            *s["per_quadrant_recall"].values()]
+    return [
+        s["variant"],
+        s["C_setting"],
+        s["accuracy"],
+        s["macro_f1"],
+        s["log_loss"],
+        *s["per_quadrant_recall"].values(),
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.mood_cv",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.mood_cv", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--manifest", type=Path, default=MANIFEST)
-    parser.add_argument("--cache-dir", type=Path, default=CACHE,
-                        help="backbone embedding cache (train-tagger's)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=CACHE, help="backbone embedding cache (train-tagger's)"
+    )
     parser.add_argument("--baseline-cache", type=Path, default=REPO.parent / "cache" / "mood" / "librosa.npz")
-    parser.add_argument("--c-grid", type=float, nargs="+", default=list(WINDOW_GRID),
-                        help="C values of the per-window head on both layers, each scored on the outer folds")
-    parser.add_argument("--c-single", type=float, nargs="+", default=[0.003],
-                        help="C values of the per-window heads on one layer (penultimate, taggram)")
-    parser.add_argument("--no-nested", dest="nested", action="store_false",
-                        help="skip the nested CV of the per-window head on both layers (the slowest row)")
+    parser.add_argument(
+        "--c-grid",
+        type=float,
+        nargs="+",
+        default=list(WINDOW_GRID),
+        help="C values of the per-window head on both layers, each scored on the outer folds",
+    )
+    parser.add_argument(
+        "--c-single",
+        type=float,
+        nargs="+",
+        default=[0.003],
+        help="C values of the per-window heads on one layer (penultimate, taggram)",
+    )
+    parser.add_argument(
+        "--no-nested",
+        dest="nested",
+        action="store_false",
+        help="skip the nested CV of the per-window head on both layers (the slowest row)",
+    )
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=ROWS,
+        default=list(ROWS),
+        help="rows to run (default all): the baseline, per-window heads on both layers or on one, "
+        "clip-pooled heads on both layers or on one",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
@@ -115,31 +146,66 @@ def main(argv: list[str] | None = None) -> None:
         results.append({**summary(name, r, how), "seconds": round(time.monotonic() - started, 1)})
         print(markdown_table([], [row(results[-1])]).splitlines()[-1], flush=True)
 
-    t = time.monotonic()
-    record("baseline: librosa clip features",
-           mood_cv(baseline, q, np.arange(n_clips), g, c_grid=CLIP_C_GRID, **kw), "nested", t)
+    if "baseline" in args.rows:
+        t = time.monotonic()
+        record(
+            "baseline: librosa clip features",
+            mood_cv(baseline, q, np.arange(n_clips), g, c_grid=CLIP_C_GRID, **kw),
+            "nested",
+            t,
+        )
     for name, layers in LAYER_SETS.items():
+        kind = "both" if name == "both" else "single"
         x = corpus.select(config.variants, layers)
-        for c in args.c_grid if name == "both" else args.c_single:
-            t = time.monotonic()
-            record(f"window, {name}", mood_cv(x, q, ci, g, C=c, levels_db=lv, **kw), f"{c:g}", t)
-        if args.nested and name == "both":
-            t = time.monotonic()
-            record(f"window, {name}",
-                   mood_cv(x, q, ci, g, c_grid=args.c_grid, levels_db=lv, inner_folds=3, **kw), "nested", t)
-        for pooling in ("mean", "mean_std"):
-            t = time.monotonic()
-            record(f"clip {pooling.replace('_', '+')}, {name}",
-                   mood_cv(x, q, ci, g, c_grid=CLIP_C_GRID, levels_db=lv, pooling=pooling, **kw), "nested", t)
+        if f"window-{kind}" in args.rows:
+            for c in args.c_grid if name == "both" else args.c_single:
+                t = time.monotonic()
+                record(f"window, {name}", mood_cv(x, q, ci, g, C=c, levels_db=lv, **kw), f"{c:g}", t)
+            if args.nested and name == "both":
+                t = time.monotonic()
+                record(
+                    f"window, {name}",
+                    mood_cv(x, q, ci, g, c_grid=args.c_grid, levels_db=lv, inner_folds=3, **kw),
+                    "nested",
+                    t,
+                )
+        if f"pooled-{kind}" in args.rows:
+            for pooling in ("mean", "mean_std"):
+                t = time.monotonic()
+                record(
+                    f"clip {pooling.replace('_', '+')}, {name}",
+                    mood_cv(x, q, ci, g, c_grid=CLIP_C_GRID, levels_db=lv, pooling=pooling, **kw),
+                    "nested",
+                    t,
+                )
     majority = float(np.bincount(q).max() / n_clips)
 
-    header = ["variant", "C", "accuracy", "macro F1", "log-loss",
-              *(f"recall {qq} {m}" for qq, m in zip(QUADRANTS, MOODS, strict=True))]
+    header = [
+        "variant",
+        "C",
+        "accuracy",
+        "macro F1",
+        "log-loss",
+        *(f"recall {qq} {m}" for qq, m in zip(QUADRANTS, MOODS, strict=True)),
+    ]
     print()
-    print(markdown_table(header, [row(s) for s in results]
-                         + [["chance: uniform", "", 0.25, 0.25, float(np.log(4)), 0.25, 0.25, 0.25, 0.25],
-                            ["chance: majority quadrant", "", majority, float("nan"), float("nan"),
-                             *(1.0 if k == int(np.bincount(q).argmax()) else 0.0 for k in range(4))]]))
+    print(
+        markdown_table(
+            header,
+            [row(s) for s in results]
+            + [
+                ["chance: uniform", "", 0.25, 0.25, float(np.log(4)), 0.25, 0.25, 0.25, 0.25],
+                [
+                    "chance: majority quadrant",
+                    "",
+                    majority,
+                    float("nan"),
+                    float("nan"),
+                    *(1.0 if k == int(np.bincount(q).argmax()) else 0.0 for k in range(4)),
+                ],
+            ],
+        )
+    )
 
     # serving cost of the shipped configuration: one Dense on the genre head's embedding
     x = corpus.select(config.variants, config.layers)
@@ -151,22 +217,36 @@ def main(argv: list[str] | None = None) -> None:
         z = batch @ kernel + bias
         np.exp(z - z.max(axis=1, keepdims=True))
     head_us = (time.perf_counter() - start) / (20 * len(batch)) * 1e6
-    print(f"\nmood head: Dense {kernel.shape[0]} -> {kernel.shape[1]} "
-          f"({kernel.size + bias.size} parameters), "
-          f"{head_us:.2f} us per window in numpy; "
-          f"librosa baseline features {baseline_cpu * 1000:.0f} ms CPU per clip")
-    write_json(args.json, {
-        "manifest": str(args.manifest), "clips": n_clips, "artists": int(len(np.unique(g))),
-        "quadrant_counts": dict(zip(QUADRANTS, np.bincount(q, minlength=4).tolist(), strict=True)),
-        "folds": args.folds, "seed": args.seed, "c_grid_window": args.c_grid, "c_single_layer": args.c_single,
-        "c_grid_nested_clip_level": list(CLIP_C_GRID),
-        "chance": {"uniform": 0.25, "majority": majority},
-        "backbones": list(config.variants), "hop_seconds": config.hop_seconds,
-        "normalize_db": config.normalize_db,
-        "results": results,
-        "cost": {"head_parameters": int(kernel.size + bias.size), "head_us_per_window_numpy": head_us,
-                 "baseline_cpu_ms_per_clip": baseline_cpu * 1000},
-    })
+    print(
+        f"\nmood head: Dense {kernel.shape[0]} -> {kernel.shape[1]} "
+        f"({kernel.size + bias.size} parameters), "
+        f"{head_us:.2f} us per window in numpy; "
+        f"librosa baseline features {baseline_cpu * 1000:.0f} ms CPU per clip"
+    )
+    write_json(
+        args.json,
+        {
+            "manifest": str(args.manifest),
+            "clips": n_clips,
+            "artists": int(len(np.unique(g))),
+            "quadrant_counts": dict(zip(QUADRANTS, np.bincount(q, minlength=4).tolist(), strict=True)),
+            "folds": args.folds,
+            "seed": args.seed,
+            "c_grid_window": args.c_grid,
+            "c_single_layer": args.c_single,
+            "c_grid_nested_clip_level": list(CLIP_C_GRID),
+            "chance": {"uniform": 0.25, "majority": majority},
+            "backbones": list(config.variants),
+            "hop_seconds": config.hop_seconds,
+            "normalize_db": config.normalize_db,
+            "results": results,
+            "cost": {
+                "head_parameters": int(kernel.size + bias.size),
+                "head_us_per_window_numpy": head_us,
+                "baseline_cpu_ms_per_clip": baseline_cpu * 1000,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -88,9 +88,9 @@ def _run(spec: LoadSpec, streams: range, start_at: float, conn: Connection) -> N
                 else:
                     late.append(now - due)
             if tick == 0 and prerolls[k]:
-                sock.send_multipart(encode_frame(sid, clip[:prerolls[k]], spec.sample_rate, 0))
+                sock.send_multipart(encode_frame(sid, clip[: prerolls[k]], spec.sample_rate, 0))
             at = (offsets[k] + tick * step) % (clip.size - step)
-            sock.send_multipart(encode_frame(sid, clip[at:at + step], spec.sample_rate, tick + 1))
+            sock.send_multipart(encode_frame(sid, clip[at : at + step], spec.sample_rate, tick + 1))
             messages += 1
         tick += 1
         if spec.rate <= 0 and time.monotonic() >= end:
@@ -98,8 +98,15 @@ def _run(spec: LoadSpec, streams: range, start_at: float, conn: Connection) -> N
     sock.close(linger=5000)
     ctx.term()
     lateness = np.asarray(late or [0.0])
-    conn.send(ProducerReport(messages, messages * period, float(np.percentile(lateness, 99)),
-                             float(lateness.max()), time.process_time() - cpu0))
+    conn.send(
+        ProducerReport(
+            messages,
+            messages * period,
+            float(np.percentile(lateness, 99)),
+            float(lateness.max()),
+            time.process_time() - cpu0,
+        )
+    )
     conn.close()
 
 

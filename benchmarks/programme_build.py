@@ -109,8 +109,16 @@ def read_programme_clips(manifest: Path) -> list[Clip]:
         for row in csv.DictReader(handle):
             path = (manifest.parent / row["path"]).resolve()
             labels = tuple(label.strip() for label in row["labels"].split(";") if label.strip())
-            clips.append(Clip(path, labels, row.get("artist", ""), row.get("source", ""),
-                              row.get("split", ""), clip_seconds(path)))
+            clips.append(
+                Clip(
+                    path,
+                    labels,
+                    row.get("artist", ""),
+                    row.get("source", ""),
+                    row.get("split", ""),
+                    clip_seconds(path),
+                )
+            )
     return clips
 
 
@@ -121,8 +129,13 @@ def artists_of(manifest: Path) -> set[str]:
         return {artist_group(row["artist"]) for row in csv.DictReader(handle) if row.get("artist")}
 
 
-def select_clips(clips: Iterable[Clip], sources: Sequence[str], *, exclude_artists: Iterable[str] = (),
-                 splits: Sequence[str] = ()) -> list[Clip]:
+def select_clips(
+    clips: Iterable[Clip],
+    sources: Sequence[str],
+    *,
+    exclude_artists: Iterable[str] = (),
+    splits: Sequence[str] = (),
+) -> list[Clip]:
     """Clips a model did not train on: of the given ``sources``, none by an excluded artist.
 
     Parameters
@@ -136,8 +149,14 @@ def select_clips(clips: Iterable[Clip], sources: Sequence[str], *, exclude_artis
     if not sources:
         raise ValueError("name at least one source (the manifest's source column) the model did not train on")
     excluded = {artist_group(a) for a in exclude_artists}
-    return [c for c in clips if c.source in sources and artist_group(c.artist) not in excluded
-            and (not splits or c.split in splits) and c.labels]
+    return [
+        c
+        for c in clips
+        if c.source in sources
+        and artist_group(c.artist) not in excluded
+        and (not splits or c.split in splits)
+        and c.labels
+    ]
 
 
 def genre_pools(clips: Iterable[Clip], min_clips: int) -> dict[frozenset[str], list[Clip]]:
@@ -150,8 +169,11 @@ def genre_pools(clips: Iterable[Clip], min_clips: int) -> dict[frozenset[str], l
     for clip in clips:
         if clip.seconds - LENGTH_MARGIN >= MIN_SEGMENT:
             pools.setdefault(clip.truth, []).append(clip)
-    return {truth: sorted(pool, key=lambda c: str(c.path)) for truth, pool in pools.items()
-            if len(pool) >= max(2, min_clips)}
+    return {
+        truth: sorted(pool, key=lambda c: str(c.path))
+        for truth, pool in pools.items()
+        if len(pool) >= max(2, min_clips)
+    }
 
 
 def allocate(lengths: Sequence[float], total: float) -> list[float] | None:
@@ -170,8 +192,14 @@ def allocate(lengths: Sequence[float], total: float) -> list[float] | None:
     return parts if min(parts) >= MIN_SEGMENT else None
 
 
-def _pick_clips(pool: Sequence[Clip], length: float, outer: float, crossfade: float, usage: Counter[Path],
-                rng: np.random.Generator) -> list[Segment] | None:
+def _pick_clips(
+    pool: Sequence[Clip],
+    length: float,
+    outer: float,
+    crossfade: float,
+    usage: Counter[Path],
+    rng: np.random.Generator,
+) -> list[Segment] | None:
     """2 (else 3) clips of ``pool`` making a song of ``length`` seconds, least-used clips first.
 
     The parts must cover the song, its ``k - 1`` inner crossfades and ``outer``
@@ -188,15 +216,23 @@ def _pick_clips(pool: Sequence[Clip], length: float, outer: float, crossfade: fl
             for chosen in itertools.islice(itertools.combinations(candidates, k), MAX_TRIES):
                 parts = allocate([c.seconds - LENGTH_MARGIN for c in chosen], need)
                 if parts is not None:
-                    return [Segment(c, round((c.seconds - LENGTH_MARGIN - p) / 2, 3), p)
-                            for c, p in zip(chosen, parts, strict=True)]
+                    return [
+                        Segment(c, round((c.seconds - LENGTH_MARGIN - p) / 2, 3), p)
+                        for c, p in zip(chosen, parts, strict=True)
+                    ]
     return None
 
 
-def plan_programme(pools: dict[frozenset[str], list[Clip]], n_songs: int, rng: np.random.Generator, *,
-                   song_seconds: tuple[float, float] = (45.0, 75.0), crossfade: float = 1.0,
-                   usage: Counter[Path] | None = None,
-                   genre_counts: Counter[str] | None = None) -> list[Song]:
+def plan_programme(
+    pools: dict[frozenset[str], list[Clip]],
+    n_songs: int,
+    rng: np.random.Generator,
+    *,
+    song_seconds: tuple[float, float] = (45.0, 75.0),
+    crossfade: float = 1.0,
+    usage: Counter[Path] | None = None,
+    genre_counts: Counter[str] | None = None,
+) -> list[Song]:
     """``n_songs`` songs in a row, consecutive ones of disjoint truth sets, genres balanced.
 
     Parameters
@@ -214,8 +250,9 @@ def plan_programme(pools: dict[frozenset[str], list[Clip]], n_songs: int, rng: n
     """
     lo, hi = song_seconds
     if not 0 < lo <= hi or crossfade < 0:
-        raise ValueError(f"need 0 < shortest <= longest song and crossfade >= 0, "
-                         f"got {song_seconds}, {crossfade}")
+        raise ValueError(
+            f"need 0 < shortest <= longest song and crossfade >= 0, got {song_seconds}, {crossfade}"
+        )
     usage = Counter() if usage is None else usage
     genre_counts = Counter() if genre_counts is None else genre_counts
     used: set[Path] = set()
@@ -239,8 +276,10 @@ def plan_programme(pools: dict[frozenset[str], list[Clip]], n_songs: int, rng: n
                 usage[seg.clip.path] += 1
             break
         else:
-            raise ValueError(f"no genre can make song {index + 1}: too few unused clips "
-                             f"(genres: {', '.join(genre_name(t) for t in pools) or 'none'})")
+            raise ValueError(
+                f"no genre can make song {index + 1}: too few unused clips "
+                f"(genres: {', '.join(genre_name(t) for t in pools) or 'none'})"
+            )
     return songs
 
 
@@ -270,7 +309,7 @@ def render(songs: Sequence[Song], sr: int, crossfade: float, name: str) -> tuple
             audio = decode(seg.clip.path, sr)
             start, n = int(round(seg.offset * sr)), int(round(seg.seconds * sr))
             start = max(0, min(start, len(audio) - n))  # a header that overstated the length
-            part = audio[start:start + n]
+            part = audio[start : start + n]
             if len(part) < n:
                 raise AudioDecodeError(f"{seg.clip.path}: {len(audio) / sr:.2f} s, shorter than planned")
             pieces.append((cursor - (xf if pieces else 0), part))
@@ -283,7 +322,7 @@ def render(songs: Sequence[Song], sr: int, crossfade: float, name: str) -> tuple
             part[:xf] *= fade_in
         if i < len(pieces) - 1 and xf:
             part[-xf:] *= fade_out
-        out[at:at + len(part)] += part
+        out[at : at + len(part)] += part
     np.clip(out, -1.0, 1.0, out=out)
 
     bounds = [0.0] + [(pieces[j][0] + xf / 2) / sr for j in song_first[1:]] + [total / sr]
@@ -293,16 +332,36 @@ def render(songs: Sequence[Song], sr: int, crossfade: float, name: str) -> tuple
         clips = []
         for seg in song.segments:
             at, part = pieces[piece]
-            clips.append({"path": str(seg.clip.path), "labels": list(seg.clip.labels),
-                          "artist": seg.clip.artist, "source": seg.clip.source,
-                          "offset": round(seg.offset, 6), "seconds": round(len(part) / sr, 6),
-                          "at": round(at / sr, 6)})
+            clips.append(
+                {
+                    "path": str(seg.clip.path),
+                    "labels": list(seg.clip.labels),
+                    "artist": seg.clip.artist,
+                    "source": seg.clip.source,
+                    "offset": round(seg.offset, 6),
+                    "seconds": round(len(part) / sr, 6),
+                    "at": round(at / sr, 6),
+                }
+            )
             piece += 1
-        cue_songs.append({"index": index, "start": round(bounds[index], 6),
-                          "end": round(bounds[index + 1], 6), "genre": song.genre,
-                          "truth": sorted(song.truth), "clips": clips})
-    cue = {"v": CUE_VERSION, "name": name, "sample_rate": sr, "seconds": round(total / sr, 6),
-           "crossfade_seconds": crossfade, "songs": cue_songs}
+        cue_songs.append(
+            {
+                "index": index,
+                "start": round(bounds[index], 6),
+                "end": round(bounds[index + 1], 6),
+                "genre": song.genre,
+                "truth": sorted(song.truth),
+                "clips": clips,
+            }
+        )
+    cue = {
+        "v": CUE_VERSION,
+        "name": name,
+        "sample_rate": sr,
+        "seconds": round(total / sr, 6),
+        "crossfade_seconds": crossfade,
+        "songs": cue_songs,
+    }
     return out, cue
 
 

@@ -124,7 +124,7 @@ def _metric_sum(text: str, name: str) -> float:
     """Sum of every sample of a counter in Prometheus text (any labels)."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"):
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -133,13 +133,20 @@ class ServeProcess:
     """``genretag serve`` as a subprocess: stdout events and stderr log lines read by two threads."""
 
     def __init__(self, args: Sequence[str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", "serve", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "genretag.cli.main", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         self.events: list[dict[str, Any]] = []
         self.log: list[str] = []
         self.metrics_url: str | None = None
-        self._readers = [threading.Thread(target=self._read_events, daemon=True),
-                         threading.Thread(target=self._read_log, daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read_events, daemon=True),
+            threading.Thread(target=self._read_log, daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
 
@@ -168,8 +175,9 @@ class ServeProcess:
             return math.nan
 
     def down_streams(self) -> set[str]:
-        return {e["stream"] for e in list(self.events)
-                if e.get("type") == "state" and e.get("state") == "down"}
+        return {
+            e["stream"] for e in list(self.events) if e.get("type") == "state" and e.get("state") == "down"
+        }
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then SIGKILL if it outlives ``timeout``; the exit code (None if it had to be killed)."""
@@ -187,9 +195,16 @@ class ServeProcess:
         return code
 
 
-def run_programmes(spec: RunSpec, programmes: Sequence[Path], programme_seconds: Sequence[float],
-                   work: Path, *, timeout: float = 3600.0, progress: Callable[[str], None] = lambda _: None,
-                   progress_every: float = 20.0) -> RunResult:
+def run_programmes(
+    spec: RunSpec,
+    programmes: Sequence[Path],
+    programme_seconds: Sequence[float],
+    work: Path,
+    *,
+    timeout: float = 3600.0,
+    progress: Callable[[str], None] = lambda _: None,
+    progress_every: float = 20.0,
+) -> RunResult:
     """Play every programme through one daemon of ``spec`` until each stream is down.
 
     Raises
@@ -199,8 +214,17 @@ def run_programmes(spec: RunSpec, programmes: Sequence[Path], programme_seconds:
     """
     config = run_config(spec, programme_seconds, work / f"run-{spec.name}.toml")
     streams = {p.stem for p in programmes}
-    args = ["--model", spec.model, "--config", str(config), "--print", "--publish", "tcp://127.0.0.1:*",
-            "--metrics", "127.0.0.1:0"]
+    args = [
+        "--model",
+        spec.model,
+        "--config",
+        str(config),
+        "--print",
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--metrics",
+        "127.0.0.1:0",
+    ]
     for path in programmes:
         args += ["--source", f"file:{path}?rate=0&loop=0"]
     daemon = ServeProcess(args)
@@ -212,14 +236,18 @@ def run_programmes(spec: RunSpec, programmes: Sequence[Path], programme_seconds:
         while not streams <= daemon.down_streams():
             if daemon.proc.poll() is not None:
                 time.sleep(0.5)
-                raise RuntimeError(f"run {spec.name}: the daemon exited ({daemon.proc.returncode}):\n"
-                                   + "\n".join(daemon.log[-20:]))
+                raise RuntimeError(
+                    f"run {spec.name}: the daemon exited ({daemon.proc.returncode}):\n"
+                    + "\n".join(daemon.log[-20:])
+                )
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"run {spec.name}: programmes not done after {timeout:.0f} s")
             if time.monotonic() >= next_note:
                 done = daemon.metric("genretag_windows_processed_total") * hop
-                progress(f"run {spec.name}: {done / 60:.1f} of {total_seconds / 60:.1f} programme minutes "
-                         f"scored after {time.monotonic() - started:.0f} s")
+                progress(
+                    f"run {spec.name}: {done / 60:.1f} of {total_seconds / 60:.1f} programme minutes "
+                    f"scored after {time.monotonic() - started:.0f} s"
+                )
                 next_note += progress_every
             time.sleep(0.2)
         wall = time.monotonic() - started

@@ -42,10 +42,15 @@ from genretag.models.artifact import read_manifest
 from genretag.models.bundled import resolve_model
 
 #: Columns of the table: summary key, heading, format.
-COLUMNS = [("right_share", "right", "{:.1%}"), ("precision", "precision", "{:.1%}"),
-           ("unlabelled_share", "no label", "{:.1%}"), ("delay_median", "delay median", "{:.1f} s"),
-           ("delay_p90", "delay p90", "{:.1f} s"), ("never_right", "never right", "{}"),
-           ("wrong_changes", "wrong changes", "{}")]
+COLUMNS = [
+    ("right_share", "right", "{:.1%}"),
+    ("precision", "precision", "{:.1%}"),
+    ("unlabelled_share", "no label", "{:.1%}"),
+    ("delay_median", "delay median", "{:.1f} s"),
+    ("delay_p90", "delay p90", "{:.1f} s"),
+    ("never_right", "never right", "{}"),
+    ("wrong_changes", "wrong changes", "{}"),
+]
 
 
 def window_scores(flac: Path, model_dir: Path, runtime: str = "auto") -> tuple[np.ndarray, np.ndarray]:
@@ -61,14 +66,20 @@ def window_scores(flac: Path, model_dir: Path, runtime: str = "auto") -> tuple[n
     predictor = load_predictor(model_dir, runtime)
     spec = window_spec(predictor.manifest)
     windows, starts = frame_windows(decode(flac, spec.sample_rate), spec)
-    scores = np.concatenate([predictor.predict(windows[i:i + 64]) for i in range(0, len(windows), 64)])
+    scores = np.concatenate([predictor.predict(windows[i : i + 64]) for i in range(0, len(windows), 64)])
     ends = starts + spec.window_seconds
     np.savez(cache, ends=ends, scores=scores)
     return ends, scores
 
 
-def replay(cue: dict[str, Any], ends: np.ndarray, scores: np.ndarray, labels: list[str],
-           config: SmoothingConfig, calibrated_threshold: float) -> list[dict[str, Any]]:
+def replay(
+    cue: dict[str, Any],
+    ends: np.ndarray,
+    scores: np.ndarray,
+    labels: list[str],
+    config: SmoothingConfig,
+    calibrated_threshold: float,
+) -> list[dict[str, Any]]:
     """The label events the daemon's smoother publishes for one programme's window scores."""
     smoother = smoother_from_config(labels, config, calibrated_threshold)
     events = []
@@ -97,14 +108,24 @@ def parse_settings(items: list[str]) -> list[SmoothingConfig]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.programme_replay",
-                                     description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--workdir", type=Path, required=True,
-                        help="folder of programme-NN.flac and .json (benchmarks.programme --keep --workdir)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.programme_replay", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        required=True,
+        help="folder of programme-NN.flac and .json (benchmarks.programme --keep --workdir)",
+    )
     parser.add_argument("--model", default="default", help="artifact dir or bundled name [default]")
     parser.add_argument("--runtime", default="auto", help="serving runtime for the scores [auto]")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=V1[,V2...]",
-                        help="smoothing setting(s) to replay (repeatable; the product is replayed)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=V1[,V2...]",
+        help="smoothing setting(s) to replay (repeatable; the product is replayed)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures of every combination here")
     return parser.parse_args(argv)
 
@@ -120,19 +141,35 @@ def main(argv: list[str] | None = None) -> int:
     programmes = []
     for cue_path in cues:
         print(f"scoring {cue_path.stem} ...", file=sys.stderr, flush=True)
-        programmes.append((json.loads(cue_path.read_text()),
-                           *window_scores(cue_path.with_suffix(".flac"), model_dir, args.runtime)))
+        programmes.append(
+            (
+                json.loads(cue_path.read_text()),
+                *window_scores(cue_path.with_suffix(".flac"), model_dir, args.runtime),
+            )
+        )
     results = []
     for config in parse_settings(args.set):
-        songs = [s for cue, ends, scores in programmes
-                 for s in score_programme(cue, replay(cue, ends, scores, manifest.labels, config, threshold))]
+        songs = [
+            s
+            for cue, ends, scores in programmes
+            for s in score_programme(cue, replay(cue, ends, scores, manifest.labels, config, threshold))
+        ]
         results.append({"smoothing": asdict(config), "overall": summarise(songs)})
     varied = [k for k in asdict(SmoothingConfig()) if len({str(r["smoothing"][k]) for r in results}) > 1]
-    rows = [[*(r["smoothing"][k] for k in varied),
-             *(_cell(r["overall"][key], fmt) for key, _, fmt in COLUMNS)] for r in results]
+    rows = [
+        [*(r["smoothing"][k] for k in varied), *(_cell(r["overall"][key], fmt) for key, _, fmt in COLUMNS)]
+        for r in results
+    ]
     print(markdown_table([*varied, *(head for _, head, _ in COLUMNS)], rows))
-    write_json(args.json, {"model": str(model_dir), "calibrated_threshold": threshold,
-                           "programmes": [c["name"] for c, _, _ in programmes], "runs": results})
+    write_json(
+        args.json,
+        {
+            "model": str(model_dir),
+            "calibrated_threshold": threshold,
+            "programmes": [c["name"] for c, _, _ in programmes],
+            "runs": results,
+        },
+    )
     return 0
 
 

@@ -77,8 +77,16 @@ class SongScore:
         return self.seconds - self.unlabelled_seconds
 
 
-def score_song(steps: Sequence[Step], start: float, end: float, truth: Iterable[str], *,
-               programme: str = "", index: int = 0, genre: str = "") -> SongScore:
+def score_song(
+    steps: Sequence[Step],
+    start: float,
+    end: float,
+    truth: Iterable[str],
+    *,
+    programme: str = "",
+    index: int = 0,
+    genre: str = "",
+) -> SongScore:
     """Measure the rolling label (``steps`` of :func:`label_timeline`) on ``[start, end)``."""
     truth_set = frozenset(truth)
     label: str | None = None
@@ -105,16 +113,36 @@ def score_song(steps: Sequence[Step], start: float, end: float, truth: Iterable[
             if new in truth_set and first_right is None:
                 first_right = pos - start
         label = new
-    return SongScore(programme, index, genre or "/".join(sorted(truth_set)), tuple(sorted(truth_set)),
-                     start, end, right, unlabelled, first_right, wrong_changes)
+    return SongScore(
+        programme,
+        index,
+        genre or "/".join(sorted(truth_set)),
+        tuple(sorted(truth_set)),
+        start,
+        end,
+        right,
+        unlabelled,
+        first_right,
+        wrong_changes,
+    )
 
 
 def score_programme(cue: dict[str, Any], events: Iterable[dict[str, Any]]) -> list[SongScore]:
     """Every song of a cue sheet (:func:`benchmarks.programme_build.render`) scored on the events of the
     stream named like the programme (``cue["name"]``)."""
     steps = label_timeline(events, cue["name"])
-    return [score_song(steps, song["start"], song["end"], song["truth"], programme=cue["name"],
-                       index=song["index"], genre=song["genre"]) for song in cue["songs"]]
+    return [
+        score_song(
+            steps,
+            song["start"],
+            song["end"],
+            song["truth"],
+            programme=cue["name"],
+            index=song["index"],
+            genre=song["genre"],
+        )
+        for song in cue["songs"]
+    ]
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -155,6 +183,8 @@ def summarise(songs: Sequence[SongScore]) -> dict[str, Any]:
 def report(songs: Sequence[SongScore]) -> dict[str, Any]:
     """:func:`summarise` overall and per genre (genres sorted by name), plus every song's score."""
     genres = sorted({s.genre for s in songs})
-    return {"overall": summarise(songs),
-            "per_genre": {g: summarise([s for s in songs if s.genre == g]) for g in genres},
-            "songs": [{**asdict(s), "seconds": round(s.seconds, 3)} for s in songs]}
+    return {
+        "overall": summarise(songs),
+        "per_genre": {g: summarise([s for s in songs if s.genre == g]) for g in genres},
+        "songs": [{**asdict(s), "seconds": round(s.seconds, 3)} for s in songs],
+    }

@@ -28,17 +28,25 @@ from benchmarks.common import markdown_table, write_json
 from genretag.daemon.metrics import Metrics
 
 GENRES = [f"genre{k}" for k in range(11)]
-FAMILIES = (("genretag_windows_processed", Counter), ("genretag_windows_silent", Counter),
-            ("genretag_stream_up", Gauge), ("genretag_silence_seconds", Counter),
-            ("genretag_label_changes", Counter))
+FAMILIES = (
+    ("genretag_windows_processed", Counter),
+    ("genretag_windows_silent", Counter),
+    ("genretag_stream_up", Gauge),
+    ("genretag_silence_seconds", Counter),
+    ("genretag_label_changes", Counter),
+)
 
 
 def daemon_metrics(streams: list[str]) -> Callable[[], bytes]:
     metrics = Metrics()
     metrics.scores.start(GENRES)
     for k, stream in enumerate(streams):
-        for family in (metrics.windows_processed, metrics.windows_silent, metrics.silence,
-                       metrics.label_changes):
+        for family in (
+            metrics.windows_processed,
+            metrics.windows_silent,
+            metrics.silence,
+            metrics.label_changes,
+        ):
             family.inc(stream, k)
         metrics.stream_up.set(stream, 1)
         metrics.scores.latest[stream] = [k / 11 for k in range(11)]
@@ -81,8 +89,9 @@ def median_seconds(render: Callable[[], bytes], repeat: int) -> tuple[float, int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--streams", default="1000,5000,10000", help="comma-separated stream counts")
     parser.add_argument("--repeat", type=int, default=5, help="renders per figure (median)")
     parser.add_argument("--json", type=Path, help="write the raw numbers here")
@@ -92,13 +101,21 @@ def main() -> None:
         streams = [f"station-{k:05d}" for k in range(n)]
         ours, size = median_seconds(daemon_metrics(streams), args.repeat)
         theirs, their_size = median_seconds(prometheus_client_only(streams), args.repeat)
-        raw.append({"streams": n, "daemon_s": ours, "prometheus_client_s": theirs, "bytes": size,
-                    "prometheus_client_bytes": their_size})
+        raw.append(
+            {
+                "streams": n,
+                "daemon_s": ours,
+                "prometheus_client_s": theirs,
+                "bytes": size,
+                "prometheus_client_bytes": their_size,
+            }
+        )
         rows.append([n, 16 * n, ours * 1000, theirs * 1000, theirs / ours, size / 2**20])
     header = ["streams", "per-stream series", "daemon ms", "prometheus-client ms", "ratio", "MiB"]
     print(markdown_table(header, rows))
-    write_json(args.json, {"benchmark": "scrape_cost", "args": vars(args) | {"json": str(args.json)},
-                           "levels": raw})
+    write_json(
+        args.json, {"benchmark": "scrape_cost", "args": vars(args) | {"json": str(args.json)}, "levels": raw}
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,12 @@ def clip_scores(predictor: Any, clips: list[np.ndarray]) -> np.ndarray:
     """Each clip's score by the clip rule (its windows are already the spread ones)."""
     from genretag.models.clip_scoring import clip_score, window_levels
 
-    return np.stack([clip_score(predictor.predict(windows), window_levels(windows))
-                     for windows in tqdm(clips, leave=False)])
+    return np.stack(
+        [
+            clip_score(predictor.predict(windows), window_levels(windows))
+            for windows in tqdm(clips, leave=False)
+        ]
+    )
 
 
 def compare(model: str, manifests: list[Path], windows: int) -> dict[str, Any]:
@@ -45,8 +49,10 @@ def compare(model: str, manifests: list[Path], windows: int) -> dict[str, Any]:
     reference = load_predictor(resolve_model(model), runtime="keras")
     corpus = read_corpus(manifests)
     spec = window_spec(served.manifest)
-    clips = [spread_windows(decode(clip.path, spec.sample_rate), spec, windows)[0]
-             for clip in tqdm(corpus, desc="decoding", leave=False)]
+    clips = [
+        spread_windows(decode(clip.path, spec.sample_rate), spec, windows)[0]
+        for clip in tqdm(corpus, desc="decoding", leave=False)
+    ]
     truth = candidates_of(corpus, served.manifest.labels)
     scores = {runtime_name(p): clip_scores(p, clips) for p in (reference, served)}
     (ref_name, ref), (name, got) = scores.items()
@@ -72,8 +78,15 @@ def main() -> None:
     rows = []
     for result in results:
         for runtime, metrics in result["metrics"].items():
-            rows.append([result["model"], runtime, *(metrics[key] for key in METRICS),
-                         result["top_label_agreement"], result["max_abs_difference"]])
+            rows.append(
+                [
+                    result["model"],
+                    runtime,
+                    *(metrics[key] for key in METRICS),
+                    result["top_label_agreement"],
+                    result["max_abs_difference"],
+                ]
+            )
     print(markdown_table(["model", "runtime", *METRICS, "same top label", "max score diff"], rows))
     write_json(args.json, {"benchmark": "serving_accuracy", "machine": machine(), "results": results})
 

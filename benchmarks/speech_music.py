@@ -111,15 +111,23 @@ def costs(windows: SpeechWindows, repeats: int = 5) -> dict[str, float]:
     return out
 
 
-def radio_examples(speech_manifest: Path, windows: SpeechWindows, methods: list[str], C: float,
-                   config: HeadConfig, cache_dir: Path | None, silence_db: float) -> dict[str, Any]:
+def radio_examples(
+    speech_manifest: Path,
+    windows: SpeechWindows,
+    methods: list[str],
+    C: float,
+    config: HeadConfig,
+    cache_dir: Path | None,
+    silence_db: float,
+) -> dict[str, Any]:
     """The radio-style examples' windows, scored by models trained on the whole set."""
     examples = read_radio_examples(speech_manifest)
     if not examples:
         return {}
     spec = WindowSpec(16000, WINDOW_SECONDS, config.hop_seconds)
-    as_items = [SpeechItem(e.clip_id, e.clip_id, -1, MUSIC, "radio", "none", "synth_radio", e.pcm)
-                for e in examples]
+    as_items = [
+        SpeechItem(e.clip_id, e.clip_id, -1, MUSIC, "radio", "none", "synth_radio", e.pcm) for e in examples
+    ]
     ex = embed_items(as_items, config, cache_dir)
     truth = np.concatenate([e.window_labels(frame_windows(e.pcm, spec)[1], WINDOW_SECONDS) for e in examples])
     audible = windows.levels_db > silence_db
@@ -131,28 +139,51 @@ def radio_examples(speech_manifest: Path, windows: SpeechWindows, methods: list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.speech_music",
-                                     description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.speech_music", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--speech-manifest", type=Path, default=SHARED / "speech" / "manifest.csv")
-    parser.add_argument("--music-manifest", type=Path, action="append",
-                        help="a music collection for pure music and beds (repeat; default music/ and mer4q/)")
-    parser.add_argument("--cache-dir", type=Path, default=SCRATCH / "emb",
-                        help="embedding and feature cache of the generated audio")
-    parser.add_argument("--music-cache-dir", type=Path,
-                        default=GENRE_CACHE if GENRE_CACHE.is_dir() else None,
-                        help="the genre head's embedding cache, for the music collections' clips")
+    parser.add_argument(
+        "--music-manifest",
+        type=Path,
+        action="append",
+        help="a music collection for pure music and beds (repeat; default music/ and mer4q/)",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=SCRATCH / "emb",
+        help="embedding and feature cache of the generated audio",
+    )
+    parser.add_argument(
+        "--music-cache-dir",
+        type=Path,
+        default=GENRE_CACHE if GENRE_CACHE.is_dir() else None,
+        help="the genre head's embedding cache, for the music collections' clips",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--C", type=float, default=0.01, help="the backbone head's regularisation")
-    parser.add_argument("--sweep-C", type=str, default="",
-                        help="comma-separated C values for which the backbone head is also scored")
-    parser.add_argument("--silence-db", type=float, default=-50.0,
-                        help="windows below this level are left out (the daemon's silence threshold)")
+    parser.add_argument(
+        "--sweep-C",
+        type=str,
+        default="",
+        help="comma-separated C values for which the backbone head is also scored",
+    )
+    parser.add_argument(
+        "--silence-db",
+        type=float,
+        default=-50.0,
+        help="windows below this level are left out (the daemon's silence threshold)",
+    )
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--quick", action="store_true", help="only 120 clips of the music collections")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--save-head", type=Path,
-                        help="write the backbone head trained on everything (kernel, bias, layers) as .npz")
+    parser.add_argument(
+        "--save-head",
+        type=Path,
+        help="write the backbone head trained on everything (kernel, bias, layers) as .npz",
+    )
     args = parser.parse_args(argv)
     methods = args.methods.split(",")
     config = HeadConfig()
@@ -170,56 +201,106 @@ def main(argv: list[str] | None = None) -> None:
     for c in [float(v) for v in args.sweep_C.split(",") if v]:
         s = out_of_fold(items, windows, ["backbone"], c, args.silence_db, log)
         f = figures(items, windows, s)
-        sweep[str(c)] = {"summary": f["summary"]["backbone"],
-                         "conditions": {k: v["backbone"] for k, v in f["conditions"].items()}}
-    radio = radio_examples(args.speech_manifest, windows, methods, args.C, config, args.cache_dir,
-                           args.silence_db)
+        sweep[str(c)] = {
+            "summary": f["summary"]["backbone"],
+            "conditions": {k: v["backbone"] for k, v in f["conditions"].items()},
+        }
+    radio = radio_examples(
+        args.speech_manifest, windows, methods, args.C, config, args.cache_dir, args.silence_db
+    )
     cost = costs(windows)
     if args.save_head:
         audible = windows.levels_db > args.silence_db
-        head = fit_backbone_head(windows.backbone[audible], windows.labels[audible], windows.item[audible],
-                                 args.C)
+        head = fit_backbone_head(
+            windows.backbone[audible], windows.labels[audible], windows.item[audible], args.C
+        )
         kernel, bias = head.folded()
         args.save_head.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.save_head, kernel=kernel, bias=bias, labels=np.array(CLASSES),
-                 layers=np.array([f"{v}/{la}" for v in config.variants for la in config.layers]))
+        np.savez(
+            args.save_head,
+            kernel=kernel,
+            bias=bias,
+            labels=np.array(CLASSES),
+            layers=np.array([f"{v}/{la}" for v in config.variants for la in config.layers]),
+        )
         log(f"head written to {args.save_head}")
 
     header = ["condition", "clips", "windows", *methods]
-    rows = [[name, r["clips"], r["windows"], *(r[m] for m in methods)]
-            for name, r in result["conditions"].items()]
+    rows = [
+        [name, r["clips"], r["windows"], *(r[m] for m in methods)] for name, r in result["conditions"].items()
+    ]
     print(markdown_table(header, rows))
     print()
-    print(markdown_table(
-        ["method", "pure speech", "pure music", "pure balanced", "pure pooled", "all windows"],
-        [[m, s["pure_speech_accuracy"], s["pure_music_accuracy"], s["pure_balanced_accuracy"],
-          s["pure_accuracy"], s["all_accuracy"]] for m, s in result["summary"].items()]))
+    print(
+        markdown_table(
+            ["method", "pure speech", "pure music", "pure balanced", "pure pooled", "all windows"],
+            [
+                [
+                    m,
+                    s["pure_speech_accuracy"],
+                    s["pure_music_accuracy"],
+                    s["pure_balanced_accuracy"],
+                    s["pure_accuracy"],
+                    s["all_accuracy"],
+                ]
+                for m, s in result["summary"].items()
+            ],
+        )
+    )
     print()
     for m, s in result["summary"].items():
         (mm, ms), (sm, ss) = s["confusion"]
-        print(f"{m}: confusion (rows true music/speech, columns predicted music/speech): "
-              f"[[{mm}, {ms}], [{sm}, {ss}]]")
+        print(
+            f"{m}: confusion (rows true music/speech, columns predicted music/speech): "
+            f"[[{mm}, {ms}], [{sm}, {ss}]]"
+        )
     print()
-    print(markdown_table(["music collections' clips, by label", "windows", *methods],
-                         [[g, r["windows"], *(r[m] for m in methods)]
-                          for g, r in result["music_by_genre"].items()]))
+    print(
+        markdown_table(
+            ["music collections' clips, by label", "windows", *methods],
+            [[g, r["windows"], *(r[m] for m in methods)] for g, r in result["music_by_genre"].items()],
+        )
+    )
     if sweep:
         print()
-        print(markdown_table(["backbone C", "pure balanced", *(n for n, _ in CONDITIONS)],
-                             [[c, v["summary"]["pure_balanced_accuracy"], *v["conditions"].values()]
-                              for c, v in sweep.items()]))
+        print(
+            markdown_table(
+                ["backbone C", "pure balanced", *(n for n, _ in CONDITIONS)],
+                [
+                    [c, v["summary"]["pure_balanced_accuracy"], *v["conditions"].values()]
+                    for c, v in sweep.items()
+                ],
+            )
+        )
     if radio:
-        print(f"\nradio-style examples ({radio['windows']} windows, {radio['speech_windows']} talk): "
-              + ", ".join(f"{m} {radio[m]:.3f}" for m in methods))
+        print(
+            f"\nradio-style examples ({radio['windows']} windows, {radio['speech_windows']} talk): "
+            + ", ".join(f"{m} {radio[m]:.3f}" for m in methods)
+        )
     print("\ncost, CPU ms per window (one thread): " + ", ".join(f"{k} {v:.3g}" for k, v in cost.items()))
-    write_json(args.json, {
-        "machine": machine(), "seconds": time.time() - started, "folds": args.folds, "seed": args.seed,
-        "C": args.C, "silence_db": args.silence_db, "features": list(FEATURE_NAMES),
-        "head": {"variants": list(config.variants), "layers": list(config.layers),
-                 "hop_seconds": config.hop_seconds, "normalize_db": config.normalize_db},
-        "set": set_summary(items), **result, "C_sweep": sweep, "radio_examples": radio,
-        "cost_ms_per_window": cost,
-    })
+    write_json(
+        args.json,
+        {
+            "machine": machine(),
+            "seconds": time.time() - started,
+            "folds": args.folds,
+            "seed": args.seed,
+            "C": args.C,
+            "silence_db": args.silence_db,
+            "features": list(FEATURE_NAMES),
+            "head": {
+                "variants": list(config.variants),
+                "layers": list(config.layers),
+                "hop_seconds": config.hop_seconds,
+                "normalize_db": config.normalize_db,
+            },
+            "set": set_summary(items),
+            **result,
+            "C_sweep": sweep,
+            "radio_examples": radio,
+            "cost_ms_per_window": cost,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,10 @@ from typing import Any
 
 from benchmarks.common import markdown_table, write_json
 
-LIBRARY_LINE = re.compile(r"^(?:[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\] |WARNING: All log messages before "
-                          r"absl|To enable the following instructions|\[src/libmpg123/)")
+LIBRARY_LINE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\] |WARNING: All log messages before "
+    r"absl|To enable the following instructions|\[src/libmpg123/)"
+)
 TIMEOUT_SECONDS = 120.0
 
 
@@ -68,8 +70,18 @@ def measure(pythonpath: str | None, model: str) -> dict[str, Any]:
         env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
     metrics_port = _free_port()
     url = f"http://127.0.0.1:{metrics_port}/metrics"
-    cmd = [sys.executable, "-m", "genretag.cli.main", "serve", "--model", model,
-           "--publish", f"tcp://127.0.0.1:{_free_port()}", "--metrics", f"127.0.0.1:{metrics_port}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "genretag.cli.main",
+        "serve",
+        "--model",
+        model,
+        "--publish",
+        f"tcp://127.0.0.1:{_free_port()}",
+        "--metrics",
+        f"127.0.0.1:{metrics_port}",
+    ]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     moments: dict[str, float] = {}
@@ -90,8 +102,10 @@ def measure(pythonpath: str | None, model: str) -> dict[str, Any]:
             if event["type"] == "label" and event["label"] and "first_label" not in moments:
                 moments["first_label"] = time.monotonic() - start
 
-    readers = [threading.Thread(target=read_stderr, daemon=True), threading.Thread(target=read_stdout,
-                                                                                    daemon=True)]
+    readers = [
+        threading.Thread(target=read_stderr, daemon=True),
+        threading.Thread(target=read_stdout, daemon=True),
+    ]
     for reader in readers:
         reader.start()
     try:
@@ -130,16 +144,21 @@ def main() -> None:
         for name, pythonpath in variants.items():
             run = measure(pythonpath, args.model)
             runs[name].append(run)
-            print(f"run {i + 1} {name}: " + ", ".join(f"{k} {v:.2f} s" for k, v in run.items()
-                                                     if isinstance(v, float)), file=sys.stderr)
+            print(
+                f"run {i + 1} {name}: "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in run.items() if isinstance(v, float)),
+                file=sys.stderr,
+            )
     rows = []
     for name, results in runs.items():
+
         def median(key: str, results: list[dict[str, Any]] = results) -> float:
             values = [r[key] for r in results if key in r]
             return statistics.median(values) if values else float("nan")
 
-        rows.append([name, median("metrics"), median("ready"), median("first_label"),
-                     median("library_stderr_lines")])
+        rows.append(
+            [name, median("metrics"), median("ready"), median("first_label"), median("library_stderr_lines")]
+        )
     header = ["code", "metrics (s)", "ready (s)", "first label (s)", "library lines on stderr"]
     print(markdown_table(header, rows))
     write_json(args.json, {"model": args.model, "repeat": args.repeat, "runs": runs})

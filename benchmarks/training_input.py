@@ -57,9 +57,25 @@ def build_dataset(manifest: Path, out: Path, limit: int | None) -> dict[str, flo
             writer.writerows(rows)
     workers = os.cpu_count() or 1
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "genretag.cli.main", "dataset", "build", str(source),
-                    "--out", str(out), "--resplit", "--seed", "0", "--workers", str(workers)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genretag.cli.main",
+            "dataset",
+            "build",
+            str(source),
+            "--out",
+            str(out),
+            "--resplit",
+            "--seed",
+            "0",
+            "--workers",
+            str(workers),
+        ],
+        check=True,
+        capture_output=True,
+    )
     seconds = time.perf_counter() - started
     import json
 
@@ -78,12 +94,16 @@ def reader_rate(dataset: Path, window: int, passes: int) -> dict[str, float]:
         for x, _y in ds:
             n += int(x.shape[0])
         rates.append(n / (time.perf_counter() - started))
-    return {"first_pass_examples_per_s": rates[0], "examples_per_s": float(np.median(rates[1:])),
-            "examples_per_pass": n}
+    return {
+        "first_pass_examples_per_s": rates[0],
+        "examples_per_s": float(np.median(rates[1:])),
+        "examples_per_pass": n,
+    }
 
 
-def model_rate(dataset: Path, architecture: str, window: int, sample_rate: int, n_labels: int,
-               steps: int) -> dict[str, float]:
+def model_rate(
+    dataset: Path, architecture: str, window: int, sample_rate: int, n_labels: int, steps: int
+) -> dict[str, float]:
     """Training examples per second of one model: in-memory steps, then ``fit`` on the reader."""
     import keras
 
@@ -126,29 +146,67 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="genretag-bench-data-") as tmp:
         dataset = Path(tmp) / "data"
         build = build_dataset(args.manifest, dataset, limit)
-        print(f"dataset build: {build['clips']} clips in {build['seconds']:.1f} s = "
-              f"{build['clips_per_s']:.2f} clips/s on {build['workers']} workers", flush=True)
+        print(
+            f"dataset build: {build['clips']} clips in {build['seconds']:.1f} s = "
+            f"{build['clips_per_s']:.2f} clips/s on {build['workers']} workers",
+            flush=True,
+        )
         from genretag.training.reader import read_dataset
 
         info = read_dataset(dataset)
         window = int(round(3.0 * info.sample_rate))
         reader = reader_rate(dataset, window, args.passes)
-        print(f"reader: {reader['examples_per_s']:.0f} examples/s cached "
-              f"({reader['first_pass_examples_per_s']:.0f} on the first pass)", flush=True)
+        print(
+            f"reader: {reader['examples_per_s']:.0f} examples/s cached "
+            f"({reader['first_pass_examples_per_s']:.0f} on the first pass)",
+            flush=True,
+        )
         models: dict[str, Any] = {}
         for arch in archs:
             models[arch] = model_rate(dataset, arch, window, info.sample_rate, len(info.labels), steps)
-            print(f"{arch}: {models[arch]['in_memory_examples_per_s']:.1f} examples/s in memory, "
-                  f"{models[arch]['fit_examples_per_s']:.1f} through fit on the reader", flush=True)
-    rows = [[arch, m["in_memory_examples_per_s"], m["fit_examples_per_s"], reader["examples_per_s"],
-             reader["examples_per_s"] / m["in_memory_examples_per_s"]] for arch, m in models.items()]
+            print(
+                f"{arch}: {models[arch]['in_memory_examples_per_s']:.1f} examples/s in memory, "
+                f"{models[arch]['fit_examples_per_s']:.1f} through fit on the reader",
+                flush=True,
+            )
+    rows = [
+        [
+            arch,
+            m["in_memory_examples_per_s"],
+            m["fit_examples_per_s"],
+            reader["examples_per_s"],
+            reader["examples_per_s"] / m["in_memory_examples_per_s"],
+        ]
+        for arch, m in models.items()
+    ]
     info_m = machine()
-    print(f"\n{info_m['cores']} cores ({info_m['cpu']}), load {info_m['load_average']}; build "
-          f"{build['clips_per_s']:.2f} clips/s\n")
-    print(markdown_table(["model", "train examples/s (in memory)", "train examples/s (fit on reader)",
-                          "reader examples/s", "reader / model"], rows))
-    write_json(args.json, {"benchmark": "training_input", "build": build, "reader": reader, "models": models,
-                           "batch_size": BATCH, "window_samples": window})
+    print(
+        f"\n{info_m['cores']} cores ({info_m['cpu']}), load {info_m['load_average']}; build "
+        f"{build['clips_per_s']:.2f} clips/s\n"
+    )
+    print(
+        markdown_table(
+            [
+                "model",
+                "train examples/s (in memory)",
+                "train examples/s (fit on reader)",
+                "reader examples/s",
+                "reader / model",
+            ],
+            rows,
+        )
+    )
+    write_json(
+        args.json,
+        {
+            "benchmark": "training_input",
+            "build": build,
+            "reader": reader,
+            "models": models,
+            "batch_size": BATCH,
+            "window_samples": window,
+        },
+    )
 
 
 if __name__ == "__main__":

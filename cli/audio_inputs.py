@@ -15,11 +15,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # What libsndfile or ffmpeg decode, by suffix (lower case); anything else under a directory is skipped.
-AUDIO_SUFFIXES = frozenset({
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".mp2", ".mpga", ".m4a", ".m4b", ".aac",
-    ".aif", ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".wma", ".wv", ".ape", ".mka", ".webm",
-    ".mp4", ".ac3", ".amr", ".alac", ".voc", ".ircam", ".sf", ".rf64",
-})
+AUDIO_SUFFIXES = frozenset(
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".mp2",
+        ".mpga",
+        ".m4a",
+        ".m4b",
+        ".aac",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".caf",
+        ".w64",
+        ".wma",
+        ".wv",
+        ".ape",
+        ".mka",
+        ".webm",
+        ".mp4",
+        ".ac3",
+        ".amr",
+        ".alac",
+        ".voc",
+        ".ircam",
+        ".sf",
+        ".rf64",
+    }
+)
 
 
 @dataclass
@@ -41,8 +72,10 @@ def find_audio(paths: tuple[Path, ...] | list[Path]) -> AudioInputs:
             if len(audio) < len(under):
                 found.skipped[path] = len(under) - len(audio)
             if not audio:
-                found.problems.append(f"{path}: a directory with no audio files under it (looked for "
-                                      f"{', '.join(sorted(s[1:] for s in AUDIO_SUFFIXES)[:8])}, ...)")
+                found.problems.append(
+                    f"{path}: a directory with no audio files under it (looked for "
+                    f"{', '.join(sorted(s[1:] for s in AUDIO_SUFFIXES)[:8])}, ...)"
+                )
             found.files += audio
         elif path.is_file():
             found.files.append(path)

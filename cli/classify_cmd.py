@@ -16,14 +16,23 @@ from genretag.cli.model_option import MODEL_HELP, runtime_option
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help=MODEL_HELP)
-@click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line: path, label, confidence, scores, seconds, warnings "
-                   "(shorter_than_window, near_silent), windows.")
-@click.option("--max-windows", default=48, show_default=True,
-              help="Windows per file, spread evenly over its length (0: every window).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per line: path, label, confidence, scores, seconds, warnings "
+    "(shorter_than_window, near_silent), windows.",
+)
+@click.option(
+    "--max-windows",
+    default=48,
+    show_default=True,
+    help="Windows per file, spread evenly over its length (0: every window).",
+)
 @runtime_option()
-def classify(paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max_windows: int,
-             runtime: str) -> None:
+def classify(
+    paths: tuple[Path, ...], model_dir: Path | None, as_json: bool, max_windows: int, runtime: str
+) -> None:
     """Print the genre of each audio file (any format ffmpeg or libsndfile reads).
 
     A PATH may be a directory: the audio files under it are classified,

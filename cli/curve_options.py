@@ -20,14 +20,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 def curve_options(function: F) -> F:
     """Add the two options to a click command (parameters ``curve_server_key`` and ``curve_key``)."""
     function = click.option(
-        "--curve-key", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+        "--curve-key",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
         help="This client's secret key file (NAME.key_secret of `genretag keys generate`), whose public "
-             "key is in the daemon's curve_clients directory.  Without it a throw-away key is used, which "
-             "only a daemon without curve_clients accepts.")(function)
+        "key is in the daemon's curve_clients directory.  Without it a throw-away key is used, which "
+        "only a daemon without curve_clients accepts.",
+    )(function)
     return click.option(
-        "--curve-server-key", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+        "--curve-server-key",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="FILE",
         help="The daemon's public key file (its NAME.key): connect with CURVE encryption and "
-             "authentication, as the daemon's curve_secret_key requires.")(function)
+        "authentication, as the daemon's curve_secret_key requires.",
+    )(function)
 
 
 def secure(socket: Any, server_key: Path | None, key: Path | None) -> None:
@@ -60,14 +66,16 @@ class Handshake:
         hint = "pass --curve-server-key with its public key file (and --curve-key if it lists its clients)"
         self._failures: dict[int, str] = {
             zmq.EVENT_HANDSHAKE_FAILED_AUTH: "the daemon refused this client's key (not in the daemon's "
-                                             "curve_clients; check --curve-key)",
+            "curve_clients; check --curve-key)",
             zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "the daemon's socket does not use CURVE: leave out "
-                                                 "--curve-server-key" if curve else
-                                                 f"the daemon requires CURVE: {hint}",
+            "--curve-server-key"
+            if curve
+            else f"the daemon requires CURVE: {hint}",
             zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "the handshake failed: is --curve-server-key the daemon's "
-                                                  "public key?" if curve else
-                                                  f"the handshake failed; if the daemon requires CURVE, "
-                                                  f"{hint}"}
+            "public key?"
+            if curve
+            else f"the handshake failed; if the daemon requires CURVE, {hint}",
+        }
         self._succeeded = zmq.EVENT_HANDSHAKE_SUCCEEDED
         self.monitor = socket.get_monitor_socket(self._succeeded | sum(self._failures))
         self.done = False
@@ -95,8 +103,15 @@ class Handshake:
         self.monitor.close(linger=0)
 
 
-def connect_client(context: Any, socket_type: int, address: str, server_key: Path | None, key: Path | None,
-                   param_hint: str, configure: Callable[[Any], None] | None = None) -> tuple[Any, Handshake]:
+def connect_client(
+    context: Any,
+    socket_type: int,
+    address: str,
+    server_key: Path | None,
+    key: Path | None,
+    param_hint: str,
+    configure: Callable[[Any], None] | None = None,
+) -> tuple[Any, Handshake]:
     """A client socket of ``socket_type``, CURVE-secured if asked, connected to ``address``.
 
     ``configure`` sets socket options before connecting.  On failure the

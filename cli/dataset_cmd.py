@@ -12,8 +12,7 @@ from pathlib import Path
 import click
 
 
-def _fractions(_ctx: click.Context, _param: click.Parameter,
-               value: str) -> tuple[float, float, float]:
+def _fractions(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, float, float]:
     """Click callback: parse --split-fractions, reporting errors as a bad parameter."""
     from genretag.training.splits import SplitError, parse_fractions
 
@@ -33,32 +32,86 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 
 @dataset.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder for the shards and dataset.json (created if missing).")
-@click.option("--format", "kind", type=click.Choice(["auto", "manifest", "folders", "fma"]),
-              default="auto", show_default=True, help="Source layout; auto detects it.")
-@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Raw -> new label map (.csv, .json or .toml; see above).")
-@click.option("--split-fractions", default="0.7,0.15,0.15", show_default=True, callback=_fractions,
-              help="train,dev,test fractions for generated splits.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder for the shards and dataset.json (created if missing).",
+)
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["auto", "manifest", "folders", "fma"]),
+    default="auto",
+    show_default=True,
+    help="Source layout; auto detects it.",
+)
+@click.option(
+    "--label-map",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Raw -> new label map (.csv, .json or .toml; see above).",
+)
+@click.option(
+    "--split-fractions",
+    default="0.7,0.15,0.15",
+    show_default=True,
+    callback=_fractions,
+    help="train,dev,test fractions for generated splits.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of generated splits.")
 @click.option("--resplit", is_flag=True, help="Ignore the source's split and generate new splits.")
-@click.option("--sample-rate", type=click.IntRange(min=1), default=22050, show_default=True,
-              help="Sample rate of the stored audio, Hz.")
-@click.option("--max-seconds", type=_POSITIVE, default=None,
-              help="Keep at most this many seconds from the start of each file [default: all].")
-@click.option("--window", type=_POSITIVE, default=3.0, show_default=True,
-              help="Analysis window recorded for training, seconds.")
-@click.option("--hop", type=_POSITIVE, default=1.5, show_default=True,
-              help="Hop between evaluation windows recorded for training, seconds.")
-@click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Clips per shard file.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Decoding processes [default: number of CPUs].")
-def build(source: Path, out: Path, kind: str, label_map: Path | None,
-          split_fractions: tuple[float, float, float], seed: int, resplit: bool, sample_rate: int,
-          max_seconds: float | None, window: float, hop: float, shard_size: int,
-          workers: int | None) -> None:
+@click.option(
+    "--sample-rate",
+    type=click.IntRange(min=1),
+    default=22050,
+    show_default=True,
+    help="Sample rate of the stored audio, Hz.",
+)
+@click.option(
+    "--max-seconds",
+    type=_POSITIVE,
+    default=None,
+    help="Keep at most this many seconds from the start of each file [default: all].",
+)
+@click.option(
+    "--window",
+    type=_POSITIVE,
+    default=3.0,
+    show_default=True,
+    help="Analysis window recorded for training, seconds.",
+)
+@click.option(
+    "--hop",
+    type=_POSITIVE,
+    default=1.5,
+    show_default=True,
+    help="Hop between evaluation windows recorded for training, seconds.",
+)
+@click.option(
+    "--shard-size", type=click.IntRange(min=1), default=64, show_default=True, help="Clips per shard file."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Decoding processes [default: number of CPUs].",
+)
+def build(
+    source: Path,
+    out: Path,
+    kind: str,
+    label_map: Path | None,
+    split_fractions: tuple[float, float, float],
+    seed: int,
+    resplit: bool,
+    sample_rate: int,
+    max_seconds: float | None,
+    window: float,
+    hop: float,
+    shard_size: int,
+    workers: int | None,
+) -> None:
     """Build TFRecord shards and dataset.json from SOURCE into --out.
 
     \b
@@ -103,9 +156,18 @@ def build(source: Path, out: Path, kind: str, label_map: Path | None,
     from genretag.training.tfrecords import ShardWriteError
 
     options = BuildOptions(
-        kind=None if kind == "auto" else kind, label_map=label_map, fractions=split_fractions,
-        seed=seed, resplit=resplit, sample_rate=sample_rate, max_seconds=max_seconds,
-        window_seconds=window, hop_seconds=hop, shard_size=shard_size, workers=workers)
+        kind=None if kind == "auto" else kind,
+        label_map=label_map,
+        fractions=split_fractions,
+        seed=seed,
+        resplit=resplit,
+        sample_rate=sample_rate,
+        max_seconds=max_seconds,
+        window_seconds=window,
+        hop_seconds=hop,
+        shard_size=shard_size,
+        workers=workers,
+    )
     try:
         result = build_dataset(source, out, options, log=lambda msg: click.echo(msg, err=True))
     except (SourceError, SplitError, ShardWriteError) as err:

@@ -21,8 +21,10 @@ def devices() -> None:
     except AudioDeviceError as err:
         raise click.ClickException(str(err)) from None
     if not inputs:
-        raise click.ClickException("no audio input devices found (PortAudio lists none: no sound card, "
-                                   "or none passed into this container)")
+        raise click.ClickException(
+            "no audio input devices found (PortAudio lists none: no sound card, "
+            "or none passed into this container)"
+        )
     click.echo("   INDEX   CH      RATE  HOST API  NAME")
     for d in inputs:
         mark = "*" if d.index == default else " "

@@ -12,14 +12,26 @@ from genretag.cli.model_option import MODEL_HELP, runtime_option
 
 @click.command()
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help=MODEL_HELP)
-@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-              help="A dataset directory from 'dataset build', or a source "
-                   "(manifest CSV, genre folders, FMA).")
-@click.option("--split", default=None,
-              help="Split to score: train, dev or test (default: test for a dataset directory, "
-                   "every clip for a source).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("evaluation"),
-              show_default=True, help="Folder for metrics.json, metrics.md and confusion.png.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A dataset directory from 'dataset build', or a source (manifest CSV, genre folders, FMA).",
+)
+@click.option(
+    "--split",
+    default=None,
+    help="Split to score: train, dev or test (default: test for a dataset directory, "
+    "every clip for a source).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("evaluation"),
+    show_default=True,
+    help="Folder for metrics.json, metrics.md and confusion.png.",
+)
 @runtime_option()
 def evaluate(model_dir: Path | None, data: Path, split: str | None, out_dir: Path, runtime: str) -> None:
     """Window- and clip-level hit@1, macro-F1, macro ROC-AUC and per-genre recall.

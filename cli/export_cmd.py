@@ -32,7 +32,11 @@ def export(model_dir: Path) -> None:
     except ArtifactError as err:
         raise click.ClickException(str(err)) from None
     if not saved.serving:
-        raise click.ClickException(f"{model_dir}: architecture {saved.architecture!r} has no serving export; "
-                                   "it is served through Keras")
-    click.echo(f"{model_dir}: {saved.serving['file']} added (largest score difference from the Keras model "
-               f"{saved.serving['max_abs_error']:.1e})")
+        raise click.ClickException(
+            f"{model_dir}: architecture {saved.architecture!r} has no serving export; "
+            "it is served through Keras"
+        )
+    click.echo(
+        f"{model_dir}: {saved.serving['file']} added (largest score difference from the Keras model "
+        f"{saved.serving['max_abs_error']:.1e})"
+    )

@@ -14,8 +14,12 @@ def keys() -> None:
 
 @keys.command()
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
-@click.option("--name", default="genretag", show_default=True,
-              help="Base name of the files: NAME.key (public) and NAME.key_secret (secret).")
+@click.option(
+    "--name",
+    default="genretag",
+    show_default=True,
+    help="Base name of the files: NAME.key (public) and NAME.key_secret (secret).",
+)
 def generate(directory: Path, name: str) -> None:
     """Write a new key pair into DIRECTORY (created if needed; existing files are never overwritten).
 
@@ -32,5 +36,6 @@ def generate(directory: Path, name: str) -> None:
         public, secret = generate_keypair(directory, name)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from None
-    click.echo(f"public key: {public}\nsecret key: {secret} (mode 0600; never copy it off this machine "
-               "unencrypted)")
+    click.echo(
+        f"public key: {public}\nsecret key: {secret} (mode 0600; never copy it off this machine unencrypted)"
+    )

@@ -41,15 +41,22 @@ def format_click_error(err: click.ClickException) -> str:
 
 
 #: Top-level modules of the ``train`` extra (pyproject.toml): serving runs without them.
-TRAINING_MODULES = frozenset({"keras", "tensorflow", "librosa", "sklearn", "skops", "matplotlib", "tf2onnx",
-                              "onnx", "tensorboard"})
+TRAINING_MODULES = frozenset(
+    {"keras", "tensorflow", "librosa", "sklearn", "skops", "matplotlib", "tf2onnx", "onnx", "tensorboard"}
+)
 
 
 class Group(click.Group):
     """The ``genretag`` group: click's standalone error handling, with genretag's prefix."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -63,8 +70,10 @@ class Group(click.Group):
         except ModuleNotFoundError as err:
             if err.name is None or err.name.partition(".")[0] not in TRAINING_MODULES:
                 raise
-            error(f"this command needs {err.name.partition('.')[0]}, part of the training extra: "
-                  "pip install 'genretag[train]'")
+            error(
+                f"this command needs {err.name.partition('.')[0]}, part of the training extra: "
+                "pip install 'genretag[train]'"
+            )
             sys.exit(1)
         except OSError as err:  # as click does: a closed pipe (| head) ends the command quietly
             if err.errno != errno.EPIPE:

@@ -74,8 +74,9 @@ class _Sender:
     cannot.
     """
 
-    def __init__(self, socket: zmq.Socket[bytes], stream_id: str, rate: float,
-                 interrupts: _Interrupts) -> None:
+    def __init__(
+        self, socket: zmq.Socket[bytes], stream_id: str, rate: float, interrupts: _Interrupts
+    ) -> None:
         self.socket, self.stream_id, self.rate = socket, stream_id, rate
         self.interrupts = interrupts
         self.start: float | None = None
@@ -128,7 +129,7 @@ def _file_chunks(path: Path, sr: int | None, chunk_ms: int) -> tuple[int, Iterat
             sr = FALLBACK_SR  # only ffmpeg reads it: any rate works, pick CD quality
     pcm = float_to_int16(decode(path, sr))
     step = max(1, sr * chunk_ms // 1000)
-    return sr, (pcm[i:i + step] for i in range(0, len(pcm), step))
+    return sr, (pcm[i : i + step] for i in range(0, len(pcm), step))
 
 
 def _stdin_chunks(sr: int, channels: int, dtype: str, chunk_ms: int) -> Iterator[np.ndarray]:
@@ -149,28 +150,73 @@ def _stdin_chunks(sr: int, channels: int, dtype: str, chunk_ms: int) -> Iterator
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--to", "address", required=True, metavar="tcp://HOST:PORT",
-              help="The daemon's ZeroMQ source address (a zmq: source of genretag serve).")
-@click.option("--stream", "stream_id", required=True,
-              help="Stream id: 1-128 printable characters, no spaces.")
-@click.option("--rate", default=1.0, show_default=True, type=click.FloatRange(min=0),
-              help="Pace: 1 real time, 2 twice as fast, 0 as fast as the daemon takes it.")
-@click.option("--chunk-ms", default=100, show_default=True, type=click.IntRange(10, 1000),
-              help="Audio per message in milliseconds (a message may hold at most 1 MiB).")
+@click.option(
+    "--to",
+    "address",
+    required=True,
+    metavar="tcp://HOST:PORT",
+    help="The daemon's ZeroMQ source address (a zmq: source of genretag serve).",
+)
+@click.option(
+    "--stream", "stream_id", required=True, help="Stream id: 1-128 printable characters, no spaces."
+)
+@click.option(
+    "--rate",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Pace: 1 real time, 2 twice as fast, 0 as fast as the daemon takes it.",
+)
+@click.option(
+    "--chunk-ms",
+    default=100,
+    show_default=True,
+    type=click.IntRange(10, 1000),
+    help="Audio per message in milliseconds (a message may hold at most 1 MiB).",
+)
 @click.option("--loop", is_flag=True, help="Start over after the last file, until interrupted.")
-@click.option("--sr", type=click.IntRange(8000, 192000),
-              help=f"Send files at this rate (default: the file's own rate, or {FALLBACK_SR} where only "
-                   "ffmpeg reads it).")
-@click.option("--stdin-sr", default=44100, show_default=True, type=click.IntRange(8000, 192000),
-              help="Sample rate of raw PCM on stdin (PATH '-').")
-@click.option("--stdin-channels", default=2, show_default=True, type=click.IntRange(1, 8),
-              help="Interleaved channels of raw PCM on stdin.")
-@click.option("--stdin-dtype", default="int16", show_default=True, type=click.Choice(["int16", "float32"]),
-              help="Little-endian sample format of raw PCM on stdin (ffmpeg -f s16le / f32le).")
+@click.option(
+    "--sr",
+    type=click.IntRange(8000, 192000),
+    help=f"Send files at this rate (default: the file's own rate, or {FALLBACK_SR} where only "
+    "ffmpeg reads it).",
+)
+@click.option(
+    "--stdin-sr",
+    default=44100,
+    show_default=True,
+    type=click.IntRange(8000, 192000),
+    help="Sample rate of raw PCM on stdin (PATH '-').",
+)
+@click.option(
+    "--stdin-channels",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="Interleaved channels of raw PCM on stdin.",
+)
+@click.option(
+    "--stdin-dtype",
+    default="int16",
+    show_default=True,
+    type=click.Choice(["int16", "float32"]),
+    help="Little-endian sample format of raw PCM on stdin (ffmpeg -f s16le / f32le).",
+)
 @curve_options
-def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chunk_ms: int, loop: bool,
-         sr: int | None, stdin_sr: int, stdin_channels: int, stdin_dtype: str, curve_server_key: Path | None,
-         curve_key: Path | None) -> None:
+def send(
+    paths: tuple[str, ...],
+    address: str,
+    stream_id: str,
+    rate: float,
+    chunk_ms: int,
+    loop: bool,
+    sr: int | None,
+    stdin_sr: int,
+    stdin_channels: int,
+    stdin_dtype: str,
+    curve_server_key: Path | None,
+    curve_key: Path | None,
+) -> None:
     """Send audio FILES (or '-' for raw PCM on stdin) to a daemon as one stream.
 
     Files of any format libsndfile or ffmpeg reads are down-mixed to mono and
@@ -207,8 +253,15 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
         return _file_chunks(Path(path), sr, chunk_ms)
 
     context = zmq.Context()
-    socket, handshake = connect_client(context, zmq.PUSH, address, curve_server_key, curve_key, "--to",
-                                       lambda s: s.setsockopt(zmq.SNDHWM, SEND_HWM))
+    socket, handshake = connect_client(
+        context,
+        zmq.PUSH,
+        address,
+        curve_server_key,
+        curve_key,
+        "--to",
+        lambda s: s.setsockopt(zmq.SNDHWM, SEND_HWM),
+    )
     sender, interrupted = _Sender(socket, stream_id, rate, interrupts), False
     failed: dict[str, str] = {}  # path -> why; a path failing again in --loop counts once
     try:
@@ -232,8 +285,11 @@ def send(paths: tuple[str, ...], address: str, stream_id: str, rate: float, chun
         context.destroy(linger=0)
         raise
     context.destroy(linger=0 if interrupted else FINAL_LINGER_MS)
-    click.echo(f"sent {sender.seconds:.1f} s of audio in {sender.messages} messages to {address} as stream "
-               f"{stream_id!r}" + (f"; {len(failed)} input(s) failed" if failed else ""), err=True)
+    click.echo(
+        f"sent {sender.seconds:.1f} s of audio in {sender.messages} messages to {address} as stream "
+        f"{stream_id!r}" + (f"; {len(failed)} input(s) failed" if failed else ""),
+        err=True,
+    )
     if interrupted:
         sys.exit(130)
     if failed:

@@ -33,7 +33,8 @@ DEMO_NOTICE = (
     "The loop is close to electronic music; the sine-tone chords resemble no genre the model knows, so its "
     "label for them is no verdict.\n"
     "Tag real audio with --source (file:SONG.mp3, url:http://..., mic:); a stream's first label comes "
-    "once the smoother has seen a few windows of it (several seconds).")
+    "once the smoother has seen a few windows of it (several seconds)."
+)
 
 
 def demo_specs() -> list[dict[str, str]]:
@@ -43,21 +44,31 @@ def demo_specs() -> list[dict[str, str]]:
 
 def demo_files() -> list[Path]:
     demo = files("genretag.cli") / "demo"
-    return [Path(str(demo / entry.name)) for entry in sorted(demo.iterdir(), key=lambda e: e.name)
-            if entry.name.endswith(".flac")]
+    return [
+        Path(str(demo / entry.name))
+        for entry in sorted(demo.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".flac")
+    ]
 
 
 def demo_notice() -> str:
     """What a newcomer is told the demo plays (every bundled clip described, see :data:`DEMO_CLIPS`)."""
-    return DEMO_NOTICE.format(clips="\n".join(f"  {path.stem}: {DEMO_CLIPS[path.name]}"
-                                              for path in demo_files()))
+    return DEMO_NOTICE.format(
+        clips="\n".join(f"  {path.stem}: {DEMO_CLIPS[path.name]}" for path in demo_files())
+    )
 
 
 # Config key paths a flag sets, for naming the flag in an error about its value.
-FLAG_KEYS = {"model.path": "--model", "model.runtime": "--runtime", "model.backend": "--keras-backend",
-             "publish.address": "--publish", "metrics.address": "--metrics",
-             "batch.max_batch_size": "--max-batch", "batch.max_wait_ms": "--max-wait-ms",
-             "publish.scores": "--scores"}
+FLAG_KEYS = {
+    "model.path": "--model",
+    "model.runtime": "--runtime",
+    "model.backend": "--keras-backend",
+    "publish.address": "--publish",
+    "metrics.address": "--metrics",
+    "batch.max_batch_size": "--max-batch",
+    "batch.max_wait_ms": "--max-wait-ms",
+    "publish.scores": "--scores",
+}
 
 
 def flag_terms(problem: str, overrides: dict[str, Any]) -> str:
@@ -75,13 +86,28 @@ def flag_terms(problem: str, overrides: dict[str, Any]) -> str:
     return problem
 
 
-def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None, metrics: str | None,
-               max_batch: int | None, max_wait_ms: float | None, scores: bool | None,
-               runtime: str | None, backend: str | None) -> dict[str, Any]:
+def _overrides(
+    sources: tuple[str, ...],
+    model: Path | None,
+    publish: str | None,
+    metrics: str | None,
+    max_batch: int | None,
+    max_wait_ms: float | None,
+    scores: bool | None,
+    runtime: str | None,
+    backend: str | None,
+) -> dict[str, Any]:
     """Command-line flags as config key paths (None: not given, the file or the default decides)."""
-    given = {"model.path": str(model) if model else None, "model.runtime": runtime, "model.backend": backend,
-             "publish.address": publish, "metrics.address": metrics, "batch.max_batch_size": max_batch,
-             "batch.max_wait_ms": max_wait_ms, "publish.scores": scores}
+    given = {
+        "model.path": str(model) if model else None,
+        "model.runtime": runtime,
+        "model.backend": backend,
+        "publish.address": publish,
+        "metrics.address": metrics,
+        "batch.max_batch_size": max_batch,
+        "batch.max_wait_ms": max_wait_ms,
+        "publish.scores": scores,
+    }
     out: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     if sources:
         out["source"] = [{"spec": spec} for spec in sources]
@@ -89,28 +115,55 @@ def _overrides(sources: tuple[str, ...], model: Path | None, publish: str | None
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="TOML configuration file (validate it with `genretag check-config`).")
-@click.option("--source", "sources", multiple=True, metavar="SPEC",
-              help="An audio source, KIND:TARGET: mic:, file:PATH, url:URL, zmq:ENDPOINT; file: and zmq: "
-                   "take their options as ?key=value, url: and mic: only as [[source]] keys in --config "
-                   "(repeatable; replaces the file's [[source]] entries).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="TOML configuration file (validate it with `genretag check-config`).",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="SPEC",
+    help="An audio source, KIND:TARGET: mic:, file:PATH, url:URL, zmq:ENDPOINT; file: and zmq: "
+    "take their options as ?key=value, url: and mic: only as [[source]] keys in --config "
+    "(repeatable; replaces the file's [[source]] entries).",
+)
 @click.option("--model", type=click.Path(path_type=Path, file_okay=False), help=MODEL_HELP)
 @click.option("--publish", metavar="tcp://HOST:PORT", help="Event PUB address [tcp://127.0.0.1:5556].")
 @click.option("--metrics", metavar="HOST:PORT", help="Prometheus /metrics address [127.0.0.1:9464].")
 @click.option("--print", "print_events", is_flag=True, help="Also write each event as a JSON line to stdout.")
 @click.option("--max-batch", type=click.IntRange(1, 4096), help="Windows per inference batch at most [64].")
-@click.option("--max-wait-ms", type=click.FloatRange(0, 10000, min_open=True),
-              help="Longest wait for a batch to fill, in ms [50].")
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(0, 10000, min_open=True),
+    help="Longest wait for a batch to fill, in ms [50].",
+)
 @click.option("--scores/--no-scores", default=None, help="Publish a scores event for every window [no].")
 @runtime_option(default=None)
-@click.option("--keras-backend", type=click.Choice(["tensorflow", "jax", "torch"]),
-              help="Keras backend for --runtime keras (where installed) [tensorflow].")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None, publish: str | None,
-          metrics: str | None, print_events: bool, max_batch: int | None, max_wait_ms: float | None,
-          scores: bool | None, runtime: str | None, keras_backend: str | None, log_level: str) -> None:
+@click.option(
+    "--keras-backend",
+    type=click.Choice(["tensorflow", "jax", "torch"]),
+    help="Keras backend for --runtime keras (where installed) [tensorflow].",
+)
+@click.option(
+    "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
+)
+def serve(
+    config_path: Path | None,
+    sources: tuple[str, ...],
+    model: Path | None,
+    publish: str | None,
+    metrics: str | None,
+    print_events: bool,
+    max_batch: int | None,
+    max_wait_ms: float | None,
+    scores: bool | None,
+    runtime: str | None,
+    keras_backend: str | None,
+    log_level: str,
+) -> None:
     """Tag live audio streams and publish genre events (the daemon).
 
     \b
@@ -141,15 +194,17 @@ def serve(config_path: Path | None, sources: tuple[str, ...], model: Path | None
     from the first second: genretag_ready is 0 while the model loads (under a
     second through OpenVINO, seconds with --runtime keras), 1 once the daemon serves.
     """
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if keras_backend:
         os.environ["KERAS_BACKEND"] = keras_backend
     from genretag.daemon.config import ConfigError, load_config
     from genretag.daemon.service import Service
 
-    overrides = _overrides(sources, model, publish, metrics, max_batch, max_wait_ms, scores, runtime,
-                           keras_backend)
+    overrides = _overrides(
+        sources, model, publish, metrics, max_batch, max_wait_ms, scores, runtime, keras_backend
+    )
 
     def configure() -> Any:
         return load_config(config_path, overrides)

@@ -38,16 +38,32 @@ def _format(event: dict[str, Any]) -> str:
 @click.command()
 @click.argument("address", metavar="tcp://HOST:PORT")
 @click.option("--stream", "stream_id", help="Only events of this stream.")
-@click.option("--type", "types", multiple=True, metavar="TYPE",
-              help="Only events of this type: label, scores or state (repeatable; default all).")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    metavar="TYPE",
+    help="Only events of this type: label, scores or state (repeatable; default all).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each event's JSON as received, one per line.")
 @click.option("--count", type=click.IntRange(min=1), help="Exit 0 after printing N events.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Exit 1 when no event arrives for this long.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Exit 1 when no event arrives for this long.",
+)
 @curve_options
-def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_json: bool,
-              count: int | None, timeout: float | None, curve_server_key: Path | None,
-              curve_key: Path | None) -> None:
+def subscribe(
+    address: str,
+    stream_id: str | None,
+    types: tuple[str, ...],
+    as_json: bool,
+    count: int | None,
+    timeout: float | None,
+    curve_server_key: Path | None,
+    curve_key: Path | None,
+) -> None:
     """Print events from a daemon's publish address as they arrive.
 
     One line per event, flushed at once so a pipe sees it live: by default
@@ -68,8 +84,9 @@ def subscribe(address: str, stream_id: str | None, types: tuple[str, ...], as_js
 
     unknown = sorted(set(types) - set(EVENT_TYPES))
     if unknown:
-        raise click.BadParameter(f"unknown event type {', '.join(unknown)} (one of {', '.join(EVENT_TYPES)})",
-                                 param_hint="--type")
+        raise click.BadParameter(
+            f"unknown event type {', '.join(unknown)} (one of {', '.join(EVENT_TYPES)})", param_hint="--type"
+        )
     context = zmq.Context()
     socket, handshake = connect_client(context, zmq.SUB, address, curve_server_key, curve_key, "ADDRESS")
     for prefix in subscriptions(types, stream_id):

@@ -17,62 +17,139 @@ if TYPE_CHECKING:
 
 def _training_options(f: click.decorators.FC) -> click.decorators.FC:
     """Options every training command shares."""
-    for option in reversed([
-        click.option("--seed", default=0, show_default=True, help="Random seed (runs are repeatable)."),
-        click.option("--epochs", default=30, show_default=True,
-                     help="Maximum epochs for Keras models (early stopping on dev ends sooner)."),
-        click.option("--batch-size", default=32, show_default=True),
-        click.option("--patience", default=5, show_default=True,
-                     help="Epochs without dev improvement before stopping."),
-        click.option("--steps-per-epoch", type=int, default=None,
-                     help="Cap training steps per epoch (default: one pass of random crops)."),
-        click.option("--imagenet-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Local MobileNetV2 ImageNet weights (.h5, no top) for 'mobilenet'; "
-                          "without it mobilenet trains from scratch. Never downloaded."),
-        click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-                     help="Folder to cache musicnn embeddings and scikit-learn window features in "
-                          "(per clip / per split; safe to delete)."),
-        click.option("--output", type=click.Choice(["softmax", "sigmoid"]), default="softmax",
-                     show_default=True,
-                     help="Keras models: softmax with soft targets (a two-label clip counts half to "
-                          "each) or independent sigmoids for multi-label data."),
-    ]):
+    for option in reversed(
+        [
+            click.option("--seed", default=0, show_default=True, help="Random seed (runs are repeatable)."),
+            click.option(
+                "--epochs",
+                default=30,
+                show_default=True,
+                help="Maximum epochs for Keras models (early stopping on dev ends sooner).",
+            ),
+            click.option("--batch-size", default=32, show_default=True),
+            click.option(
+                "--patience",
+                default=5,
+                show_default=True,
+                help="Epochs without dev improvement before stopping.",
+            ),
+            click.option(
+                "--steps-per-epoch",
+                type=int,
+                default=None,
+                help="Cap training steps per epoch (default: one pass of random crops).",
+            ),
+            click.option(
+                "--imagenet-weights",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="Local MobileNetV2 ImageNet weights (.h5, no top) for 'mobilenet'; "
+                "without it mobilenet trains from scratch. Never downloaded.",
+            ),
+            click.option(
+                "--cache",
+                "cache_dir",
+                type=click.Path(path_type=Path),
+                default=None,
+                help="Folder to cache musicnn embeddings and scikit-learn window features in "
+                "(per clip / per split; safe to delete).",
+            ),
+            click.option(
+                "--output",
+                type=click.Choice(["softmax", "sigmoid"]),
+                default="softmax",
+                show_default=True,
+                help="Keras models: softmax with soft targets (a two-label clip counts half to "
+                "each) or independent sigmoids for multi-label data.",
+            ),
+        ]
+    ):
         f = option(f)
     return f
 
 
-def _options(seed: int, epochs: int, batch_size: int, patience: int, steps_per_epoch: int | None,
-             imagenet_weights: Path | None, cache_dir: Path | None, output: str,
-             train_splits: tuple[str, ...] = ("train",), cv_folds: int = 0) -> TrainOptions:
+def _options(
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    steps_per_epoch: int | None,
+    imagenet_weights: Path | None,
+    cache_dir: Path | None,
+    output: str,
+    train_splits: tuple[str, ...] = ("train",),
+    cv_folds: int = 0,
+) -> TrainOptions:
     from genretag.training.runner import TrainOptions
 
-    return TrainOptions(seed=seed, epochs=epochs, batch_size=batch_size, patience=patience,
-                        steps_per_epoch=steps_per_epoch, imagenet_weights=imagenet_weights,
-                        cache_dir=cache_dir, output=output, train_splits=train_splits,
-                        cv_folds=cv_folds)
+    return TrainOptions(
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        patience=patience,
+        steps_per_epoch=steps_per_epoch,
+        imagenet_weights=imagenet_weights,
+        cache_dir=cache_dir,
+        output=output,
+        train_splits=train_splits,
+        cv_folds=cv_folds,
+    )
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Dataset directory written by 'genretag dataset build'.")
-@click.option("--model-type", "model_name", type=click.Choice(MODEL_CHOICES),
-              help="Model type (required): scikit-learn baselines on librosa features (logreg, knn, gnb, "
-                   "svm), "
-                   "Keras from scratch (cnn1d, cnn2d, mobilenet), or a head on the pretrained "
-                   "musicnn backbones (musicnn), or a small CNN distilled from that recipe (student: "
-                   "slow on a CPU, minutes on a GPU; the bundled \"fast\" model).")
-@click.option("--model", "model_name_old", type=click.Choice(MODEL_CHOICES), hidden=True,
-              help="Deprecated spelling of --model-type (--model names an artifact in the other commands).")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Artifact directory to write (replaced only once the new model passes its checks).")
-@click.option("--train-splits", default="train", show_default=True,
-              help="Comma-separated splits to train on, e.g. 'train,dev' for a final model.")
-@click.option("--cross-validate", "cv_folds", default=0, show_default=True,
-              help="musicnn: also cross-validate the head on the training clips with this many "
-                   "artist-grouped folds and record the figures in the manifest.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset directory written by 'genretag dataset build'.",
+)
+@click.option(
+    "--model-type",
+    "model_name",
+    type=click.Choice(MODEL_CHOICES),
+    help="Model type (required): scikit-learn baselines on librosa features (logreg, knn, gnb, "
+    "svm), "
+    "Keras from scratch (cnn1d, cnn2d, mobilenet), or a head on the pretrained "
+    "musicnn backbones (musicnn), or a small CNN distilled from that recipe (student: "
+    'slow on a CPU, minutes on a GPU; the bundled "fast" model).',
+)
+@click.option(
+    "--model",
+    "model_name_old",
+    type=click.Choice(MODEL_CHOICES),
+    hidden=True,
+    help="Deprecated spelling of --model-type (--model names an artifact in the other commands).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Artifact directory to write (replaced only once the new model passes its checks).",
+)
+@click.option(
+    "--train-splits",
+    default="train",
+    show_default=True,
+    help="Comma-separated splits to train on, e.g. 'train,dev' for a final model.",
+)
+@click.option(
+    "--cross-validate",
+    "cv_folds",
+    default=0,
+    show_default=True,
+    help="musicnn: also cross-validate the head on the training clips with this many "
+    "artist-grouped folds and record the figures in the manifest.",
+)
 @_training_options
-def train(data: Path, model_name: str | None, model_name_old: str | None, out_dir: Path, train_splits: str,
-          cv_folds: int, **kw: object) -> None:
+def train(
+    data: Path,
+    model_name: str | None,
+    model_name_old: str | None,
+    out_dir: Path,
+    train_splits: str,
+    cv_folds: int,
+    **kw: object,
+) -> None:
     """Train one model on a built dataset and save a validated artifact.
 
     Hyper-parameters and early stopping use the dev split; dev figures go into
@@ -86,13 +163,17 @@ def train(data: Path, model_name: str | None, model_name_old: str | None, out_di
     predictor = train_model(model_name, data, out_dir, options)
     cv = predictor.manifest.dev_metrics.get("cross_validation")
     if cv:
-        click.echo(f"{cv['folds']}-fold artist-grouped CV: hit@1 {cv['hit_at_1']:.3f}  macro ROC-AUC "
-                   f"{cv['macro_roc_auc']:.3f}  mean per-genre recall {cv['mean_per_genre_recall']:.3f}")
+        click.echo(
+            f"{cv['folds']}-fold artist-grouped CV: hit@1 {cv['hit_at_1']:.3f}  macro ROC-AUC "
+            f"{cv['macro_roc_auc']:.3f}  mean per-genre recall {cv['mean_per_genre_recall']:.3f}"
+        )
     clip = predictor.manifest.dev_metrics.get("clip")
     click.echo(f"saved {out_dir} ({model_name}, {len(predictor.manifest.labels)} labels)")
     if clip:
-        click.echo(f"dev clip hit@1 {clip['hit_at_1']:.3f}  macro-F1 {clip['macro_f1']:.3f}  "
-                   f"macro ROC-AUC {clip['macro_roc_auc']:.3f}")
+        click.echo(
+            f"dev clip hit@1 {clip['hit_at_1']:.3f}  macro-F1 {clip['macro_f1']:.3f}  "
+            f"macro ROC-AUC {clip['macro_roc_auc']:.3f}"
+        )
 
 
 def _model_type(given: str | None, deprecated: str | None) -> str:
@@ -100,21 +181,36 @@ def _model_type(given: str | None, deprecated: str | None) -> str:
     if given and deprecated and given != deprecated:
         raise click.UsageError("--model (deprecated) and --model-type disagree; give --model-type only")
     if deprecated:
-        messages.warning("train --model is deprecated (elsewhere --model names an artifact): "
-                         "use --model-type")
+        messages.warning(
+            "train --model is deprecated (elsewhere --model names an artifact): use --model-type"
+        )
     if not (given or deprecated):
         raise click.UsageError("Missing option '--model-type'.")
     return str(given or deprecated)
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Dataset directory written by 'genretag dataset build'.")
-@click.option("--out", "out_dir", default=Path("comparison"), show_default=True,
-              type=click.Path(path_type=Path),
-              help="Folder for models/, results.md, results.json, results.png.")
-@click.option("--models", "model_names", default=",".join(MODEL_CHOICES), show_default=True,
-              help="Comma-separated model types to include.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset directory written by 'genretag dataset build'.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=Path("comparison"),
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Folder for models/, results.md, results.json, results.png.",
+)
+@click.option(
+    "--models",
+    "model_names",
+    default=",".join(MODEL_CHOICES),
+    show_default=True,
+    help="Comma-separated model types to include.",
+)
 @click.option("--retrain", is_flag=True, help="Train again even where OUT/models/NAME fits this dataset.")
 @_training_options
 def compare(data: Path, out_dir: Path, model_names: str, retrain: bool, **kw: object) -> None:
@@ -130,14 +226,30 @@ def compare(data: Path, out_dir: Path, model_names: str, retrain: bool, **kw: ob
 
 
 @click.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Dataset directory written by 'genretag dataset build' (all splits are pooled).")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset directory written by 'genretag dataset build' (all splits are pooled).",
+)
 @click.option("--folds", default=5, show_default=True, help="Artist-grouped folds.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=Path(".cache/embeddings"),
-              show_default=True, help="Folder to cache backbone embeddings in.")
-@click.option("--out", "out_file", type=click.Path(path_type=Path), default=Path("crossval.json"),
-              show_default=True, help="Where to write every candidate's figures.")
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(path_type=Path),
+    default=Path(".cache/embeddings"),
+    show_default=True,
+    help="Folder to cache backbone embeddings in.",
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(path_type=Path),
+    default=Path("crossval.json"),
+    show_default=True,
+    help="Where to write every candidate's figures.",
+)
 def crossval(data: Path, folds: int, seed: int, cache_dir: Path, out_file: Path) -> None:
     """Choose the backbone head by artist-grouped cross-validation.
 

@@ -118,15 +118,27 @@ class Batcher:
     on_error : ``on_error(exception)`` when the predictor fails on a batch (then dropped).
     """
 
-    def __init__(self, predictor: Predictor, on_result: ResultCallback, *, max_batch_size: int = 64,
-                 max_wait_ms: float = 50.0, queue_size: int = 1024, max_age_ms: float = 500.0,
-                 on_drop: DropCallback = _ignore, on_batch: BatchCallback = _ignore,
-                 on_swap: SwapCallback = _ignore, on_error: ErrorCallback = _ignore) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        on_result: ResultCallback,
+        *,
+        max_batch_size: int = 64,
+        max_wait_ms: float = 50.0,
+        queue_size: int = 1024,
+        max_age_ms: float = 500.0,
+        on_drop: DropCallback = _ignore,
+        on_batch: BatchCallback = _ignore,
+        on_swap: SwapCallback = _ignore,
+        on_error: ErrorCallback = _ignore,
+    ) -> None:
         if max_batch_size < 1 or max_wait_ms < 0 or queue_size < 1:
             raise ValueError("max_batch_size and queue_size must be >= 1, max_wait_ms >= 0")
         if max_age_ms and max_age_ms <= max_wait_ms:
-            raise ValueError(f"max_age_ms must be 0 (no age bound) or more than max_wait_ms "
-                             f"({max_wait_ms:g}), got {max_age_ms:g}")
+            raise ValueError(
+                f"max_age_ms must be 0 (no age bound) or more than max_wait_ms "
+                f"({max_wait_ms:g}), got {max_age_ms:g}"
+            )
         self.predictor = predictor
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -316,8 +328,10 @@ class Batcher:
             scores = np.asarray(predictor.predict([item.window.samples for item in batch]))
             n_labels = len(predictor.manifest.labels)
             if scores.shape != (len(batch), n_labels) or not np.isfinite(scores).all():
-                raise ValueError(f"predictor returned shape {scores.shape} (expected ({len(batch)}, "
-                                 f"{n_labels})) or non-finite scores")
+                raise ValueError(
+                    f"predictor returned shape {scores.shape} (expected ({len(batch)}, "
+                    f"{n_labels})) or non-finite scores"
+                )
         except Exception as err:  # noqa: BLE001  (the model must never take the daemon down)
             self.errors += 1
             log.error("inference failed on a batch of %d windows, dropped: %r", len(batch), err)

@@ -62,8 +62,9 @@ def zmq_endpoint(address: str) -> str | None:
         raise ValueError(f"must be tcp://HOST:PORT or ipc://PATH, got {address!r}")
     host, sep, port = rest.rpartition(":")
     if not sep or not _valid_host(host) or not (port == "*" or _valid_port(port)):
-        raise ValueError(f"must be tcp://HOST:PORT with a port 0..65535 (* or 0: any free port), "
-                         f"got {address!r}")
+        raise ValueError(
+            f"must be tcp://HOST:PORT with a port 0..65535 (* or 0: any free port), got {address!r}"
+        )
     return host.strip("[]")
 
 
@@ -78,8 +79,16 @@ def _valid_port(port: str) -> bool:
     return port.isascii() and port.isdigit() and int(port) <= 65535
 
 
-def zmq_socket(section: str, address_key: str, host: str | None, what: str, *, secret: str | None,
-               clients: str | None, allow_public: bool) -> list[str]:
+def zmq_socket(
+    section: str,
+    address_key: str,
+    host: str | None,
+    what: str,
+    *,
+    secret: str | None,
+    clients: str | None,
+    allow_public: bool,
+) -> list[str]:
     """The key files of a ZeroMQ socket (``what``, configured in ``section``) and its bind on ``host``
     (``None`` for ``ipc://``, which never reaches the network)."""
     problems = curve_keys(section, secret, clients)
@@ -91,16 +100,19 @@ def zmq_socket(section: str, address_key: str, host: str | None, what: str, *, s
         f"set curve keys ({section}.curve_secret_key = the daemon's secret key file and "
         f"{section}.curve_clients = a directory of the authorised clients' public keys; {KEYS_HINT}) "
         f"so only key holders connect, encrypted; or set {section}.allow_public = true to expose it "
-        f"deliberately, unauthenticated and unencrypted"]
+        f"deliberately, unauthenticated and unencrypted"
+    ]
 
 
 def http_bind(key: str, host: str, section: str, what: str, *, allow_public: bool) -> list[str]:
     """An HTTP endpoint (``what``) binding ``host``: no keys exist for it, only the explicit opt-out."""
     if allow_public or is_loopback(host):
         return []
-    return [f"{key}: {what} binds {host!r}, which is not a loopback address; it is plain HTTP without "
-            f"authentication, so set {section}.allow_public = true to expose it deliberately (or keep it on "
-            f"loopback behind a TLS proxy)"]
+    return [
+        f"{key}: {what} binds {host!r}, which is not a loopback address; it is plain HTTP without "
+        f"authentication, so set {section}.allow_public = true to expose it deliberately (or keep it on "
+        f"loopback behind a TLS proxy)"
+    ]
 
 
 def curve_keys(section: str, secret: str | None, clients: str | None) -> list[str]:
@@ -112,8 +124,10 @@ def curve_keys(section: str, secret: str | None, clients: str | None) -> list[st
         except KeyFileError as err:
             problems += [f"{section}.curve_secret_key: {problem}" for problem in err.problems]
     elif clients is not None:
-        problems.append(f"{section}.curve_clients: needs {section}.curve_secret_key, the daemon's own "
-                        f"secret key file ({KEYS_HINT})")
+        problems.append(
+            f"{section}.curve_clients: needs {section}.curve_secret_key, the daemon's own "
+            f"secret key file ({KEYS_HINT})"
+        )
     if clients is not None:
         try:
             read_clients(Path(clients))

@@ -170,8 +170,9 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
 
 
-_SECTIONS: dict[str, type] = {name: hint for name, hint in get_type_hints(Config).items()
-                              if name != "sources"}
+_SECTIONS: dict[str, type] = {
+    name: hint for name, hint in get_type_hints(Config).items() if name != "sources"
+}
 
 # key path -> (test, message); run only on values of the right type
 _RULES: dict[str, tuple[Any, str]] = {
@@ -185,7 +186,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "window.hop_seconds": (lambda v: 0.05 <= v <= 60, "must be 0.05..60 seconds"),
     "silence.threshold_db": (lambda v: -200 <= v <= 0, "must be -200..0 dBFS"),
     "silence.hold_seconds": (lambda v: 0 <= v <= 3600, "must be 0..3600 seconds"),
-    "smoothing.method": (lambda v: v in ("ema", "mean"), "must be \"ema\" or \"mean\""),
+    "smoothing.method": (lambda v: v in ("ema", "mean"), 'must be "ema" or "mean"'),
     "smoothing.ema_alpha": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "smoothing.mean_windows": (lambda v: 1 <= v <= 1000, "must be 1..1000"),
     "smoothing.switch_margin": (lambda v: 0 <= v <= 1, "must be 0..1"),
@@ -246,7 +247,7 @@ def _sources(raw: Any, problems: list[str]) -> tuple[SourceConfig, ...]:
         src = _section(key, own, SourceConfig, problems)
         if src is None:
             if isinstance(entry, dict) and "spec" not in entry:
-                problems.append(f"{key}.spec: missing (e.g. spec = \"zmq:tcp://127.0.0.1:5555\")")
+                problems.append(f'{key}.spec: missing (e.g. spec = "zmq:tcp://127.0.0.1:5555")')
             continue
         if len(problems) > before:
             continue
@@ -275,37 +276,59 @@ def _source_exposure(key: str, spec: SourceSpec, src: SourceConfig) -> list[str]
     """The bind address, curve keys and public-bind rule of one source (keys only make sense on the sources
     that bind a socket: zmq:)."""
     if not spec.source_kind.multi_stream:
-        return [f"{key}.{name}: only zmq: sources take curve keys" for name in _KEY_PATHS
-                if getattr(src, name) is not None]
+        return [
+            f"{key}.{name}: only zmq: sources take curve keys"
+            for name in _KEY_PATHS
+            if getattr(src, name) is not None
+        ]
     try:
         host = bind_checks.zmq_endpoint(spec.target)
     except ValueError as err:
         return [f"{key}.spec: {err}"]
-    return bind_checks.zmq_socket(key, f"{key}.spec", host, "the zmq source",
-                                  secret=src.curve_secret_key, clients=src.curve_clients,
-                                  allow_public=src.allow_public)
+    return bind_checks.zmq_socket(
+        key,
+        f"{key}.spec",
+        host,
+        "the zmq source",
+        secret=src.curve_secret_key,
+        clients=src.curve_clients,
+        allow_public=src.allow_public,
+    )
 
 
 def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
     """Checks that span keys or look at the outside world (addresses, the model artifact)."""
     batch = cfg.batch
     if batch.max_age_ms and batch.max_age_ms <= batch.max_wait_ms:
-        problems.append(f"batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms "
-                        f"({batch.max_wait_ms:g}), got {batch.max_age_ms:g}")
+        problems.append(
+            f"batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms "
+            f"({batch.max_wait_ms:g}), got {batch.max_age_ms:g}"
+        )
     pub = cfg.publish
     try:
         host = bind_checks.zmq_endpoint(pub.address)
     except ValueError as err:
         problems.append(f"publish.address: {err}")
         host = None
-    problems += bind_checks.zmq_socket("publish", "publish.address", host, "the event publisher",
-                                       secret=pub.curve_secret_key, clients=pub.curve_clients,
-                                       allow_public=pub.allow_public)
+    problems += bind_checks.zmq_socket(
+        "publish",
+        "publish.address",
+        host,
+        "the event publisher",
+        secret=pub.curve_secret_key,
+        clients=pub.curve_clients,
+        allow_public=pub.allow_public,
+    )
     if cfg.metrics.enabled:
         try:
             host, _ = bind_checks.split_host_port(cfg.metrics.address)
-            problems += bind_checks.http_bind("metrics.address", host, "metrics", "the metrics server",
-                                              allow_public=cfg.metrics.allow_public)
+            problems += bind_checks.http_bind(
+                "metrics.address",
+                host,
+                "metrics",
+                "the metrics server",
+                allow_public=cfg.metrics.allow_public,
+            )
         except ValueError as err:
             problems.append(f"metrics.address: {err}")
     if check_model:
@@ -334,8 +357,9 @@ def parse_config(raw: dict[str, Any], *, check_model: bool = True) -> Config:
     return cfg
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None, *,
-                check_model: bool = True) -> Config:
+def load_config(
+    path: Path | None, overrides: dict[str, Any] | None = None, *, check_model: bool = True
+) -> Config:
     """Read ``path`` (None: defaults only), merge ``overrides`` and validate.
 
     ``overrides`` maps key paths (``"batch.max_wait_ms"``) to values, or
@@ -367,8 +391,11 @@ def _rebase(raw: dict[str, Any], directory: Path) -> None:
     working directory; flags, merged afterwards, stay relative to the working directory.  Values of the
     wrong type or form are left alone for the validator to report."""
     sources = raw.get("source", []) if isinstance(raw.get("source"), list) else []
-    for table, keys in [(raw.get("model"), ("path",)), (raw.get("publish"), _KEY_PATHS),
-                        *((entry, _KEY_PATHS) for entry in sources)]:
+    for table, keys in [
+        (raw.get("model"), ("path",)),
+        (raw.get("publish"), _KEY_PATHS),
+        *((entry, _KEY_PATHS) for entry in sources),
+    ]:
         if not isinstance(table, dict):
             continue
         for key in keys:
@@ -382,4 +409,4 @@ def _rebase(raw: dict[str, Any], directory: Path) -> None:
         parsed, _ = parse_source(spec)
         if parsed is not None and parsed.source_kind.path:
             prefix = f"{parsed.kind}:"
-            entry["spec"] = f"{prefix}{directory / parsed.target}{spec[len(prefix) + len(parsed.target):]}"
+            entry["spec"] = f"{prefix}{directory / parsed.target}{spec[len(prefix) + len(parsed.target) :]}"

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 REFUSALS: dict[int, str] = {
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake failed",
     zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "no CURVE or the wrong server key",
-    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "client key not authorised"}
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "client key not authorised",
+}
 LOG_EVERY_SECONDS = 10.0
 POLL_MS = 100
 
@@ -121,8 +122,9 @@ class CurveGuard:
             socket.curve_publickey = keys.public
             socket.curve_secretkey = keys.secret
             monitor = socket.get_monitor_socket(sum(REFUSALS))
-            thread = threading.Thread(target=self._watch, args=(monitor, label), name=f"curve-{label}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._watch, args=(monitor, label), name=f"curve-{label}", daemon=True
+            )
             self._monitors.append((thread, monitor))
         thread.start()
 
@@ -139,8 +141,13 @@ class CurveGuard:
             refused += 1
             now = time.monotonic()
             if now - logged >= LOG_EVERY_SECONDS:
-                log.warning("%s socket refused a connection: %s (%d refused so far; logged at most "
-                            "every %g s)", label, why, refused, LOG_EVERY_SECONDS)
+                log.warning(
+                    "%s socket refused a connection: %s (%d refused so far; logged at most every %g s)",
+                    label,
+                    why,
+                    refused,
+                    LOG_EVERY_SECONDS,
+                )
                 logged = now
 
     def close(self) -> None:

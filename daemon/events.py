@@ -102,8 +102,15 @@ TYPE_KEYS = {"label": ("prev",), "scores": (), "state": ("state",)}
 Event = dict[str, Any]
 
 
-def _event(event_type: str, stream: str, pos: float, label: str | None, confidence: float | None,
-           scores: Mapping[str, float], now: float | None) -> Event:
+def _event(
+    event_type: str,
+    stream: str,
+    pos: float,
+    label: str | None,
+    confidence: float | None,
+    scores: Mapping[str, float],
+    now: float | None,
+) -> Event:
     return {
         "v": SCHEMA_VERSION,
         "type": event_type,
@@ -116,9 +123,17 @@ def _event(event_type: str, stream: str, pos: float, label: str | None, confiden
     }
 
 
-def label_event(stream: str, pos: float, label: str | None, confidence: float | None,
-                scores: Mapping[str, float], prev: str | None, *, reason: str | None = None,
-                now: float | None = None) -> Event:
+def label_event(
+    stream: str,
+    pos: float,
+    label: str | None,
+    confidence: float | None,
+    scores: Mapping[str, float],
+    prev: str | None,
+    *,
+    reason: str | None = None,
+    now: float | None = None,
+) -> Event:
     """The rolling label of ``stream`` changed from ``prev`` to ``label``.
 
     ``reason`` says why a label became null (it is refused with a genre): a
@@ -132,15 +147,30 @@ def label_event(stream: str, pos: float, label: str | None, confidence: float | 
     return event
 
 
-def scores_event(stream: str, pos: float, label: str | None, confidence: float | None,
-                 scores: Mapping[str, float], *, now: float | None = None) -> Event:
+def scores_event(
+    stream: str,
+    pos: float,
+    label: str | None,
+    confidence: float | None,
+    scores: Mapping[str, float],
+    *,
+    now: float | None = None,
+) -> Event:
     """The smoothed scores after one window of ``stream``."""
     return _event("scores", stream, pos, label, confidence, scores, now)
 
 
-def state_event(stream: str, pos: float, state: str, *, reason: str | None = None, label: str | None = None,
-                confidence: float | None = None, scores: Mapping[str, float] | None = None,
-                now: float | None = None) -> Event:
+def state_event(
+    stream: str,
+    pos: float,
+    state: str,
+    *,
+    reason: str | None = None,
+    label: str | None = None,
+    confidence: float | None = None,
+    scores: Mapping[str, float] | None = None,
+    now: float | None = None,
+) -> Event:
     """``stream`` went ``up``, ``down``, into ``silence`` or ``recovered`` from it, for ``reason``.
 
     ``reason`` defaults to the state's fixed one (``audio``, ``silence``); a
@@ -150,8 +180,11 @@ def state_event(stream: str, pos: float, state: str, *, reason: str | None = Non
     if state not in STATES:
         raise ValueError(f"unknown stream state {state!r} (one of {', '.join(STATES)})")
     why = check_reason(reason if reason is not None else STATE_REASONS.get(state, "error"))
-    return {**_event("state", stream, pos, label, confidence, scores or {}, now), "state": state,
-            "reason": why}
+    return {
+        **_event("state", stream, pos, label, confidence, scores or {}, now),
+        "state": state,
+        "reason": why,
+    }
 
 
 def check_reason(reason: str) -> str:
@@ -187,8 +220,11 @@ def decode_event(parts: Sequence[bytes]) -> Event:
         event = json.loads(parts[1])
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"event is not JSON: {err}") from None
-    if not isinstance(event, dict) or event.get("v") != SCHEMA_VERSION \
-            or event.get("type") not in EVENT_TYPES:
+    if (
+        not isinstance(event, dict)
+        or event.get("v") != SCHEMA_VERSION
+        or event.get("type") not in EVENT_TYPES
+    ):
         raise ValueError(f"not a version-{SCHEMA_VERSION} genretag event: {parts[1][:80]!r}")
     missing = [key for key in COMMON_KEYS + TYPE_KEYS[event["type"]] if key not in event]
     if missing:
@@ -213,9 +249,16 @@ class EventPublisher:
     Use it from one thread at a time (ZeroMQ sockets are not thread-safe).
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, hwm: int = 1000, linger_ms: int = 500,
-                 nodrop: bool = False, context: zmq.Context[Any] | None = None,
-                 secure: Callable[[zmq.Socket[Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        hwm: int = 1000,
+        linger_ms: int = 500,
+        nodrop: bool = False,
+        context: zmq.Context[Any] | None = None,
+        secure: Callable[[zmq.Socket[Any]], None] | None = None,
+    ) -> None:
         self._socket = (context or zmq.Context.instance()).socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
         self._socket.setsockopt(zmq.LINGER, linger_ms)

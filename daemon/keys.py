@@ -70,14 +70,16 @@ def generate_keypair(directory: Path, name: str) -> tuple[Path, Path]:
 def _check_key(path: Path, what: str, key: bytes | None) -> bytes:
     if key is None:
         hint = "; a secret key is in NAME.key_secret, not NAME.key" if what == "secret" else ""
-        raise KeyFileError([f"{path}: no {what} key in it (not a ZeroMQ certificate with a "
-                            f"{what}-key = \"...\" line{hint})"])
+        raise KeyFileError(
+            [f'{path}: no {what} key in it (not a ZeroMQ certificate with a {what}-key = "..." line{hint})']
+        )
     try:
         if len(key) != _KEY_CHARS or len(z85.decode(key)) != 32:
             raise ValueError
     except (ValueError, KeyError, IndexError, TypeError):
-        raise KeyFileError([f"{path}: the {what} key is not a {_KEY_CHARS}-character Z85 CURVE key"]) \
-            from None
+        raise KeyFileError(
+            [f"{path}: the {what} key is not a {_KEY_CHARS}-character Z85 CURVE key"]
+        ) from None
     return key
 
 
@@ -109,9 +111,13 @@ def read_secret(path: Path) -> tuple[bytes, bytes]:
     secret = _check_key(path, "secret", secret)
     mode = path.stat().st_mode
     if mode & stat.S_IROTH:
-        raise KeyFileError([f"{path}: secret key file is readable by every user (mode "
-                            f"{stat.S_IMODE(mode):o}); refused because anyone on this machine could copy "
-                            f"it: chmod o-rwx {path}"])
+        raise KeyFileError(
+            [
+                f"{path}: secret key file is readable by every user (mode "
+                f"{stat.S_IMODE(mode):o}); refused because anyone on this machine could copy "
+                f"it: chmod o-rwx {path}"
+            ]
+        )
     public = _check_key(path, "public", public)
     if zmq.curve_public(secret) != public:
         raise KeyFileError([f"{path}: the public key does not belong to the secret key"])
@@ -126,8 +132,12 @@ def read_clients(directory: Path) -> frozenset[bytes]:
     (a typo must not silently drop a client); every problem is reported.
     """
     if not directory.is_dir():
-        raise KeyFileError([f"{directory}: no such directory (curve_clients is a directory of "
-                            f"authorised client {PUBLIC_SUFFIX} files)"])
+        raise KeyFileError(
+            [
+                f"{directory}: no such directory (curve_clients is a directory of "
+                f"authorised client {PUBLIC_SUFFIX} files)"
+            ]
+        )
     keys, problems = set(), []
     for path in sorted(directory.glob(f"*{PUBLIC_SUFFIX}")):
         try:
@@ -137,6 +147,10 @@ def read_clients(directory: Path) -> frozenset[bytes]:
     if problems:
         raise KeyFileError(problems)
     if not keys:
-        raise KeyFileError([f"{directory}: holds no client public key ({PUBLIC_SUFFIX} file); "
-                            f"`genretag keys generate` writes one"])
+        raise KeyFileError(
+            [
+                f"{directory}: holds no client public key ({PUBLIC_SUFFIX} file); "
+                f"`genretag keys generate` writes one"
+            ]
+        )
     return frozenset(keys)

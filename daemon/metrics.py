@@ -44,8 +44,30 @@ EVENT_TYPES = ("label", "scores", "state")
 AUTH_SOCKETS = ("input", "publish")
 # Fine between 50 ms and 1 s, where latency targets sit (p99 < 250 ms on a CPU, < 500 ms on a GPU):
 # a quantile is interpolated inside its bucket, so it is only as precise as the bounds around it.
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.35,
-                    0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0)
+_LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.125,
+    0.15,
+    0.175,
+    0.2,
+    0.225,
+    0.25,
+    0.3,
+    0.35,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 _INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)  # batch.max_batch_size <= 4096
 
@@ -71,87 +93,154 @@ class Metrics:
         self._lock = threading.Lock()  # _per_stream is used by the I/O and the inference threads
         labels = self._labels = StreamLabels()
         self.windows_processed = StreamFamily(
-            "genretag_windows_processed", "counter", "Windows scored by the model, per stream.", labels)
+            "genretag_windows_processed", "counter", "Windows scored by the model, per stream.", labels
+        )
         self.windows_silent = StreamFamily(
-            "genretag_windows_silent", "counter", "Windows not scored because the stream was in state "
-            "silence at their end, or they still held audio from before the end of a silence.", labels)
+            "genretag_windows_silent",
+            "counter",
+            "Windows not scored because the stream was in state "
+            "silence at their end, or they still held audio from before the end of a silence.",
+            labels,
+        )
         self.windows_dropped = Counter(
-            "genretag_windows_dropped", "Windows lost before scoring, per stream and reason: queue_full "
+            "genretag_windows_dropped",
+            "Windows lost before scoring, per stream and reason: queue_full "
             "(inference fell behind and the queue was full, oldest dropped), stale (older than "
             "batch.max_age_ms when its batch formed: past capacity, dropped so that the rest stays timely), "
             "inference_error (the model failed on the batch), shutdown (still queued at exit).",
-            ["stream", "reason"], registry=r)
+            ["stream", "reason"],
+            registry=r,
+        )
         self.batch_size = Histogram(
-            "genretag_inference_batch_size", "Windows per inference batch (all streams together).",
-            buckets=_BATCH_BUCKETS, registry=r)
+            "genretag_inference_batch_size",
+            "Windows per inference batch (all streams together).",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
         self.inference_duration = Histogram(
-            "genretag_inference_duration_seconds", "Wall time of one model call on one batch.",
-            buckets=_INFERENCE_BUCKETS, registry=r)
+            "genretag_inference_duration_seconds",
+            "Wall time of one model call on one batch.",
+            buckets=_INFERENCE_BUCKETS,
+            registry=r,
+        )
         self.latency = Histogram(
-            "genretag_end_to_end_latency_seconds", "Time from the arrival of the audio that completed a "
+            "genretag_end_to_end_latency_seconds",
+            "Time from the arrival of the audio that completed a "
             "window to the publication of that window's result (queueing, batching, inference, events).",
-            buckets=_LATENCY_BUCKETS, registry=r)
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_depth = Gauge(
-            "genretag_queue_depth", "Windows waiting for the model in the inference queue.", registry=r)
+            "genretag_queue_depth", "Windows waiting for the model in the inference queue.", registry=r
+        )
         self.queue_capacity = Gauge(
-            "genretag_queue_capacity", "Windows the inference queue holds before it drops the oldest.",
-            registry=r)
+            "genretag_queue_capacity",
+            "Windows the inference queue holds before it drops the oldest.",
+            registry=r,
+        )
         self.inference_errors = Counter(
-            "genretag_inference_errors", "Batches on which the model raised or returned invalid scores "
-            "(the batch is dropped, the daemon carries on).", registry=r)
+            "genretag_inference_errors",
+            "Batches on which the model raised or returned invalid scores "
+            "(the batch is dropped, the daemon carries on).",
+            registry=r,
+        )
         self.source_errors = Counter(
-            "genretag_source_errors", "Problems reported by sources, per stream and kind (refused frames, "
-            "decode failures, sequence gaps, reconnects, ...); stream \"?\" when the stream was never "
+            "genretag_source_errors",
+            "Problems reported by sources, per stream and kind (refused frames, "
+            'decode failures, sequence gaps, reconnects, ...); stream "?" when the stream was never '
             "accepted; source_kind is the kind of source feeding the stream (mic, file, url, zmq).",
-            ["stream", "kind", "source_kind"], registry=r)
+            ["stream", "kind", "source_kind"],
+            registry=r,
+        )
         self.reconnects = Counter(
-            "genretag_source_reconnects", "Reconnection attempts of network sources (url:), per stream "
-            "and source kind.", ["stream", "source_kind"], registry=r)
+            "genretag_source_reconnects",
+            "Reconnection attempts of network sources (url:), per stream and source kind.",
+            ["stream", "source_kind"],
+            registry=r,
+        )
         self.decode_errors = Counter(
-            "genretag_decode_errors", "Audio that could not be decoded or was refused (bad header, odd byte "
+            "genretag_decode_errors",
+            "Audio that could not be decoded or was refused (bad header, odd byte "
             "count, NaN samples, too large, undecodable stream), per stream, reason and source kind.",
-            ["stream", "reason", "source_kind"], registry=r)
+            ["stream", "reason", "source_kind"],
+            registry=r,
+        )
         self.streams_refused = Counter(
-            "genretag_streams_refused", "Audio of new streams refused because limits.max_streams streams "
-            "are already active.", registry=r)
+            "genretag_streams_refused",
+            "Audio of new streams refused because limits.max_streams streams are already active.",
+            registry=r,
+        )
         self.stream_up = StreamFamily(
-            "genretag_stream_up", "gauge", "1 while audio of the stream arrives, 0 when its source is down.",
-            labels)
+            "genretag_stream_up",
+            "gauge",
+            "1 while audio of the stream arrives, 0 when its source is down.",
+            labels,
+        )
         self.silence = StreamFamily(
-            "genretag_silence_seconds", "counter", "Stream time spent in state silence (level below the "
-            "silence threshold for at least the hold time, hold included).", labels)
+            "genretag_silence_seconds",
+            "counter",
+            "Stream time spent in state silence (level below the "
+            "silence threshold for at least the hold time, hold included).",
+            labels,
+        )
         self.scores = SmoothedScores(labels)
         self.label_changes = StreamFamily(
-            "genretag_label_changes", "counter", "Changes of the rolling label, per stream (first label "
-            "included).", labels)
-        self._families = (self.windows_processed, self.windows_silent, self.stream_up, self.silence,
-                          self.label_changes)
+            "genretag_label_changes",
+            "counter",
+            "Changes of the rolling label, per stream (first label included).",
+            labels,
+        )
+        self._families = (
+            self.windows_processed,
+            self.windows_silent,
+            self.stream_up,
+            self.silence,
+            self.label_changes,
+        )
         self.model = Info(
-            "genretag_model", "The model artifact being served: kind, architecture, labels, fingerprint.",
-            registry=r)
+            "genretag_model",
+            "The model artifact being served: kind, architecture, labels, fingerprint.",
+            registry=r,
+        )
         self.ready = Gauge(
-            "genretag_ready", "1 once the daemon serves (model loaded and checked, sources started: the "
+            "genretag_ready",
+            "1 once the daemon serves (model loaded and checked, sources started: the "
             "moment systemd hears READY), 0 while it starts; /metrics answers from the first second.",
-            registry=r)
+            registry=r,
+        )
         self.model_load = Gauge(
-            "genretag_model_load_seconds", "Wall time of the last successful model load: the "
+            "genretag_model_load_seconds",
+            "Wall time of the last successful model load: the "
             "machine-learning framework's import (first load only), reading the artifact and its check "
             "on known inputs.",
-            registry=r)
+            registry=r,
+        )
         self.reloads = Counter(
-            "genretag_model_reloads", "Reloads on SIGHUP by result: ok (new model serving) or failed "
-            "(refused; the previous model keeps serving).", ["result"], registry=r)
+            "genretag_model_reloads",
+            "Reloads on SIGHUP by result: ok (new model serving) or failed "
+            "(refused; the previous model keeps serving).",
+            ["result"],
+            registry=r,
+        )
         self.events_published = Counter(
-            "genretag_events_published", "Events sent on the PUB socket, per type.", ["type"], registry=r)
+            "genretag_events_published", "Events sent on the PUB socket, per type.", ["type"], registry=r
+        )
         self.events_dropped = Counter(
-            "genretag_events_dropped", "Events sent to no subscriber because one matching subscriber was "
+            "genretag_events_dropped",
+            "Events sent to no subscriber because one matching subscriber was "
             "publish.hwm events behind, per type; counted only with publish.nodrop = true (by default a slow "
-            "subscriber silently misses events and the others are not held back).", ["type"], registry=r)
+            "subscriber silently misses events and the others are not held back).",
+            ["type"],
+            registry=r,
+        )
         self.auth_failures = Counter(
-            "genretag_auth_failures", "Connections refused by CURVE authentication on a ZeroMQ socket: input "
+            "genretag_auth_failures",
+            "Connections refused by CURVE authentication on a ZeroMQ socket: input "
             "(zmq: sources) or publish (events); a client without CURVE, with the wrong server key or with a "
-            "key not in curve_clients.  A refused client may retry, and each attempt counts.", ["socket"],
-            registry=r)
+            "key not in curve_clients.  A refused client may retry, and each attempt counts.",
+            ["socket"],
+            registry=r,
+        )
         for socket in AUTH_SOCKETS:
             self.auth_failures.labels(socket)
         for result in ("ok", "failed"):
@@ -188,8 +277,14 @@ class Metrics:
 
     def set_model(self, manifest: ArtifactManifest) -> None:
         """Describe the model now serving, and start score series from scratch for its labels."""
-        self.model.info({"kind": manifest.kind, "architecture": manifest.architecture,
-                         "labels": ",".join(manifest.labels), "fingerprint": manifest.fingerprint()})
+        self.model.info(
+            {
+                "kind": manifest.kind,
+                "architecture": manifest.architecture,
+                "labels": ",".join(manifest.labels),
+                "fingerprint": manifest.fingerprint(),
+            }
+        )
         self.scores.start(manifest.labels)
 
     def serve(self, host: str, port: int) -> int:

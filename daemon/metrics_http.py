@@ -40,8 +40,9 @@ class MetricsServer:
         server_class = type("_MetricsServer", (_Server,), {"address_family": family})
         self._server: WSGIServer = make_server(host, port, self._app, server_class, _QuietHandler)
         self.port = int(self._server.server_port)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="genretag-metrics",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="genretag-metrics", daemon=True
+        )
         self._thread.start()
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

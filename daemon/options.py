@@ -67,8 +67,9 @@ def fields_of(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.init}
 
 
-def check_options(cls: type, raw: Mapping[str, Any], *, text: bool = False) -> tuple[dict[str, Any],
-                                                                                     list[Problem]]:
+def check_options(
+    cls: type, raw: Mapping[str, Any], *, text: bool = False
+) -> tuple[dict[str, Any], list[Problem]]:
     """The checked values of ``raw`` (the keys it has) and every problem, as ``(key, message)``.
 
     ``text``: the values are strings to convert (a spec's query), else TOML values.
@@ -86,7 +87,7 @@ def check_options(cls: type, raw: Mapping[str, Any], *, text: bool = False) -> t
             value, error = text_value(raw[key], hints[key])
         else:
             value, error = typed_value(key, raw[key], hints[key])
-            error = error and error[len(key) + 2:]
+            error = error and error[len(key) + 2 :]
         if error:
             problems.append((key, error))
             continue

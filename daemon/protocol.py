@@ -101,10 +101,23 @@ class ErrorKind(StrEnum):
 
 
 #: The FrameError reasons, a file that does not decode and a refused chunk.
-_REFUSED_AUDIO = frozenset({
-    ErrorKind.PARTS, ErrorKind.BAD_STREAM_ID, ErrorKind.BAD_HEADER, ErrorKind.BAD_VERSION,
-    ErrorKind.BAD_DTYPE, ErrorKind.BAD_RATE, ErrorKind.BAD_CHANNELS, ErrorKind.EMPTY, ErrorKind.TOO_LARGE,
-    ErrorKind.ODD_BYTE_COUNT, ErrorKind.NAN, ErrorKind.BAD_AUDIO, ErrorKind.DECODE})
+_REFUSED_AUDIO = frozenset(
+    {
+        ErrorKind.PARTS,
+        ErrorKind.BAD_STREAM_ID,
+        ErrorKind.BAD_HEADER,
+        ErrorKind.BAD_VERSION,
+        ErrorKind.BAD_DTYPE,
+        ErrorKind.BAD_RATE,
+        ErrorKind.BAD_CHANNELS,
+        ErrorKind.EMPTY,
+        ErrorKind.TOO_LARGE,
+        ErrorKind.ODD_BYTE_COUNT,
+        ErrorKind.NAN,
+        ErrorKind.BAD_AUDIO,
+        ErrorKind.DECODE,
+    }
+)
 
 
 class FrameError(ValueError):
@@ -165,8 +178,9 @@ def check_stream_id(raw: BytesLike | str) -> str:
     if not 1 <= len(text) <= MAX_STREAM_ID_CHARS:
         raise FrameError(ErrorKind.BAD_STREAM_ID, f"stream id must be 1..{MAX_STREAM_ID_CHARS} characters")
     if not text.isprintable() or any(c.isspace() for c in text):
-        raise FrameError(ErrorKind.BAD_STREAM_ID,
-                         f"stream id {text[:40]!r} holds whitespace or control characters")
+        raise FrameError(
+            ErrorKind.BAD_STREAM_ID, f"stream id {text[:40]!r} holds whitespace or control characters"
+        )
     return text
 
 
@@ -181,13 +195,16 @@ def encode_frame(stream_id: str, pcm: np.ndarray, sr: int, seq: int) -> list[byt
     if dtype not in DTYPES:
         raise FrameError(ErrorKind.BAD_DTYPE, f"samples must be int16 or float32, not {pcm.dtype}")
     if pcm.ndim not in (1, 2):
-        raise FrameError(ErrorKind.BAD_CHANNELS,
-                         f"expected (frames,) or (frames, channels), got shape {pcm.shape}")
+        raise FrameError(
+            ErrorKind.BAD_CHANNELS, f"expected (frames,) or (frames, channels), got shape {pcm.shape}"
+        )
     channels = 1 if pcm.ndim == 1 else pcm.shape[1]
     header = {"v": VERSION, "sr": sr, "channels": channels, "dtype": dtype, "seq": seq}
-    parts = [check_stream_id(stream_id).encode("utf-8"),
-             json.dumps(header, separators=(",", ":")).encode("ascii"),
-             np.ascontiguousarray(pcm, dtype=DTYPES[dtype]).tobytes()]
+    parts = [
+        check_stream_id(stream_id).encode("utf-8"),
+        json.dumps(header, separators=(",", ":")).encode("ascii"),
+        np.ascontiguousarray(pcm, dtype=DTYPES[dtype]).tobytes(),
+    ]
     decode_frame(parts)  # one set of rules for both ends
     return parts
 
@@ -214,11 +231,15 @@ def check_chunk(samples: np.ndarray, sample_rate: int, limits: Limits) -> None:
     :func:`check_format` and :func:`check_finite`.
     """
     if not isinstance(samples, np.ndarray) or samples.dtype not in (np.int16, np.float32):
-        raise FrameError(ErrorKind.BAD_DTYPE, f"samples must be an int16 or float32 array, "
-                                      f"got {getattr(samples, 'dtype', type(samples).__name__)}")
+        raise FrameError(
+            ErrorKind.BAD_DTYPE,
+            f"samples must be an int16 or float32 array, "
+            f"got {getattr(samples, 'dtype', type(samples).__name__)}",
+        )
     if samples.ndim not in (1, 2):
-        raise FrameError(ErrorKind.BAD_CHANNELS, f"expected (frames,) or (frames, channels), "
-                                         f"got shape {samples.shape}")
+        raise FrameError(
+            ErrorKind.BAD_CHANNELS, f"expected (frames,) or (frames, channels), got shape {samples.shape}"
+        )
     if not isinstance(sample_rate, int | np.integer):
         raise FrameError(ErrorKind.BAD_RATE, f"sample rate must be an integer, got {sample_rate!r}")
     check_format(int(sample_rate), 1 if samples.ndim == 1 else samples.shape[1], limits)
@@ -227,8 +248,9 @@ def check_chunk(samples: np.ndarray, sample_rate: int, limits: Limits) -> None:
 
 def _parse_header(raw: BytesLike, limits: Limits) -> dict[str, Any]:
     if len(raw) > limits.max_header_bytes:
-        raise FrameError(ErrorKind.BAD_HEADER,
-                         f"header of {len(raw)} bytes (limit {limits.max_header_bytes})")
+        raise FrameError(
+            ErrorKind.BAD_HEADER, f"header of {len(raw)} bytes (limit {limits.max_header_bytes})"
+        )
     try:
         header = json.loads(bytes(raw))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
@@ -241,8 +263,9 @@ def _parse_header(raw: BytesLike, limits: Limits) -> dict[str, Any]:
     for key in _REQUIRED_INT_KEYS:
         value = header.get(key)
         if type(value) is not int or value < 0:  # bool is an int subclass: refuse it too
-            raise FrameError(ErrorKind.BAD_HEADER,
-                             f"header key {key!r} must be an integer >= 0, got {value!r}")
+            raise FrameError(
+                ErrorKind.BAD_HEADER, f"header key {key!r} must be an integer >= 0, got {value!r}"
+            )
     if header.get("dtype") not in DTYPES:
         raise FrameError(ErrorKind.BAD_DTYPE, f"dtype {header.get('dtype')!r} (allowed: {', '.join(DTYPES)})")
     check_format(header["sr"], header["channels"], limits)
@@ -257,8 +280,9 @@ def decode_frame(parts: Sequence[BytesLike], limits: Limits = DEFAULT_LIMITS) ->
     happen before the sample array exists.
     """
     if len(parts) != 3:
-        raise FrameError(ErrorKind.PARTS,
-                         f"expected 3 message parts (stream-id, header, pcm), got {len(parts)}")
+        raise FrameError(
+            ErrorKind.PARTS, f"expected 3 message parts (stream-id, header, pcm), got {len(parts)}"
+        )
     stream_id = check_stream_id(parts[0])
     header = _parse_header(parts[1], limits)
     payload = parts[2]
@@ -268,8 +292,10 @@ def decode_frame(parts: Sequence[BytesLike], limits: Limits = DEFAULT_LIMITS) ->
     if len(payload) > limits.max_frame_bytes:
         raise FrameError(ErrorKind.TOO_LARGE, f"{len(payload)} PCM bytes (limit {limits.max_frame_bytes})")
     if len(payload) % (channels * dtype.itemsize):
-        raise FrameError(ErrorKind.ODD_BYTE_COUNT, f"{len(payload)} bytes is not a whole number of "
-                                           f"{channels}-channel {header['dtype']} frames")
+        raise FrameError(
+            ErrorKind.ODD_BYTE_COUNT,
+            f"{len(payload)} bytes is not a whole number of {channels}-channel {header['dtype']} frames",
+        )
     samples = np.frombuffer(payload, dtype=dtype).reshape(-1, channels)
     check_finite(samples)
     return Frame(stream_id, header["sr"], channels, header["seq"], samples)

@@ -118,8 +118,9 @@ class Service:
     :class:`ConfigError`); ``print_events`` writes every event to stdout.
     """
 
-    def __init__(self, config: Config, reload_config: Callable[[], Config], *,
-                 print_events: bool = False) -> None:
+    def __init__(
+        self, config: Config, reload_config: Callable[[], Config], *, print_events: bool = False
+    ) -> None:
         self.config = config
         self._reload_config = reload_config
         self._print = print_events
@@ -148,14 +149,18 @@ class Service:
             log.info("stopped before serving")
             return 0
         specs = [(s.source, s.name) for s in cfg.sources]
-        configured = {name or default_name(spec): spec.kind for spec, name in specs
-                      if not spec.source_kind.multi_stream}
+        configured = {
+            name or default_name(spec): spec.kind for spec, name in specs if not spec.source_kind.multi_stream
+        }
         self.guard = guard = CurveGuard(lambda socket: metrics.auth_failures.labels(socket).inc())
         pub = cfg.publish
         try:
             self.publisher = publisher = EventPublisher(
-                pub.address, hwm=pub.hwm, nodrop=pub.nodrop,
-                secure=self._secure(guard, pub.curve_secret_key, pub.curve_clients, "publish"))
+                pub.address,
+                hwm=pub.hwm,
+                nodrop=pub.nodrop,
+                secure=self._secure(guard, pub.curve_secret_key, pub.curve_clients, "publish"),
+            )
         except BaseException:
             guard.close()
             metrics.close()
@@ -169,15 +174,23 @@ class Service:
             limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
             for (spec, name), src in zip(specs, cfg.sources, strict=True):
                 secure = self._secure(guard, src.curve_secret_key, src.curve_clients, "input")
-                source = build_source(spec, name or default_name(spec),
-                                      BuildEnv(limits=limits, secure=secure, allocate_rows=aligned_empty))
+                source = build_source(
+                    spec,
+                    name or default_name(spec),
+                    BuildEnv(limits=limits, secure=secure, allocate_rows=aligned_empty),
+                )
                 source.start(self.tagger)
                 sources.append(source)
             m = predictor.manifest
-            log.info("serving: model %s %s (%s); sources: %s; events on %s; metrics on %s",
-                     m.architecture, m.fingerprint(), ", ".join(m.labels),
-                     ", ".join(str(getattr(s, "address", s.name)) for s in sources) or "none",
-                     publisher.address, metrics_at)
+            log.info(
+                "serving: model %s %s (%s); sources: %s; events on %s; metrics on %s",
+                m.architecture,
+                m.fingerprint(),
+                ", ".join(m.labels),
+                ", ".join(str(getattr(s, "address", s.name)) for s in sources) or "none",
+                publisher.address,
+                metrics_at,
+            )
             metrics.ready.set(1)
             self.notifier.ready(self._status(0.0))
             self._main_loop()
@@ -197,14 +210,20 @@ class Service:
         return predictor
 
     @staticmethod
-    def _secure(guard: CurveGuard, secret: str | None, clients: str | None,
-                label: str) -> Callable[[Any], None] | None:
+    def _secure(
+        guard: CurveGuard, secret: str | None, clients: str | None, label: str
+    ) -> Callable[[Any], None] | None:
         """The CURVE hook for a socket whose section names ``secret`` (else None: plain ZeroMQ)."""
         if secret is None:
             return None
         keys = load_server_keys(secret, clients)
-        log.info("%s socket: CURVE, %s", label, f"{len(keys.clients)} authorised client key(s)"
-                 if keys.clients is not None else "any client holding the daemon's public key")
+        log.info(
+            "%s socket: CURVE, %s",
+            label,
+            f"{len(keys.clients)} authorised client key(s)"
+            if keys.clients is not None
+            else "any client holding the daemon's public key",
+        )
         return guard.server(keys, label)
 
     def _install_signals(self) -> None:
@@ -235,8 +254,10 @@ class Service:
 
     def _status(self, windows_per_second: float) -> str:
         batcher = self.tagger.batcher
-        return (f"{self.tagger.streams_up} streams up, {windows_per_second:.1f} windows/s, "
-                f"queue {batcher.depth}/{batcher.queue_size}")
+        return (
+            f"{self.tagger.streams_up} streams up, {windows_per_second:.1f} windows/s, "
+            f"queue {batcher.depth}/{batcher.queue_size}"
+        )
 
     def _reload(self) -> None:
         """SIGHUP: new config and model, or nothing changes (see the module docstring)."""
@@ -253,10 +274,14 @@ class Service:
         except Exception as err:  # noqa: BLE001  (any failure to load keeps the old model serving)
             self._reload_failed(str(err) or repr(err))
             return
-        if any(getattr(source, "windows_in_workers", False) for source in self._sources) \
-                and windower_settings(predictor, config) != self.tagger.windowing:
-            self._reload_failed("the new model's window or the silence settings differ from the running "
-                                "ones, and ingest worker processes keep theirs until a restart")
+        if (
+            any(getattr(source, "windows_in_workers", False) for source in self._sources)
+            and windower_settings(predictor, config) != self.tagger.windowing
+        ):
+            self._reload_failed(
+                "the new model's window or the silence settings differ from the running "
+                "ones, and ingest worker processes keep theirs until a restart"
+            )
             return
         changed = [name for name in RESTART_ONLY if getattr(config, name) != getattr(self.config, name)]
         if changed:
@@ -265,8 +290,10 @@ class Service:
         self.config = config
         self.metrics.model_load.set(load_seconds)
         self.metrics.reloads.labels("ok").inc()
-        log.info("reload: model %s loaded, swapping it in after the windows already queued",
-                 predictor.manifest.fingerprint())
+        log.info(
+            "reload: model %s loaded, swapping it in after the windows already queued",
+            predictor.manifest.fingerprint(),
+        )
 
     def _reload_failed(self, why: str) -> None:
         self.metrics.reloads.labels("failed").inc()

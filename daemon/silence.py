@@ -55,8 +55,14 @@ class SilenceGate:
     block_seconds : length of a level measurement (see the module docstring).
     """
 
-    def __init__(self, sample_rate: int, threshold_db: float = -50.0, hold_seconds: float = 2.0,
-                 hysteresis_db: float = 3.0, block_seconds: float = BLOCK_SECONDS) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        threshold_db: float = -50.0,
+        hold_seconds: float = 2.0,
+        hysteresis_db: float = 3.0,
+        block_seconds: float = BLOCK_SECONDS,
+    ) -> None:
         if sample_rate <= 0 or hold_seconds < 0 or hysteresis_db < 0 or block_seconds <= 0:
             raise ValueError("sample_rate and block_seconds must be positive, hold and hysteresis >= 0")
         self.sample_rate = sample_rate
@@ -87,7 +93,7 @@ class SilenceGate:
         rest = samples
         if self._partial_n:
             take = min(self.block - self._partial_n, rest.size)
-            self._partial[self._partial_n:self._partial_n + take] = rest[:take]
+            self._partial[self._partial_n : self._partial_n + take] = rest[:take]
             self._partial_n += take
             rest = rest[take:]
             if self._partial_n < self.block:
@@ -96,9 +102,9 @@ class SilenceGate:
             self._partial_n = 0
         n_blocks = rest.size // self.block
         if n_blocks:
-            levels.extend(_levels_db(rest[:n_blocks * self.block].reshape(n_blocks, self.block)))
-        tail = rest[n_blocks * self.block:]
-        self._partial[:tail.size] = tail
+            levels.extend(_levels_db(rest[: n_blocks * self.block].reshape(n_blocks, self.block)))
+        tail = rest[n_blocks * self.block :]
+        self._partial[: tail.size] = tail
         self._partial_n = tail.size
         return [c for c in map(self._step, levels) if c is not None]
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 #: score hovering at the threshold does not flap between a label and null.
 ABSTAIN_GAP = 0.05
 
+
 @dataclass(frozen=True, slots=True)
 class SmoothResult:
     """The smoother's view after one window.
@@ -101,10 +102,19 @@ class LabelSmoother:
     change_windows : such windows in a row (agreeing on another genre) that restart the smoothing.
     """
 
-    def __init__(self, labels: Sequence[str], method: Literal["ema", "mean"] = "ema", ema_alpha: float = 0.2,
-                 mean_windows: int = 9, switch_margin: float = 0.1, switch_seconds: float = 6.0,
-                 settle_windows: int = 4, min_confidence: float = 0.0, change_distance: float = 1.0,
-                 change_windows: int = 2) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        method: Literal["ema", "mean"] = "ema",
+        ema_alpha: float = 0.2,
+        mean_windows: int = 9,
+        switch_margin: float = 0.1,
+        switch_seconds: float = 6.0,
+        settle_windows: int = 4,
+        min_confidence: float = 0.0,
+        change_distance: float = 1.0,
+        change_windows: int = 2,
+    ) -> None:
         if method not in ("ema", "mean"):
             raise ValueError(f"method must be 'ema' or 'mean', got {method!r}")
         if not 0.0 < ema_alpha <= 1.0:
@@ -112,8 +122,9 @@ class LabelSmoother:
         if mean_windows < 1 or settle_windows < 1 or switch_margin < 0 or switch_seconds < 0:
             raise ValueError("mean_windows and settle_windows must be >= 1, switch margin and time >= 0")
         if not 0.0 <= min_confidence < 1.0 or not 0.0 < change_distance <= 1.0 or change_windows < 1:
-            raise ValueError("min_confidence must be in [0, 1), change_distance in (0, 1], "
-                             "change_windows >= 1")
+            raise ValueError(
+                "min_confidence must be in [0, 1), change_distance in (0, 1], change_windows >= 1"
+            )
         if not labels:
             raise ValueError("labels must not be empty")
         self.labels = list(labels)
@@ -200,8 +211,9 @@ class LabelSmoother:
     def _restart_from_recent(self) -> None:
         """A new song or style began ``change_windows`` windows ago: smooth from there on, settled,
         and let the label follow at once (the windows since the change are the evidence)."""
-        recent = self._recent[[(self._distant - len(self._recent) + i) % len(self._recent)
-                               for i in range(len(self._recent))]]
+        recent = self._recent[
+            [(self._distant - len(self._recent) + i) % len(self._recent) for i in range(len(self._recent))]
+        ]
         self._seen = 0
         for row in recent:
             self._smooth(row)
@@ -221,7 +233,7 @@ class LabelSmoother:
             return
         rows = self._history.shape[0]
         self._history[self._seen % rows] = x
-        np.mean(self._history[:min(self._seen + 1, rows)], axis=0, out=self._smoothed)
+        np.mean(self._history[: min(self._seen + 1, rows)], axis=0, out=self._smoothed)
 
     def _hysteresis(self, current: int, pos: float) -> None:
         """Switch to the best challenger that has led by the margin for ``switch_seconds``."""
@@ -238,11 +250,21 @@ class LabelSmoother:
             self._lead_since.fill(np.nan)
 
 
-def smoother_from_config(labels: Sequence[str], config: SmoothingConfig,
-                         calibrated_threshold: float) -> LabelSmoother:
+def smoother_from_config(
+    labels: Sequence[str], config: SmoothingConfig, calibrated_threshold: float
+) -> LabelSmoother:
     """The smoother ``serve`` runs for ``[smoothing]``; ``calibrated_threshold`` (the artifact's
     ``calibration.min_confidence``) applies where the config leaves ``min_confidence`` unset."""
     min_confidence = calibrated_threshold if config.min_confidence is None else config.min_confidence
-    return LabelSmoother(labels, config.method, config.ema_alpha,  # type: ignore[arg-type]  # checked by config
-                         config.mean_windows, config.switch_margin, config.switch_seconds,
-                         config.settle_windows, min_confidence, config.change_distance, config.change_windows)
+    return LabelSmoother(
+        labels,
+        config.method,  # type: ignore[arg-type]  # "ema" or "mean": checked by the config
+        config.ema_alpha,
+        config.mean_windows,
+        config.switch_margin,
+        config.switch_seconds,
+        config.settle_windows,
+        min_confidence,
+        config.change_distance,
+        config.change_windows,
+    )

@@ -110,8 +110,9 @@ class StreamWindower:
     and bounds checks happen where they enter the daemon, not here.
     """
 
-    def __init__(self, spec: WindowSpec, silence_db: float = -50.0,
-                 silence_hold_seconds: float = 2.0) -> None:
+    def __init__(
+        self, spec: WindowSpec, silence_db: float = -50.0, silence_hold_seconds: float = 2.0
+    ) -> None:
         self.rate = spec.sample_rate
         self.window_samples = spec.window_samples
         self.hop_samples = spec.hop_samples
@@ -207,7 +208,7 @@ class StreamWindower:
         while done < samples.size:
             kept = max(0, self._written - self.windows_out * hop)  # samples still needed
             take = min(size - kept, samples.size - done)
-            self._write(samples[done:done + take])
+            self._write(samples[done : done + take])
             done += take
             for _ in range(frame_count(self._written, win, hop, tile_short=False) - self.windows_out):
                 start = self.windows_out * hop
@@ -220,15 +221,17 @@ class StreamWindower:
     def _write(self, chunk: np.ndarray) -> None:
         at = self._written % self.buffer.size
         first = min(chunk.size, self.buffer.size - at)
-        self.buffer[at:at + first] = chunk[:first]
-        self.buffer[:chunk.size - first] = chunk[first:]
+        self.buffer[at : at + first] = chunk[:first]
+        self.buffer[: chunk.size - first] = chunk[first:]
         self._written += chunk.size
 
     def _read(self, start: int) -> np.ndarray:
         at = start % self.buffer.size
         if at + self.window_samples <= self.buffer.size:
-            return self.buffer[at:at + self.window_samples].copy()
-        return np.concatenate((self.buffer[at:], self.buffer[:self.window_samples - (self.buffer.size - at)]))
+            return self.buffer[at : at + self.window_samples].copy()
+        return np.concatenate(
+            (self.buffer[at:], self.buffer[: self.window_samples - (self.buffer.size - at)])
+        )
 
 
 def _mix(samples: np.ndarray, sample_rate: int) -> np.ndarray:

@@ -56,8 +56,9 @@ class StreamFamily:
     never sees a torn value.  An update is then a dict lookup and store.
     """
 
-    def __init__(self, name: str, kind: Literal["counter", "gauge"], documentation: str,
-                 labels: StreamLabels) -> None:
+    def __init__(
+        self, name: str, kind: Literal["counter", "gauge"], documentation: str, labels: StreamLabels
+    ) -> None:
         self.name = f"{name}_total" if kind == "counter" else name
         self._header = _header(self.name, kind, documentation)
         self._labels = labels
@@ -112,6 +113,8 @@ class SmoothedScores:
         lines = []
         for stream, values in list(self.latest.items()):
             suffix = f",{label(stream)}}} "  # labels in name order, as prometheus-client writes them
-            lines += [f"{name}{{{genre}{suffix}{value:.6g}\n"  # 6 digits: 2.4x faster than repr
-                      for genre, value in zip(genres, values, strict=False)]
+            lines += [
+                f"{name}{{{genre}{suffix}{value:.6g}\n"  # 6 digits: 2.4x faster than repr
+                for genre, value in zip(genres, values, strict=False)
+            ]
         return self._header + "".join(lines)

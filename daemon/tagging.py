@@ -72,8 +72,9 @@ def served_window_spec(predictor: Predictor, config: Config) -> WindowSpec:
 
 def windower_settings(predictor: Predictor, config: Config) -> WindowerSettings:
     """How every stream is windowed for ``predictor`` under ``config``."""
-    return WindowerSettings(served_window_spec(predictor, config), config.silence.threshold_db,
-                            config.silence.hold_seconds)
+    return WindowerSettings(
+        served_window_spec(predictor, config), config.silence.threshold_db, config.silence.hold_seconds
+    )
 
 
 @dataclass
@@ -133,8 +134,15 @@ class Tagger:
         ``source_kind`` label of its errors.
     """
 
-    def __init__(self, config: Config, predictor: Predictor, emit: Callable[[Event], None], metrics: Metrics,
-                 configured: Mapping[str, str] | Sequence[str] = (), other_kind: str = "zmq") -> None:
+    def __init__(
+        self,
+        config: Config,
+        predictor: Predictor,
+        emit: Callable[[Event], None],
+        metrics: Metrics,
+        configured: Mapping[str, str] | Sequence[str] = (),
+        other_kind: str = "zmq",
+    ) -> None:
         warm_up(predictor, config.batch.max_batch_size)
         self._config = config  # ingest side, guarded by _lock
         self._out_config = config  # output side: changes on the inference thread, in queue order
@@ -143,8 +151,9 @@ class Tagger:
         self._calibration = dict(predictor.manifest.calibration)  # output side, like _labels
         self._emit = emit
         self.metrics = metrics
-        self._configured = (dict(configured) if isinstance(configured, Mapping)
-                            else dict.fromkeys(configured, "?"))
+        self._configured = (
+            dict(configured) if isinstance(configured, Mapping) else dict.fromkeys(configured, "?")
+        )
         self._other_kind = other_kind
         self._lock = threading.Lock()
         self._streams: dict[str, _StreamIngest] = {}
@@ -153,10 +162,18 @@ class Tagger:
         self._closing = False
         self.windows_scored = 0
         b = config.batch
-        self.batcher = Batcher(predictor, self._on_result, max_batch_size=b.max_batch_size,
-                               max_wait_ms=b.max_wait_ms, queue_size=b.queue_size, max_age_ms=b.max_age_ms,
-                               on_drop=self._on_drop, on_batch=self._on_batch, on_swap=self._on_swap,
-                               on_error=lambda _: metrics.inference_errors.inc())
+        self.batcher = Batcher(
+            predictor,
+            self._on_result,
+            max_batch_size=b.max_batch_size,
+            max_wait_ms=b.max_wait_ms,
+            queue_size=b.queue_size,
+            max_age_ms=b.max_age_ms,
+            on_drop=self._on_drop,
+            on_batch=self._on_batch,
+            on_swap=self._on_swap,
+            on_error=lambda _: metrics.inference_errors.inc(),
+        )
         metrics.track_queue(lambda: self.batcher.depth, b.queue_size)
         metrics.set_model(predictor.manifest)
         for stream in self._configured:
@@ -207,8 +224,9 @@ class Tagger:
                 self._went_up(stream, st)
             self._forward(stream, st, result)
 
-    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "", *,
-              remote: bool = False) -> None:
+    def state(
+        self, stream: str, state: StreamState, reason: str = "", detail: str = "", *, remote: bool = False
+    ) -> None:
         """A source's ``up`` or ``down``; see :class:`~genretag.daemon.sources.base.SourceSink`.
 
         A ``down`` is published once per outage, including for a stream that was never
@@ -256,8 +274,9 @@ class Tagger:
         now, key = time.monotonic(), (label, kind)
         if now - self._logged.get(key, -LOG_EVERY_SECONDS) >= LOG_EVERY_SECONDS:
             self._logged[key] = now
-            log.warning("stream %r: %s: %s (logged at most every %g s)", stream, kind, message,
-                        LOG_EVERY_SECONDS)
+            log.warning(
+                "stream %r: %s: %s (logged at most every %g s)", stream, kind, message, LOG_EVERY_SECONDS
+            )
 
     def _admit(self, stream: str, *, local: bool) -> _StreamIngest | None:
         """The stream's state, created if there is room (a down stream may give up its slot).
@@ -271,10 +290,13 @@ class Tagger:
             down = [(s.down_since, name) for name, s in self._streams.items() if not s.up]
             if not down:
                 self.metrics.streams_refused.inc()
-                self._count_error(UNKNOWN_STREAM, UNKNOWN_STREAM, self._source_kind(stream),
-                                  ErrorKind.STREAM_REFUSED,
-                                  f"stream {stream!r} refused: {len(self._streams)} streams active "
-                                  "(limits.max_streams)")
+                self._count_error(
+                    UNKNOWN_STREAM,
+                    UNKNOWN_STREAM,
+                    self._source_kind(stream),
+                    ErrorKind.STREAM_REFUSED,
+                    f"stream {stream!r} refused: {len(self._streams)} streams active (limits.max_streams)",
+                )
                 return None
             evicted = min(down)[1]
             del self._streams[evicted]
@@ -305,8 +327,9 @@ class Tagger:
             if window.silent or window.pos < st.clean_from:
                 m.windows_silent.inc(stream)
             else:
-                self.batcher.put(stream, replace(window, pos=window.pos + st.offset) if st.offset else window,
-                                 live=st.live)
+                self.batcher.put(
+                    stream, replace(window, pos=window.pos + st.offset) if st.offset else window, live=st.live
+                )
         for change in changes:
             self._gate_change(stream, st, change)
         silence = result.silence_seconds
@@ -318,8 +341,15 @@ class Tagger:
         event_state = "silence" if change.state == "silence" else "recovered"
         if event_state == "recovered":
             st.clean_from = self._settings.clean_after(change.pos)
-        self.batcher.call(partial(self._state_out, stream, event_state, st.offset + change.pos,
-                                  "silence" if event_state == "silence" else "audio"))
+        self.batcher.call(
+            partial(
+                self._state_out,
+                stream,
+                event_state,
+                st.offset + change.pos,
+                "silence" if event_state == "silence" else "audio",
+            )
+        )
 
     # --- reload and shutdown: the service's threads ---------------------------------------------
 
@@ -378,8 +408,9 @@ class Tagger:
 
     def _new_output(self, stream: str) -> _StreamLabel:
         """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
-        smoother = smoother_from_config(self._labels, self._out_config.smoothing,
-                                        float(self._calibration.get("min_confidence", 0.0)))
+        smoother = smoother_from_config(
+            self._labels, self._out_config.smoothing, float(self._calibration.get("min_confidence", 0.0))
+        )
         self.metrics.label_changes.touch(stream)
         return _StreamLabel(smoother)
 
@@ -390,8 +421,9 @@ class Tagger:
             out.smoother.reset()  # the label is null while silent or down and settles anew afterwards
             self._label_out(stream, out, pos, reason)
 
-    def _label_out(self, stream: str, out: _StreamLabel, pos: float, reason: str,
-                   scores: dict[str, float] | None = None) -> None:
+    def _label_out(
+        self, stream: str, out: _StreamLabel, pos: float, reason: str, scores: dict[str, float] | None = None
+    ) -> None:
         """The stream's label is now null: say so, once, if it was a genre (see the module docstring)."""
         if out.label is None:
             return
@@ -416,8 +448,12 @@ class Tagger:
         self._calibration = dict(new.manifest.calibration)
         self.metrics.set_model(new.manifest)  # removes every score series
         self._drop_outputs("reload")
-        log.info("now serving %s model %s (labels %s)", new.manifest.architecture,
-                 new.manifest.fingerprint(), ", ".join(self._labels))
+        log.info(
+            "now serving %s model %s (labels %s)",
+            new.manifest.architecture,
+            new.manifest.fingerprint(),
+            ", ".join(self._labels),
+        )
 
     def _apply_output(self, config: Config) -> None:
         """New smoothing and publish settings; every stream settles anew (labels may have changed too)."""

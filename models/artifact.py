@@ -126,14 +126,20 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
     """Check types and internal consistency of a parsed manifest."""
     for name, typ in _FIELD_TYPES.items():
         _check(name in raw, name, "missing")
-        _check(isinstance(raw[name], typ) and not isinstance(raw[name], bool), name,
-               f"expected {typ}, got {type(raw[name]).__name__}")
+        _check(
+            isinstance(raw[name], typ) and not isinstance(raw[name], bool),
+            name,
+            f"expected {typ}, got {type(raw[name]).__name__}",
+        )
     for name, typ in _OPTIONAL_FIELD_TYPES.items():
         _check(name not in raw or isinstance(raw[name], typ), name, f"expected {typ}")
     unknown = sorted(set(raw) - set(_FIELD_TYPES) - set(_OPTIONAL_FIELD_TYPES))
     _check(not unknown, unknown[0] if unknown else "", "unknown field")
-    _check(raw["format_version"] == FORMAT_VERSION, "format_version",
-           f"unsupported version {raw['format_version']} (this genretag reads {FORMAT_VERSION})")
+    _check(
+        raw["format_version"] == FORMAT_VERSION,
+        "format_version",
+        f"unsupported version {raw['format_version']} (this genretag reads {FORMAT_VERSION})",
+    )
     _check(raw["kind"] in KINDS, "kind", f"must be one of {KINDS}, got {raw['kind']!r}")
     _check(raw["output"] in OUTPUTS, "output", f"must be one of {OUTPUTS}, got {raw['output']!r}")
     labels = raw["labels"]
@@ -142,12 +148,18 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
     _check(len(set(labels)) == len(labels), "labels", "duplicate labels")
     _check(8000 <= raw["sample_rate"] <= 192000, "sample_rate", f"out of range: {raw['sample_rate']}")
     _check(0.1 <= raw["window_seconds"] <= 60, "window_seconds", f"out of range: {raw['window_seconds']}")
-    _check(0 < raw["hop_seconds"] <= raw["window_seconds"] * 4, "hop_seconds",
-           f"out of range: {raw['hop_seconds']}")
+    _check(
+        0 < raw["hop_seconds"] <= raw["window_seconds"] * 4,
+        "hop_seconds",
+        f"out of range: {raw['hop_seconds']}",
+    )
     _check(raw["model_file"] in raw["files"], "model_file", "not listed in 'files'")
     threshold = raw.get("calibration", {}).get("min_confidence", 0.0)
-    _check(isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold < 1,
-           "calibration", f"min_confidence must be a number in [0, 1), got {threshold!r}")
+    _check(
+        isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and 0 <= threshold < 1,
+        "calibration",
+        f"min_confidence must be a number in [0, 1), got {threshold!r}",
+    )
     _check_serving(raw)
     for name, digest in raw["files"].items():
         _check(isinstance(digest, str) and len(digest) == 64, "files", f"bad SHA-256 for {name}")
@@ -161,8 +173,11 @@ def _check_serving(raw: dict[str, Any]) -> None:
         return
     for key, typ in _SERVING_FIELD_TYPES.items():
         _check(isinstance(serving.get(key), typ), "serving", f"'{key}' missing or not {typ}")
-    _check(serving["format"] == "onnx" and serving["input"] == "power_spectrum", "serving",
-           f"unsupported export: {serving['format']!r} taking {serving['input']!r}")
+    _check(
+        serving["format"] == "onnx" and serving["input"] == "power_spectrum",
+        "serving",
+        f"unsupported export: {serving['format']!r} taking {serving['input']!r}",
+    )
     _check(serving["file"] in raw["files"], "serving", f"file {serving['file']!r} not listed in 'files'")
 
 

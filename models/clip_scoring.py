@@ -46,12 +46,14 @@ DEFAULT_MAX_WINDOWS = 48
 SILENT_DBFS = -50.0
 SHORTER_THAN_WINDOW = "shorter_than_window"
 NEAR_SILENT = "near_silent"
-CLIP_RULE = (f"mean of at most {DEFAULT_MAX_WINDOWS} spread windows, those below {SILENT_DBFS:g} dBFS "
-             "left out unless all are")
+CLIP_RULE = (
+    f"mean of at most {DEFAULT_MAX_WINDOWS} spread windows, those below {SILENT_DBFS:g} dBFS "
+    "left out unless all are"
+)
 """The rule's defaults in words, recorded next to figures made with it."""
 WARNINGS = {
     SHORTER_THAN_WINDOW: "shorter than one model window (the window is filled by repeating it): the label "
-                         "is a guess",
+    "is a guess",
     NEAR_SILENT: f"silent or nearly so (every window below {SILENT_DBFS:g} dBFS): the label is a guess",
 }
 
@@ -78,8 +80,9 @@ def clip_score(window_scores: np.ndarray, levels_db: np.ndarray) -> np.ndarray:
     return np.asarray(window_scores[audible_windows(levels_db)].mean(axis=0))
 
 
-def counted_windows(clip_index: np.ndarray, levels_db: np.ndarray | None = None,
-                    max_windows: int = DEFAULT_MAX_WINDOWS) -> np.ndarray:
+def counted_windows(
+    clip_index: np.ndarray, levels_db: np.ndarray | None = None, max_windows: int = DEFAULT_MAX_WINDOWS
+) -> np.ndarray:
     """Steps 1 and 2 of the rule over the windows of many clips: bool ``(n_windows,)``, True where a
     window counts toward its clip's score.
 
@@ -107,8 +110,9 @@ def counted_windows(clip_index: np.ndarray, levels_db: np.ndarray | None = None,
     return np.where(any_audible[inverse], audible, chosen)
 
 
-def mean_by_clip(per_window: np.ndarray, clip_index: np.ndarray, n_clips: int,
-                 counted: np.ndarray | None = None) -> np.ndarray:
+def mean_by_clip(
+    per_window: np.ndarray, clip_index: np.ndarray, n_clips: int, counted: np.ndarray | None = None
+) -> np.ndarray:
     """Mean of the ``counted`` (default: all) rows of ``per_window`` for each clip ``0..n_clips-1``,
     float64 ``(n_clips, dim)``; a clip with no such row gets zeros."""
     if counted is not None:
@@ -119,15 +123,21 @@ def mean_by_clip(per_window: np.ndarray, clip_index: np.ndarray, n_clips: int,
     return sums / np.maximum(counts, 1)
 
 
-def clip_scores(window_scores: np.ndarray, clip_index: np.ndarray, n_clips: int,
-                levels_db: np.ndarray | None = None, max_windows: int = DEFAULT_MAX_WINDOWS) -> np.ndarray:
+def clip_scores(
+    window_scores: np.ndarray,
+    clip_index: np.ndarray,
+    n_clips: int,
+    levels_db: np.ndarray | None = None,
+    max_windows: int = DEFAULT_MAX_WINDOWS,
+) -> np.ndarray:
     """The whole rule over the windows of many clips: float64 ``(n_clips, n_labels)``.
 
     ``clip_index`` is each window's clip, ``0..n_clips-1``; ``levels_db`` and the order of a clip's
     windows as in :func:`counted_windows`.
     """
-    return mean_by_clip(window_scores, clip_index, n_clips,
-                        counted_windows(clip_index, levels_db, max_windows))
+    return mean_by_clip(
+        window_scores, clip_index, n_clips, counted_windows(clip_index, levels_db, max_windows)
+    )
 
 
 @dataclass
@@ -168,8 +178,9 @@ class ClipResult:
         }
 
 
-def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEFAULT_MAX_WINDOWS,
-                  batch_size: int = 32) -> ClipResult:
+def classify_file(
+    predictor: Predictor, path: str | Path, max_windows: int = DEFAULT_MAX_WINDOWS, batch_size: int = 32
+) -> ClipResult:
     """Decode ``path`` at the model's rate and score it by the clip rule (module docstring).
 
     A long song is covered by at most ``max_windows`` windows spread evenly
@@ -198,18 +209,32 @@ def classify_file(predictor: Predictor, path: str | Path, max_windows: int = DEF
     if peak == 0.0:
         raise AudioDecodeError(f"{path}: digital silence (every sample is zero), no genre to judge")
     windows, starts = _chosen_windows(path, spec, n_samples, max_windows)
-    scores = np.concatenate([
-        predictor.predict(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)
-    ])
+    scores = np.concatenate(
+        [predictor.predict(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
+    )
     levels = window_levels(windows)
-    warnings = [flag for flag, raised in ((SHORTER_THAN_WINDOW, n_samples < spec.window_samples),
-                                          (NEAR_SILENT, not (levels >= SILENT_DBFS).any())) if raised]
-    return ClipResult(str(path), list(predictor.manifest.labels), clip_score(scores, levels), starts, scores,
-                      n_samples / spec.sample_rate, warnings)
+    warnings = [
+        flag
+        for flag, raised in (
+            (SHORTER_THAN_WINDOW, n_samples < spec.window_samples),
+            (NEAR_SILENT, not (levels >= SILENT_DBFS).any()),
+        )
+        if raised
+    ]
+    return ClipResult(
+        str(path),
+        list(predictor.manifest.labels),
+        clip_score(scores, levels),
+        starts,
+        scores,
+        n_samples / spec.sample_rate,
+        warnings,
+    )
 
 
-def _chosen_windows(path: str | Path, spec: WindowSpec, n_samples: int,
-                    max_windows: int) -> tuple[np.ndarray, np.ndarray]:
+def _chosen_windows(
+    path: str | Path, spec: WindowSpec, n_samples: int, max_windows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The windows :func:`chosen_windows` picks of those :func:`~genretag.pipeline.windows.frame_windows`
     would cut from the whole signal, collected from a second streaming pass that keeps only the
     samples those windows cover."""
@@ -223,6 +248,6 @@ def _chosen_windows(path: str | Path, spec: WindowSpec, n_samples: int,
         end = offset + block.size
         for i in np.flatnonzero((first < end) & (first + win > offset)):
             lo, hi = max(first[i], offset), min(first[i] + win, end)
-            windows[i, lo - first[i]:hi - first[i]] = block[lo - offset:hi - offset]
+            windows[i, lo - first[i] : hi - first[i]] = block[lo - offset : hi - offset]
         offset = end
     return windows, first / spec.sample_rate

@@ -110,9 +110,7 @@ def feature_names(config: FeatureConfig) -> list[str]:
     names = []
     for stat in ("mean", "std"):
         for desc, rows in _frame_descriptors(config):
-            names += [f"{desc}_{stat}"] if rows == 1 else [
-                f"{desc}{i:02d}_{stat}" for i in range(rows)
-            ]
+            names += [f"{desc}_{stat}"] if rows == 1 else [f"{desc}{i:02d}_{stat}" for i in range(rows)]
     # Delta-MFCC means are ~0 over a window; only their spread carries information.
     names += [f"dmfcc{i:02d}_std" for i in range(config.n_mfcc)]
     names.append("tempo")
@@ -121,8 +119,9 @@ def feature_names(config: FeatureConfig) -> list[str]:
 
 def _log_mel(power: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Log-mel spectrogram in dB with the ``top_db`` floor taken per window, not per batch."""
-    mel = librosa.feature.melspectrogram(S=power, sr=config.sample_rate, n_fft=config.n_fft,
-                                         n_mels=config.n_mels)
+    mel = librosa.feature.melspectrogram(
+        S=power, sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels
+    )
     db = 10.0 * np.log10(np.maximum(mel, _AMIN))
     return np.maximum(db, db.max(axis=(-2, -1), keepdims=True) - config.top_db)
 
@@ -145,12 +144,18 @@ def _centroid_bandwidth(magnitude: np.ndarray, config: FeatureConfig) -> np.ndar
 
 def _contrast(magnitude: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """Spectral contrast per window: librosa's dB floor is relative to the whole input array."""
-    return np.stack([
-        librosa.feature.spectral_contrast(S=m, sr=config.sample_rate, n_fft=config.n_fft,
-                                          n_bands=config.n_contrast_bands,
-                                          fmin=config.contrast_fmin)
-        for m in magnitude
-    ])
+    return np.stack(
+        [
+            librosa.feature.spectral_contrast(
+                S=m,
+                sr=config.sample_rate,
+                n_fft=config.n_fft,
+                n_bands=config.n_contrast_bands,
+                fmin=config.contrast_fmin,
+            )
+            for m in magnitude
+        ]
+    )
 
 
 def window_features(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
@@ -178,16 +183,20 @@ def window_features(windows: np.ndarray, config: FeatureConfig) -> np.ndarray:
     power = magnitude**2
     log_mel = _log_mel(power, config)
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
-    frame_wise = np.concatenate([
-        mfcc,
-        librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, tuning=0.0),
-        _centroid_bandwidth(magnitude, config),
-        librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=n_fft,
-                                         roll_percent=config.roll_percent),
-        _contrast(magnitude, config),
-        librosa.feature.zero_crossing_rate(windows, frame_length=n_fft, hop_length=hop),
-        librosa.feature.rms(S=magnitude, frame_length=n_fft),
-    ], axis=-2)
+    frame_wise = np.concatenate(
+        [
+            mfcc,
+            librosa.feature.chroma_stft(S=power, sr=sr, n_fft=n_fft, tuning=0.0),
+            _centroid_bandwidth(magnitude, config),
+            librosa.feature.spectral_rolloff(
+                S=magnitude, sr=sr, n_fft=n_fft, roll_percent=config.roll_percent
+            ),
+            _contrast(magnitude, config),
+            librosa.feature.zero_crossing_rate(windows, frame_length=n_fft, hop_length=hop),
+            librosa.feature.rms(S=magnitude, frame_length=n_fft),
+        ],
+        axis=-2,
+    )
     delta_std = librosa.feature.delta(mfcc).std(axis=-1)
     onset_env = librosa.onset.onset_strength(S=log_mel, sr=sr, hop_length=hop)
     tempo = librosa.feature.tempo(onset_envelope=onset_env, sr=sr, hop_length=hop)

@@ -88,9 +88,7 @@ class LogMelFrontEnd(keras.layers.Layer):
             dtype="float32",
         )
         # The same window librosa uses: scipy's periodic ("fftbins") Hann.
-        self._window = librosa.filters.get_window("hann", self.n_fft, fftbins=True).astype(
-            np.float32
-        )
+        self._window = librosa.filters.get_window("hann", self.n_fft, fftbins=True).astype(np.float32)
 
     def call(self, pcm: Any) -> Any:
         pcm = ops.cast(pcm, "float32")
@@ -111,8 +109,9 @@ class LogMelFrontEnd(keras.layers.Layer):
 
     def power_to_log_mel(self) -> MelCompression:
         """The part of this layer after the power spectrum, as a layer of its own (for serving exports)."""
-        return MelCompression(np.asarray(ops.convert_to_numpy(self.mel_basis)), self.log_scale,
-                              name=f"{self.name}_from_power")
+        return MelCompression(
+            np.asarray(ops.convert_to_numpy(self.mel_basis)), self.log_scale, name=f"{self.name}_from_power"
+        )
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         batch, samples = input_shape
@@ -151,7 +150,10 @@ class MelCompression(keras.layers.Layer):
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.mel_basis = self.add_weight(
-            name="mel_basis", shape=self._mel_basis.shape, trainable=False, dtype="float32",
+            name="mel_basis",
+            shape=self._mel_basis.shape,
+            trainable=False,
+            dtype="float32",
             initializer=keras.initializers.Constant(self._mel_basis),
         )
 

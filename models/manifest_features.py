@@ -80,9 +80,18 @@ def features_json(features: ModelFeatures) -> dict[str, Any]:
     return {key: value for key, value in asdict(features).items() if value or key not in omit}
 
 
-def new_manifest(features: ModelFeatures, *, labels: Sequence[str], sample_rate: int, window_seconds: float,
-                 hop_seconds: float, architecture: str | None = None, output: str = "softmax",
-                 model_file: str = "", **fields: Any) -> ArtifactManifest:
+def new_manifest(
+    features: ModelFeatures,
+    *,
+    labels: Sequence[str],
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    architecture: str | None = None,
+    output: str = "softmax",
+    model_file: str = "",
+    **fields: Any,
+) -> ArtifactManifest:
     """A manifest for a freshly trained model of the family ``features`` describes.
 
     The family fixes ``kind`` and, for the musicnn ones, ``architecture``; the
@@ -94,10 +103,18 @@ def new_manifest(features: ModelFeatures, *, labels: Sequence[str], sample_rate:
     if architecture is None:
         raise ValueError(f"{type(features).__name__}: name the architecture")
     if features.ARCHITECTURE is not None and architecture != features.ARCHITECTURE:
-        raise ValueError(f"{type(features).__name__} describes {features.ARCHITECTURE!r}, "
-                         f"not {architecture!r}")
+        raise ValueError(
+            f"{type(features).__name__} describes {features.ARCHITECTURE!r}, not {architecture!r}"
+        )
     return ArtifactManifest(
-        kind=features.KIND, architecture=architecture, labels=list(labels), output=output,
-        sample_rate=sample_rate, window_seconds=window_seconds, hop_seconds=hop_seconds,
-        model_file=model_file, features=features_json(features), **fields,
+        kind=features.KIND,
+        architecture=architecture,
+        labels=list(labels),
+        output=output,
+        sample_rate=sample_rate,
+        window_seconds=window_seconds,
+        hop_seconds=hop_seconds,
+        model_file=model_file,
+        features=features_json(features),
+        **fields,
     )

@@ -135,14 +135,12 @@ def _frontend_branches(mel_image: Any) -> list[Any]:
     branches = []
     # Time-only zero padding gives 'same' output length along time; frequency is
     # 'valid' because it is max-pooled away anyway.
-    padded = layers.ZeroPadding2D(((TIMBRAL_WIDTH // 2,) * 2, (0, 0)), name="timbral_pad")(
-        mel_image
-    )
+    padded = layers.ZeroPadding2D(((TIMBRAL_WIDTH // 2,) * 2, (0, 0)), name="timbral_pad")(mel_image)
     for height in TIMBRAL_HEIGHTS:
         name = f"timbral_{TIMBRAL_WIDTH}x{height}"
-        x = layers.Conv2D(
-            TIMBRAL_FILTERS, (TIMBRAL_WIDTH, height), activation="relu", name=f"{name}_conv"
-        )(padded)
+        x = layers.Conv2D(TIMBRAL_FILTERS, (TIMBRAL_WIDTH, height), activation="relu", name=f"{name}_conv")(
+            padded
+        )
         x = _batch_norm(f"{name}_bn")(x)
         branches.append(MaxOverFrequency(name=f"{name}_pool")(x))
     # The temporal filters are 1-D along time and shared by all bands.  They run
@@ -174,9 +172,9 @@ def build_mel_network(n_mels: int = N_MELS) -> keras.Model:
 
     # Mid-end: the original writes these as 2-D convs spanning all channels,
     # which are exactly 1-D convs over time.
-    x = layers.Conv1D(
-        MIDEND_FILTERS, MIDEND_WIDTH, padding="same", activation="relu", name="midend_1_conv"
-    )(frontend)
+    x = layers.Conv1D(MIDEND_FILTERS, MIDEND_WIDTH, padding="same", activation="relu", name="midend_1_conv")(
+        frontend
+    )
     mid_1 = _batch_norm("midend_1_bn")(x)
     residual = mid_1
     midend = [mid_1]

@@ -70,7 +70,9 @@ class OpenVinoPredictor:
         x = self._staging.stage(windows, n)
         chunk = min(CHUNK_WINDOWS, -(-n // self._parallel))  # a batch of 8 keeps every stream busy too
         for start in range(0, n, chunk):
-            self._requests.start_async({0: self.front(x[start:start + chunk])}, scores[start:start + chunk])
+            self._requests.start_async(
+                {0: self.front(x[start : start + chunk])}, scores[start : start + chunk]
+            )
         self._requests.wait_all()
         return scores
 

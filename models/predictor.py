@@ -150,9 +150,11 @@ class SklearnPredictor:
 _NOT_FOR_INFERENCE = ("matplotlib.pyplot", "sklearn", "jax")
 # TensorFlow's native log lines while its libraries load, which TF_CPP_MIN_LOG_LEVEL does not reach yet
 # (oneDNN is on, CPU features; see genretag.pipeline.native_stderr).
-_TF_LOAD_NOTE = re.compile(rb"^(?:[IW]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] "
-                           rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are "
-                           rb"written to STDERR|To enable the following instructions: )")
+_TF_LOAD_NOTE = re.compile(
+    rb"^(?:[IW]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] "
+    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are "
+    rb"written to STDERR|To enable the following instructions: )"
+)
 
 
 def import_keras() -> Any:
@@ -257,13 +259,16 @@ def _export_serving(model: Any, manifest: ArtifactManifest, directory: Path) -> 
         return {}
 
 
-def _check_serving_export(directory: Path, manifest: ArtifactManifest, probe: np.ndarray,
-                          expected: np.ndarray) -> None:
+def _check_serving_export(
+    directory: Path, manifest: ArtifactManifest, probe: np.ndarray, expected: np.ndarray
+) -> None:
     """Hold the export, run in float32, to the Keras model's scores; record its largest difference."""
     error = float(np.abs(OpenVinoPredictor(manifest, directory, "f32").predict(probe) - expected).max())
     if error > manifest.serving["tolerance"]:
-        raise ArtifactError(f"serving export disagrees with the Keras model (max diff {error:.2e}, "
-                            f"tolerance {manifest.serving['tolerance']:.0e})")
+        raise ArtifactError(
+            f"serving export disagrees with the Keras model (max diff {error:.2e}, "
+            f"tolerance {manifest.serving['tolerance']:.0e})"
+        )
     manifest.serving["max_abs_error"] = error
     write_manifest(directory, manifest)
 
@@ -275,8 +280,10 @@ def _served_by_openvino(manifest: ArtifactManifest, runtime: str, root: Path) ->
     if runtime == "auto":
         return bool(manifest.serving) and importlib.util.find_spec("openvino") is not None
     if not manifest.serving:
-        raise ArtifactError(f"{root}: no serving export (an older artifact, or an architecture without one): "
-                            "add one with `genretag export`, or serve it with runtime 'keras'")
+        raise ArtifactError(
+            f"{root}: no serving export (an older artifact, or an architecture without one): "
+            "add one with `genretag export`, or serve it with runtime 'keras'"
+        )
     return True
 
 
@@ -289,8 +296,10 @@ def _check_keras_shapes(model: Any, manifest: ArtifactManifest) -> None:
             f"manifest implies {manifest.window_samples}"
         )
     if out_len != len(manifest.labels):
-        raise ArtifactError(f"manifest field 'labels': model has {out_len} outputs, manifest lists "
-                            f"{len(manifest.labels)} labels")
+        raise ArtifactError(
+            f"manifest field 'labels': model has {out_len} outputs, manifest lists "
+            f"{len(manifest.labels)} labels"
+        )
 
 
 def known_inputs(manifest: ArtifactManifest, seed: int = 0) -> np.ndarray:
@@ -298,11 +307,13 @@ def known_inputs(manifest: ArtifactManifest, seed: int = 0) -> np.ndarray:
     n = manifest.window_samples
     rng = np.random.default_rng(seed)
     t = np.arange(n, dtype=np.float32) / manifest.sample_rate
-    return np.stack([
-        np.zeros(n, np.float32),
-        (0.3 * rng.standard_normal(n)).astype(np.float32),
-        (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32),
-    ])
+    return np.stack(
+        [
+            np.zeros(n, np.float32),
+            (0.3 * rng.standard_normal(n)).astype(np.float32),
+            (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32),
+        ]
+    )
 
 
 def check_predictions(manifest: ArtifactManifest, scores: np.ndarray) -> None:

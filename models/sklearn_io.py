@@ -41,15 +41,28 @@ def _qualified(cls: type) -> str:
 
 
 ALLOWED_TYPES: frozenset[str] = frozenset(
-    [_qualified(c) for c in (
-        # containers of the skops tree (JSON scalars are recorded as str)
-        dict, list, tuple, str,
-        # fitted arrays and numpy scalars (sample counts, GaussianNB's epsilon)
-        np.ndarray, np.float32, np.float64,
-        # the four baselines
-        Pipeline, StandardScaler, LogisticRegression, KNeighborsClassifier, GaussianNB,
-        CalibratedClassifierCV, SVC,
-    )]
+    [
+        _qualified(c)
+        for c in (
+            # containers of the skops tree (JSON scalars are recorded as str)
+            dict,
+            list,
+            tuple,
+            str,
+            # fitted arrays and numpy scalars (sample counts, GaussianNB's epsilon)
+            np.ndarray,
+            np.float32,
+            np.float64,
+            # the four baselines
+            Pipeline,
+            StandardScaler,
+            LogisticRegression,
+            KNeighborsClassifier,
+            GaussianNB,
+            CalibratedClassifierCV,
+            SVC,
+        )
+    ]
     # private helpers of CalibratedClassifierCV: by name, as scikit-learn does not export them
     + ["sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration"]
 )

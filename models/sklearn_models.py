@@ -63,8 +63,9 @@ BASELINES: dict[str, Baseline] = {
         balance_by_sample_weight=True,
     ),
     "svm": Baseline(
-        lambda: CalibratedClassifierCV(SVC(kernel="rbf", class_weight="balanced"),
-                                       method="sigmoid", ensemble=False),
+        lambda: CalibratedClassifierCV(
+            SVC(kernel="rbf", class_weight="balanced"), method="sigmoid", ensemble=False
+        ),
         {"estimator__C": [1.0, 10.0], "estimator__gamma": ["scale", 0.003, 0.03]},
     ),
 }
@@ -75,9 +76,7 @@ def _baseline(name: str) -> Baseline:
     try:
         return BASELINES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown sklearn baseline {name!r}; choose one of {sorted(BASELINES)}"
-        ) from None
+        raise ValueError(f"unknown sklearn baseline {name!r}; choose one of {sorted(BASELINES)}") from None
 
 
 def param_grid(name: str, n_samples: int | None = None) -> list[dict[str, Any]]:
@@ -89,7 +88,8 @@ def param_grid(name: str, n_samples: int | None = None) -> list[dict[str, Any]]:
     grid = list(ParameterGrid(_baseline(name).grid))
     if n_samples is not None:
         grid = [p for p in grid if p.get("n_neighbors", 0) <= n_samples] or [
-            {**grid[0], "n_neighbors": n_samples}]
+            {**grid[0], "n_neighbors": n_samples}
+        ]
     return grid
 
 
@@ -99,8 +99,9 @@ def build_pipeline(name: str, params: dict[str, Any] | None = None) -> Pipeline:
     return Pipeline([("scale", StandardScaler()), ("clf", classifier)])
 
 
-def fit_baseline(name: str, features: np.ndarray, targets: np.ndarray,
-                 params: dict[str, Any] | None = None) -> Pipeline:
+def fit_baseline(
+    name: str, features: np.ndarray, targets: np.ndarray, params: dict[str, Any] | None = None
+) -> Pipeline:
     """Build and fit baseline ``name`` on window features ``(n, d)`` and class indices ``(n,)``."""
     pipeline = build_pipeline(name, params)
     fit_params = {}
@@ -116,11 +117,8 @@ def class_columns(estimator: Any, n_labels: int) -> np.ndarray:
     ``0..n_labels-1`` means the estimator and the label list disagree.
     """
     classes = np.asarray(estimator.classes_)
-    if (not np.issubdtype(classes.dtype, np.integer)
-            or classes.min() < 0 or classes.max() >= n_labels):
-        raise ValueError(
-            f"estimator classes {classes.tolist()} are not label indices 0..{n_labels - 1}"
-        )
+    if not np.issubdtype(classes.dtype, np.integer) or classes.min() < 0 or classes.max() >= n_labels:
+        raise ValueError(f"estimator classes {classes.tolist()} are not label indices 0..{n_labels - 1}")
     return classes.astype(np.intp)
 
 

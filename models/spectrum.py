@@ -53,8 +53,10 @@ class SpectrumFrontEnd:
             raise ValueError(f"expected windows of shape (n, samples), got {x.shape}")
         if self.normalize_db is not None:
             rms = np.sqrt(np.mean(np.square(x), axis=1, keepdims=True) + RMS_FLOOR)
-            gain = np.minimum(np.float32(10.0 ** (self.normalize_db / 20.0)) / rms,
-                              np.float32(10.0 ** (self.max_gain_db / 20.0)))
+            gain = np.minimum(
+                np.float32(10.0 ** (self.normalize_db / 20.0)) / rms,
+                np.float32(10.0 ** (self.max_gain_db / 20.0)),
+            )
             x = x * gain
         half = self.n_fft // 2
         padded = np.pad(x, ((0, 0), (half, half)))

@@ -30,7 +30,7 @@ def aligned_empty(rows: int, width: int) -> np.ndarray:
     nbytes = rows * width * 4
     raw = np.empty(nbytes + ALIGN_BYTES, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGN_BYTES
-    return raw[start:start + nbytes].view(np.float32).reshape(rows, width)
+    return raw[start : start + nbytes].view(np.float32).reshape(rows, width)
 
 
 def is_aligned(x: np.ndarray) -> bool:

@@ -32,8 +32,9 @@ def build_mel_front(normalize_db: float | None) -> keras.Model:
     return keras.Model(pcm, LogMelFrontEnd(sample_rate=BACKBONE_RATE, name="log_mel")(x), name="front")
 
 
-def build_student_body(n_frames: int, n_mels: int, embedding_dim: int, widths: Sequence[int],
-                       final_width: int, dropout: float) -> keras.Model:
+def build_student_body(
+    n_frames: int, n_mels: int, embedding_dim: int, widths: Sequence[int], final_width: int, dropout: float
+) -> keras.Model:
     """Log-mel -> embedding: a depthwise-separable CNN, a few MMACs per window.
 
     ``widths`` are the channels of the stride-2 stages, ``final_width`` those
@@ -53,7 +54,8 @@ def build_student_body(n_frames: int, n_mels: int, embedding_dim: int, widths: S
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="bn_final")(x)
     x = layers.ReLU(name="relu_final")(x)
     pooled = layers.Concatenate(name="pool")(
-        [layers.GlobalAveragePooling2D(name="mean_pool")(x), layers.GlobalMaxPooling2D(name="max_pool")(x)])
+        [layers.GlobalAveragePooling2D(name="mean_pool")(x), layers.GlobalMaxPooling2D(name="max_pool")(x)]
+    )
     pooled = layers.Dropout(dropout)(pooled)
     embedding = layers.Dense(embedding_dim, name="embedding")(pooled)
     return keras.Model(mel, embedding, name="student_body")

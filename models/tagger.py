@@ -41,8 +41,13 @@ def build_backbone_outputs(variants: Sequence[str], normalize_db: float | None) 
     return keras.Model(pcm, outputs)
 
 
-def build_tagger(variants: Sequence[str], layers: Sequence[str], normalize_db: float | None,
-                 kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
+def build_tagger(
+    variants: Sequence[str],
+    layers: Sequence[str],
+    normalize_db: float | None,
+    kernel: np.ndarray,
+    bias: np.ndarray,
+) -> keras.Model:
     """PCM -> frozen backbones -> the ``layers`` of each, concatenated -> Dense softmax.
 
     Parameters

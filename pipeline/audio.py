@@ -84,8 +84,9 @@ def read_blocks(handle: sf.SoundFile, block_frames: int, limit: int | None = Non
     mp3 = handle.format == "MP3"
     while left is None or left > 0:
         with dropping(MPG123_NOTE) if mp3 else nullcontext():  # libmpg123's notes on good MP3s
-            block = handle.read(block_frames if left is None else min(block_frames, left), dtype="float32",
-                                always_2d=True)
+            block = handle.read(
+                block_frames if left is None else min(block_frames, left), dtype="float32", always_2d=True
+            )
         if len(block) == 0:
             return
         if left is not None:
@@ -93,8 +94,9 @@ def read_blocks(handle: sf.SoundFile, block_frames: int, limit: int | None = Non
         yield block
 
 
-def _soundfile_blocks(handle: sf.SoundFile, sr: int, block_seconds: float,
-                      max_seconds: float | None) -> Iterator[np.ndarray]:
+def _soundfile_blocks(
+    handle: sf.SoundFile, sr: int, block_seconds: float, max_seconds: float | None
+) -> Iterator[np.ndarray]:
     """Mono blocks of an open libsndfile handle, resampled to ``sr`` by one streaming soxr
     resampler (the same samples as resampling the whole signal at once)."""
     native = int(handle.samplerate)
@@ -109,14 +111,17 @@ def _soundfile_blocks(handle: sf.SoundFile, sr: int, block_seconds: float,
 
 def _ffmpeg_reason(stderr: bytes, path: Path, returncode: int) -> str:
     """ffmpeg's complaint without the noise: ``[mp3 @ 0x55...]`` prefixes and the repeated path."""
-    lines = [re.sub(r"^\[[^]]* @ 0x[0-9a-f]+\] ", "", line).removeprefix(f"{path}: ").strip()
-             for line in stderr.decode(errors="replace").splitlines()]
+    lines = [
+        re.sub(r"^\[[^]]* @ 0x[0-9a-f]+\] ", "", line).removeprefix(f"{path}: ").strip()
+        for line in stderr.decode(errors="replace").splitlines()
+    ]
     lines = [line for line in lines if line]
     return "; ".join(lines[-2:]) if lines else f"exit status {returncode}"
 
 
-def _ffmpeg_blocks(path: Path, sr: int, block_seconds: float,
-                   max_seconds: float | None) -> Iterator[np.ndarray]:
+def _ffmpeg_blocks(
+    path: Path, sr: int, block_seconds: float, max_seconds: float | None
+) -> Iterator[np.ndarray]:
     """Mono blocks at ``sr`` read from an ffmpeg subprocess's pipe as it decodes.
 
     Its stderr goes to a temporary file, not a pipe, so a chatty decoder can
@@ -152,8 +157,12 @@ def _ffmpeg_blocks(path: Path, sr: int, block_seconds: float,
             proc.wait()
 
 
-def stream_decode(path: str | os.PathLike[str], sr: int, max_seconds: float | None = None,
-                  block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+def stream_decode(
+    path: str | os.PathLike[str],
+    sr: int,
+    max_seconds: float | None = None,
+    block_seconds: float = BLOCK_SECONDS,
+) -> Iterator[np.ndarray]:
     """Decode ``path`` to float32 mono blocks at ``sr`` Hz, holding one block at a time.
 
     A two-hour file costs the memory of ``block_seconds`` of audio, not of two
@@ -181,8 +190,9 @@ def stream_decode(path: str | os.PathLike[str], sr: int, max_seconds: float | No
         yield block
 
 
-def _soundfile_first(handle: sf.SoundFile, path: Path, sr: int, block_seconds: float,
-                     max_seconds: float | None) -> Iterator[np.ndarray]:
+def _soundfile_first(
+    handle: sf.SoundFile, path: Path, sr: int, block_seconds: float, max_seconds: float | None
+) -> Iterator[np.ndarray]:
     """libsndfile's blocks; if it fails before the first one, ffmpeg's instead."""
     started = False
     try:

@@ -40,17 +40,25 @@ MODES = ("major", "minor")
 #: Major and minor key profiles, tonic first (C major / C minor).
 PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     # Krumhansl & Kessler (1982): listeners' probe-tone ratings.
-    "krumhansl": ((6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
-                  (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)),
+    "krumhansl": (
+        (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+        (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
+    ),
     # Temperley (2001, Kostka-Payne corpus): note frequencies in tonal music.
-    "temperley": ((5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0),
-                  (5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0)),
+    "temperley": (
+        (5.0, 2.0, 3.5, 2.0, 4.5, 4.0, 2.0, 4.5, 2.0, 3.5, 1.5, 4.0),
+        (5.0, 2.0, 3.5, 4.5, 2.0, 4.0, 2.0, 4.5, 3.5, 2.0, 1.5, 4.0),
+    ),
     # Sha'ath (2011, KeyFinder): Krumhansl's, adjusted on recordings.
-    "shaath": ((6.6, 2.0, 3.5, 2.3, 4.6, 4.0, 2.5, 5.2, 2.4, 3.7, 2.3, 3.4),
-               (6.5, 2.7, 3.5, 5.4, 2.6, 3.5, 2.5, 5.2, 4.0, 2.7, 4.3, 3.2)),
+    "shaath": (
+        (6.6, 2.0, 3.5, 2.3, 4.6, 4.0, 2.5, 5.2, 2.4, 3.7, 2.3, 3.4),
+        (6.5, 2.7, 3.5, 5.4, 2.6, 3.5, 2.5, 5.2, 4.0, 2.7, 4.3, 3.2),
+    ),
     # Faraldo, Gomez, Jorda & Herrera (2016) 'edma': mean chroma of an electronic dance music corpus.
-    "edma": ((1.0, 0.2875, 0.5020, 0.4048, 0.6050, 0.5614, 0.3205, 0.7966, 0.3159, 0.4506, 0.4202, 0.3889),
-             (1.0, 0.3096, 0.4415, 0.5827, 0.3262, 0.4948, 0.2889, 0.7804, 0.4328, 0.2903, 0.5331, 0.3217)),
+    "edma": (
+        (1.0, 0.2875, 0.5020, 0.4048, 0.6050, 0.5614, 0.3205, 0.7966, 0.3159, 0.4506, 0.4202, 0.3889),
+        (1.0, 0.3096, 0.4415, 0.5827, 0.3262, 0.4948, 0.2889, 0.7804, 0.4328, 0.2903, 0.5331, 0.3217),
+    ),
 }
 
 
@@ -113,9 +121,17 @@ class PeakChroma:
     computed once, independently of the others, whatever the block sizes.
     """
 
-    def __init__(self, sr: int, fmin: float = 50.0, fmax: float = 5000.0, max_peaks: int = 40,
-                 harmonics: int = 4, harmonic_decay: float = 0.6, floor_db: float = 60.0,
-                 overlap: float = 0.0) -> None:
+    def __init__(
+        self,
+        sr: int,
+        fmin: float = 50.0,
+        fmax: float = 5000.0,
+        max_peaks: int = 40,
+        harmonics: int = 4,
+        harmonic_decay: float = 0.6,
+        floor_db: float = 60.0,
+        overlap: float = 0.0,
+    ) -> None:
         if sr <= 0:
             raise ValueError(f"sample rate must be positive, got {sr}")
         n_fft = 1 << int(np.ceil(np.log2(sr / 3.0)))  # bins of 3 Hz or finer: low semitones resolve
@@ -135,11 +151,14 @@ class PeakChroma:
         n = len(spectra)
         if not n:
             return np.zeros((0, 12 * FINE))
-        band = spectra[:, self.lo - 1: self.hi + 2].astype(np.float64)
+        band = spectra[:, self.lo - 1 : self.hi + 2].astype(np.float64)
         centre = band[:, 1:-1]
         top = band.max(axis=1, keepdims=True)
-        peaks = np.where((centre > band[:, :-2]) & (centre >= band[:, 2:]) & (centre > self.floor * top)
-                         & (top > 1e-9), centre, 0.0)
+        peaks = np.where(
+            (centre > band[:, :-2]) & (centre >= band[:, 2:]) & (centre > self.floor * top) & (top > 1e-9),
+            centre,
+            0.0,
+        )
         rows, where = np.nonzero(peaks)
         weight = peaks[rows, where]
         if self.max_peaks:  # only the strongest peaks of each frame: a rank within the frame by sorting
@@ -187,8 +206,14 @@ class KeyTracker:
     update instants depend on the audio's length only, never on block sizes.
     """
 
-    def __init__(self, sr: int, context_seconds: float = 30.0, update_seconds: float = 2.0,
-                 min_seconds: float = 3.0, profile: str = "edma") -> None:
+    def __init__(
+        self,
+        sr: int,
+        context_seconds: float = 30.0,
+        update_seconds: float = 2.0,
+        min_seconds: float = 3.0,
+        profile: str = "edma",
+    ) -> None:
         if not 0 < min_seconds <= context_seconds or update_seconds <= 0:
             raise ValueError("need 0 < min_seconds <= context_seconds and update_seconds > 0")
         self.templates = key_templates(profile)
@@ -233,14 +258,14 @@ class KeyTracker:
         k = min(len(frames), self.context)
         if k:
             self._ring = np.roll(self._ring, -k, axis=0)
-            self._ring[-k:] = frames[len(frames) - k:]
+            self._ring[-k:] = frames[len(frames) - k :]
         self._filled = min(self.context, self._filled + len(frames))
         self._frames += len(frames)
 
     def _update(self) -> KeyEstimate:
         if self._filled < self.min_frames:
             return NO_KEY
-        fine = self._ring[-self._filled:].sum(axis=0)
+        fine = self._ring[-self._filled :].sum(axis=0)
         self.tuning_cents = tuning_cents(fine)
         chroma = fold_chroma(fine, self.tuning_cents)
         return pick_key(key_correlations(chroma, self.templates), self._filled / self.frame_rate)

@@ -32,8 +32,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 # libmpg123's messages: "[src/libmpg123/FILE:FUNC():LINE] error: ..." and its plain resync notes
-MPG123_NOTE = re.compile(rb"^(?:\[src/libmpg123/[^]]*\] |Note: (?:Illegal Audio-MPEG-Header|Trying to resync|"
-                         rb"Skipped \d+ bytes in input)|Warning: Encountered more data after announced end)")
+MPG123_NOTE = re.compile(
+    rb"^(?:\[src/libmpg123/[^]]*\] |Note: (?:Illegal Audio-MPEG-Header|Trying to resync|"
+    rb"Skipped \d+ bytes in input)|Warning: Encountered more data after announced end)"
+)
 _lock = threading.RLock()
 
 
@@ -51,7 +53,8 @@ def dropping(noise: re.Pattern[bytes]) -> Iterator[None]:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = b"".join(line for line in captured.read().splitlines(keepends=True)
-                            if not noise.match(line))
+            kept = b"".join(
+                line for line in captured.read().splitlines(keepends=True) if not noise.match(line)
+            )
             while kept:
-                kept = kept[os.write(2, kept):]
+                kept = kept[os.write(2, kept) :]

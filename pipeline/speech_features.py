@@ -32,12 +32,25 @@ MOD_BANDS_HZ = ((0.5, 2.0), (2.0, 6.0), (6.0, 12.0))
 FEATURES_VERSION = 2
 
 FEATURE_NAMES: tuple[str, ...] = (
-    "low_energy_ratio", "level_std_db", "level_range_db",
-    "zcr_mean", "zcr_std", "high_zcr_ratio",
-    "centroid_mean", "centroid_std", "rolloff_mean", "rolloff_std", "flatness_mean", "flatness_std",
-    "flux_mean", "flux_std",
-    "mod_0.5-2Hz", "mod_2-6Hz", "mod_6-12Hz",
-    *(f"cep{i}_mean" for i in range(N_CEPS)), *(f"cep{i}_std" for i in range(N_CEPS)),
+    "low_energy_ratio",
+    "level_std_db",
+    "level_range_db",
+    "zcr_mean",
+    "zcr_std",
+    "high_zcr_ratio",
+    "centroid_mean",
+    "centroid_std",
+    "rolloff_mean",
+    "rolloff_std",
+    "flatness_mean",
+    "flatness_std",
+    "flux_mean",
+    "flux_std",
+    "mod_0.5-2Hz",
+    "mod_2-6Hz",
+    "mod_6-12Hz",
+    *(f"cep{i}_mean" for i in range(N_CEPS)),
+    *(f"cep{i}_std" for i in range(N_CEPS)),
 )
 
 
@@ -73,7 +86,7 @@ def window_features(windows: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def _features(frames: np.ndarray, sr: int) -> np.ndarray:
-    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    rms = np.sqrt(np.mean(frames**2, axis=1))
     floor = max(float(rms.max()) * 1e-4, 1e-10)  # 80 dB under the loudest frame: digital silence
     level = 20 * np.log10(np.maximum(rms, floor))
     low_energy = np.mean(rms < 0.5 * rms.mean())
@@ -82,8 +95,8 @@ def _features(frames: np.ndarray, sr: int) -> np.ndarray:
     high_zcr = np.mean(zcr > 1.5 * zcr.mean()) if zcr.mean() > 0 else 0.0
 
     mag = np.abs(scipy.fft.rfft(frames * _WINDOW, axis=1)).astype(np.float32)
-    eps = max(float(np.mean(mag ** 2)) * 1e-8, 1e-20)  # relative: keeps the features gain-invariant
-    power = mag ** 2 + eps
+    eps = max(float(np.mean(mag**2)) * 1e-8, 1e-20)  # relative: keeps the features gain-invariant
+    power = mag**2 + eps
     freqs = np.fft.rfftfreq(N_FFT, 1 / sr).astype(np.float32)
     total = power.sum(axis=1)
     centroid = (power @ freqs) / total / (sr / 2)
@@ -105,10 +118,25 @@ def _features(frames: np.ndarray, sr: int) -> np.ndarray:
     whole = spec[(mod_f >= 0.5) & (mod_f <= 20)].sum() + eps
     mods = [spec[(mod_f >= lo) & (mod_f < hi)].sum() / whole for lo, hi in MOD_BANDS_HZ]
 
-    return np.array([
-        low_energy, level.std(), np.percentile(level, 90) - np.percentile(level, 10),
-        zcr.mean(), zcr.std(), high_zcr,
-        centroid.mean(), centroid.std(), rolloff.mean(), rolloff.std(), flatness.mean(), flatness.std(),
-        flux.mean(), flux.std(), *mods,
-        *ceps.mean(axis=0), *ceps.std(axis=0),
-    ], np.float32)
+    return np.array(
+        [
+            low_energy,
+            level.std(),
+            np.percentile(level, 90) - np.percentile(level, 10),
+            zcr.mean(),
+            zcr.std(),
+            high_zcr,
+            centroid.mean(),
+            centroid.std(),
+            rolloff.mean(),
+            rolloff.std(),
+            flatness.mean(),
+            flatness.std(),
+            flux.mean(),
+            flux.std(),
+            *mods,
+            *ceps.mean(axis=0),
+            *ceps.std(axis=0),
+        ],
+        np.float32,
+    )

@@ -49,11 +49,11 @@ class StreamingStft:
             block = np.where(finite, block, np.float32(0.0))
         buffer = np.concatenate([self._pending, block]) if self._pending.size else block
         n = 0 if buffer.size < self.n_fft else (buffer.size - self.n_fft) // self.hop + 1
-        self._pending = buffer[n * self.hop:].copy()
+        self._pending = buffer[n * self.hop :].copy()
         if n == 0:
             return np.zeros((0, self.n_fft // 2 + 1), np.float32)
         windows = np.lib.stride_tricks.sliding_window_view(buffer, self.n_fft)
-        frames = windows[: (n - 1) * self.hop + 1: self.hop]
+        frames = windows[: (n - 1) * self.hop + 1 : self.hop]
         return np.abs(scipy.fft.rfft(frames * self.window, axis=-1)).astype(np.float32, copy=False)
 
 

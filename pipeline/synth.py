@@ -29,7 +29,7 @@ def _envelope(n: int, sr: int, attack: float, release: float) -> np.ndarray:
     if a:
         env[:a] = np.linspace(0, 1, a)
     if r:
-        env[n - r:] *= np.linspace(1, 0, r)
+        env[n - r :] *= np.linspace(1, 0, r)
     return env
 
 
@@ -43,7 +43,7 @@ def _gated_pad(n: int, sr: int, bpm: float) -> np.ndarray:
         tt = np.arange(min(bar, n - start)) / sr
         for note in progression[b % 4]:
             for detune in (-0.12, 0.0, 0.12):
-                pad[start:start + len(tt)] += (tt * _midi_hz(note + detune)) % 1.0 - 0.5
+                pad[start : start + len(tt)] += (tt * _midi_hz(note + detune)) % 1.0 - 0.5
     gate = ((np.arange(n) / sr / (beat / 2)) % 1.0 < 0.6).astype(float)
     return np.convolve(pad * gate, np.ones(6) / 6, mode="same")
 
@@ -65,14 +65,14 @@ def electronic_loop(seconds: float, sr: int = 22050, bpm: float = 126.0, seed: i
             s = start + int(offset * sr)
             if s < n:
                 seg = sound[: n - s]
-                out[s:s + len(seg)] += gain * seg
+                out[s : s + len(seg)] += gain * seg
         s = start + int(beat / 2 * sr)
         length = min(int(beat / 2 * sr), n - s) if s < n else 0
         if length > 0:
             f = _midi_hz(bass_notes[(i // 4) % 4])
             tt = np.arange(length) / sr
             saw = 2 * ((tt * f) % 1.0) - 1
-            out[s:s + length] += 0.3 * saw * _envelope(length, sr, 0.005, 0.05)
+            out[s : s + length] += 0.3 * saw * _envelope(length, sr, 0.005, 0.05)
     out /= max(1e-9, np.abs(out).max())
     pad = _gated_pad(n, sr, bpm)
     out += 0.35 * pad / max(1e-9, np.abs(pad).max())
@@ -97,7 +97,7 @@ def string_chords(seconds: float, sr: int = 22050, seed: int = 0) -> np.ndarray:
             f = _midi_hz(note - 12)
             vibrato = 1 + 0.004 * np.sin(2 * np.pi * 5.5 * tt + rng.uniform(0, 6.28))
             phase = 2 * np.pi * f * np.cumsum(vibrato) / sr
-            out[s:s + length] += 0.12 * env * sum(np.sin(k * phase) / k for k in range(1, 7))
+            out[s : s + length] += 0.12 * env * sum(np.sin(k * phase) / k for k in range(1, 7))
         for k, note in enumerate(chords[i % 4] * 2):
             ps = s + int(k * chord_len / 6 * sr)
             plen = min(int(0.8 * sr), n - ps)
@@ -105,8 +105,9 @@ def string_chords(seconds: float, sr: int = 22050, seed: int = 0) -> np.ndarray:
                 continue
             pt = np.arange(plen) / sr
             f = _midi_hz(note + 12)
-            out[ps:ps + plen] += 0.15 * np.exp(-pt * 4) * (np.sin(2 * np.pi * f * pt)
-                                                           + 0.3 * np.sin(4 * np.pi * f * pt))
+            out[ps : ps + plen] += (
+                0.15 * np.exp(-pt * 4) * (np.sin(2 * np.pi * f * pt) + 0.3 * np.sin(4 * np.pi * f * pt))
+            )
     return (0.8 * out / max(1e-9, np.abs(out).max())).astype(np.float32)
 
 
@@ -114,8 +115,10 @@ def write_demo(out_dir: Path, sr: int = 22050, seconds: float = 12.0) -> list[Pa
     """Write the bundled demo clips as FLAC files; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, signal in (("demo-electronic.flac", electronic_loop(seconds, sr, bpm=128.0)),
-                         ("demo-strings.flac", string_chords(seconds, sr))):
+    for name, signal in (
+        ("demo-electronic.flac", electronic_loop(seconds, sr, bpm=128.0)),
+        ("demo-strings.flac", string_chords(seconds, sr)),
+    ):
         path = out_dir / name
         sf.write(path, signal, sr, subtype="PCM_16")
         written.append(path)

@@ -47,8 +47,9 @@ def _next_pow2(n: float) -> int:
     return 1 << max(1, int(np.ceil(np.log2(max(n, 2.0)))))
 
 
-def band_matrix(sr: int, n_fft: int, n_bands: int = 24, fmin: float = 30.0,
-                fmax: float = 11025.0) -> np.ndarray:
+def band_matrix(
+    sr: int, n_fft: int, n_bands: int = 24, fmin: float = 30.0, fmax: float = 11025.0
+) -> np.ndarray:
     """Triangular filters ``(n_fft // 2 + 1, n_bands)`` evenly spaced in log frequency from fmin to fmax."""
     fmax = min(fmax, sr / 2.0)
     edges = np.geomspace(fmin, fmax, n_bands + 2)
@@ -95,8 +96,9 @@ def bpm_grid(low: float = 30.0, high: float = 300.0, per_octave: int = 120) -> n
     return np.geomspace(low, high, int(round(per_octave * np.log2(high / low))) + 1)
 
 
-def tempo_salience(onset: np.ndarray, frame_rate: float, bpms: np.ndarray,
-                   bar_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def tempo_salience(
+    onset: np.ndarray, frame_rate: float, bpms: np.ndarray, bar_weight: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Salience of each candidate tempo, and the normalised autocorrelation at its beat period.
 
     The salience is the onset autocorrelation at the beat period plus ``bar_weight``
@@ -126,8 +128,9 @@ def log_gaussian_prior(bpms: np.ndarray, centre: float = 120.0, octaves: float =
     return np.exp(-0.5 * np.square(np.log2(bpms / centre) / octaves))
 
 
-def pick_tempo(salience: np.ndarray, periodicity: np.ndarray, bpms: np.ndarray, prior: np.ndarray,
-               seconds: float) -> TempoEstimate:
+def pick_tempo(
+    salience: np.ndarray, periodicity: np.ndarray, bpms: np.ndarray, prior: np.ndarray, seconds: float
+) -> TempoEstimate:
     """The most salient tempo after the prior, with its confidence."""
     weighted = salience * prior
     best = int(np.argmax(weighted))
@@ -149,9 +152,16 @@ class TempoTracker:
     update instants depend on the audio's length only, never on block sizes.
     """
 
-    def __init__(self, sr: int, context_seconds: float = 30.0, update_seconds: float = 2.0,
-                 min_seconds: float = 5.0, prior_bpm: float = 120.0, prior_octaves: float = 1.0,
-                 bpm_range: tuple[float, float] = (30.0, 300.0)) -> None:
+    def __init__(
+        self,
+        sr: int,
+        context_seconds: float = 30.0,
+        update_seconds: float = 2.0,
+        min_seconds: float = 5.0,
+        prior_bpm: float = 120.0,
+        prior_octaves: float = 1.0,
+        bpm_range: tuple[float, float] = (30.0, 300.0),
+    ) -> None:
         if not 0 < min_seconds <= context_seconds or update_seconds <= 0:
             raise ValueError("need 0 < min_seconds <= context_seconds and update_seconds > 0")
         self.onset = OnsetStrength(sr)
@@ -198,14 +208,14 @@ class TempoTracker:
         k = min(values.size, self.context)
         if k:
             self._ring = np.roll(self._ring, -k)
-            self._ring[-k:] = values[values.size - k:]
+            self._ring[-k:] = values[values.size - k :]
         self._filled = min(self.context, self._filled + values.size)
         self._frames += values.size
 
     def _update(self) -> TempoEstimate:
         if self._filled < self.min_frames:
             return NO_TEMPO
-        onset = self._ring[-self._filled:]
+        onset = self._ring[-self._filled :]
         seconds = self._filled / self.frame_rate
         salience, periodicity = tempo_salience(onset, self.frame_rate, self.bpms)
         return pick_tempo(salience, periodicity, self.bpms, self.prior, seconds)

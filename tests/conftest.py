@@ -31,14 +31,32 @@ def musicnn_wheel() -> Path:
     wheels = sorted(MUSICNN_CACHE.glob("musicnn-0.1.0-*.whl"))
     if not wheels:
         MUSICNN_CACHE.mkdir(parents=True, exist_ok=True)
-        pip = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--retries", "1",
-                              "--timeout", "30", MUSICNN_REQUIREMENT, "-d", str(MUSICNN_CACHE)],
-                             capture_output=True, text=True)
+        pip = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--retries",
+                "1",
+                "--timeout",
+                "30",
+                MUSICNN_REQUIREMENT,
+                "-d",
+                str(MUSICNN_CACHE),
+            ],
+            capture_output=True,
+            text=True,
+        )
         wheels = sorted(MUSICNN_CACHE.glob("musicnn-0.1.0-*.whl"))
         if not wheels:
             why = (pip.stderr.strip().splitlines() or [f"exit status {pip.returncode}"])[-1]
-            pytest.skip(f"the musicnn reference wheel is not in {MUSICNN_CACHE} and `pip download "
-                        f"{MUSICNN_REQUIREMENT}` failed ({why}); set GENRETAG_MUSICNN_WHEEL to a copy")
+            pytest.skip(
+                f"the musicnn reference wheel is not in {MUSICNN_CACHE} and `pip download "
+                f"{MUSICNN_REQUIREMENT}` failed ({why}); set GENRETAG_MUSICNN_WHEEL to a copy"
+            )
     # Tests that read the variable themselves see the downloaded wheel too.
     os.environ["GENRETAG_MUSICNN_WHEEL"] = str(wheels[0])
     return wheels[0]

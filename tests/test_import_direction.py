@@ -27,8 +27,13 @@ def genretag_imports(path: Path) -> set[str]:
     """The genretag packages (``models``, ``daemon``, ...) a module imports anywhere in its body."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
-            [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        names = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level == 0
+            else []
+        )
         for name in names:
             parts = name.split(".")
             if parts[0] == "genretag" and len(parts) > 1:
@@ -38,22 +43,34 @@ def genretag_imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_a_package_imports_only_what_lies_below_it(package: str) -> None:
-    wrong = {str(path.relative_to(REPO)): sorted(genretag_imports(path) & FORBIDDEN[package])
-             for path in sorted((REPO / package).rglob("*.py"))}
+    wrong = {
+        str(path.relative_to(REPO)): sorted(genretag_imports(path) & FORBIDDEN[package])
+        for path in sorted((REPO / package).rglob("*.py"))
+    }
     assert not {k: v for k, v in wrong.items() if v}
 
 
 def test_the_walk_sees_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("def f():\n    from genretag.daemon.config import Config\n"
-                      "    import genretag.training.x\n")
+    module.write_text(
+        "def f():\n    from genretag.daemon.config import Config\n    import genretag.training.x\n"
+    )
     assert genretag_imports(module) == {"daemon", "training"}
 
 
 #: Third-party packages imported only inside the functions that need them: each costs seconds (or, for
 #: sounddevice, needs PortAudio), and ``genretag --help`` must stay instant.
-HEAVY = ("tensorflow", "keras", "librosa", "sklearn", "openvino", "matplotlib", "tf2onnx", "jax",
-         "sounddevice")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "librosa",
+    "sklearn",
+    "openvino",
+    "matplotlib",
+    "tf2onnx",
+    "jax",
+    "sounddevice",
+)
 #: Packages whose imports inside functions are checked: cli/ imports inside its commands on purpose (and
 #: tools/, beside the package, holds one-off scripts).
 LAZY_CHECKED = ("pipeline", "models", "daemon", "training")
@@ -128,8 +145,11 @@ def test_only_heavy_modules_are_imported_inside_functions() -> None:
     for package in LAZY_CHECKED:
         for path in sorted((REPO / package).rglob("*.py")):
             file = str(path.relative_to(REPO))
-            lazy |= {(file, name) for name in split_imports(path, modules)[1]
-                     if name.startswith("genretag.") and name in modules and name not in heavy}
+            lazy |= {
+                (file, name)
+                for name in split_imports(path, modules)[1]
+                if name.startswith("genretag.") and name in modules and name not in heavy
+            }
     assert sorted(lazy - LAZY_KNOWN.keys()) == [], "import these at the top of the module"
     assert sorted(LAZY_KNOWN.keys() - lazy) == [], "hoisted already: drop them from LAZY_KNOWN"
 
@@ -137,8 +157,10 @@ def test_only_heavy_modules_are_imported_inside_functions() -> None:
 def test_no_import_cycles_between_modules() -> None:
     """Imports inside functions count: they make the same cycle, only later."""
     modules = our_modules()
-    graph = {name: {i for i in set().union(*split_imports(path, modules)) if i in modules and i != name}
-             for name, path in modules.items()}
+    graph = {
+        name: {i for i in set().union(*split_imports(path, modules)) if i in modules and i != name}
+        for name, path in modules.items()
+    }
     assert [sorted(c) for c in strongly_connected(graph) if len(c) > 1] == []
 
 
@@ -172,12 +194,18 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_lazy_import_check_sees_what_it_must(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
-    module.write_text("from typing import TYPE_CHECKING\nimport numpy\nif TYPE_CHECKING:\n    import keras\n"
-                      "def f():\n    import genretag.pipeline.audio\n"
-                      "    from genretag.models import musicnn\n"
-                      "class C:\n    def g(self):\n        import tensorflow\n")
+    module.write_text(
+        "from typing import TYPE_CHECKING\nimport numpy\nif TYPE_CHECKING:\n    import keras\n"
+        "def f():\n    import genretag.pipeline.audio\n"
+        "    from genretag.models import musicnn\n"
+        "class C:\n    def g(self):\n        import tensorflow\n"
+    )
     at_import, in_functions = split_imports(module, ["genretag.models.musicnn"])
     assert at_import == {"typing", "numpy"}
-    assert in_functions == {"genretag.pipeline.audio", "genretag.models", "genretag.models.musicnn",
-                            "tensorflow"}
+    assert in_functions == {
+        "genretag.pipeline.audio",
+        "genretag.models",
+        "genretag.models.musicnn",
+        "tensorflow",
+    }
     assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["b", "a"], ["c"]]

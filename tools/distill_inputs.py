@@ -65,9 +65,29 @@ def opus_copies(clips: Sequence[CorpusClip], root: Path, kbps: int) -> list[Path
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             pcm = decode(clip.path, BACKBONE_RATE)
-            subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "f32le", "-ar", str(BACKBONE_RATE),
-                            "-ac", "1", "-i", "-", "-c:a", "libopus", "-b:a", f"{kbps}k", str(path)],
-                           input=pcm.tobytes(), check=True)
+            subprocess.run(
+                [
+                    "ffmpeg",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "f32le",
+                    "-ar",
+                    str(BACKBONE_RATE),
+                    "-ac",
+                    "1",
+                    "-i",
+                    "-",
+                    "-c:a",
+                    "libopus",
+                    "-b:a",
+                    f"{kbps}k",
+                    str(path),
+                ],
+                input=pcm.tobytes(),
+                check=True,
+            )
         paths.append(path)
     return paths
 
@@ -83,29 +103,47 @@ def artifact_temperature(artifact: Path, head: LinearHead, recipe: TaggerRecipe)
     expected_kernel, expected_bias = calibrated(head, temperature).folded()
     error = max(np.abs(kernel - expected_kernel).max(), np.abs(bias - expected_bias).max())
     if manifest.features.get("C") != recipe.head.C or error > 1e-3 * np.abs(expected_kernel).max():
-        raise SystemExit(f"{artifact}: not this recipe's head on these manifests "
-                         f"(C {manifest.features.get('C')}, largest weight difference {error:.2e})")
+        raise SystemExit(
+            f"{artifact}: not this recipe's head on these manifests "
+            f"(C {manifest.features.get('C')}, largest weight difference {error:.2e})"
+        )
     return temperature, f"{artifact}: {manifest.calibration.get('fitted_on', '')}"
 
 
-def teacher_figures(manifest: Path, head: LinearHead, names: list[str], recipe: TaggerRecipe,
-                    cache_dir: Path | None) -> dict[str, Any]:
+def teacher_figures(
+    manifest: Path, head: LinearHead, names: list[str], recipe: TaggerRecipe, cache_dir: Path | None
+) -> dict[str, Any]:
     """Clip-level figures (mean of window probabilities) of the calibrated ``head`` on a manifest's clips."""
     corpus = embed_corpus(read_corpus([manifest]), names, recipe.head, cache_dir)
-    scores = clip_scores(head_logits(head, corpus.features), corpus.clip_index, len(corpus.candidates),
-                         levels_db=corpus.levels_db)
+    scores = clip_scores(
+        head_logits(head, corpus.features),
+        corpus.clip_index,
+        len(corpus.candidates),
+        levels_db=corpus.levels_db,
+    )
     return set_metrics(scores, corpus.candidates, names)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--manifest", type=Path, action="append", required=True,
-                        help="a collection to train the teacher and distil the student on (repeatable)")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        action="append",
+        required=True,
+        help="a collection to train the teacher and distil the student on (repeatable)",
+    )
     parser.add_argument("--copies", type=Path, required=True, help="folder of the Opus copies (git-ignored)")
     parser.add_argument("--out", type=Path, required=True, help="folder for head.npz and clips.json")
     parser.add_argument("--teacher", type=Path, help="the teacher's artifact, for its temperature [fit it]")
-    parser.add_argument("--report-on", type=Path, action="append", default=[], metavar="MANIFEST",
-                        help="score the teacher on this manifest's clips (repeatable)")
+    parser.add_argument(
+        "--report-on",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="MANIFEST",
+        help="score the teacher on this manifest's clips (repeatable)",
+    )
     parser.add_argument("--cache", type=Path, help="embedding cache folder (as train-tagger --cache)")
     parser.add_argument("--kbps", type=int, default=24, help="Opus bit rate, kb/s [24]")
     args = parser.parse_args()
@@ -114,8 +152,9 @@ def main() -> None:
     clips = read_corpus(args.manifest)
     names = corpus_labels(clips)
     corpus = embed_corpus(clips, names, recipe.head, args.cache)
-    head = fit_set_head(corpus.features, corpus.candidates[corpus.clip_index], corpus.clip_index,
-                        recipe.head.C)
+    head = fit_set_head(
+        corpus.features, corpus.candidates[corpus.clip_index], corpus.clip_index, recipe.head.C
+    )
     if args.teacher:
         temperature, fitted_on = artifact_temperature(args.teacher, head, recipe)
     else:
@@ -123,14 +162,25 @@ def main() -> None:
     teacher = calibrated(head, temperature)
     figures = {str(m): teacher_figures(m, teacher, names, recipe, args.cache) for m in args.report_on}
     args.out.mkdir(parents=True, exist_ok=True)
-    save_teacher_head(args.out / "head.npz", teacher, recipe.head, names,
-                      manifests=[str(m) for m in args.manifest], clips=len(clips),
-                      fingerprint=corpus_fingerprint(clips), temperature=temperature,
-                      temperature_fitted_on=fitted_on, min_confidence=recipe.min_confidence,
-                      teacher_figures=figures, audio=f"{args.kbps} kb/s Opus copies (16 kHz mono)")
+    save_teacher_head(
+        args.out / "head.npz",
+        teacher,
+        recipe.head,
+        names,
+        manifests=[str(m) for m in args.manifest],
+        clips=len(clips),
+        fingerprint=corpus_fingerprint(clips),
+        temperature=temperature,
+        temperature_fitted_on=fitted_on,
+        min_confidence=recipe.min_confidence,
+        teacher_figures=figures,
+        audio=f"{args.kbps} kb/s Opus copies (16 kHz mono)",
+    )
     copies = opus_copies(clips, args.copies, args.kbps)
-    entries = [{"file": os.path.relpath(path, args.out), "split": "train", "clip_id": clip.clip_id}
-               for clip, path in zip(clips, copies, strict=True)]
+    entries = [
+        {"file": os.path.relpath(path, args.out), "split": "train", "clip_id": clip.clip_id}
+        for clip, path in zip(clips, copies, strict=True)
+    ]
     (args.out / "clips.json").write_text(json.dumps({"clips": entries}, indent=0))
     print(f"{len(clips)} clips, temperature {temperature:.3f} ({fitted_on}); {args.out}/head.npz, clips.json")
 

@@ -103,18 +103,29 @@ def main() -> None:
     train, dev = load_clips(args.clips, splits)
     head, teacher, labels, info = load_teacher_head(args.head)
     data = distillation_data(train, head, config, teacher)
-    validation = (distillation_data(dev, head, config, teacher, augmented=False)
-                  if dev and "dev" not in splits else None)
+    validation = (
+        distillation_data(dev, head, config, teacher, augmented=False)
+        if dev and "dev" not in splits
+        else None
+    )
     labelled = time.monotonic() - started
     print(f"{len(train)} clips, {len(data.mels)} windows labelled in {labelled:.0f} s", flush=True)
     started = time.monotonic()
     model = assemble_student(fit_student(data, head, config, validation), teacher.normalize_db)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out.with_suffix(".keras"))
-    report = {"student": asdict(config), "teacher": asdict(teacher), "labels": labels, "teacher_info": info,
-              "clips": len(train), "windows": len(data.mels), "augmented_windows": config.augmented_windows,
-              "labelling_seconds": round(labelled), "training_seconds": round(time.monotonic() - started),
-              "device": device_name()}
+    report = {
+        "student": asdict(config),
+        "teacher": asdict(teacher),
+        "labels": labels,
+        "teacher_info": info,
+        "clips": len(train),
+        "windows": len(data.mels),
+        "augmented_windows": config.augmented_windows,
+        "labelling_seconds": round(labelled),
+        "training_seconds": round(time.monotonic() - started),
+        "device": device_name(),
+    }
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     print(f"{args.out}: trained in {report['training_seconds']} s", flush=True)
 

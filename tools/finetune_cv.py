@@ -88,6 +88,7 @@ SHIFT_SECONDS = 0.75
 
 # ---------------------------------------------------------------- prepare (here)
 
+
 def prepare(manifests: Sequence[Path], clips_json: Path, out: Path) -> None:
     from genretag.training.corpus import candidates_of, corpus_labels, read_corpus
     from genretag.training.source_cv import artist_folds, source_folds
@@ -110,15 +111,23 @@ def prepare(manifests: Sequence[Path], clips_json: Path, out: Path) -> None:
 
     files = [str(Path(copies[c.clip_id]).resolve().relative_to(Path.cwd().resolve())) for c in clips]
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "folds.npz", clip_ids=np.array([c.clip_id for c in clips]), files=np.array(files),
-             names=np.array(names), candidates=candidates, sources=sources, groups=groups,
-             loso=fold_ids(source_folds(sources)),
-             artist=fold_ids(artist_folds(candidates, groups, recipe.artist_folds, recipe.seed)),
-             C=recipe.head.C)
+    np.savez(
+        out / "folds.npz",
+        clip_ids=np.array([c.clip_id for c in clips]),
+        files=np.array(files),
+        names=np.array(names),
+        candidates=candidates,
+        sources=sources,
+        groups=groups,
+        loso=fold_ids(source_folds(sources)),
+        artist=fold_ids(artist_folds(candidates, groups, recipe.artist_folds, recipe.seed)),
+        C=recipe.head.C,
+    )
     print(f"{out / 'folds.npz'}: {len(clips)} clips, {len(names)} genres")
 
 
 # ---------------------------------------------------------------- gpu (device)
+
 
 def augment(key: Any, pcm: Any) -> Any:
     """Augmented copies of a batch of 16 kHz windows (JAX; see the module docstring)."""
@@ -137,7 +146,7 @@ def augment(key: Any, pcm: Any) -> Any:
     butterworth = 1.0 / jnp.sqrt(1.0 + (freqs / cutoff) ** 8)  # 4th order
     lowpass = jnp.where(jax.random.bernoulli(k[3], 0.5, (n, 1)), butterworth, 1.0)
     out = jnp.fft.irfft(jnp.fft.rfft(pcm, axis=1) * (10.0 ** (gain_db / 20.0)) * lowpass, n=length, axis=1)
-    rms = jnp.sqrt(jnp.mean(out ** 2, axis=1, keepdims=True)) + 1e-9
+    rms = jnp.sqrt(jnp.mean(out**2, axis=1, keepdims=True)) + 1e-9
     snr_db = jax.random.uniform(k[4], (n, 1), minval=15.0, maxval=35.0)
     return out + jax.random.normal(k[5], out.shape) * rms * 10.0 ** (-snr_db / 20.0)
 
@@ -179,7 +188,7 @@ class Audio:
             room = self.offsets[clip + 1] - self.offsets[clip] - self.length
             start = np.clip(start + rng.integers(-self.shift, self.shift + 1, len(rows)), 0, room)
         begin = self.offsets[clip] + start
-        return np.stack([self.flat[b:b + self.length] for b in begin])
+        return np.stack([self.flat[b : b + self.length] for b in begin])
 
 
 def _feature_model(variants: Sequence[str], layers: Sequence[str], normalize_db: float | None) -> Any:
@@ -191,8 +200,9 @@ def _feature_model(variants: Sequence[str], layers: Sequence[str], normalize_db:
 
     pcm = keras.Input((WINDOW_SAMPLES,), name="pcm")
     outputs = backbone_outputs(variants, normalize_db)(pcm)  # type: ignore[operator]
-    model = keras.Model(pcm, keras.layers.Concatenate()([outputs[f"{v}/{layer}"] for v in variants
-                                                         for layer in layers]))
+    model = keras.Model(
+        pcm, keras.layers.Concatenate()([outputs[f"{v}/{layer}"] for v in variants for layer in layers])
+    )
     for layer in model._flatten_layers():  # noqa: SLF001 - pretrained statistics stay (fine-tuning on ~1k clips)
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
@@ -215,11 +225,11 @@ def _embed(model: Any, audio: Audio, rows: np.ndarray, key: Any = None, batch: i
     rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1))) if key is not None else None
     out = []
     for i in range(0, len(rows), batch):
-        part = rows[i:i + batch]
+        part = rows[i : i + batch]
         x = np.zeros((batch, audio.length), np.float32)
-        x[:len(part)] = audio.windows(part, rng)
+        x[: len(part)] = audio.windows(part, rng)
         k = jax.random.fold_in(key, i) if key is not None else None
-        out.append(np.asarray(run(tv, ntv, x, k))[:len(part)])
+        out.append(np.asarray(run(tv, ntv, x, k))[: len(part)])
     return np.concatenate(out)
 
 
@@ -253,37 +263,70 @@ class FineTuner:
             in_set = jax.nn.logsumexp(jnp.where(cand > 0, logp, -jnp.inf), axis=-1)
             return -(w * in_set).mean() + l2 * (params["coef"] ** 2).sum()
 
-        def step(params: Any, moments: Any, ntv: Any, t: Any, steps: Any, x: Any, cand: Any, w: Any,
-                 l2: Any, key: Any) -> Any:
+        def step(
+            params: Any,
+            moments: Any,
+            ntv: Any,
+            t: Any,
+            steps: Any,
+            x: Any,
+            cand: Any,
+            w: Any,
+            l2: Any,
+            key: Any,
+        ) -> Any:
             x = augment(key, x) if opts.augment == "full" else x  # "shift": the random crops alone
             loss, grads = jax.value_and_grad(loss_fn)(params, ntv, x, cand, w, l2)
-            rates = {"backbone": [opts.backbone_lr] * len(params["backbone"]), "coef": opts.head_lr,
-                     "bias": opts.head_lr, "mean": 0.0, "scale": 0.0}
+            rates = {
+                "backbone": [opts.backbone_lr] * len(params["backbone"]),
+                "coef": opts.head_lr,
+                "bias": opts.head_lr,
+                "mean": 0.0,
+                "scale": 0.0,
+            }
             warmup = jnp.maximum(1, steps // 20)
-            factor = jnp.where(t < warmup, (t + 1) / warmup,
-                               0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(t - warmup, steps) / steps)))
+            factor = jnp.where(
+                t < warmup,
+                (t + 1) / warmup,
+                0.5 * (1 + jnp.cos(jnp.pi * jnp.minimum(t - warmup, steps) / steps)),
+            )
             m = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, moments[0], grads)
             v = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, moments[1], grads)
             m_hat, v_hat = 1 - 0.9 ** (t + 1), 1 - 0.999 ** (t + 1)
             params = jax.tree.map(
                 lambda p, m, v, lr: p - lr * factor * (m / m_hat) / (jnp.sqrt(v / v_hat) + 1e-8),
-                params, m, v, rates)
+                params,
+                m,
+                v,
+                rates,
+            )
             return params, (m, v), loss
 
         self.step = jax.jit(step)
         self.infer = jax.jit(lambda params, ntv, x: logits_of(params, ntv, x, False))
 
-    def fit(self, head: Any, audio: Audio, rows: np.ndarray, candidates: np.ndarray, weights: np.ndarray,
-            C: float, seed: int) -> Any:
+    def fit(
+        self,
+        head: Any,
+        audio: Audio,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        weights: np.ndarray,
+        C: float,
+        seed: int,
+    ) -> Any:
         """Train from the frozen ``head`` on the windows ``rows``; returns the trained parameters."""
         import jax
         import jax.numpy as jnp
 
         opts = self.opts
-        params = {"backbone": [v.value for v in self.model.trainable_variables],
-                  "coef": jnp.asarray(head.coef, jnp.float32),
-                  "bias": jnp.asarray(head.intercept, jnp.float32),
-                  "mean": jnp.asarray(head.mean, jnp.float32), "scale": jnp.asarray(head.scale, jnp.float32)}
+        params = {
+            "backbone": [v.value for v in self.model.trainable_variables],
+            "coef": jnp.asarray(head.coef, jnp.float32),
+            "bias": jnp.asarray(head.intercept, jnp.float32),
+            "mean": jnp.asarray(head.mean, jnp.float32),
+            "scale": jnp.asarray(head.scale, jnp.float32),
+        }
         moments = jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params)
         steps = jnp.asarray(max(2, opts.epochs * (len(rows) // opts.batch)))
         l2 = jnp.asarray(1.0 / (2.0 * C * len(rows)), jnp.float32)  # fit_set_head's penalty, per window
@@ -293,29 +336,44 @@ class FineTuner:
         with ThreadPoolExecutor(4) as pool:
             for epoch in range(opts.epochs):
                 order = rng.permutation(len(rows))
-                picks = [order[i:i + opts.batch] for i in range(0, len(order) - opts.batch + 1, opts.batch)]
+                picks = [order[i : i + opts.batch] for i in range(0, len(order) - opts.batch + 1, opts.batch)]
                 seeds = rng.integers(0, 2**31, len(picks))
-                batches = pool.map(lambda a: audio.windows(rows[a[0]], np.random.default_rng(a[1])),
-                                   zip(picks, seeds, strict=True))
+                batches = pool.map(
+                    lambda a: audio.windows(rows[a[0]], np.random.default_rng(a[1])),
+                    zip(picks, seeds, strict=True),
+                )
                 losses = []
                 for pick, x in zip(picks, batches, strict=True):
                     key, sub = jax.random.split(key)
-                    params, moments, loss = self.step(params, moments, self.ntv, jnp.asarray(n), steps, x,
-                                                      candidates[pick], weights[pick], l2, sub)
+                    params, moments, loss = self.step(
+                        params,
+                        moments,
+                        self.ntv,
+                        jnp.asarray(n),
+                        steps,
+                        x,
+                        candidates[pick],
+                        weights[pick],
+                        l2,
+                        sub,
+                    )
                     losses.append(loss)
                     n += 1
                 mean_loss = float(np.mean([float(v) for v in losses]))
-                print(f"    epoch {epoch + 1}/{opts.epochs}: loss {mean_loss:.4f} "
-                      f"({n} steps, {time.monotonic() - started:.0f} s)", flush=True)
+                print(
+                    f"    epoch {epoch + 1}/{opts.epochs}: loss {mean_loss:.4f} "
+                    f"({n} steps, {time.monotonic() - started:.0f} s)",
+                    flush=True,
+                )
         return params
 
     def predict(self, params: Any, audio: Audio, rows: np.ndarray, batch: int = 512) -> np.ndarray:
         out = []
         for i in range(0, len(rows), batch):
-            part = rows[i:i + batch]
+            part = rows[i : i + batch]
             x = np.zeros((batch, audio.length), np.float32)
-            x[:len(part)] = audio.windows(part)
-            out.append(np.asarray(self.infer(params, self.ntv, x))[:len(part)])
+            x[: len(part)] = audio.windows(part)
+            out.append(np.asarray(self.infer(params, self.ntv, x))[: len(part)])
         return np.concatenate(out)
 
 
@@ -380,12 +438,21 @@ def gpu(folds_npz: Path, out: Path, opts: argparse.Namespace) -> None:
             arrays: dict[str, Any] = {"clip_index": audio.clip_index, "folds_done": k + 1, **results}
             np.savez(out / f"{scheme}{opts.tag}.npz", **arrays)  # after every fold: an early stop keeps them
             print(f"[{time.monotonic() - t0:.0f} s] {scheme} fold {k + 1}/{n_folds} done", flush=True)
-    (out / f"run{opts.tag}.json").write_text(json.dumps({**vars(opts), "windows": n_win,
-                                                          "seconds": time.monotonic() - t0,
-                                              "device": str(jax.devices()[0].device_kind)}, default=str))
+    (out / f"run{opts.tag}.json").write_text(
+        json.dumps(
+            {
+                **vars(opts),
+                "windows": n_win,
+                "seconds": time.monotonic() - t0,
+                "device": str(jax.devices()[0].device_kind),
+            },
+            default=str,
+        )
+    )
 
 
 # ---------------------------------------------------------------- score (here)
+
 
 def score(folds_npz: Path, results: Sequence[Path], out: Path | None) -> dict[str, Any]:
     from genretag.training.source_cv import CorpusWindows, trained_genres
@@ -395,23 +462,32 @@ def score(folds_npz: Path, results: Sequence[Path], out: Path | None) -> dict[st
     names = [str(x) for x in f["names"]]
     by_scheme = {p.stem.split("-")[0]: np.load(p) for p in results}
     clip_index = by_scheme["loso"]["clip_index"]
-    corpus = CorpusWindows(np.zeros((len(clip_index), 0)), clip_index, f["candidates"], f["groups"],
-                           f["sources"])
-    trained = {s: trained_genres(f["candidates"], [f[s] == k for k in range(int(f[s].max()) + 1)])
-               for s in SCHEMES}
-    variants = [v for v in ("frozen", "aug_head", "finetune")
-                if all(v in r.files for r in by_scheme.values())]
+    corpus = CorpusWindows(
+        np.zeros((len(clip_index), 0)), clip_index, f["candidates"], f["groups"], f["sources"]
+    )
+    trained = {
+        s: trained_genres(f["candidates"], [f[s] == k for k in range(int(f[s].max()) + 1)]) for s in SCHEMES
+    }
+    variants = [
+        v for v in ("frozen", "aug_head", "finetune") if all(v in r.files for r in by_scheme.values())
+    ]
     figures = {}
     keys = ("hit_at_1", "macro_roc_auc", "mean_per_genre_recall", "precision_at_70")
     print("| variant | T | LOSO hit@1 / AUC / recall / prec@70 | artist CV hit@1 / AUC / recall / prec@70 |")
     print("|---|---|---|---|")
     for v in variants:
         figs, temperature, _ = figures_from_logits(
-            corpus, names, TaggerRecipe(), (by_scheme["loso"][v], trained["loso"]),
-            (by_scheme["artist"][v], trained["artist"]))
+            corpus,
+            names,
+            TaggerRecipe(),
+            (by_scheme["loso"][v], trained["loso"]),
+            (by_scheme["artist"][v], trained["artist"]),
+        )
         figures[v] = {"temperature": temperature, **figs}
-        cells = [" / ".join(f"{figs[s][k]:.3f}" for k in keys)
-                 for s in ("leave_one_source_out", "artist_grouped_cv")]
+        cells = [
+            " / ".join(f"{figs[s][k]:.3f}" for k in keys)
+            for s in ("leave_one_source_out", "artist_grouped_cv")
+        ]
         print(f"| {v} | {temperature:.2f} | {cells[0]} | {cells[1]} |")
     if out is not None:
         out.write_text(json.dumps(figures, indent=1))
@@ -423,8 +499,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare")
     p.add_argument("--manifest", type=Path, action="append", required=True)
-    p.add_argument("--clips", type=Path, required=True,
-                   help="clips.json of distill_inputs.py (the Opus copies)")
+    p.add_argument(
+        "--clips", type=Path, required=True, help="clips.json of distill_inputs.py (the Opus copies)"
+    )
     p.add_argument("--out", type=Path, required=True)
     g = sub.add_parser("gpu")
     g.add_argument("folds", type=Path)
@@ -436,11 +513,16 @@ def main() -> None:
     g.add_argument("--batch", type=int, default=64)
     g.add_argument("--backbone-lr", type=float, default=1e-5)
     g.add_argument("--head-lr", type=float, default=1e-3)
-    g.add_argument("--augment", choices=("full", "shift"), default="full",
-                   help="fine-tuning augmentation: all of it, or the random time shift alone")
+    g.add_argument(
+        "--augment",
+        choices=("full", "shift"),
+        default="full",
+        help="fine-tuning augmentation: all of it, or the random time shift alone",
+    )
     g.add_argument("--tag", default="", help="suffix of the output files (-NAME)")
-    g.add_argument("--cache", type=Path,
-                   help="keeps the decoded audio and the frozen embeddings between runs")
+    g.add_argument(
+        "--cache", type=Path, help="keeps the decoded audio and the frozen embeddings between runs"
+    )
     s = sub.add_parser("score")
     s.add_argument("folds", type=Path)
     s.add_argument("results", type=Path, nargs="+", help="loso.npz and artist.npz of the gpu step")

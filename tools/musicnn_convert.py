@@ -219,8 +219,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="musicnn-0.1.0 wheel, a directory holding it, or its extracted package",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS, default=list(VARIANTS),
-                        help="default: the bundled musicnn variants; the vgg ones are not bundled")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=ALL_VARIANTS,
+        default=list(VARIANTS),
+        help="default: the bundled musicnn variants; the vgg ones are not bundled",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as scratch:

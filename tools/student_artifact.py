@@ -33,14 +33,24 @@ def main() -> None:
     info = report["teacher_info"]
     config = config_from_json(StudentConfig, report["student"])
     manifest = student_manifest(
-        report["labels"], config, config_from_json(HeadConfig, report["teacher"]),
-        distillation={"audio": info["audio"], "clips": report["clips"],
-                      "windows": report["windows"], "augmented_windows": report["augmented_windows"],
-                      "teacher_hop_seconds": config.teacher_hop_seconds, "trained_on": report["device"]},
+        report["labels"],
+        config,
+        config_from_json(HeadConfig, report["teacher"]),
+        distillation={
+            "audio": info["audio"],
+            "clips": report["clips"],
+            "windows": report["windows"],
+            "augmented_windows": report["augmented_windows"],
+            "teacher_hop_seconds": config.teacher_hop_seconds,
+            "trained_on": report["device"],
+        },
         training_data={k: info[k] for k in ("manifests", "clips", "fingerprint")},
-        calibration={"temperature": info["temperature"], "min_confidence": info["min_confidence"],
-                     "fitted_on": f"the teacher's ({info['temperature_fitted_on']}); the student learnt its "
-                                  "calibrated probabilities"},
+        calibration={
+            "temperature": info["temperature"],
+            "min_confidence": info["min_confidence"],
+            "fitted_on": f"the teacher's ({info['temperature_fitted_on']}); the student learnt its "
+            "calibrated probabilities",
+        },
         dev_metrics=json.loads(args.dev_metrics.read_text()) if args.dev_metrics else {},
     )
     model = import_keras().saving.load_model(args.student, compile=False, safe_mode=True)

@@ -62,8 +62,12 @@ class WindowEmbeddings:
         )
 
     def subset(self, mask: np.ndarray) -> WindowEmbeddings:
-        return WindowEmbeddings({k: v[mask] for k, v in self.features.items()}, self.labels[mask],
-                                self.clip_ids[mask], self.groups[mask])
+        return WindowEmbeddings(
+            {k: v[mask] for k, v in self.features.items()},
+            self.labels[mask],
+            self.clip_ids[mask],
+            self.groups[mask],
+        )
 
 
 def backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> object:
@@ -74,16 +78,22 @@ def backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> obj
     return build_backbone_outputs(variants, normalize_db)
 
 
-def _clip_cache_path(cache_dir: Path, clip: Clip, variants: Sequence[str], hop_seconds: float,
-                     normalize_db: float | None) -> Path:
+def _clip_cache_path(
+    cache_dir: Path, clip: Clip, variants: Sequence[str], hop_seconds: float, normalize_db: float | None
+) -> Path:
     key = hashlib.sha256(repr((sorted(variants), hop_seconds, normalize_db, clip.clip_id)).encode())
     key.update(clip.pcm.tobytes())
     return cache_dir / f"{key.hexdigest()[:24]}.npz"
 
 
-def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: float,
-                normalize_db: float | None, cache_dir: Path | None = None,
-                batch_size: int = 64) -> WindowEmbeddings:
+def embed_clips(
+    clips: Sequence[Clip],
+    variants: Sequence[str],
+    hop_seconds: float,
+    normalize_db: float | None,
+    cache_dir: Path | None = None,
+    batch_size: int = 64,
+) -> WindowEmbeddings:
     """Embed every window (3 s, ``hop_seconds`` apart) of every clip with every backbone.
 
     Each clip's features are cached in ``cache_dir`` under a key of its id, its
@@ -102,8 +112,10 @@ def embed_clips(clips: Sequence[Clip], variants: Sequence[str], hop_seconds: flo
         else:
             model = model or backbone_outputs(variants, normalize_db)
             windows, _ = frame_windows(clip.pcm, spec)
-            outs = [model.predict_on_batch(windows[i:i + batch_size])  # type: ignore[attr-defined]
-                    for i in range(0, len(windows), batch_size)]
+            outs = [
+                model.predict_on_batch(windows[i : i + batch_size])  # type: ignore[attr-defined]
+                for i in range(0, len(windows), batch_size)
+            ]
             feats = {k: np.concatenate([np.asarray(o[k], np.float32) for o in outs]) for k in outs[0]}
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,8 +161,7 @@ class LinearHead:
 ABSENT_LOGIT = -30.0
 
 
-def fit_head(x: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, C: float,
-             seed: int = 0) -> LinearHead:
+def fit_head(x: np.ndarray, labels: np.ndarray, clip_ids: np.ndarray, C: float, seed: int = 0) -> LinearHead:
     """Class-balanced multinomial logistic regression on window features.
 
     Each clip weighs one in total however many windows it has; a clip with k
@@ -202,15 +213,26 @@ def dataset_clips(dataset_dir: Path, splits: Sequence[str]) -> list[Clip]:
     rate = read_dataset(dataset_dir).sample_rate
     return [
         Clip(c.clip_id, c.group, c.labels, resample(c.pcm, rate, BACKBONE_RATE))
-        for split in splits for c in load_clips_numpy(dataset_dir, split)
+        for split in splits
+        for c in load_clips_numpy(dataset_dir, split)
     ]
 
 
 def tagger_manifest(config: HeadConfig, labels: Sequence[str], head: str, **fields: Any) -> ArtifactManifest:
     """The manifest of a model made by :func:`build_tagger`; ``fields`` adds manifest fields
     (``dev_metrics``, ``training_data``, ``calibration``)."""
-    features = TaggerFeatures(backbones=list(config.variants), layers=list(config.layers), head=head,
-                              C=config.C, normalize_db=config.normalize_db)
-    return new_manifest(features, labels=labels, sample_rate=BACKBONE_RATE,
-                        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds=config.hop_seconds,
-                        **fields)
+    features = TaggerFeatures(
+        backbones=list(config.variants),
+        layers=list(config.layers),
+        head=head,
+        C=config.C,
+        normalize_db=config.normalize_db,
+    )
+    return new_manifest(
+        features,
+        labels=labels,
+        sample_rate=BACKBONE_RATE,
+        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
+        hop_seconds=config.hop_seconds,
+        **fields,
+    )

@@ -50,19 +50,23 @@ def results_markdown(rows: Sequence[dict[str, Any]]) -> str:
     head = " | ".join(f"{split} {title}" for split in ("dev", "test") for _, title in COLUMNS)
     lines = [f"| model | {head} |", "|---" * (1 + 2 * len(COLUMNS)) + "|"]
     for row in rows:
-        cells = [fmt_metric((row.get(split) or {}).get(key))
-                 for split in ("dev", "test") for key, _ in COLUMNS]
+        cells = [
+            fmt_metric((row.get(split) or {}).get(key)) for split in ("dev", "test") for key, _ in COLUMNS
+        ]
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: TrainOptions,
-                   retrain: bool = False) -> str:
+def compare_models(
+    data: Path, out_dir: Path, names: Sequence[str], options: TrainOptions, retrain: bool = False
+) -> str:
     """Train or reuse each model, score dev and test, write results.{md,json,png}; return the table."""
     info = read_dataset(data)
     results = out_dir / "results.json"
-    earlier = {(r["model"], r.get("fingerprint"), r.get("clip_rule")): r for r in
-               (json.loads(results.read_text()) if results.is_file() and not retrain else [])}
+    earlier = {
+        (r["model"], r.get("fingerprint"), r.get("clip_rule")): r
+        for r in (json.loads(results.read_text()) if results.is_file() and not retrain else [])
+    }
     rows = []
     for name in names:
         path = out_dir / "models" / name
@@ -74,7 +78,9 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
             log.info("reusing %s", path)
         fingerprint = predictor.manifest.fingerprint()
         row = earlier.get((name, fingerprint, CLIP_RULE)) or {
-            "model": name, "fingerprint": fingerprint, "clip_rule": CLIP_RULE,
+            "model": name,
+            "fingerprint": fingerprint,
+            "clip_rule": CLIP_RULE,
             "dev": _split_figures(predictor, info, data, "dev"),
             "test": _split_figures(predictor, info, data, "test"),
         }
@@ -82,6 +88,7 @@ def compare_models(data: Path, out_dir: Path, names: Sequence[str], options: Tra
         results.write_text(json.dumps(rows, indent=2) + "\n")
     table = results_markdown(rows)
     (out_dir / "results.md").write_text(
-        f"# Model comparison on {data}\n\nClip level ({CLIP_RULE}).\n\n{table}")
+        f"# Model comparison on {data}\n\nClip level ({CLIP_RULE}).\n\n{table}"
+    )
     plot_comparison(rows, out_dir / "results.png")
     return table

@@ -44,8 +44,14 @@ def single_group_labels(emb: WindowEmbeddings) -> np.ndarray:
     return np.array([len(set(emb.groups[emb.labels[:, j] > 0])) < 2 for j in range(emb.labels.shape[1])])
 
 
-def cross_validate(emb: WindowEmbeddings, config: HeadConfig, names: Sequence[str],
-                   n_folds: int = 5, seed: int = 0, levels_db: np.ndarray | None = None) -> dict[str, Any]:
+def cross_validate(
+    emb: WindowEmbeddings,
+    config: HeadConfig,
+    names: Sequence[str],
+    n_folds: int = 5,
+    seed: int = 0,
+    levels_db: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Out-of-fold clip-level hit@1, macro ROC-AUC and per-genre recall of one head config.
 
     ``levels_db``: each window's level
@@ -101,7 +107,8 @@ def format_table(results: Sequence[dict[str, Any]], names: Sequence[str]) -> str
     lines = [head, "|---" * (4 + len(names)) + "|"]
     for r in results:
         cells = [fmt_metric(r[k]) for k in ("hit_at_1", "macro_roc_auc", "mean_per_genre_recall")]
-        cells += ["n/a" if r["per_genre_recall"][n] is None else fmt_metric(r["per_genre_recall"][n])
-                  for n in names]
+        cells += [
+            "n/a" if r["per_genre_recall"][n] is None else fmt_metric(r["per_genre_recall"][n]) for n in names
+        ]
         lines.append(f"| {describe(r['config'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -112,8 +112,10 @@ class BuildResult:
         """The one-line result printed by the CLI."""
         counts = self.info.counts["splits"]
         splits = sum(1 for n in counts.values() if n)
-        return (f"{len(self.info.clips)} clips -> {splits} splits, {len(self.info.shards)} shards; "
-                f"{len(self.info.skipped)} skipped")
+        return (
+            f"{len(self.info.clips)} clips -> {splits} splits, {len(self.info.shards)} shards; "
+            f"{len(self.info.skipped)} skipped"
+        )
 
 
 def plan_shards(clips: Iterable[ClipSpec], shard_size: int) -> list[ShardPlan]:
@@ -124,8 +126,10 @@ def plan_shards(clips: Iterable[ClipSpec], shard_size: int) -> list[ShardPlan]:
     for split in SPLITS:
         members = sorted((c for c in clips if c.split == split), key=lambda c: c.clip_id)
         total = -(-len(members) // shard_size)
-        plans += [ShardPlan(split, i, total, tuple(members[i * shard_size:(i + 1) * shard_size]))
-                  for i in range(total)]
+        plans += [
+            ShardPlan(split, i, total, tuple(members[i * shard_size : (i + 1) * shard_size]))
+            for i in range(total)
+        ]
     return plans
 
 
@@ -140,8 +144,12 @@ def source_fingerprint(clips: Iterable[ClipSpec], options: BuildOptions) -> str:
         except OSError:
             size, mtime = -1, -1
         rows.append((c.clip_id, size, mtime, list(c.labels), c.group, c.split))
-    params = {"format_version": FORMAT_VERSION, "sample_rate": options.sample_rate,
-              "max_seconds": options.max_seconds, "shard_size": options.shard_size}
+    params = {
+        "format_version": FORMAT_VERSION,
+        "sample_rate": options.sample_rate,
+        "max_seconds": options.max_seconds,
+        "shard_size": options.shard_size,
+    }
     doc = json.dumps({"params": params, "clips": sorted(rows)}, sort_keys=True)
     return hashlib.sha256(doc.encode()).hexdigest()
 
@@ -219,33 +227,37 @@ def _decode_in_order(tasks: list[DecodeTask], workers: int) -> Generator[DecodeR
         yield from _decode_one_by_one([task for task, _future in pending])
 
 
-def _reusable_shards(previous: DatasetInfo, plans: list[ShardPlan],
-                     log: Callable[[str], None]) -> dict[tuple[str, int], ShardOutcome]:
+def _reusable_shards(
+    previous: DatasetInfo, plans: list[ShardPlan], log: Callable[[str], None]
+) -> dict[tuple[str, int], ShardOutcome]:
     """Shards of an index with the same fingerprint whose file is intact (size + SHA-256)."""
     by_key = {(s.split, s.index): s for s in previous.shards}
     reused = {}
     for plan in plans:
         entry = by_key.get((plan.split, plan.index))
-        if entry is None or not shard_intact(previous.directory / entry.file, entry.bytes,
-                                             entry.sha256):
+        if entry is None or not shard_intact(previous.directory / entry.file, entry.bytes, entry.sha256):
             log(f"{plan.split} shard {plan.index} is missing or damaged: rebuilding it")
             continue
         ids = {c.clip_id for c in plan.clips}
         reused[(plan.split, plan.index)] = ShardOutcome(
-            entry, [c for c in previous.clips if c.clip_id in ids],
-            [s for s in previous.skipped if s.clip_id in ids])
+            entry,
+            [c for c in previous.clips if c.clip_id in ids],
+            [s for s in previous.skipped if s.clip_id in ids],
+        )
     return reused
 
 
-def _write_shards(out: Path, plans: list[ShardPlan], labels: tuple[str, ...],
-                  options: BuildOptions) -> dict[tuple[str, int], ShardOutcome]:
+def _write_shards(
+    out: Path, plans: list[ShardPlan], labels: tuple[str, ...], options: BuildOptions
+) -> dict[tuple[str, int], ShardOutcome]:
     """Decode the clips of ``plans`` and write each shard atomically, streaming in order."""
-    tasks = [(str(c.path), options.sample_rate, options.max_seconds)
-             for p in plans for c in p.clips]
+    tasks = [(str(c.path), options.sample_rate, options.max_seconds) for p in plans for c in p.clips]
     workers = max(1, min(options.workers or os.cpu_count() or 1, len(tasks)))
     written = {}
-    with closing(_decode_in_order(tasks, workers)) as results, \
-            tqdm(total=len(tasks), unit="clip", file=sys.stderr, disable=None) as bar:
+    with (
+        closing(_decode_in_order(tasks, workers)) as results,
+        tqdm(total=len(tasks), unit="clip", file=sys.stderr, disable=None) as bar,
+    ):
         for plan in plans:
             entries, skipped = [], []
             with ShardWriter(out, plan.split, plan.index, plan.total) as writer:
@@ -256,14 +268,13 @@ def _write_shards(out: Path, plans: list[ShardPlan], labels: tuple[str, ...],
                         skipped.append(Skipped(clip.clip_id, reason))
                         continue
                     hot = np.array([lab in clip.labels for lab in labels], dtype=np.int64)
-                    writer.write(encode_example(clip.clip_id, clip.group, hot, pcm,
-                                                options.sample_rate))
-                    entries.append(ClipEntry(clip.clip_id, plan.split, clip.labels, clip.group,
-                                             int(pcm.size), ""))
+                    writer.write(encode_example(clip.clip_id, clip.group, hot, pcm, options.sample_rate))
+                    entries.append(
+                        ClipEntry(clip.clip_id, plan.split, clip.labels, clip.group, int(pcm.size), "")
+                    )
             done = writer.result
             assert done is not None  # set by a clean exit of the writer
-            entry = ShardEntry(done.file, plan.split, plan.index, done.records, done.bytes,
-                               done.sha256)
+            entry = ShardEntry(done.file, plan.split, plan.index, done.records, done.bytes, done.sha256)
             clip_entries = [replace(e, shard=done.file) for e in entries]
             written[(plan.split, plan.index)] = ShardOutcome(entry, clip_entries, skipped)
     return written
@@ -297,8 +308,9 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def build_dataset(source: Path, out: Path, options: BuildOptions = BuildOptions(),
-                  log: Callable[[str], None] = _stderr) -> BuildResult:
+def build_dataset(
+    source: Path, out: Path, options: BuildOptions = BuildOptions(), log: Callable[[str], None] = _stderr
+) -> BuildResult:
     """Build (or bring up to date) the dataset of ``source`` in ``out``.
 
     Raises :class:`SourceError`/``SplitError`` for unusable sources or splits,
@@ -343,10 +355,14 @@ def build_dataset(source: Path, out: Path, options: BuildOptions = BuildOptions(
         window_seconds=options.window_seconds,
         hop_seconds=options.hop_seconds,
         source={"path": str(Path(source).resolve()), "kind": scan.kind, "fingerprint": fingerprint},
-        build={"max_seconds": options.max_seconds, "shard_size": options.shard_size,
-               "seed": options.seed, "split_fractions": list(options.fractions),
-               "resplit": options.resplit,
-               "label_map": str(options.label_map) if options.label_map else None},
+        build={
+            "max_seconds": options.max_seconds,
+            "shard_size": options.shard_size,
+            "seed": options.seed,
+            "split_fractions": list(options.fractions),
+            "resplit": options.resplit,
+            "label_map": str(options.label_map) if options.label_map else None,
+        },
         shards=tuple(o.shard for o in ordered),
         clips=tuple(c for o in ordered for c in o.clips),
         skipped=tuple(scan.skipped) + tuple(s for o in ordered for s in o.skipped),

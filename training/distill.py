@@ -105,8 +105,14 @@ def teacher_windows(clips: Sequence[np.ndarray], hop_seconds: float) -> np.ndarr
     return np.concatenate([frame_windows(pcm, spec)[0] for pcm in clips])
 
 
-def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, augmented: int,
-                  rng: np.random.Generator, batch_size: int = 512) -> DistillationData:
+def label_windows(
+    windows: np.ndarray,
+    head: LinearHead,
+    teacher: HeadConfig,
+    augmented: int,
+    rng: np.random.Generator,
+    batch_size: int = 512,
+) -> DistillationData:
     """Teacher targets and student inputs for ``windows`` plus ``augmented`` new windows made from them."""
     from genretag.models.student import build_mel_front
 
@@ -116,12 +122,20 @@ def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, au
 
     def label(chunk: np.ndarray) -> None:
         out = backbones.predict_on_batch(chunk)  # type: ignore[attr-defined]
-        features.append(np.concatenate([np.asarray(out[f"{v}/{layer}"], np.float32)
-                                        for v in teacher.variants for layer in teacher.layers], axis=1))
+        features.append(
+            np.concatenate(
+                [
+                    np.asarray(out[f"{v}/{layer}"], np.float32)
+                    for v in teacher.variants
+                    for layer in teacher.layers
+                ],
+                axis=1,
+            )
+        )
         mels.append(np.asarray(front.predict_on_batch(chunk), np.float16))
 
     for i in tqdm(range(0, len(windows), batch_size), desc="teacher", unit="batch"):
-        label(windows[i:i + batch_size])
+        label(windows[i : i + batch_size])
     generators = rng.spawn(-(-augmented // batch_size)) if augmented else []  # one a batch, for the threads
 
     def make(generator: np.random.Generator) -> np.ndarray:
@@ -132,8 +146,11 @@ def label_windows(windows: np.ndarray, head: LinearHead, teacher: HeadConfig, au
         for chunk in tqdm(made, desc="teacher (augmented)", unit="batch", total=len(generators)):
             label(chunk)
     x = np.concatenate(features)
-    return DistillationData(np.concatenate(mels), ((x - head.mean) / head.scale).astype(np.float32),
-                            head.predict(x).astype(np.float32))
+    return DistillationData(
+        np.concatenate(mels),
+        ((x - head.mean) / head.scale).astype(np.float32),
+        head.predict(x).astype(np.float32),
+    )
 
 
 def augmented_windows(windows: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -146,14 +163,16 @@ def augmented_windows(windows: np.ndarray, count: int, rng: np.random.Generator)
     function than the few hundred clips alone show it.
     """
     first, second = rng.integers(0, len(windows), (2, count))
-    out = (rng.uniform(0.5, 1.0, (count, 1)) * windows[first]
-           + rng.uniform(0.0, 0.6, (count, 1)) * windows[second]).astype(np.float32)
+    out = (
+        rng.uniform(0.5, 1.0, (count, 1)) * windows[first]
+        + rng.uniform(0.0, 0.6, (count, 1)) * windows[second]
+    ).astype(np.float32)
     spectrum = np.fft.rfft(out, axis=1)
     freqs = np.fft.rfftfreq(out.shape[1], 1.0 / BACKBONE_RATE)
     octaves = np.log2(np.maximum(freqs, 20.0) / 1000.0)
     slope_db = rng.uniform(-3.0, 3.0, (count, 1))  # per octave around 1 kHz
     out = np.fft.irfft(spectrum * 10.0 ** (slope_db * octaves / 20.0), n=out.shape[1], axis=1)
-    rms = np.sqrt(np.mean(out ** 2, axis=1, keepdims=True)) + 1e-9
+    rms = np.sqrt(np.mean(out**2, axis=1, keepdims=True)) + 1e-9
     snr_db = rng.uniform(15.0, 45.0, (count, 1))
     out += rng.standard_normal(out.shape) * rms * 10.0 ** (-snr_db / 20.0)
     return out.astype(np.float32)
@@ -177,8 +196,9 @@ def spec_augment(mels: np.ndarray, config: StudentConfig, rng: np.random.Generat
     return out
 
 
-def _prefetched(pool: ThreadPoolExecutor, make: Callable[[Item], Any], items: Iterable[Item],
-                ahead: int) -> Iterator[Any]:
+def _prefetched(
+    pool: ThreadPoolExecutor, make: Callable[[Item], Any], items: Iterable[Item], ahead: int
+) -> Iterator[Any]:
     """``make(item)`` for each item, in order, computed up to ``ahead`` items in advance by ``pool``."""
     pending: deque[Future[Any]] = deque()
     for item in items:
@@ -189,16 +209,21 @@ def _prefetched(pool: ThreadPoolExecutor, make: Callable[[Item], Any], items: It
         yield pending.popleft().result()
 
 
-def _student_batch(data: DistillationData, config: StudentConfig, order: np.ndarray, epoch: int,
-                   start: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _student_batch(
+    data: DistillationData, config: StudentConfig, order: np.ndarray, epoch: int, start: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The batch at ``start`` in an epoch's ``order``: masked mels and the teacher's two targets."""
-    idx = np.sort(order[start:start + config.batch_size])
+    idx = np.sort(order[start : start + config.batch_size])
     mels = spec_augment(data.mels[idx], config, np.random.default_rng((config.seed, epoch, start)))
     return mels, {"embedding": data.features[idx], "scores": data.probs[idx]}
 
 
-def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
-                validation: DistillationData | None = None) -> Any:
+def fit_student(
+    data: DistillationData,
+    head: LinearHead,
+    config: StudentConfig,
+    validation: DistillationData | None = None,
+) -> Any:
     """Train the student CNN on mels; returns the trained mel -> probabilities model."""
     import keras
 
@@ -207,8 +232,9 @@ def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
     keras.utils.set_random_seed(config.seed)
     n, frames, bands = data.mels.shape
     n_labels = data.probs.shape[1]
-    body = build_student_body(frames, bands, data.features.shape[1], config.widths, config.final_width,
-                              config.dropout)
+    body = build_student_body(
+        frames, bands, data.features.shape[1], config.widths, config.final_width, config.dropout
+    )
     scores = teacher_head_layer(head, n_labels)
     mel = keras.Input((frames, bands), name="mel")
     embedding = body(mel)
@@ -230,9 +256,13 @@ def fit_student(data: DistillationData, head: LinearHead, config: StudentConfig,
             seconds = time.monotonic() - started
             message = f"epoch {epoch + 1}/{config.epochs}: loss {np.mean(losses):.4f} ({seconds:.0f} s)"
             if validation is not None:
-                val = trainer.evaluate(validation.mels.astype(np.float32),
-                                       {"embedding": validation.features, "scores": validation.probs},
-                                       batch_size=256, verbose=0, return_dict=True)
+                val = trainer.evaluate(
+                    validation.mels.astype(np.float32),
+                    {"embedding": validation.features, "scores": validation.probs},
+                    batch_size=256,
+                    verbose=0,
+                    return_dict=True,
+                )
                 message += f", dev loss {val['loss']:.4f}"
             print(message, flush=True)  # one line per epoch, like Keras' own fit progress
     return keras.Model(mel, scores(embedding), name=STUDENT_SCORES_MODEL)
@@ -246,17 +276,32 @@ def assemble_student(student_scores: Any, normalize_db: float | None) -> Any:
     return assemble(student_scores, normalize_db)
 
 
-def distillation_data(clips: Sequence[np.ndarray], head: LinearHead, config: StudentConfig,
-                      teacher: HeadConfig, augmented: bool = True) -> DistillationData:
+def distillation_data(
+    clips: Sequence[np.ndarray],
+    head: LinearHead,
+    config: StudentConfig,
+    teacher: HeadConfig,
+    augmented: bool = True,
+) -> DistillationData:
     """Every window of the 16 kHz ``clips`` at the config's hop, plus (``augmented``) its augmented
     windows, with the teacher's targets: what :func:`fit_student` trains on."""
     rng = np.random.default_rng(config.seed)
-    return label_windows(teacher_windows(clips, config.teacher_hop_seconds), head, teacher,
-                         config.augmented_windows if augmented else 0, rng)
+    return label_windows(
+        teacher_windows(clips, config.teacher_hop_seconds),
+        head,
+        teacher,
+        config.augmented_windows if augmented else 0,
+        rng,
+    )
 
 
-def distil(train_clips: Sequence[np.ndarray], head: LinearHead, config: StudentConfig,
-           teacher: HeadConfig | None = None, dev_clips: Sequence[np.ndarray] = ()) -> Any:
+def distil(
+    train_clips: Sequence[np.ndarray],
+    head: LinearHead,
+    config: StudentConfig,
+    teacher: HeadConfig | None = None,
+    dev_clips: Sequence[np.ndarray] = (),
+) -> Any:
     """The whole recipe on 16 kHz clips: teacher-labelled windows, training, the PCM -> probabilities model.
 
     ``head`` is the teacher's linear head (fitted on the training clips'
@@ -273,11 +318,20 @@ def config_from_json(cls: type[Config], fields: dict[str, Any]) -> Config:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
 
-def save_teacher_head(path: Path, head: LinearHead, teacher: HeadConfig, labels: Sequence[str],
-                      **info: Any) -> None:
+def save_teacher_head(
+    path: Path, head: LinearHead, teacher: HeadConfig, labels: Sequence[str], **info: Any
+) -> None:
     """Write a teacher's head for the GPU recipe: its arrays, its config and labels, and ``info`` (JSON)."""
-    np.savez(path, mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept,
-             teacher=json.dumps(asdict(teacher)), labels=np.array(list(labels)), info=json.dumps(info))
+    np.savez(
+        path,
+        mean=head.mean,
+        scale=head.scale,
+        coef=head.coef,
+        intercept=head.intercept,
+        teacher=json.dumps(asdict(teacher)),
+        labels=np.array(list(labels)),
+        info=json.dumps(info),
+    )
 
 
 def load_teacher_head(path: Path) -> tuple[LinearHead, HeadConfig, list[str], dict[str, Any]]:
@@ -288,22 +342,42 @@ def load_teacher_head(path: Path) -> tuple[LinearHead, HeadConfig, list[str], di
         return head, teacher, [str(x) for x in h["labels"]], json.loads(str(h["info"]))
 
 
-def student_manifest(labels: Sequence[str], config: StudentConfig, teacher: HeadConfig,
-                     distillation: dict[str, Any] | None = None, **fields: Any) -> ArtifactManifest:
+def student_manifest(
+    labels: Sequence[str],
+    config: StudentConfig,
+    teacher: HeadConfig,
+    distillation: dict[str, Any] | None = None,
+    **fields: Any,
+) -> ArtifactManifest:
     """The student's manifest: the teacher's labels and windows, and the recipe.
 
     ``distillation`` (what the student was trained on, where) goes into ``features``;
     ``fields`` are further manifest fields (``training_data``, ``dev_metrics``, ``calibration``).
     """
-    features = StudentFeatures(normalize_db=teacher.normalize_db, teacher=asdict(teacher),
-                               student=asdict(config), distillation=distillation or {})
-    return new_manifest(features, labels=labels, sample_rate=BACKBONE_RATE,
-                        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE, hop_seconds=teacher.hop_seconds,
-                        **fields)
+    features = StudentFeatures(
+        normalize_db=teacher.normalize_db,
+        teacher=asdict(teacher),
+        student=asdict(config),
+        distillation=distillation or {},
+    )
+    return new_manifest(
+        features,
+        labels=labels,
+        sample_rate=BACKBONE_RATE,
+        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
+        hop_seconds=teacher.hop_seconds,
+        **fields,
+    )
 
 
-def train_student(dataset_dir: Path, info: DatasetInfo, splits: Sequence[str], cache_dir: Path | None,
-                  config: StudentConfig, teacher: HeadConfig | None = None) -> tuple[Any, ArtifactManifest]:
+def train_student(
+    dataset_dir: Path,
+    info: DatasetInfo,
+    splits: Sequence[str],
+    cache_dir: Path | None,
+    config: StudentConfig,
+    teacher: HeadConfig | None = None,
+) -> tuple[Any, ArtifactManifest]:
     """Distil the default musicnn recipe, fitted on ``splits`` of a built dataset; ``(model, manifest)``.
 
     On a CPU the teacher labels about ten windows a second, so the full recipe

@@ -32,8 +32,9 @@ def _multi_hot(clip_labels: Sequence[str], labels: Sequence[str]) -> np.ndarray 
     return vec
 
 
-def labelled_clips(data: Path, split: str | None, labels: Sequence[str],
-                   sample_rate: int) -> Iterator[LabelledClip]:
+def labelled_clips(
+    data: Path, split: str | None, labels: Sequence[str], sample_rate: int
+) -> Iterator[LabelledClip]:
     """Yield ``(clip_id, pcm, multi-hot over labels, sample_rate)`` for every usable clip.
 
     ``split`` selects one split (None: all clips).  Clips whose labels the

@@ -83,12 +83,14 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
             y = y / tf.maximum(tf.reduce_sum(y, axis=-1, keepdims=True), 1.0)
         return x, y, w
 
-    train = window_dataset(dataset_dir, "train", spec.window_samples, config.batch_size,
-                           training=True, seed=config.seed).map(with_weights)
+    train = window_dataset(
+        dataset_dir, "train", spec.window_samples, config.batch_size, training=True, seed=config.seed
+    ).map(with_weights)
     if config.steps_per_epoch:  # a fixed epoch length must not run dry after one pass of crops
         train = train.repeat()
-    dev = window_dataset(dataset_dir, "dev", spec.window_samples, config.batch_size,
-                         training=False, seed=config.seed).map(with_weights)
+    dev = window_dataset(
+        dataset_dir, "dev", spec.window_samples, config.batch_size, training=False, seed=config.seed
+    ).map(with_weights)
     strategy = choose_strategy()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
@@ -99,8 +101,11 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
         else:
             model = BUILDERS[config.architecture](spec)
         loss = "categorical_crossentropy" if config.output == "softmax" else "binary_crossentropy"
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
-                      weighted_metrics=["categorical_accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=loss,
+            weighted_metrics=["categorical_accuracy"],
+        )
     model.fit(
         train,
         validation_data=dev,
@@ -120,7 +125,6 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
         sample_rate=info.sample_rate,
         window_seconds=config.window_seconds,
         hop_seconds=config.hop_seconds,
-        training_data={"fingerprint": info.fingerprint, "dataset": str(dataset_dir),
-                       "seed": config.seed},
+        training_data={"fingerprint": info.fingerprint, "dataset": str(dataset_dir), "seed": config.seed},
     )
     return model, manifest

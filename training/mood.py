@@ -94,9 +94,13 @@ class MoodCorpus:
         return np.concatenate([self.features[f"{v}/{layer}"] for v in variants for layer in layers], axis=1)
 
 
-def embed_mood_corpus(clips: Sequence[CorpusClip], quadrants: np.ndarray, config: HeadConfig,
-                      cache_dir: Path | None = None,
-                      decoded: Callable[[CorpusClip, np.ndarray], None] | None = None) -> MoodCorpus:
+def embed_mood_corpus(
+    clips: Sequence[CorpusClip],
+    quadrants: np.ndarray,
+    config: HeadConfig,
+    cache_dir: Path | None = None,
+    decoded: Callable[[CorpusClip, np.ndarray], None] | None = None,
+) -> MoodCorpus:
     """Every window's backbone features (all layers; cached per clip as the genre recipe caches them: the
     same ``config.variants``, ``hop_seconds`` and ``normalize_db`` hit the same cache) and level.
 
@@ -110,13 +114,19 @@ def embed_mood_corpus(clips: Sequence[CorpusClip], quadrants: np.ndarray, config
         pcm_clips.append(Clip(c.clip_id, c.group, np.zeros(0, np.float32), pcm))
     emb = embed_clips(pcm_clips, config.variants, config.hop_seconds, config.normalize_db, cache_dir)
     index = {c.clip_id: i for i, c in enumerate(clips)}
-    return MoodCorpus(emb.features, np.array([index[i] for i in emb.clip_ids]),
-                      backbone_window_levels(pcm_clips, config.hop_seconds), np.asarray(quadrants),
-                      np.array([c.group for c in clips]), list(clips))
+    return MoodCorpus(
+        emb.features,
+        np.array([index[i] for i in emb.clip_ids]),
+        backbone_window_levels(pcm_clips, config.hop_seconds),
+        np.asarray(quadrants),
+        np.array([c.group for c in clips]),
+        list(clips),
+    )
 
 
-def cached_mood_corpus(clips: Sequence[CorpusClip], quadrants: np.ndarray, config: HeadConfig,
-                       cache_dir: Path) -> MoodCorpus | None:
+def cached_mood_corpus(
+    clips: Sequence[CorpusClip], quadrants: np.ndarray, config: HeadConfig, cache_dir: Path
+) -> MoodCorpus | None:
     """:func:`embed_mood_corpus` from the embedding cache alone, without loading the backbones (no Keras
     import): None when a clip is not cached."""
     spec = WindowSpec(BACKBONE_RATE, WINDOW_SAMPLES / BACKBONE_RATE, config.hop_seconds)
@@ -124,25 +134,36 @@ def cached_mood_corpus(clips: Sequence[CorpusClip], quadrants: np.ndarray, confi
     levels = []
     for c in clips:
         pcm = decode(c.path, BACKBONE_RATE)
-        path = _clip_cache_path(cache_dir, Clip(c.clip_id, c.group, np.zeros(0, np.float32), pcm),
-                                config.variants, config.hop_seconds, config.normalize_db)
+        path = _clip_cache_path(
+            cache_dir,
+            Clip(c.clip_id, c.group, np.zeros(0, np.float32), pcm),
+            config.variants,
+            config.hop_seconds,
+            config.normalize_db,
+        )
         if not path.is_file():
             return None
         with np.load(path, allow_pickle=False) as stored:
             per_clip.append({k: stored[k] for k in stored.files})
         levels.append(window_levels(frame_windows(pcm, spec)[0]))
     counts = [len(next(iter(f.values()))) for f in per_clip]
-    return MoodCorpus({k: np.concatenate([f[k] for f in per_clip]) for k in per_clip[0]},
-                      np.repeat(np.arange(len(clips)), counts), np.concatenate(levels), np.asarray(quadrants),
-                      np.array([c.group for c in clips]), list(clips))
+    return MoodCorpus(
+        {k: np.concatenate([f[k] for f in per_clip]) for k in per_clip[0]},
+        np.repeat(np.arange(len(clips)), counts),
+        np.concatenate(levels),
+        np.asarray(quadrants),
+        np.array([c.group for c in clips]),
+        list(clips),
+    )
 
 
 def one_hot(quadrants: np.ndarray) -> np.ndarray:
     return np.eye(len(QUADRANTS))[np.asarray(quadrants)]
 
 
-def fit_mood_head(corpus_features: np.ndarray, quadrants: np.ndarray, clip_index: np.ndarray,
-                  C: float) -> LinearHead:
+def fit_mood_head(
+    corpus_features: np.ndarray, quadrants: np.ndarray, clip_index: np.ndarray, C: float
+) -> LinearHead:
     """A class-balanced softmax regression from window features to the four quadrants.
 
     Parameters
@@ -157,8 +178,13 @@ def fit_mood_head(corpus_features: np.ndarray, quadrants: np.ndarray, clip_index
     return fit_set_head(corpus_features, one_hot(quadrants)[clip_index], clip_index, C)
 
 
-def pool_clips(features: np.ndarray, clip_index: np.ndarray, n_clips: int, pooling: str,
-               levels_db: np.ndarray | None = None) -> np.ndarray:
+def pool_clips(
+    features: np.ndarray,
+    clip_index: np.ndarray,
+    n_clips: int,
+    pooling: str,
+    levels_db: np.ndarray | None = None,
+) -> np.ndarray:
     """Clip rows from window rows over the windows the clip rule counts: ``"mean"`` ``(n_clips, dim)`` or
     ``"mean_std"`` ``(n_clips, 2 dim)``."""
     counted = counted_windows(clip_index, levels_db)
@@ -167,13 +193,18 @@ def pool_clips(features: np.ndarray, clip_index: np.ndarray, n_clips: int, pooli
         return mean
     if pooling == "mean_std":
         square = mean_by_clip(features.astype(np.float64) ** 2, clip_index, n_clips, counted)
-        return np.concatenate([mean, np.sqrt(np.maximum(square - mean ** 2, 0.0))], axis=1)
+        return np.concatenate([mean, np.sqrt(np.maximum(square - mean**2, 0.0))], axis=1)
     raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
 
 
-def _oof_probabilities(x: np.ndarray, row_clip: np.ndarray, quadrants: np.ndarray,
-                       folds: Sequence[np.ndarray], C: float,
-                       levels_db: np.ndarray | None) -> np.ndarray:
+def _oof_probabilities(
+    x: np.ndarray,
+    row_clip: np.ndarray,
+    quadrants: np.ndarray,
+    folds: Sequence[np.ndarray],
+    C: float,
+    levels_db: np.ndarray | None,
+) -> np.ndarray:
     """Out-of-fold clip probabilities ``(n_clips, 4)`` of heads fitted at ``C`` (clip rule over rows)."""
     n_clips = len(quadrants)
     logits = np.zeros((len(x), len(QUADRANTS)))
@@ -205,10 +236,13 @@ def mood_metrics(probabilities: np.ndarray, quadrants: np.ndarray) -> dict[str, 
         "accuracy": float((predicted == quadrants).mean()),
         "macro_f1": macro_f1(quadrants, predicted),
         "balanced_accuracy": float(np.mean(np.diag(confusion)[per_class > 0] / per_class[per_class > 0])),
-        "per_quadrant_recall": {f"{q} {m}": float(confusion[i, i] / per_class[i]) if per_class[i] else None
-                                for i, (q, m) in enumerate(zip(QUADRANTS, MOODS, strict=True))},
-        "log_loss": float(-np.log(np.maximum(probabilities[np.arange(len(quadrants)), quadrants],
-                                             1e-12)).mean()),
+        "per_quadrant_recall": {
+            f"{q} {m}": float(confusion[i, i] / per_class[i]) if per_class[i] else None
+            for i, (q, m) in enumerate(zip(QUADRANTS, MOODS, strict=True))
+        },
+        "log_loss": float(
+            -np.log(np.maximum(probabilities[np.arange(len(quadrants)), quadrants], 1e-12)).mean()
+        ),
         "confusion": confusion.tolist(),
         "chance": {"uniform": 1.0 / len(QUADRANTS), "majority": float(per_class.max() / per_class.sum())},
     }
@@ -219,9 +253,19 @@ def mood_folds(quadrants: np.ndarray, groups: np.ndarray, n_folds: int, seed: in
     return artist_folds(one_hot(quadrants), groups, n_folds, seed)
 
 
-def mood_cv(features: np.ndarray, quadrants: np.ndarray, clip_index: np.ndarray, groups: np.ndarray,
-            C: float | None = None, c_grid: Sequence[float] = C_GRID, n_folds: int = 5, inner_folds: int = 4,
-            seed: int = 0, levels_db: np.ndarray | None = None, pooling: str = "window") -> dict[str, Any]:
+def mood_cv(
+    features: np.ndarray,
+    quadrants: np.ndarray,
+    clip_index: np.ndarray,
+    groups: np.ndarray,
+    C: float | None = None,
+    c_grid: Sequence[float] = C_GRID,
+    n_folds: int = 5,
+    inner_folds: int = 4,
+    seed: int = 0,
+    levels_db: np.ndarray | None = None,
+    pooling: str = "window",
+) -> dict[str, Any]:
     """Artist-grouped cross-validated figures of the mood head (see the module docstring).
 
     Parameters
@@ -269,5 +313,12 @@ def mood_cv(features: np.ndarray, quadrants: np.ndarray, clip_index: np.ndarray,
         chosen.append(float(fold_c))
         p = _oof_probabilities(x, row_clip, quadrants, [test], fold_c, levels)
         probabilities[test] = p[test]
-    return {**mood_metrics(probabilities, quadrants), "folds": n_folds, "seed": seed, "pooling": pooling,
-            "C": chosen, "inner": inner_scores or None, "clip_probabilities": probabilities}
+    return {
+        **mood_metrics(probabilities, quadrants),
+        "folds": n_folds,
+        "seed": seed,
+        "pooling": pooling,
+        "C": chosen,
+        "inner": inner_scores or None,
+        "clip_probabilities": probabilities,
+    }

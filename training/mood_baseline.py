@@ -22,10 +22,19 @@ def feature_names() -> list[str]:
     names = [f"mfcc{i}_{s}" for s in ("mean", "std") for i in range(N_MFCC)]
     names += [f"contrast{i}_{s}" for s in ("mean", "std") for i in range(7)]
     names += [f"chroma{i}_{s}" for s in ("mean", "std") for i in range(12)]
-    names += [f"{f}_{s}" for f in ("centroid", "bandwidth", "rolloff", "flatness", "zcr")
-              for s in ("mean", "std")]
-    names += ["rms_db_mean", "rms_db_std", "rms_db_p10", "rms_db_p90", "onset_mean", "onset_std",
-              "tempo_bpm", "tempo_strength"]
+    names += [
+        f"{f}_{s}" for f in ("centroid", "bandwidth", "rolloff", "flatness", "zcr") for s in ("mean", "std")
+    ]
+    names += [
+        "rms_db_mean",
+        "rms_db_std",
+        "rms_db_p10",
+        "rms_db_p90",
+        "onset_mean",
+        "onset_std",
+        "tempo_bpm",
+        "tempo_strength",
+    ]
     return names
 
 
@@ -42,11 +51,13 @@ def clip_features(pcm: np.ndarray, sr: int) -> np.ndarray:
     magnitude = np.sqrt(power)
     contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=N_FFT, fmin=100.0, n_bands=6)
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT)
-    spectral = [librosa.feature.spectral_centroid(S=magnitude, sr=sr),
-                librosa.feature.spectral_bandwidth(S=magnitude, sr=sr),
-                librosa.feature.spectral_rolloff(S=magnitude, sr=sr),
-                librosa.feature.spectral_flatness(S=magnitude),
-                librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP)]
+    spectral = [
+        librosa.feature.spectral_centroid(S=magnitude, sr=sr),
+        librosa.feature.spectral_bandwidth(S=magnitude, sr=sr),
+        librosa.feature.spectral_rolloff(S=magnitude, sr=sr),
+        librosa.feature.spectral_flatness(S=magnitude),
+        librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP),
+    ]
     rms_db = librosa.amplitude_to_db(librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0], ref=1.0)
     onset = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=HOP)
     tempo = float(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=HOP)[0])
@@ -60,6 +71,13 @@ def clip_features(pcm: np.ndarray, sr: int) -> np.ndarray:
     row = stats(mfcc) + stats(contrast) + stats(chroma)
     for s in spectral:
         row += [float(s.mean()), float(s.std())]
-    row += [float(rms_db.mean()), float(rms_db.std()), *np.percentile(rms_db, [10, 90]),
-            float(onset.mean()), float(onset.std()), tempo, strength]
+    row += [
+        float(rms_db.mean()),
+        float(rms_db.std()),
+        *np.percentile(rms_db, [10, 90]),
+        float(onset.mean()),
+        float(onset.std()),
+        tempo,
+        strength,
+    ]
     return np.asarray(row, np.float64)

@@ -150,8 +150,7 @@ def read_dataset(dataset_dir: str | Path) -> DatasetInfo:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DatasetFormatError(
-            f"{path}: not found; build it with 'genretag dataset build'") from None
+        raise DatasetFormatError(f"{path}: not found; build it with 'genretag dataset build'") from None
     except (OSError, ValueError) as err:
         raise DatasetFormatError(f"{path}: unreadable ({err})") from None
     return DatasetInfo.from_json(directory, doc)
@@ -163,15 +162,20 @@ def _records(info: DatasetInfo, split: str) -> Any:
 
     files = [str(p) for p in info.shard_paths(split)]
     if not files:
-        raise ValueError(
-            f"{info.directory}: split {split!r} has no records ({info.counts['splits']})")
+        raise ValueError(f"{info.directory}: split {split!r} has no records ({info.counts['splits']})")
     return (
         tf.data.Dataset.from_tensor_slices(files)
-        .interleave(lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES),
-                    cycle_length=min(len(files), 8),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .map(partial(parse_example, n_labels=len(info.labels)),
-             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .interleave(
+            lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER_BYTES),
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .map(
+            partial(parse_example, n_labels=len(info.labels)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     )
 
 
@@ -192,9 +196,15 @@ def clip_dataset(dataset_dir: str | Path, split: str) -> Any:
 
     info = read_dataset(dataset_dir)
     return _records(info, split).map(
-        lambda ex: {"pcm": _to_float(ex["pcm"]), "labels": ex["labels"],
-                    "clip_id": ex["clip_id"], "group": ex["group"]},
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        lambda ex: {
+            "pcm": _to_float(ex["pcm"]),
+            "labels": ex["labels"],
+            "clip_id": ex["clip_id"],
+            "group": ex["group"],
+        },
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
 
 
 def _tile_to(pcm: Any, length: int) -> Any:
@@ -266,8 +276,7 @@ def window_dataset(
     else:
         if cache:
             ds = ds.cache()
-        ds = ds.map(lambda pcm, y, cid: (_to_float(pcm), y, cid),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda pcm, y, cid: (_to_float(pcm), y, cid), num_parallel_calls=tf.data.AUTOTUNE)
 
     if training:
         n_clips = sum(1 for c in info.clips if c.split == split)
@@ -278,8 +287,12 @@ def window_dataset(
             pcm, labels, clip_id = clip
             pcm = _tile_to(pcm, window_samples)
             starts = tf.random.stateless_uniform(
-                [crops_per_clip], seed=tf.stack([rnd, tf.constant(0, tf.int64)]),
-                minval=0, maxval=tf.shape(pcm)[0] - window_samples + 1, dtype=tf.int32)
+                [crops_per_clip],
+                seed=tf.stack([rnd, tf.constant(0, tf.int64)]),
+                minval=0,
+                maxval=tf.shape(pcm)[0] - window_samples + 1,
+                dtype=tf.int32,
+            )
             windows = tf.gather(pcm, starts[:, None] + tf.range(window_samples)[None, :])
             k = crops_per_clip
             return windows, tf.repeat(labels[None], k, 0), tf.repeat(clip_id, k)
@@ -291,8 +304,12 @@ def window_dataset(
 
         def _frames(pcm: Any, labels: Any, clip_id: Any) -> tuple[Any, Any, Any]:
             # the serving side's framing itself (pipeline.windows), not a TF re-implementation of it
-            windows = tf.numpy_function(partial(cut_windows, window_samples=window_samples, hop_samples=hop),
-                                        [pcm], tf.float32, stateful=False)
+            windows = tf.numpy_function(
+                partial(cut_windows, window_samples=window_samples, hop_samples=hop),
+                [pcm],
+                tf.float32,
+                stateful=False,
+            )
             windows = tf.ensure_shape(windows, [None, window_samples])
             n = tf.shape(windows)[0]
             return windows, tf.repeat(labels[None], n, 0), tf.repeat(clip_id, n)

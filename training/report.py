@@ -20,15 +20,19 @@ def fmt_metric(value: Any) -> str:
 
 def metrics_markdown(metrics: dict[str, Any], labels: Sequence[str]) -> str:
     """Window- and clip-level headline figures, then per-genre recall."""
-    lines = ["| level | n | hit@1 | macro-F1 | macro ROC-AUC | mean per-genre recall |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| level | n | hit@1 | macro-F1 | macro ROC-AUC | mean per-genre recall |",
+        "|---|---|---|---|---|---|",
+    ]
     for level in ("window", "clip"):
         m = metrics[level]
         lines.append(f"| {level} | {m['n']} | " + " | ".join(fmt_metric(m[k]) for k in HEADLINE) + " |")
     lines += ["", "| genre | clip recall | window recall |", "|---|---|---|"]
     for name in labels:
-        lines.append(f"| {name} | {fmt_metric(metrics['clip']['per_genre_recall'][name])} | "
-                     f"{fmt_metric(metrics['window']['per_genre_recall'][name])} |")
+        lines.append(
+            f"| {name} | {fmt_metric(metrics['clip']['per_genre_recall'][name])} | "
+            f"{fmt_metric(metrics['window']['per_genre_recall'][name])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -47,23 +51,32 @@ def plot_confusion(matrix: np.ndarray, labels: Sequence[str], path: Path, title:
     ax.set_title(title)
     for (i, j), v in np.ndenumerate(matrix):
         if v:
-            ax.text(j, i, str(v), ha="center", va="center",
-                    color="white" if v > matrix.max() / 2 else "black", fontsize=8)
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                color="white" if v > matrix.max() / 2 else "black",
+                fontsize=8,
+            )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def write_evaluation(scored: ScoredWindows, labels: Sequence[str], out_dir: Path,
-                     title: str) -> dict[str, Any]:
+def write_evaluation(
+    scored: ScoredWindows, labels: Sequence[str], out_dir: Path, title: str
+) -> dict[str, Any]:
     """Write ``metrics.json``, ``metrics.md`` and ``confusion.png`` (clip level) to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = evaluate_windows(scored, labels)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / "metrics.md").write_text(f"# {title}\n\n" + metrics_markdown(metrics, labels))
     clips = scored.by_clip()
-    plot_confusion(confusion(clips.scores, clips.labels), labels, out_dir / "confusion.png",
-                   f"{title} (clip level)")
+    plot_confusion(
+        confusion(clips.scores, clips.labels), labels, out_dir / "confusion.png", f"{title} (clip level)"
+    )
     return metrics
 
 

@@ -68,8 +68,9 @@ def dev_metrics(predictor: Predictor, info: DatasetInfo, dataset_dir: Path) -> d
     return evaluate_windows(scored, info.labels)
 
 
-def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
-                   options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+def _train_sklearn(
+    name: str, dataset_dir: Path, info: DatasetInfo, options: TrainOptions
+) -> tuple[Any, ArtifactManifest]:
     from genretag.models.features import FeatureConfig
     from genretag.training.sklearn_train import cached_feature_table, train_sklearn
 
@@ -80,36 +81,48 @@ def _train_sklearn(name: str, dataset_dir: Path, info: DatasetInfo,
         """Features of every window of ``splits``, cached per dataset, splits and window geometry."""
         clips = (
             (c.clip_id, frame_windows(c.pcm, spec)[0], int(c.labels.argmax()))
-            for split in splits for c in load_clips_numpy(dataset_dir, split)
+            for split in splits
+            for c in load_clips_numpy(dataset_dir, split)
         )
         key = f"{info.fingerprint}:{','.join(splits)}:{spec.window_seconds}:{spec.hop_seconds}"
         name = hashlib.sha256(key.encode()).hexdigest()[:20]
         cache = options.cache_dir / f"features-{name}.npz" if options.cache_dir else None
         return cached_feature_table(cache, key, config, clips)
 
-    estimator, selection = train_sklearn(name, table(options.train_splits), table(("dev",)),
-                                         len(info.labels))
+    estimator, selection = train_sklearn(name, table(options.train_splits), table(("dev",)), len(info.labels))
     manifest = new_manifest(
-        config, architecture=name, labels=info.labels,
-        sample_rate=info.sample_rate, window_seconds=spec.window_seconds, hop_seconds=spec.hop_seconds,
+        config,
+        architecture=name,
+        labels=info.labels,
+        sample_rate=info.sample_rate,
+        window_seconds=spec.window_seconds,
+        hop_seconds=spec.hop_seconds,
         dev_metrics={"selection": {k: v for k, v in selection.items() if k != "grid"}},
     )
     return estimator, manifest
 
 
-def _train_keras(name: str, dataset_dir: Path, out_dir: Path,
-                 options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+def _train_keras(
+    name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions
+) -> tuple[Any, ArtifactManifest]:
     config = KerasTrainConfig(
-        architecture=name, epochs=options.epochs, batch_size=options.batch_size,
-        patience=options.patience, seed=options.seed, window_seconds=options.window_seconds,
-        hop_seconds=options.hop_seconds, imagenet_weights=options.imagenet_weights,
-        steps_per_epoch=options.steps_per_epoch, output=options.output,
+        architecture=name,
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        patience=options.patience,
+        seed=options.seed,
+        window_seconds=options.window_seconds,
+        hop_seconds=options.hop_seconds,
+        imagenet_weights=options.imagenet_weights,
+        steps_per_epoch=options.steps_per_epoch,
+        output=options.output,
     )
     return train_keras(dataset_dir, out_dir.parent / f"{out_dir.name}.logs", config)
 
 
-def _train_backbone(dataset_dir: Path, info: DatasetInfo,
-                    options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+def _train_backbone(
+    dataset_dir: Path, info: DatasetInfo, options: TrainOptions
+) -> tuple[Any, ArtifactManifest]:
     """Embed the training splits, fit the head, and assemble the shipped Keras model.
 
     With ``cv_folds`` > 1 the same head is also cross-validated on the
@@ -118,20 +131,27 @@ def _train_backbone(dataset_dir: Path, info: DatasetInfo,
     """
     config = HeadConfig(hop_seconds=options.hop_seconds)
     labels = list(info.labels)
-    emb = embed_clips(dataset_clips(dataset_dir, options.train_splits), config.variants, config.hop_seconds,
-                      config.normalize_db, options.cache_dir)
+    emb = embed_clips(
+        dataset_clips(dataset_dir, options.train_splits),
+        config.variants,
+        config.hop_seconds,
+        config.normalize_db,
+        options.cache_dir,
+    )
     head = fit_head(emb.select(config), emb.labels, emb.clip_ids, config.C, options.seed)
     model = build_tagger(config, head, len(labels))
     figures = {}
     if options.cv_folds > 1:
         figures["cross_validation"] = cross_validate(emb, config, labels, options.cv_folds, options.seed)
-    manifest = tagger_manifest(config, labels, "class-balanced multinomial logistic regression",
-                               dev_metrics=figures)
+    manifest = tagger_manifest(
+        config, labels, "class-balanced multinomial logistic regression", dev_metrics=figures
+    )
     return model, manifest
 
 
-def _train_student(dataset_dir: Path, info: DatasetInfo,
-                   options: TrainOptions) -> tuple[Any, ArtifactManifest]:
+def _train_student(
+    dataset_dir: Path, info: DatasetInfo, options: TrainOptions
+) -> tuple[Any, ArtifactManifest]:
     config = StudentConfig(epochs=options.epochs, seed=options.seed)
     return train_student(dataset_dir, info, options.train_splits, options.cache_dir, config)
 
@@ -150,11 +170,14 @@ def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptio
     else:
         model, manifest = _train_backbone(dataset_dir, info, options)
     manifest.training_data = {
-        "dataset": str(dataset_dir), "fingerprint": info.fingerprint,
-        "splits": list(options.train_splits), "seed": options.seed,
+        "dataset": str(dataset_dir),
+        "fingerprint": info.fingerprint,
+        "splits": list(options.train_splits),
+        "seed": options.seed,
     }
-    live: Predictor = (KerasPredictor(manifest, model) if manifest.kind == "keras"
-                       else SklearnPredictor(manifest, model))
+    live: Predictor = (
+        KerasPredictor(manifest, model) if manifest.kind == "keras" else SklearnPredictor(manifest, model)
+    )
     figures = dev_metrics(live, info, dataset_dir)
     if "dev" in options.train_splits:
         figures = {"note": "dev was part of the training data; see cross-validation", **figures}

@@ -43,7 +43,7 @@ def score_clips(
         ids.extend([clip_id] * len(windows))
         levels.append(window_levels(windows))
         for start in range(0, len(windows), batch_size):
-            pending.append(windows[start:start + batch_size])
+            pending.append(windows[start : start + batch_size])
             if sum(len(p) for p in pending) >= batch_size:
                 flush()
     flush()

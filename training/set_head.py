@@ -25,8 +25,9 @@ from scipy.optimize import minimize
 from genretag.training.backbone_train import ABSENT_LOGIT, LinearHead
 
 
-def window_weights(candidates: np.ndarray, clip_ids: np.ndarray,
-                   sources: np.ndarray | None = None) -> np.ndarray:
+def window_weights(
+    candidates: np.ndarray, clip_ids: np.ndarray, sources: np.ndarray | None = None
+) -> np.ndarray:
     """Per-window training weight (mean one); see the module docstring."""
     _, inverse, per_clip = np.unique(clip_ids, return_inverse=True, return_counts=True)
     w = 1.0 / per_clip[inverse]
@@ -43,24 +44,31 @@ def window_weights(candidates: np.ndarray, clip_ids: np.ndarray,
     return w / w.mean()
 
 
-def _loss_and_grad(params: np.ndarray, x: np.ndarray, candidates: np.ndarray, w: np.ndarray,
-                   inv_c: float) -> tuple[float, np.ndarray]:
+def _loss_and_grad(
+    params: np.ndarray, x: np.ndarray, candidates: np.ndarray, w: np.ndarray, inv_c: float
+) -> tuple[float, np.ndarray]:
     k, d = candidates.shape[1], x.shape[1]
-    coef, bias = params[:k * d].reshape(k, d), params[k * d:]
+    coef, bias = params[: k * d].reshape(k, d), params[k * d :]
     logits = x @ coef.T + bias
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     p = e / e.sum(axis=1, keepdims=True)
     in_set = p * candidates
     mass = np.maximum(in_set.sum(axis=1), 1e-300)
-    loss = float(-(w * np.log(mass)).sum() + 0.5 * inv_c * (coef ** 2).sum())
+    loss = float(-(w * np.log(mass)).sum() + 0.5 * inv_c * (coef**2).sum())
     dlogits = w[:, None] * (p - in_set / mass[:, None])  # d(-log sum_S p) / d logits
     grad_coef = dlogits.T @ x + inv_c * coef
     return loss, np.concatenate([grad_coef.ravel(), dlogits.sum(axis=0)])
 
 
-def fit_set_head(x: np.ndarray, candidates: np.ndarray, clip_ids: np.ndarray, C: float,
-                 sources: np.ndarray | None = None, max_iter: int = 3000) -> LinearHead:
+def fit_set_head(
+    x: np.ndarray,
+    candidates: np.ndarray,
+    clip_ids: np.ndarray,
+    C: float,
+    sources: np.ndarray | None = None,
+    max_iter: int = 3000,
+) -> LinearHead:
     """Fit a :class:`LinearHead` on window features ``x`` with candidate sets ``candidates``.
 
     Parameters
@@ -81,10 +89,16 @@ def fit_set_head(x: np.ndarray, candidates: np.ndarray, clip_ids: np.ndarray, C:
     xs = ((x - mean) / scale).astype(np.float64)
     cand = candidates[:, present]
     k, d = int(present.sum()), x.shape[1]
-    result = minimize(_loss_and_grad, np.zeros(k * d + k), args=(xs, cand, w, 1.0 / C),
-                      jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    result = minimize(
+        _loss_and_grad,
+        np.zeros(k * d + k),
+        args=(xs, cand, w, 1.0 / C),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter},
+    )
     coef = np.zeros((candidates.shape[1], d))
     intercept = np.full(candidates.shape[1], ABSENT_LOGIT)
-    coef[present] = result.x[:k * d].reshape(k, d)
-    intercept[present] = result.x[k * d:]
+    coef[present] = result.x[: k * d].reshape(k, d)
+    intercept[present] = result.x[k * d :]
     return LinearHead(mean, scale, coef, intercept)

@@ -51,8 +51,12 @@ class WindowTable:
 
     def __post_init__(self) -> None:
         n = len(self.features)
-        if (self.features.ndim != 2 or self.targets.shape != (n,) or self.clips.shape != (n,)
-                or (self.levels is not None and self.levels.shape != (n,))):
+        if (
+            self.features.ndim != 2
+            or self.targets.shape != (n,)
+            or self.clips.shape != (n,)
+            or (self.levels is not None and self.levels.shape != (n,))
+        ):
             raise ValueError(
                 f"inconsistent table: features {self.features.shape}, targets "
                 f"{self.targets.shape}, clips {self.clips.shape}, "
@@ -86,12 +90,17 @@ def feature_table(clips: Iterable[Clip], config: FeatureConfig) -> WindowTable:
         levels.append(window_levels(windows))
     if not features:
         raise ValueError("no clips to compute features for")
-    return WindowTable(np.concatenate(features), np.concatenate(targets),
-                       np.concatenate(ids).astype(str), np.concatenate(levels))
+    return WindowTable(
+        np.concatenate(features),
+        np.concatenate(targets),
+        np.concatenate(ids).astype(str),
+        np.concatenate(levels),
+    )
 
 
-def cached_feature_table(cache: Path | None, key: str, config: FeatureConfig,
-                         clips: Iterable[Clip]) -> WindowTable:
+def cached_feature_table(
+    cache: Path | None, key: str, config: FeatureConfig, clips: Iterable[Clip]
+) -> WindowTable:
     """:func:`feature_table`, reused from ``cache`` (an ``.npz``) when it was made with the same
     ``config`` and ``key``.
 
@@ -103,8 +112,9 @@ def cached_feature_table(cache: Path | None, key: str, config: FeatureConfig,
         try:
             with np.load(cache, allow_pickle=False) as stored:
                 if str(stored["meta"]) == meta:
-                    return WindowTable(stored["features"], stored["targets"], stored["clips"],
-                                       stored["levels"])
+                    return WindowTable(
+                        stored["features"], stored["targets"], stored["clips"], stored["levels"]
+                    )
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # unreadable or stale cache (one from before levels were kept): recompute it
     table = feature_table(clips, config)
@@ -112,8 +122,14 @@ def cached_feature_table(cache: Path | None, key: str, config: FeatureConfig,
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.name + ".tmp")
         with open(tmp, "wb") as f:
-            np.savez(f, meta=np.array(meta), features=table.features, targets=table.targets,
-                     clips=table.clips, levels=table.levels)
+            np.savez(
+                f,
+                meta=np.array(meta),
+                features=table.features,
+                targets=table.targets,
+                clips=table.clips,
+                levels=table.levels,
+            )
         os.replace(tmp, cache)
     return table
 
@@ -135,16 +151,17 @@ def clip_metrics(window_scores: np.ndarray, table: WindowTable) -> dict[str, flo
     return {
         "clips": len(clips.clip_ids),
         "clip_accuracy": float(np.mean(predicted == truth)),
-        "clip_balanced_accuracy": float(recall_score(truth, predicted, labels=present,
-                                                     average="macro", zero_division=0)),
-        "clip_macro_f1": float(f1_score(truth, predicted, labels=present, average="macro",
-                                        zero_division=0)),
+        "clip_balanced_accuracy": float(
+            recall_score(truth, predicted, labels=present, average="macro", zero_division=0)
+        ),
+        "clip_macro_f1": float(f1_score(truth, predicted, labels=present, average="macro", zero_division=0)),
         "window_accuracy": float(np.mean(window_scores.argmax(axis=1) == table.targets)),
     }
 
 
-def train_sklearn(name: str, train: WindowTable, dev: WindowTable,
-                  n_labels: int) -> tuple[Any, dict[str, Any]]:
+def train_sklearn(
+    name: str, train: WindowTable, dev: WindowTable, n_labels: int
+) -> tuple[Any, dict[str, Any]]:
     """Fit baseline ``name`` on ``train`` for each point of its grid; keep the best on ``dev``.
 
     Returns
@@ -158,8 +175,7 @@ def train_sklearn(name: str, train: WindowTable, dev: WindowTable,
     grid_results = []
     for params in param_grid(name, len(train.features)):
         estimator = fit_baseline(name, train.features, train.targets, params)
-        result = {"params": params,
-                  **clip_metrics(label_scores(estimator, dev.features, n_labels), dev)}
+        result = {"params": params, **clip_metrics(label_scores(estimator, dev.features, n_labels), dev)}
         grid_results.append(result)
         if best is None or result[SELECTION_METRIC] > best[1][SELECTION_METRIC]:
             best = (estimator, result)
@@ -168,22 +184,29 @@ def train_sklearn(name: str, train: WindowTable, dev: WindowTable,
     return estimator, {**result, "selected_by": SELECTION_METRIC, "grid": grid_results}
 
 
-def build_sklearn_artifact(estimator: Any, name: str, labels: Sequence[str], spec: WindowSpec,
-                           config: FeatureConfig, out_dir: str | Path, *,
-                           dev_metrics: dict[str, Any] | None = None,
-                           training_data: dict[str, Any] | None = None) -> Predictor:
+def build_sklearn_artifact(
+    estimator: Any,
+    name: str,
+    labels: Sequence[str],
+    spec: WindowSpec,
+    config: FeatureConfig,
+    out_dir: str | Path,
+    *,
+    dev_metrics: dict[str, Any] | None = None,
+    training_data: dict[str, Any] | None = None,
+) -> Predictor:
     """Save a trained baseline as a validated artifact in ``out_dir`` and return its predictor.
 
     :func:`save_artifact` reloads the files and checks them on known inputs
     before ``out_dir`` is replaced.
     """
     if config.sample_rate != spec.sample_rate:
-        raise ValueError(f"feature sample_rate {config.sample_rate} differs from the window "
-                         f"spec's {spec.sample_rate}")
+        raise ValueError(
+            f"feature sample_rate {config.sample_rate} differs from the window spec's {spec.sample_rate}"
+        )
     n_features = getattr(estimator, "n_features_in_", None)
     if n_features != len(feature_names(config)):
-        raise ValueError(f"estimator takes {n_features} features, config yields "
-                         f"{len(feature_names(config))}")
+        raise ValueError(f"estimator takes {n_features} features, config yields {len(feature_names(config))}")
     manifest = new_manifest(
         config,
         architecture=name,

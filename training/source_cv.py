@@ -83,8 +83,9 @@ FitFn = Callable[[CorpusWindows, np.ndarray], LinearHead]
 """Fits a head on the windows of the clips selected by a boolean clip mask."""
 
 
-def out_of_fold(corpus: CorpusWindows, folds: Sequence[np.ndarray],
-                fit: FitFn) -> tuple[np.ndarray, np.ndarray]:
+def out_of_fold(
+    corpus: CorpusWindows, folds: Sequence[np.ndarray], fit: FitFn
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-window logits, each from the head fitted without its clip's fold, and per clip the
     genres that head was trained on, ``(n_clips, n_labels)`` bool: those of which its training
     part has an exact clip (a genre seen only inside candidate sets is not learnt)."""
@@ -116,16 +117,23 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def clip_scores(logits: np.ndarray, clip_index: np.ndarray, n_clips: int,
-                temperature: float = 1.0, levels_db: np.ndarray | None = None) -> np.ndarray:
+def clip_scores(
+    logits: np.ndarray,
+    clip_index: np.ndarray,
+    n_clips: int,
+    temperature: float = 1.0,
+    levels_db: np.ndarray | None = None,
+) -> np.ndarray:
     """Clip scores from window logits by the clip rule ``classify`` uses
     (:func:`genretag.models.clip_scoring.clip_scores`); ``levels_db`` as :attr:`CorpusWindows.levels_db`."""
-    return mean_by_clip(softmax(logits, temperature), clip_index, n_clips,
-                        counted_windows(clip_index, levels_db))
+    return mean_by_clip(
+        softmax(logits, temperature), clip_index, n_clips, counted_windows(clip_index, levels_db)
+    )
 
 
-def fit_temperature(logits: np.ndarray, candidates: np.ndarray, clip_index: np.ndarray,
-                    levels_db: np.ndarray | None = None) -> float:
+def fit_temperature(
+    logits: np.ndarray, candidates: np.ndarray, clip_index: np.ndarray, levels_db: np.ndarray | None = None
+) -> float:
     """The temperature that minimises the clip-level set log-loss of out-of-fold window logits
     (clip scores as :func:`clip_scores`)."""
     from scipy.optimize import minimize_scalar
@@ -148,8 +156,9 @@ def precision_at_coverage(scores: np.ndarray, candidates: np.ndarray, coverage: 
     return float(hits[order[:keep]].mean())
 
 
-def set_metrics(scores: np.ndarray, candidates: np.ndarray, names: Sequence[str],
-                trained: np.ndarray | None = None) -> dict[str, Any]:
+def set_metrics(
+    scores: np.ndarray, candidates: np.ndarray, names: Sequence[str], trained: np.ndarray | None = None
+) -> dict[str, Any]:
     """hit@1, top-2, macro ROC-AUC, per-genre recall and precision at 70 % coverage, on candidate sets.
 
     ``trained`` (per clip, the genres its model was trained on; default all) keeps a genre out of

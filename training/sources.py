@@ -28,8 +28,12 @@ FMA_AUDIO_SUBSETS = {
     "fma_small": {"small"},
 }
 _SPLIT_NAMES = {
-    "train": "train", "training": "train",
-    "dev": "dev", "val": "dev", "valid": "dev", "validation": "dev",
+    "train": "train",
+    "training": "train",
+    "dev": "dev",
+    "val": "dev",
+    "valid": "dev",
+    "validation": "dev",
     "test": "test",
 }
 
@@ -128,8 +132,7 @@ def read_manifest_csv(manifest: Path) -> SourceScan:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or [])
         if not {"path", "labels"} <= columns:
-            raise SourceError(
-                f"{manifest}: needs columns 'path' and 'labels', has {sorted(columns)}")
+            raise SourceError(f"{manifest}: needs columns 'path' and 'labels', has {sorted(columns)}")
         group_col = "group" if "group" in columns else "artist" if "artist" in columns else None
         for line, row in enumerate(reader, start=2):
             raw_path = (row.get("path") or "").strip()
@@ -171,8 +174,7 @@ def read_genre_folders(root: Path) -> SourceScan:
                 clip_id = path.relative_to(root).as_posix()
                 clips.append(ClipSpec(path, clip_id, (entry.name,), clip_id))
     if not clips and not skipped:
-        raise SourceError(
-            f"{root}: no <genre>/<audio file> found (extensions {sorted(AUDIO_EXTENSIONS)})")
+        raise SourceError(f"{root}: no <genre>/<audio file> found (extensions {sorted(AUDIO_EXTENSIONS)})")
     return SourceScan("folders", root, clips, skipped)
 
 
@@ -210,8 +212,7 @@ def read_fma(root: Path) -> SourceScan:
             if not row or row[col["set", "subset"]] not in subsets:
                 continue
             if not row[0].isdigit():
-                skipped.append(Skipped(f"{FMA_TRACKS.as_posix()}:{row[0]}",
-                                       "track_id is not a number"))
+                skipped.append(Skipped(f"{FMA_TRACKS.as_posix()}:{row[0]}", "track_id is not a number"))
                 continue
             track_id = int(row[0])
             path = audio_dir / f"{track_id:06d}"[:3] / f"{track_id:06d}.mp3"
@@ -223,8 +224,7 @@ def read_fma(root: Path) -> SourceScan:
             split = row[col["set", "split"]].strip()
             artist = row[col["artist", "id"]].strip()
             group = f"artist:{artist}" if artist else clip_id
-            clips.append(ClipSpec(path, clip_id, (genre,), group,
-                                  normalize_split(split) if split else None))
+            clips.append(ClipSpec(path, clip_id, (genre,), group, normalize_split(split) if split else None))
     return SourceScan("fma", root, clips, skipped)
 
 
@@ -251,7 +251,8 @@ def load_label_map(path: Path) -> dict[str, str]:
     else:
         raise SourceError(f"{path}: label map must be .csv, .json or .toml")
     if not isinstance(mapping, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in mapping.items()):
+        isinstance(k, str) and isinstance(v, str) and v for k, v in mapping.items()
+    ):
         raise SourceError(f"{path}: label map must map raw label strings to non-empty strings")
     return mapping
 

@@ -65,6 +65,7 @@ def condition_of(label: int, bed_db: float | None) -> str:
 
 # --- levels and mixing ----------------------------------------------------------------------------
 
+
 def active_rms(x: np.ndarray, sr: int = RATE, frame_seconds: float = 0.05, floor_db: float = 40.0) -> float:
     """RMS over the active part of ``x``: 50 ms frames within ``floor_db`` of the loudest frame.
 
@@ -91,7 +92,7 @@ def fit_length(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if len(x) < n:
         x = np.tile(x, int(np.ceil(n / len(x))) + 1)
     start = int(rng.integers(0, len(x) - n + 1))
-    return x[start:start + n]
+    return x[start : start + n]
 
 
 def mix_at(speech: np.ndarray, bed: np.ndarray, bed_db: float) -> np.ndarray:
@@ -113,13 +114,14 @@ def _peak_limit(x: np.ndarray, peak: float = 0.99) -> np.ndarray:
 
 # --- augmentation ---------------------------------------------------------------------------------
 
+
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS 1/f noise (white noise shaped in the frequency domain)."""
     spec = np.fft.rfft(rng.standard_normal(n))
     f = np.arange(len(spec), dtype=np.float64)
     f[0] = 1.0
     x = np.fft.irfft(spec / np.sqrt(f), n)
-    return x / (np.sqrt(np.mean(x ** 2)) + 1e-12)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
 
 
 def augment(x: np.ndarray, kind: str, rng: np.random.Generator, sr: int = RATE) -> np.ndarray:
@@ -145,6 +147,7 @@ def augment(x: np.ndarray, kind: str, rng: np.random.Generator, sr: int = RATE) 
 
 # --- groups and folds -----------------------------------------------------------------------------
 
+
 def rng_for(seed: int, *key: object) -> np.random.Generator:
     """A generator seeded by ``seed`` and ``key`` (stable across runs and Python processes)."""
     digest = hashlib.sha256(repr((seed, *key)).encode()).digest()
@@ -167,6 +170,7 @@ def assign_folds(groups_by_kind: dict[str, Iterable[str]], k: int, seed: int = 0
 
 # --- the set --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SpeechRow:
     path: Path
@@ -178,8 +182,10 @@ class SpeechRow:
 
 def read_speech_manifest(manifest: Path) -> list[SpeechRow]:
     with manifest.open(newline="", encoding="utf-8") as f:
-        return [SpeechRow(manifest.parent / r["path"], r["class"], r["group"], r["source"],
-                          r.get("segments", "")) for r in csv.DictReader(f)]
+        return [
+            SpeechRow(manifest.parent / r["path"], r["class"], r["group"], r["source"], r.get("segments", ""))
+            for r in csv.DictReader(f)
+        ]
 
 
 @dataclass(frozen=True)
@@ -199,8 +205,9 @@ class SetOptions:
     max_music_clips: int | None = None  # for quick runs: only this many clips of the music collections
 
 
-def build_set(speech_manifest: Path, music_manifests: Sequence[Path],
-              options: SetOptions = SetOptions()) -> list[SpeechItem]:
+def build_set(
+    speech_manifest: Path, music_manifests: Sequence[Path], options: SetOptions = SetOptions()
+) -> list[SpeechItem]:
     """Every item of the set: talk and music of the speech collection (each also once augmented),
     the music collections' clips (a share of them also augmented), and each talk clip over a bed at
     every level of ``options.bed_levels_db`` (augment drawn from all of ``options.augments``).
@@ -211,20 +218,45 @@ def build_set(speech_manifest: Path, music_manifests: Sequence[Path],
     if options.max_music_clips is not None:
         pick = rng_for(options.seed, "subset").permutation(len(corpus))[: options.max_music_clips]
         corpus = [corpus[i] for i in sorted(pick)]
-    folds = assign_folds({
-        "talk": [r.group for r in rows if r.label == "speech" and r.source != "fsdd"],
-        "digits": [r.group for r in rows if r.source == "fsdd"],
-        "speech-set music": [r.group for r in rows if r.label == "music"],
-        "artist": [c.group for c in corpus],
-    }, options.folds, options.seed)
+    folds = assign_folds(
+        {
+            "talk": [r.group for r in rows if r.label == "speech" and r.source != "fsdd"],
+            "digits": [r.group for r in rows if r.source == "fsdd"],
+            "speech-set music": [r.group for r in rows if r.label == "music"],
+            "artist": [c.group for c in corpus],
+        },
+        options.folds,
+        options.seed,
+    )
     seed = options.seed
     altered = [a for a in options.augments if a != "none"]
     items: list[SpeechItem] = []
 
-    def add(clip_id: str, group: str, label: int, source: str, pcm: np.ndarray, bed_db: float | None = None,
-            aug: str = "none", bed_group: str = "", genres: tuple[str, ...] = ()) -> None:
-        items.append(SpeechItem(clip_id, group, folds[group], label, condition_of(label, bed_db), aug, source,
-                                pcm, bed_group, genres))
+    def add(
+        clip_id: str,
+        group: str,
+        label: int,
+        source: str,
+        pcm: np.ndarray,
+        bed_db: float | None = None,
+        aug: str = "none",
+        bed_group: str = "",
+        genres: tuple[str, ...] = (),
+    ) -> None:
+        items.append(
+            SpeechItem(
+                clip_id,
+                group,
+                folds[group],
+                label,
+                condition_of(label, bed_db),
+                aug,
+                source,
+                pcm,
+                bed_group,
+                genres,
+            )
+        )
 
     music_pcm = {}
     for c in corpus:
@@ -259,8 +291,16 @@ def build_set(speech_manifest: Path, music_manifests: Sequence[Path],
             bed = fit_length(music_pcm[bed_clip.clip_id], len(talk), rng)
             kind = options.augments[int(rng.integers(len(options.augments)))]
             mixed = augment(mix_at(talk, bed, bed_db), kind, rng)
-            add(f"{clip_id}@{bed_db:+.0f}dB:{bed_clip.clip_id}#{kind}", r.group, SPEECH, r.source, mixed,
-                bed_db, kind, bed_clip.group)
+            add(
+                f"{clip_id}@{bed_db:+.0f}dB:{bed_clip.clip_id}#{kind}",
+                r.group,
+                SPEECH,
+                r.source,
+                mixed,
+                bed_db,
+                kind,
+                bed_clip.group,
+            )
     return items
 
 
@@ -276,8 +316,9 @@ class RadioExample:
         """SPEECH for a window that holds at least half a window of talk, else MUSIC."""
         out = np.full(len(starts), MUSIC)
         for i, t in enumerate(starts):
-            talk = sum(max(0.0, min(e, t + window_seconds) - max(s, t)) for s, e, c in self.segments
-                       if c == "speech")
+            talk = sum(
+                max(0.0, min(e, t + window_seconds) - max(s, t)) for s, e, c in self.segments if c == "speech"
+            )
             out[i] = SPEECH if talk >= window_seconds / 2 else MUSIC
         return out
 
@@ -285,6 +326,12 @@ class RadioExample:
 def read_radio_examples(speech_manifest: Path) -> list[RadioExample]:
     import ast
 
-    return [RadioExample(f"speech/{r.path.name}", decode(r.path, RATE),
-                         [(float(s), float(e), str(c)) for s, e, c in ast.literal_eval(r.segments)])
-            for r in read_speech_manifest(speech_manifest) if r.segments.strip()]
+    return [
+        RadioExample(
+            f"speech/{r.path.name}",
+            decode(r.path, RATE),
+            [(float(s), float(e), str(c)) for s, e, c in ast.literal_eval(r.segments)],
+        )
+        for r in read_speech_manifest(speech_manifest)
+        if r.segments.strip()
+    ]

@@ -58,8 +58,9 @@ class SpeechWindows:
     levels_db: np.ndarray  # (n,) window RMS dBFS
 
     def subset(self, mask: np.ndarray) -> SpeechWindows:
-        return SpeechWindows(self.backbone[mask], self.handmade[mask], self.labels[mask], self.item[mask],
-                             self.levels_db[mask])
+        return SpeechWindows(
+            self.backbone[mask], self.handmade[mask], self.labels[mask], self.item[mask], self.levels_db[mask]
+        )
 
 
 def uses_music_cache(item: SpeechItem) -> bool:
@@ -67,9 +68,13 @@ def uses_music_cache(item: SpeechItem) -> bool:
     return item.condition == "music" and item.augment == "none" and not item.clip_id.startswith("speech/")
 
 
-def embed_items(items: Sequence[SpeechItem], config: HeadConfig | None = None,
-                cache_dir: Path | None = None, music_cache_dir: Path | None = None,
-                handmade: Callable[[np.ndarray], np.ndarray] | None = None) -> SpeechWindows:
+def embed_items(
+    items: Sequence[SpeechItem],
+    config: HeadConfig | None = None,
+    cache_dir: Path | None = None,
+    music_cache_dir: Path | None = None,
+    handmade: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> SpeechWindows:
     """Backbone features (cached per clip: music collection clips in ``music_cache_dir``, the rest
     in ``cache_dir``) and hand-made features of every window of ``items``, in item order."""
     handmade = handmade or window_features
@@ -94,19 +99,22 @@ def embed_items(items: Sequence[SpeechItem], config: HeadConfig | None = None,
         n = len(frame_windows(c.pcm, spec)[0])
         if stored - start != n:
             raise RuntimeError(f"{c.clip_id}: {stored - start} embedded windows, {n} expected")
-        per_item.append(selected[bool(r)][start:start + n])
+        per_item.append(selected[bool(r)][start : start + n])
         counts[bool(r)] = stored
     hand = [_cached_handmade(c, spec, handmade, cache_dir) for c in clips]
     n_per = [len(h) for h in hand]
     return SpeechWindows(
-        np.concatenate(per_item), np.concatenate(hand),
-        np.repeat([it.label for it in items], n_per), np.repeat(np.arange(len(items)), n_per),
+        np.concatenate(per_item),
+        np.concatenate(hand),
+        np.repeat([it.label for it in items], n_per),
+        np.repeat(np.arange(len(items)), n_per),
         backbone_window_levels(clips, config.hop_seconds),
     )
 
 
-def _cached_handmade(clip: Clip, spec: WindowSpec, handmade: Callable[[np.ndarray], np.ndarray],
-                     cache_dir: Path | None) -> np.ndarray:
+def _cached_handmade(
+    clip: Clip, spec: WindowSpec, handmade: Callable[[np.ndarray], np.ndarray], cache_dir: Path | None
+) -> np.ndarray:
     """Hand-made features of a clip's windows, cached in ``cache_dir/handmade`` (by feature
     names, window layout, clip id and audio) when ``handmade`` is :func:`window_features`."""
     if cache_dir is None or handmade is not window_features:
@@ -144,8 +152,9 @@ def _balanced_weights(labels: np.ndarray, items: np.ndarray) -> np.ndarray:
     return w / w.mean()
 
 
-def fit_method(method: str, windows: SpeechWindows, C: float = 0.01, seed: int = 0) -> Callable[
-        [SpeechWindows], np.ndarray]:
+def fit_method(
+    method: str, windows: SpeechWindows, C: float = 0.01, seed: int = 0
+) -> Callable[[SpeechWindows], np.ndarray]:
     """Fit one of :data:`METHODS` on ``windows``; returns a function giving P(speech) of windows."""
     if method == "backbone":
         head = fit_backbone_head(windows.backbone, windows.labels, windows.item, C)
@@ -167,9 +176,14 @@ def fit_method(method: str, windows: SpeechWindows, C: float = 0.01, seed: int =
     raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-def out_of_fold(items: Sequence[SpeechItem], windows: SpeechWindows, methods: Sequence[str] = METHODS,
-                C: float = 0.01, silence_db: float = -50.0,
-                log: Callable[[str], None] = lambda _: None) -> dict[str, np.ndarray]:
+def out_of_fold(
+    items: Sequence[SpeechItem],
+    windows: SpeechWindows,
+    methods: Sequence[str] = METHODS,
+    C: float = 0.01,
+    silence_db: float = -50.0,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, np.ndarray]:
     """P(speech) of every window from the model of the folds it is not in (NaN for silent windows,
     which neither train nor count), per method."""
     fold = np.array([it.fold for it in items])[windows.item]
@@ -190,17 +204,22 @@ def out_of_fold(items: Sequence[SpeechItem], windows: SpeechWindows, methods: Se
 CONDITIONS: tuple[tuple[str, Callable[[SpeechItem], bool]], ...] = (
     ("speech (talk, clean)", lambda it: it.condition == "speech" and it.augment == "none"),
     ("speech (talk, augmented)", lambda it: it.condition == "speech" and it.augment != "none"),
-    ("music (speech set, clean)", lambda it: it.condition == "music" and it.clip_id.startswith("speech/")
-     and it.augment == "none"),
+    (
+        "music (speech set, clean)",
+        lambda it: it.condition == "music" and it.clip_id.startswith("speech/") and it.augment == "none",
+    ),
     ("music (collections, clean)", lambda it: uses_music_cache(it)),
     ("music (augmented)", lambda it: it.condition == "music" and it.augment != "none"),
-    *((f"talk over music {db:+.0f} dB", (lambda it, d=db: it.condition == f"mix{d:+.0f}"))
-      for db in (0.0, -6.0, -12.0, -18.0)),
+    *(
+        (f"talk over music {db:+.0f} dB", (lambda it, d=db: it.condition == f"mix{d:+.0f}"))
+        for db in (0.0, -6.0, -12.0, -18.0)
+    ),
 )
 
 
-def figures(items: Sequence[SpeechItem], windows: SpeechWindows, scores: dict[str, np.ndarray],
-            threshold: float = 0.5) -> dict[str, Any]:
+def figures(
+    items: Sequence[SpeechItem], windows: SpeechWindows, scores: dict[str, np.ndarray], threshold: float = 0.5
+) -> dict[str, Any]:
     """Window accuracy per condition and method, the pooled pure speech+music figures, and each
     method's confusion matrix (rows: true music, speech; columns: predicted)."""
     scored = ~np.isnan(next(iter(scores.values())))
@@ -221,14 +240,21 @@ def figures(items: Sequence[SpeechItem], windows: SpeechWindows, scores: dict[st
         summary[m] = {
             "pure_accuracy": float(np.mean(pred[pure] == windows.labels[pure])),
             "pure_balanced_accuracy": float(np.mean(per_class)),
-            "pure_music_accuracy": per_class[MUSIC], "pure_speech_accuracy": per_class[SPEECH],
+            "pure_music_accuracy": per_class[MUSIC],
+            "pure_speech_accuracy": per_class[SPEECH],
             "all_accuracy": float(np.mean(pred[scored] == windows.labels[scored])),
             "confusion": conf.tolist(),
         }
     by_genre: dict[str, Any] = {}
     for genre in sorted({g for it in items for g in it.genres}):
         mask = scored & np.array([uses_music_cache(it) and genre in it.genres for it in items])[windows.item]
-        by_genre[genre] = {"windows": int(mask.sum()),
-                           **{m: float(np.mean(s[mask] < threshold)) for m, s in scores.items()}}
-    return {"conditions": rows, "summary": summary, "music_by_genre": by_genre,
-            "silent_windows_left_out": int((~scored).sum())}
+        by_genre[genre] = {
+            "windows": int(mask.sum()),
+            **{m: float(np.mean(s[mask] < threshold)) for m, s in scores.items()},
+        }
+    return {
+        "conditions": rows,
+        "summary": summary,
+        "music_by_genre": by_genre,
+        "silent_windows_left_out": int((~scored).sum()),
+    }

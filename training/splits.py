@@ -32,8 +32,7 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise SplitError(
-            f"split fractions {text!r}: expected three numbers like 0.7,0.15,0.15") from None
+        raise SplitError(f"split fractions {text!r}: expected three numbers like 0.7,0.15,0.15") from None
     if len(values) != 3 or any(v < 0 for v in values) or values[0] <= 0:
         raise SplitError(f"split fractions {text!r}: need three non-negative numbers, train > 0")
     total = sum(values)
@@ -91,8 +90,14 @@ def assign_splits(
         pending = [g for g in label_groups[label] if g not in placed]
         for g in sorted(pending, key=lambda g: (-len(groups[g]), rank[g])):
             lag = label_clips[label]
-            s = max(active, key=lambda i: (fractions[i] * label_total[label] - lag[i],
-                                           fractions[i] * len(clips) - split_clips[i], -i))
+            s = max(
+                active,
+                key=lambda i: (
+                    fractions[i] * label_total[label] - lag[i],
+                    fractions[i] * len(clips) - split_clips[i],
+                    -i,
+                ),
+            )
             placed[g] = s
             split_clips[s] += len(groups[g])
             for c in groups[g]:

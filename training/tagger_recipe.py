@@ -69,18 +69,25 @@ class TaggerRecipe:
     min_confidence: float = 0.2
 
 
-def embed_corpus(clips: Sequence[CorpusClip], names: Sequence[str], config: HeadConfig,
-                 cache_dir: Path | None) -> CorpusWindows:
+def embed_corpus(
+    clips: Sequence[CorpusClip], names: Sequence[str], config: HeadConfig, cache_dir: Path | None
+) -> CorpusWindows:
     """Every window's features of ``config``'s layers, its clip and level, and the clips' candidate
     sets (over ``names``), artist groups and sources: what the folds and the head are fitted on."""
-    decoded = [Clip(c.clip_id, c.group, np.zeros(0, np.float32), decode(c.path, BACKBONE_RATE))
-               for c in tqdm(clips, desc="decoding", unit="clip")]
+    decoded = [
+        Clip(c.clip_id, c.group, np.zeros(0, np.float32), decode(c.path, BACKBONE_RATE))
+        for c in tqdm(clips, desc="decoding", unit="clip")
+    ]
     emb = embed_clips(decoded, config.variants, config.hop_seconds, config.normalize_db, cache_dir)
     index = {c.clip_id: i for i, c in enumerate(clips)}
-    return CorpusWindows(emb.select(config), np.array([index[i] for i in emb.clip_ids]),
-                         candidates_of(clips, names), np.array([c.group for c in clips]),
-                         np.array([c.source for c in clips]),
-                         levels_db=backbone_window_levels(decoded, config.hop_seconds))
+    return CorpusWindows(
+        emb.select(config),
+        np.array([index[i] for i in emb.clip_ids]),
+        candidates_of(clips, names),
+        np.array([c.group for c in clips]),
+        np.array([c.source for c in clips]),
+        levels_db=backbone_window_levels(decoded, config.hop_seconds),
+    )
 
 
 def _fitter(config: HeadConfig) -> Any:
@@ -88,11 +95,13 @@ def _fitter(config: HeadConfig) -> Any:
         rows = corpus.windows_of(clip_mask)
         clip_index = corpus.clip_index[rows]
         return fit_set_head(corpus.features[rows], corpus.candidates[clip_index], clip_index, config.C)
+
     return fit
 
 
-def cross_source_figures(corpus: CorpusWindows, names: Sequence[str], recipe: TaggerRecipe) -> tuple[
-        dict[str, Any], float, str]:
+def cross_source_figures(
+    corpus: CorpusWindows, names: Sequence[str], recipe: TaggerRecipe
+) -> tuple[dict[str, Any], float, str]:
     """Leave-one-source-out and artist-grouped figures, the temperature, and which folds it was fitted on.
 
     The temperature comes from the leave-one-source-out scores when there are at least
@@ -106,31 +115,51 @@ def cross_source_figures(corpus: CorpusWindows, names: Sequence[str], recipe: Ta
     return figures_from_logits(corpus, names, recipe, loso, out_of_fold(corpus, folds, fit))
 
 
-def figures_from_logits(corpus: CorpusWindows, names: Sequence[str], recipe: TaggerRecipe,
-                        loso: tuple[np.ndarray, np.ndarray], artist: tuple[np.ndarray, np.ndarray]) -> tuple[
-        dict[str, Any], float, str]:
+def figures_from_logits(
+    corpus: CorpusWindows,
+    names: Sequence[str],
+    recipe: TaggerRecipe,
+    loso: tuple[np.ndarray, np.ndarray],
+    artist: tuple[np.ndarray, np.ndarray],
+) -> tuple[dict[str, Any], float, str]:
     """:func:`cross_source_figures` from out-of-fold window logits made by any model (a fine-tuned one,
     say): ``loso`` and ``artist`` are ``(window logits, trained genres)`` as
     :func:`~genretag.training.source_cv.out_of_fold` returns them for the leave-one-source-out and the
     artist-grouped folds (``recipe.artist_folds`` folds of seed ``recipe.seed``)."""
     (loso_logits, loso_trained), (artist_logits, artist_trained) = loso, artist
     n_clips = len(corpus.candidates)
-    fitted_on = ("leave_one_source_out" if len(np.unique(corpus.sources)) >= MIN_SOURCES_FOR_LOSO_CALIBRATION
-                 else "artist_grouped_cv")
-    temperature = fit_temperature(loso_logits if fitted_on == "leave_one_source_out" else artist_logits,
-                                  corpus.candidates, corpus.clip_index, corpus.levels_db)
+    fitted_on = (
+        "leave_one_source_out"
+        if len(np.unique(corpus.sources)) >= MIN_SOURCES_FOR_LOSO_CALIBRATION
+        else "artist_grouped_cv"
+    )
+    temperature = fit_temperature(
+        loso_logits if fitted_on == "leave_one_source_out" else artist_logits,
+        corpus.candidates,
+        corpus.clip_index,
+        corpus.levels_db,
+    )
     scores = clip_scores(loso_logits, corpus.clip_index, n_clips, temperature, corpus.levels_db)
-    figures: dict[str, Any] = {"leave_one_source_out": {
-        **set_metrics(scores, corpus.candidates, names, loso_trained),
-        "per_source": {
-            str(s): set_metrics(scores[corpus.sources == s], corpus.candidates[corpus.sources == s], names,
-                                loso_trained[corpus.sources == s])
-            for s in np.unique(corpus.sources)
-        },
-    }}
+    figures: dict[str, Any] = {
+        "leave_one_source_out": {
+            **set_metrics(scores, corpus.candidates, names, loso_trained),
+            "per_source": {
+                str(s): set_metrics(
+                    scores[corpus.sources == s],
+                    corpus.candidates[corpus.sources == s],
+                    names,
+                    loso_trained[corpus.sources == s],
+                )
+                for s in np.unique(corpus.sources)
+            },
+        }
+    }
     scores = clip_scores(artist_logits, corpus.clip_index, n_clips, temperature, corpus.levels_db)
-    figures["artist_grouped_cv"] = {"folds": recipe.artist_folds, "seed": recipe.seed,
-                                    **set_metrics(scores, corpus.candidates, names, artist_trained)}
+    figures["artist_grouped_cv"] = {
+        "folds": recipe.artist_folds,
+        "seed": recipe.seed,
+        **set_metrics(scores, corpus.candidates, names, artist_trained),
+    }
     return figures, temperature, fitted_on
 
 
@@ -144,8 +173,12 @@ def corpus_fingerprint(clips: Sequence[CorpusClip]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe = TaggerRecipe(),
-                 cache_dir: Path | None = None) -> Any:
+def train_tagger(
+    manifests: Sequence[Path],
+    out_dir: Path,
+    recipe: TaggerRecipe = TaggerRecipe(),
+    cache_dir: Path | None = None,
+) -> Any:
     """Run the recipe (module docstring) on ``manifests`` and save the artifact to ``out_dir``."""
     clips = read_corpus(manifests)
     names = corpus_labels(clips)
@@ -155,12 +188,21 @@ def train_tagger(manifests: Sequence[Path], out_dir: Path, recipe: TaggerRecipe 
     head = fit_set_head(corpus.features, corpus.candidates[corpus.clip_index], corpus.clip_index, config.C)
     model = build_tagger(config, calibrated(head, temperature), len(names))
     manifest = tagger_manifest(
-        config, names, "class-balanced softmax regression on candidate sets",
-        training_data={"manifests": [str(m) for m in manifests], "clips": len(clips),
-                       "sources": sorted({c.source for c in clips}),
-                       "fingerprint": corpus_fingerprint(clips), "recipe": asdict(recipe)},
+        config,
+        names,
+        "class-balanced softmax regression on candidate sets",
+        training_data={
+            "manifests": [str(m) for m in manifests],
+            "clips": len(clips),
+            "sources": sorted({c.source for c in clips}),
+            "fingerprint": corpus_fingerprint(clips),
+            "recipe": asdict(recipe),
+        },
         dev_metrics=figures,
-        calibration={"temperature": temperature, "min_confidence": recipe.min_confidence,
-                     "fitted_on": f"{fitted_on.replace('_', '-')} clip scores (set log-loss)"},
+        calibration={
+            "temperature": temperature,
+            "min_confidence": recipe.min_confidence,
+            "fitted_on": f"{fitted_on.replace('_', '-')} clip scores (set log-loss)",
+        },
     )
     return save_artifact(model, manifest, out_dir)

@@ -83,6 +83,7 @@ RESTART_EVERY_SECONDS = 1.0  # a worker that keeps dying is restarted at most th
 IO_THREADS = 2  # libzmq's own threads for the relay and the results: one each, roughly
 RING_MESSAGE_ROWS = MAX_WINDOWS_PER_MESSAGE + 64  # windows of one result message, beyond those held
 
+
 class WindowedSink(SourceSink, Protocol):
     """A sink that also takes windows made elsewhere (the daemon's Tagger)."""
 
@@ -95,8 +96,9 @@ class WindowedSink(SourceSink, Protocol):
 
     def windowed(self, stream: str, result: PushResult) -> None: ...
 
-    def state(self, stream: str, state: StreamState, reason: str = "", detail: str = "", *,
-              remote: bool = False) -> None: ...
+    def state(
+        self, stream: str, state: StreamState, reason: str = "", detail: str = "", *, remote: bool = False
+    ) -> None: ...
 
 
 class WindowRing:
@@ -121,7 +123,7 @@ class WindowRing:
         """The next ``n`` consecutive rows (from the first row again if fewer are left at the end)."""
         if self._next + n > len(self.rows):
             self._next = 0
-        rows = self.rows[self._next:self._next + n]
+        rows = self.rows[self._next : self._next + n]
         self._next += n
         return rows
 
@@ -149,8 +151,14 @@ class IngestPool:
     :meth:`stop` on the caller's.
     """
 
-    def __init__(self, workers: int, sink: WindowedSink, limits: Limits, idle_timeout: float,
-                 allocate: RowAllocator = plain_rows) -> None:
+    def __init__(
+        self,
+        workers: int,
+        sink: WindowedSink,
+        limits: Limits,
+        idle_timeout: float,
+        allocate: RowAllocator = plain_rows,
+    ) -> None:
         self._sink = sink
         self._allocate = allocate
         # Its own context: the daemon's has one I/O thread, which at 10,000 streams ran at 83 % (top -H)
@@ -161,16 +169,21 @@ class IngestPool:
         self._outbox, self._relay_endpoint = f"ipc://{self._dir}/out", f"ipc://{self._dir}/relay"
         inboxes = tuple(f"ipc://{self._dir}/in-{k}" for k in range(workers))
         self._workers = [
-            _Process(f"genretag-ingest-{k}", ingest_worker.run,
-                     WorkerConfig(k, inboxes[k], self._outbox, sink.windowing, limits, idle_timeout),
-                     ErrorKind.INGEST_WORKER)
-            for k in range(workers)]
+            _Process(
+                f"genretag-ingest-{k}",
+                ingest_worker.run,
+                WorkerConfig(k, inboxes[k], self._outbox, sink.windowing, limits, idle_timeout),
+                ErrorKind.INGEST_WORKER,
+            )
+            for k in range(workers)
+        ]
         router = RouterConfig(workers, self._relay_endpoint, inboxes, self._outbox)
         self._router = _Process("genretag-ingest-router", ingest_router.run, router, ErrorKind.INGEST_ROUTER)
         self._processes = [*self._workers, self._router]
         # + room for one message being received, twice: rows are skipped at the ring's end
-        self._ring = WindowRing(sink.windows_held + 2 * RING_MESSAGE_ROWS, sink.windowing.spec.window_samples,
-                                allocate)
+        self._ring = WindowRing(
+            sink.windows_held + 2 * RING_MESSAGE_ROWS, sink.windowing.spec.window_samples, allocate
+        )
         self._mp = multiprocessing.get_context("spawn")  # fork would copy a process that runs TF/JAX threads
         self._out: zmq.Socket[Any] | None = None
         self._relay: zmq.Socket[Any] | None = None
@@ -203,8 +216,11 @@ class IngestPool:
                 self.stop(1.0)
                 why = f"exited with {dead[0].process.exitcode}" if dead else f"silent for {START_SECONDS:g} s"
                 raise RuntimeError(f"{dead[0].name if dead else 'ingest process'} did not start: {why}")
-        log.info("ingest processes started: workers (pids %s), router (pid %d)",
-                 " ".join(str(w.process.pid) for w in self._workers), self._router.process.pid)
+        log.info(
+            "ingest processes started: workers (pids %s), router (pid %d)",
+            " ".join(str(w.process.pid) for w in self._workers),
+            self._router.process.pid,
+        )
         self._collector.start()
 
     def relay(self, frontend: zmq.Socket[Any]) -> None:
@@ -250,8 +266,9 @@ class IngestPool:
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def _spawn(self, entry: _Process) -> None:
-        entry.process = self._mp.Process(target=entry.target, args=(entry.config,), daemon=True,
-                                         name=entry.name)
+        entry.process = self._mp.Process(
+            target=entry.target, args=(entry.config,), daemon=True, name=entry.name
+        )
         entry.process.start()
         entry.started = time.monotonic()
         entry.said_bye = False
@@ -278,8 +295,10 @@ class IngestPool:
                 self._check_workers()
             if self._stopping.is_set():
                 deadline = min(deadline, time.monotonic() + 10.0)
-                if all(p.said_bye or not p.process.is_alive() for p in self._processes) \
-                        or time.monotonic() > deadline:
+                if (
+                    all(p.said_bye or not p.process.is_alive() for p in self._processes)
+                    or time.monotonic() > deadline
+                ):
                     return
 
     def _apply_message(self, results: list[Result]) -> None:
@@ -339,8 +358,13 @@ class IngestPool:
 
     def _report_death(self, entry: _Process) -> None:
         process = entry.process
-        log.error("%s (pid %s) exited with %s; its %d streams go down and it is restarted",
-                  entry.name, process.pid, process.exitcode, len(entry.streams))
+        log.error(
+            "%s (pid %s) exited with %s; its %d streams go down and it is restarted",
+            entry.name,
+            process.pid,
+            process.exitcode,
+            len(entry.streams),
+        )
         self._sink.error("?", entry.error_kind, f"{entry.name} exited with {process.exitcode}")
         for stream in sorted(entry.streams):
             self._sink.state(stream, "down", "worker_died", "ingest worker died", remote=True)

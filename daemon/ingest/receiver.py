@@ -55,11 +55,13 @@ class FrameReceiver:
             sink.state(frame.stream_id, "up")
         check = tracker.observe(frame.seq)
         if check.missed:
-            sink.error(frame.stream_id, ErrorKind.SEQ_GAP,
-                       f"{check.missed} message(s) lost before seq {frame.seq}")
+            sink.error(
+                frame.stream_id, ErrorKind.SEQ_GAP, f"{check.missed} message(s) lost before seq {frame.seq}"
+            )
         elif check.restart:
-            sink.error(frame.stream_id, ErrorKind.SEQ_RESTART,
-                       f"seq went back to {frame.seq}: producer restarted")
+            sink.error(
+                frame.stream_id, ErrorKind.SEQ_RESTART, f"seq went back to {frame.seq}: producer restarted"
+            )
         sink.audio(Chunk(frame.stream_id, frame.samples, frame.sr, now))
 
     def expire(self, sink: SourceSink, now: float) -> None:

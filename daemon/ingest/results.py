@@ -86,8 +86,9 @@ class Push:
 
     @classmethod
     def of(cls, stream: str, result: PushResult) -> Push:
-        windows: list[WindowStamp] = [{"pos": w.pos, "arrival_time": w.arrival_time, "silent": w.silent}
-                                      for w in result.windows]
+        windows: list[WindowStamp] = [
+            {"pos": w.pos, "arrival_time": w.arrival_time, "silent": w.silent} for w in result.windows
+        ]
         changes: list[GateChange] = [{"state": c.state, "pos": c.pos} for c in result.changes]
         return cls(stream, result.pos, result.silence_seconds, windows, changes)
 
@@ -100,8 +101,14 @@ class Push:
 
 Result = Hello | Bye | Up | Down | SourceError | Push
 
-_TYPES: dict[str, type[Result]] = {"hello": Hello, "bye": Bye, "up": Up, "down": Down, "error": SourceError,
-                                   "push": Push}
+_TYPES: dict[str, type[Result]] = {
+    "hello": Hello,
+    "bye": Bye,
+    "up": Up,
+    "down": Down,
+    "error": SourceError,
+    "push": Push,
+}
 _NAMES = {cls: (name, tuple(f.name for f in fields(cls))) for name, cls in _TYPES.items()}
 
 

@@ -69,6 +69,10 @@ class BackoffOptions:
 
     def problems(self) -> list[Problem]:
         if self.backoff_initial > self.backoff_max:
-            return [("backoff_initial", f"must be at most backoff_max ({self.backoff_max:g}), "
-                                        f"got {self.backoff_initial:g}")]
+            return [
+                (
+                    "backoff_initial",
+                    f"must be at most backoff_max ({self.backoff_max:g}), got {self.backoff_initial:g}",
+                )
+            ]
         return []

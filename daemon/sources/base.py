@@ -74,8 +74,6 @@ class Source(Protocol):
     def stop(self, timeout: float = 5.0) -> None: ...
 
 
-
-
 class SourceWorker:
     """A source's background thread and the event that asks it to stop."""
 

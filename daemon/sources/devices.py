@@ -66,7 +66,8 @@ def portaudio() -> ModuleType:
             import sounddevice
     except OSError as err:  # the Python package is there but libportaudio is not
         raise AudioDeviceError(
-            f"cannot load PortAudio ({err}); install it, e.g. apt-get install libportaudio2") from None
+            f"cannot load PortAudio ({err}); install it, e.g. apt-get install libportaudio2"
+        ) from None
     return sounddevice
 
 
@@ -78,14 +79,23 @@ def input_devices(sd: ModuleType) -> tuple[list[InputDevice], int | None]:
         default = int(sd.default.device[0])
     except sd.PortAudioError as err:
         raise AudioDeviceError(f"PortAudio cannot list devices: {err}") from None
-    devices = [InputDevice(i, str(d["name"]), int(d["max_input_channels"]), float(d["default_samplerate"]),
-                           hostapis[d["hostapi"]])
-               for i, d in enumerate(infos) if d["max_input_channels"] > 0]
+    devices = [
+        InputDevice(
+            i,
+            str(d["name"]),
+            int(d["max_input_channels"]),
+            float(d["default_samplerate"]),
+            hostapis[d["hostapi"]],
+        )
+        for i, d in enumerate(infos)
+        if d["max_input_channels"] > 0
+    ]
     return devices, default if any(d.index == default for d in devices) else None
 
 
-def resolve_device(wanted: str | int | None, devices: Sequence[InputDevice],
-                   default: int | None) -> InputDevice:
+def resolve_device(
+    wanted: str | int | None, devices: Sequence[InputDevice], default: int | None
+) -> InputDevice:
     """The input device meant by a ``mic:`` target.
 
     ``None`` or ``""`` is the default input; an int or a string of digits is an
@@ -110,16 +120,18 @@ def resolve_device(wanted: str | int | None, devices: Sequence[InputDevice],
         return matches[0]
     if not matches:
         raise DeviceMissing(f"no input device matches {wanted!r} ({_available(devices)})")
-    raise AudioDeviceError(f"{wanted!r} matches several input devices ({_available(matches)}); "
-                           "give more of the name or an index")
+    raise AudioDeviceError(
+        f"{wanted!r} matches several input devices ({_available(matches)}); give more of the name or an index"
+    )
 
 
 def describe(devices: Sequence[InputDevice]) -> str:
     """The devices, one per line, as an operator needs them to pick one (index, name, channels, rate, API)."""
     if not devices:
         return "  (none: PortAudio lists no input devices)"
-    return "\n".join(f"  {d.index}: {d.name} ({d.channels} ch, {d.default_rate:g} Hz, {d.hostapi})"
-                     for d in devices)
+    return "\n".join(
+        f"  {d.index}: {d.name} ({d.channels} ch, {d.default_rate:g} Hz, {d.hostapi})" for d in devices
+    )
 
 
 def _available(devices: Sequence[InputDevice]) -> str:

@@ -53,8 +53,9 @@ class FileConfig:
     """The options of a ``file:`` source (``[[source]]`` keys or the spec's ``?key=value``); see
     :class:`FileSource`."""
 
-    rate: float = option(1.0, lambda v: 0 <= v <= 1000,
-                         "must be 0 (as fast as possible) or a speed up to 1000")
+    rate: float = option(
+        1.0, lambda v: 0 <= v <= 1000, "must be 0 (as fast as possible) or a speed up to 1000"
+    )
     loop: bool = False
     chunk_seconds: float = option(CHUNK_SECONDS, lambda v: 0.01 <= v <= 1.0, "must be 0.01..1 seconds")
 
@@ -70,8 +71,16 @@ class FileSource:
         a file's chunk with NaN/Inf samples, say, is counted as ``bad_audio`` and skipped.
     """
 
-    def __init__(self, name: str, path: Path, *, rate: float = 1.0, loop: bool = False,
-                 chunk_seconds: float = CHUNK_SECONDS, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: Path,
+        *,
+        rate: float = 1.0,
+        loop: bool = False,
+        chunk_seconds: float = CHUNK_SECONDS,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
         if rate < 0 or chunk_seconds <= 0:
             raise ValueError(f"rate must be >= 0 and chunk_seconds > 0, got {rate}, {chunk_seconds}")
         self.name = name
@@ -86,8 +95,14 @@ class FileSource:
     @classmethod
     def from_config(cls, name: str, target: str, config: FileConfig, env: BuildEnv) -> FileSource:
         """The source of a ``file:PATH`` spec (:mod:`~genretag.daemon.sources.registry`)."""
-        return cls(name, Path(target), rate=config.rate, loop=config.loop, chunk_seconds=config.chunk_seconds,
-                   limits=env.limits)
+        return cls(
+            name,
+            Path(target),
+            rate=config.rate,
+            loop=config.loop,
+            chunk_seconds=config.chunk_seconds,
+            limits=env.limits,
+        )
 
     def start(self, sink: SourceSink) -> None:
         self._worker.start(lambda: self._run(sink), f"file-{self.name}")

@@ -91,16 +91,36 @@ class MicSource:
     limits : each block is checked against them (:func:`~.base.deliver`).
     """
 
-    def __init__(self, name: str, device: str | int | None = None, *, sample_rate: int | None = None,
-                 channels: int | None = None, block_seconds: float = 0.1, stall_seconds: float = 5.0,
-                 backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_max: float = 30.0,
-                 backoff_jitter: float = 0.1, stable_seconds: float = 30.0,
-                 limits: Limits = DEFAULT_LIMITS) -> None:
-        check_built(MicConfig(sample_rate=sample_rate, channels=channels, block_seconds=block_seconds,
-                              stall_seconds=stall_seconds, backoff_initial=backoff_initial,
-                              backoff_factor=backoff_factor, backoff_max=backoff_max,
-                              backoff_jitter=backoff_jitter, stable_seconds=stable_seconds),
-                    f"mic source {name!r}")
+    def __init__(
+        self,
+        name: str,
+        device: str | int | None = None,
+        *,
+        sample_rate: int | None = None,
+        channels: int | None = None,
+        block_seconds: float = 0.1,
+        stall_seconds: float = 5.0,
+        backoff_initial: float = 1.0,
+        backoff_factor: float = 2.0,
+        backoff_max: float = 30.0,
+        backoff_jitter: float = 0.1,
+        stable_seconds: float = 30.0,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        check_built(
+            MicConfig(
+                sample_rate=sample_rate,
+                channels=channels,
+                block_seconds=block_seconds,
+                stall_seconds=stall_seconds,
+                backoff_initial=backoff_initial,
+                backoff_factor=backoff_factor,
+                backoff_max=backoff_max,
+                backoff_jitter=backoff_jitter,
+                stable_seconds=stable_seconds,
+            ),
+            f"mic source {name!r}",
+        )
         self.name = name
         self.device = device
         self.sample_rate = sample_rate
@@ -177,9 +197,14 @@ class MicSource:
             log.error("mic source %r: input device %r not found, and %s", self.name, self.device, err)
             return
         wanted = "the default input" if self.device in (None, "") else f"input device {self.device!r}"
-        log.error("mic source %r: %s not found; retrying with backoff until it appears. Input devices "
-                  "PortAudio lists (default: %s; `genretag devices` shows them too):\n%s", self.name, wanted,
-                  "none" if default is None else default, describe(devices))
+        log.error(
+            "mic source %r: %s not found; retrying with backoff until it appears. Input devices "
+            "PortAudio lists (default: %s; `genretag devices` shows them too):\n%s",
+            self.name,
+            wanted,
+            "none" if default is None else default,
+            describe(devices),
+        )
 
     def _capture(self, sd: ModuleType) -> tuple[float, str, str]:
         """Open the device and watch it until it fails or the source stops.
@@ -194,9 +219,15 @@ class MicSource:
                 self._rate = self.sample_rate or int(device.default_rate)
                 channels = self.channels or min(2, device.channels)
                 stream = sd.InputStream(
-                    device=device.index, samplerate=self._rate, channels=channels, dtype="float32",
-                    blocksize=max(1, round(self._rate * self.block_seconds)), latency="high",
-                    callback=self._callback, finished_callback=finished.set)
+                    device=device.index,
+                    samplerate=self._rate,
+                    channels=channels,
+                    dtype="float32",
+                    blocksize=max(1, round(self._rate * self.block_seconds)),
+                    latency="high",
+                    callback=self._callback,
+                    finished_callback=finished.set,
+                )
             except DeviceMissing as err:
                 return 0.0, "device_missing", f"cannot open input device: {err}"
             except (AudioDeviceError, sd.PortAudioError, ValueError) as err:

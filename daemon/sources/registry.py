@@ -42,8 +42,18 @@ from genretag.daemon.sources.mic import MicConfig, MicSource, mic_stream_name
 from genretag.daemon.sources.url import UrlConfig, UrlSource, check_url, url_stream_id
 from genretag.daemon.sources.zmq import MAX_WORKERS, ZmqConfig, ZmqSource, check_endpoint
 
-__all__ = ["KINDS", "MAX_WORKERS", "SourceKind", "SourceSpec", "build_source", "default_name",
-           "parse_source", "parse_spec", "split_kind", "url_stream_id"]
+__all__ = [
+    "KINDS",
+    "MAX_WORKERS",
+    "SourceKind",
+    "SourceSpec",
+    "build_source",
+    "default_name",
+    "parse_source",
+    "parse_spec",
+    "split_kind",
+    "url_stream_id",
+]
 
 
 class SourceClass(Protocol):
@@ -71,12 +81,15 @@ class SourceKind:
         return tuple(fields_of(self.config))
 
 
-KINDS: dict[str, SourceKind] = {kind.name: kind for kind in (
-    SourceKind("file", FileConfig, FileSource, check_path, lambda path: Path(path).stem, path=True),
-    SourceKind("zmq", ZmqConfig, ZmqSource, check_endpoint, lambda endpoint: endpoint, multi_stream=True),
-    SourceKind("url", UrlConfig, UrlSource, check_url, url_stream_id, query=False),
-    SourceKind("mic", MicConfig, MicSource, lambda device: device, mic_stream_name, query=False),
-)}
+KINDS: dict[str, SourceKind] = {
+    kind.name: kind
+    for kind in (
+        SourceKind("file", FileConfig, FileSource, check_path, lambda path: Path(path).stem, path=True),
+        SourceKind("zmq", ZmqConfig, ZmqSource, check_endpoint, lambda endpoint: endpoint, multi_stream=True),
+        SourceKind("url", UrlConfig, UrlSource, check_url, url_stream_id, query=False),
+        SourceKind("mic", MicConfig, MicSource, lambda device: device, mic_stream_name, query=False),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -105,8 +118,9 @@ def split_kind(spec: str) -> tuple[SourceKind, str]:
     return KINDS[kind], rest
 
 
-def parse_source(spec: str, table: Mapping[str, Any] | None = None
-                 ) -> tuple[SourceSpec | None, list[Problem]]:
+def parse_source(
+    spec: str, table: Mapping[str, Any] | None = None
+) -> tuple[SourceSpec | None, list[Problem]]:
     """Parse ``spec`` and the kind's options in ``table`` (TOML values): the spec and every problem.
 
     A problem's key is ``spec`` for the spec (its query's options included: ``idle must be ...``) or the
@@ -127,19 +141,34 @@ def parse_source(spec: str, table: Mapping[str, Any] | None = None
     table = dict(table or {})
     from_query, query_problems = check_options(kind.config, given, text=True)
     from_table, table_problems = check_options(kind.config, table)
-    problems = [("spec", f"unknown {kind.name}: option {key!r} (allowed: {known})" if key not in kind.options
-                 else f"{key} {message}") for key, message in query_problems]
-    problems += [(key, f"unknown key (known: spec, name, allow_public, curve_secret_key, curve_clients, "
-                       f"and for {kind.name}: sources: {known})" if key not in kind.options else message)
-                 for key, message in table_problems]
+    problems = [
+        (
+            "spec",
+            f"unknown {kind.name}: option {key!r} (allowed: {known})"
+            if key not in kind.options
+            else f"{key} {message}",
+        )
+        for key, message in query_problems
+    ]
+    problems += [
+        (
+            key,
+            f"unknown key (known: spec, name, allow_public, curve_secret_key, curve_clients, "
+            f"and for {kind.name}: sources: {known})"
+            if key not in kind.options
+            else message,
+        )
+        for key, message in table_problems
+    ]
     problems += [(key, "is given in the spec's query too") for key in sorted(set(table) & set(given))]
     if problems:
         return None, problems
     options = {**from_query, **from_table}
     config, cross = build_options(kind.config, options)
     if cross:
-        return None, [(key, message) if key in table else ("spec", f"{key} {message}")
-                      for key, message in cross]
+        return None, [
+            (key, message) if key in table else ("spec", f"{key} {message}") for key, message in cross
+        ]
     return SourceSpec(kind.name, target, options, config), []
 
 

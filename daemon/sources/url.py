@@ -67,9 +67,18 @@ _TICK = 0.25  # longest wait on the pipe before the stop flag and the timeouts a
 
 # ffmpeg's words for a failed connection (libavformat http.c and network.c, strerror texts), first match wins.
 _HTTP_STATUS = re.compile(r"Server returned (\d{3}|[45]XX)")
-_CONNECT_FAILED = ("Connection refused", "Failed to resolve", "Name or service not known",
-                   "Temporary failure in name resolution", "No route to host", "Network is unreachable",
-                   "Connection reset", "SSL", "TLS", "certificate")
+_CONNECT_FAILED = (
+    "Connection refused",
+    "Failed to resolve",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "No route to host",
+    "Network is unreachable",
+    "Connection reset",
+    "SSL",
+    "TLS",
+    "certificate",
+)
 _DECODE_ERROR = ("Invalid data found", "could not find codec", "Error while decoding")
 
 
@@ -102,11 +111,13 @@ def check_url(url: str) -> str:
         raise ValueError("url source: the URL contains whitespace or control characters")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise ValueError(f"url source: scheme {parts.scheme or '(none)'!r} refused in {redact(url)!r}: "
-                         "only http:// and https:// streams (Icecast, Shoutcast, HLS playlists) are allowed")
+        raise ValueError(
+            f"url source: scheme {parts.scheme or '(none)'!r} refused in {redact(url)!r}: "
+            "only http:// and https:// streams (Icecast, Shoutcast, HLS playlists) are allowed"
+        )
     if not parts.hostname:
         raise ValueError(f"url source: no host in {redact(url)!r}")
-    return parts.scheme.lower() + url[len(parts.scheme):]
+    return parts.scheme.lower() + url[len(parts.scheme) :]
 
 
 def url_stream_id(url: str) -> str:
@@ -179,16 +190,40 @@ class UrlSource:
 
     """
 
-    def __init__(self, name: str, url: str, *, sample_rate: int = 44100, channels: int = 1,
-                 chunk_seconds: float = 0.1, connect_seconds: float = 20.0, stall_seconds: float = 10.0,
-                 backoff_initial: float = 1.0, backoff_factor: float = 2.0, backoff_max: float = 60.0,
-                 backoff_jitter: float = 0.1, stable_seconds: float = 30.0, ffmpeg: str = "ffmpeg") -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        sample_rate: int = 44100,
+        channels: int = 1,
+        chunk_seconds: float = 0.1,
+        connect_seconds: float = 20.0,
+        stall_seconds: float = 10.0,
+        backoff_initial: float = 1.0,
+        backoff_factor: float = 2.0,
+        backoff_max: float = 60.0,
+        backoff_jitter: float = 0.1,
+        stable_seconds: float = 30.0,
+        ffmpeg: str = "ffmpeg",
+    ) -> None:
         self.url = check_url(url)
-        check_built(UrlConfig(sample_rate=sample_rate, channels=channels, chunk_seconds=chunk_seconds,
-                              connect_seconds=connect_seconds, stall_seconds=stall_seconds,
-                              backoff_initial=backoff_initial, backoff_factor=backoff_factor,
-                              backoff_max=backoff_max, backoff_jitter=backoff_jitter,
-                              stable_seconds=stable_seconds, ffmpeg=ffmpeg), f"url source {name!r}")
+        check_built(
+            UrlConfig(
+                sample_rate=sample_rate,
+                channels=channels,
+                chunk_seconds=chunk_seconds,
+                connect_seconds=connect_seconds,
+                stall_seconds=stall_seconds,
+                backoff_initial=backoff_initial,
+                backoff_factor=backoff_factor,
+                backoff_max=backoff_max,
+                backoff_jitter=backoff_jitter,
+                stable_seconds=stable_seconds,
+                ffmpeg=ffmpeg,
+            ),
+            f"url source {name!r}",
+        )
         executable = shutil.which(ffmpeg)
         if executable is None:
             raise ValueError(f"url source {name!r}: {ffmpeg!r} not found; the url: source needs ffmpeg")
@@ -220,13 +255,34 @@ class UrlSource:
     def command(self) -> list[str]:
         """The ffmpeg argument vector (no shell ever sees it)."""
         fmt = "s16le" if sys.byteorder == "little" else "s16be"
-        return [self._ffmpeg, "-nostdin", "-v", "error",
-                "-protocol_whitelist", PROTOCOL_WHITELIST,
-                "-reconnect", "1", "-reconnect_streamed", "1",
-                "-reconnect_delay_max", str(FFMPEG_RECONNECT_SECONDS),
-                "-i", self.url,
-                "-vn", "-sn", "-dn", "-f", fmt, "-ac", str(self.channels), "-ar", str(self.sample_rate),
-                "-flush_packets", "1", "pipe:1"]
+        return [
+            self._ffmpeg,
+            "-nostdin",
+            "-v",
+            "error",
+            "-protocol_whitelist",
+            PROTOCOL_WHITELIST,
+            "-reconnect",
+            "1",
+            "-reconnect_streamed",
+            "1",
+            "-reconnect_delay_max",
+            str(FFMPEG_RECONNECT_SECONDS),
+            "-i",
+            self.url,
+            "-vn",
+            "-sn",
+            "-dn",
+            "-f",
+            fmt,
+            "-ac",
+            str(self.channels),
+            "-ar",
+            str(self.sample_rate),
+            "-flush_packets",
+            "1",
+            "pipe:1",
+        ]
 
     def start(self, sink: SourceSink) -> None:
         """Start connecting in the background; everything that happens is reported through ``sink``."""
@@ -273,15 +329,17 @@ class UrlSource:
             if self._stopping.is_set():
                 return None, "stopped", "stopped"
             try:
-                proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE)
+                proc = subprocess.Popen(
+                    self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
             except OSError as err:
                 return None, "error", f"cannot run ffmpeg: {err}"
             self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
         last_lines: list[str] = []
-        drain = threading.Thread(target=self._drain, args=(proc.stderr, last_lines), daemon=True,
-                                 name=f"url-{self.name}-stderr")
+        drain = threading.Thread(
+            target=self._drain, args=(proc.stderr, last_lines), daemon=True, name=f"url-{self.name}-stderr"
+        )
         drain.start()
         try:
             up_since, timed_out = self._pump(proc.stdout)
@@ -353,7 +411,7 @@ class UrlSource:
             line = raw.decode("utf-8", "replace").strip().replace(secret, public)
             if line:
                 log.debug("url source %r: ffmpeg: %s", self.name, line)
-                last_lines[:] = [*last_lines[-(KEPT_LINES - 1):], line]
+                last_lines[:] = [*last_lines[-(KEPT_LINES - 1) :], line]
 
 
 def _reap(proc: subprocess.Popen[bytes]) -> None:

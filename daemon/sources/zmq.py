@@ -80,11 +80,19 @@ class ZmqSource:
     (:data:`~genretag.daemon.ingest.pool.RowAllocator`).
     """
 
-    def __init__(self, name: str, address: str, *, limits: Limits = DEFAULT_LIMITS,
-                 idle_timeout: float = 5.0, rcvhwm: int = 1000, workers: int = 0,
-                 context: zmq.Context[Any] | None = None,
-                 secure: Callable[[zmq.Socket[Any]], None] | None = None,
-                 allocate_rows: RowAllocator = plain_rows) -> None:
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        idle_timeout: float = 5.0,
+        rcvhwm: int = 1000,
+        workers: int = 0,
+        context: zmq.Context[Any] | None = None,
+        secure: Callable[[zmq.Socket[Any]], None] | None = None,
+        allocate_rows: RowAllocator = plain_rows,
+    ) -> None:
         if idle_timeout <= 0:
             raise ValueError(f"idle_timeout must be > 0, got {idle_timeout}")
         if workers < 0:
@@ -105,8 +113,16 @@ class ZmqSource:
     @classmethod
     def from_config(cls, name: str, target: str, config: ZmqConfig, env: BuildEnv) -> ZmqSource:
         """The source of a ``zmq:ENDPOINT`` spec (:mod:`~genretag.daemon.sources.registry`)."""
-        return cls(name, target, limits=env.limits, idle_timeout=config.idle, rcvhwm=config.hwm,
-                   workers=config.workers, secure=env.secure, allocate_rows=env.allocate_rows)
+        return cls(
+            name,
+            target,
+            limits=env.limits,
+            idle_timeout=config.idle,
+            rcvhwm=config.hwm,
+            workers=config.workers,
+            secure=env.secure,
+            allocate_rows=env.allocate_rows,
+        )
 
     @property
     def windows_in_workers(self) -> bool:
@@ -120,8 +136,9 @@ class ZmqSource:
         """
         if self.workers:
             windowed: WindowedSink = sink  # type: ignore[assignment]
-            self._pool = IngestPool(self.workers, windowed, self.limits, self.idle_timeout,
-                                    self._allocate_rows)
+            self._pool = IngestPool(
+                self.workers, windowed, self.limits, self.idle_timeout, self._allocate_rows
+            )
             self._pool.start()
         socket = self._context.socket(zmq.PULL)
         socket.setsockopt(zmq.MAXMSGSIZE, self.limits.max_frame_bytes + MAXMSGSIZE_SLACK)
@@ -172,4 +189,3 @@ class ZmqSource:
         finally:
             receiver.close(sink, "stopped", "source stopped")
             socket.close()
-

@@ -39,8 +39,13 @@ def state(pos: float, name: str, stream: str = "p") -> dict[str, object]:
 
 
 def cue(*songs: tuple[float, float, list[str]]) -> dict[str, object]:
-    return {"name": "p", "songs": [{"index": i, "start": a, "end": b, "truth": t,
-                                    "genre": "/".join(sorted(t))} for i, (a, b, t) in enumerate(songs)]}
+    return {
+        "name": "p",
+        "songs": [
+            {"index": i, "start": a, "end": b, "truth": t, "genre": "/".join(sorted(t))}
+            for i, (a, b, t) in enumerate(songs)
+        ],
+    }
 
 
 # --- scoring ------------------------------------------------------------------------------------------------
@@ -69,8 +74,16 @@ def test_the_previous_songs_label_carries_over_as_wrong_time_not_a_wrong_change(
 
 
 def test_silence_down_and_null_labels_clear_the_label_and_up_recovered_do_not() -> None:
-    events = [label(2.0, "rock"), state(10.0, "silence"), state(14.0, "recovered"), label(20.0, "rock"),
-              label(30.0, None, reason="eof"), label(35.0, "rock"), state(38.0, "down"), state(39.0, "up")]
+    events = [
+        label(2.0, "rock"),
+        state(10.0, "silence"),
+        state(14.0, "recovered"),
+        label(20.0, "rock"),
+        label(30.0, None, reason="eof"),
+        label(35.0, "rock"),
+        state(38.0, "down"),
+        state(39.0, "up"),
+    ]
     [song] = score_programme(cue((0.0, 40.0, ["rock", "pop"])), events)
     # rock 2-10, 20-30, 35-38: 21 s right; none 0-2, 10-20, 30-35, 38-40: 19 s
     assert song.right_seconds == pytest.approx(21.0)
@@ -80,8 +93,14 @@ def test_silence_down_and_null_labels_clear_the_label_and_up_recovered_do_not() 
 
 
 def test_a_wrong_label_after_none_counts_as_a_change_a_repeat_does_not() -> None:
-    events = [label(1.0, "pop"), state(5.0, "silence"), label(8.0, "pop"), label(9.0, "pop"),
-              label(12.0, "metal"), label(15.0, "jazz")]
+    events = [
+        label(1.0, "pop"),
+        state(5.0, "silence"),
+        label(8.0, "pop"),
+        label(9.0, "pop"),
+        label(12.0, "metal"),
+        label(15.0, "jazz"),
+    ]
     [song] = score_programme(cue((0.0, 20.0, ["jazz"])), events)
     assert song.wrong_changes == 3  # pop (from none), pop again after the silence, metal; not the repeat
     assert song.first_right == pytest.approx(15.0)
@@ -96,8 +115,9 @@ def test_a_change_at_a_song_boundary_belongs_to_the_new_song() -> None:
 
 def test_songs_never_right_count_with_their_length_in_the_delay_percentiles() -> None:
     events = [label(5.0, "rock"), label(70.0, "jazz"), label(140.0, "rock")]
-    songs = score_programme(cue((0.0, 60.0, ["rock"]), (60.0, 120.0, ["jazz"]), (120.0, 160.0, ["blues"])),
-                            events)
+    songs = score_programme(
+        cue((0.0, 60.0, ["rock"]), (60.0, 120.0, ["jazz"]), (120.0, 160.0, ["blues"])), events
+    )
     assert [s.first_right for s in songs] == [5.0, 10.0, None]
     summary = summarise(songs)
     assert summary["never_right"] == 1
@@ -106,10 +126,13 @@ def test_songs_never_right_count_with_their_length_in_the_delay_percentiles() ->
 
 
 def test_the_timeline_keeps_to_its_stream_and_ignores_scores_events_and_unknown_keys() -> None:
-    events = [label(1.0, "rock", stream="other"),
-              {"type": "scores", "stream": "p", "pos": 2.0, "label": "pop"},
-              label(3.0, "jazz", reason="switch"), state(4.0, "recovered"),
-              state(6.0, "down", stream="other")]
+    events = [
+        label(1.0, "rock", stream="other"),
+        {"type": "scores", "stream": "p", "pos": 2.0, "label": "pop"},
+        label(3.0, "jazz", reason="switch"),
+        state(4.0, "recovered"),
+        state(6.0, "down", stream="other"),
+    ]
     assert label_timeline(events, "p") == [(3.0, "jazz")]
 
 
@@ -127,8 +150,16 @@ def fake_clips(sets: dict[str, int], seconds: float = 30.0) -> list[Clip]:
     clips = []
     for labels, n in sets.items():
         for i in range(n):
-            clips.append(Clip(Path(f"/nowhere/{labels}/{i}.wav"), tuple(labels.split(";")), f"artist {i}",
-                              "src", "dev", seconds - (i % 4) * 5))
+            clips.append(
+                Clip(
+                    Path(f"/nowhere/{labels}/{i}.wav"),
+                    tuple(labels.split(";")),
+                    f"artist {i}",
+                    "src",
+                    "dev",
+                    seconds - (i % 4) * 5,
+                )
+            )
     return clips
 
 
@@ -145,8 +176,9 @@ def test_plans_alternate_disjoint_genres_keep_lengths_and_never_reuse_a_clip() -
     rng, usage, counts = np.random.default_rng(3), Counter[Path](), Counter[str]()
     lo, hi, xf = 45.0, 75.0, 1.0
     for _ in range(3):
-        songs = plan_programme(pools, 10, rng, song_seconds=(lo, hi), crossfade=xf, usage=usage,
-                               genre_counts=counts)
+        songs = plan_programme(
+            pools, 10, rng, song_seconds=(lo, hi), crossfade=xf, usage=usage, genre_counts=counts
+        )
         assert len(songs) == 10
         for a, b in zip(songs, songs[1:], strict=False):
             assert not a.truth & b.truth, (a.genre, b.genre)  # rock never follows pop/rock
@@ -186,8 +218,12 @@ def test_a_single_genre_cannot_make_a_programme() -> None:
 
 
 def test_clips_are_selected_by_source_and_artist() -> None:
-    clips = [Clip(Path(f"/x/{i}"), ("rock",), artist, source, split, 30.0) for i, (artist, source, split) in
-             enumerate([("A", "mer4q", "dev"), ("The  Band", "mer4q", "train"), ("C", "gtzan", "dev")])]
+    clips = [
+        Clip(Path(f"/x/{i}"), ("rock",), artist, source, split, 30.0)
+        for i, (artist, source, split) in enumerate(
+            [("A", "mer4q", "dev"), ("The  Band", "mer4q", "train"), ("C", "gtzan", "dev")]
+        )
+    ]
     assert [c.artist for c in select_clips(clips, ["mer4q"])] == ["A", "The  Band"]
     kept = select_clips(clips, ["mer4q", "gtzan"], exclude_artists=["the band"])
     assert [c.artist for c in kept] == ["A", "C"]
@@ -203,8 +239,9 @@ def write_clip_folder(folder: Path) -> Path:
         genre = ["jazz", "rock", "blues"][i % 3]
         audio = 0.3 * np.random.default_rng(i).uniform(-1, 1, int((12 + (i % 5) * 2) * SR)).astype(np.float32)
         sf.write(str(folder / f"c{i}.wav"), audio, SR, subtype="FLOAT")
-        rows.append({"path": f"c{i}.wav", "labels": genre, "artist": f"a{i}", "source": "synth",
-                     "split": "dev"})
+        rows.append(
+            {"path": f"c{i}.wav", "labels": genre, "artist": f"a{i}", "source": "synth", "split": "dev"}
+        )
     manifest = folder / "manifest.csv"
     with manifest.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -233,8 +270,8 @@ def test_rendered_audio_matches_its_cue_sheet(tmp_path: Path) -> None:
             # the middle of each part (outside any crossfade) is the clip's own audio at its offset
             source, _ = sf.read(part["path"], dtype="float32")
             mid = round(part["seconds"] * SR) // 2
-            got = audio[round(part["at"] * SR) + mid:][:100]
-            want = source[round(part["offset"] * SR) + mid:][:100]
+            got = audio[round(part["at"] * SR) + mid :][:100]
+            want = source[round(part["offset"] * SR) + mid :][:100]
             np.testing.assert_allclose(got, want, atol=1e-6)
 
 
@@ -251,29 +288,54 @@ def test_run_specs_parse_and_refuse_bad_ones() -> None:
 
 def test_the_run_config_keeps_smoothing_drops_sources_and_holds_every_window(tmp_path: Path) -> None:
     user = tmp_path / "user.toml"
-    user.write_text('[smoothing]\nmethod = "mean"\nswitch_seconds = 3.5\n[batch]\nqueue_size = 10\n'
-                    '[model]\npath = "elsewhere"\n[[source]]\nspec = "mic:"\n')
+    user.write_text(
+        '[smoothing]\nmethod = "mean"\nswitch_seconds = 3.5\n[batch]\nqueue_size = 10\n'
+        '[model]\npath = "elsewhere"\n[[source]]\nspec = "mic:"\n'
+    )
     out = run_config(RunSpec("m", "fast", user), [150.0, 150.0], tmp_path / "run.toml")
     raw = tomllib.loads(out.read_text())
     assert raw["smoothing"] == {"method": "mean", "switch_seconds": 3.5}
     assert "source" not in raw and raw["model"] == {}
     assert raw["batch"]["queue_size"] >= 2 * 150 / 1.5  # the bundled models hop 1.5 s
     assert raw["batch"]["max_age_ms"] == 0  # files read as fast as possible are not live
-    assert tomllib.loads(dump_config({"a": {"s": 'q"x', "b": True, "l": [1, 2.5]}})) == \
-        {"a": {"s": 'q"x', "b": True, "l": [1, 2.5]}}
+    assert tomllib.loads(dump_config({"a": {"s": 'q"x', "b": True, "l": [1, 2.5]}})) == {
+        "a": {"s": 'q"x', "b": True, "l": [1, 2.5]}
+    }
 
 
 # --- end to end ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_a_tiny_programme_through_the_real_daemon(shared_music: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_tiny_programme_through_the_real_daemon(
+    shared_music: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "report.json"
-    code = main(["--manifest", str(shared_music / "manifest.csv"), "--source", "gtzan",
-                 "--min-genre-clips", "2", "--programmes", "1", "--songs", "3", "--song-seconds", "20", "25",
-                 "--run", "fast:fast",
-                 "--workdir", str(tmp_path / "work"), "--json", str(out), "--timeout", "120"])
+    code = main(
+        [
+            "--manifest",
+            str(shared_music / "manifest.csv"),
+            "--source",
+            "gtzan",
+            "--min-genre-clips",
+            "2",
+            "--programmes",
+            "1",
+            "--songs",
+            "3",
+            "--song-seconds",
+            "20",
+            "25",
+            "--run",
+            "fast:fast",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--json",
+            str(out),
+            "--timeout",
+            "120",
+        ]
+    )
     assert code == 0
     doc = json.loads(out.read_text())
     [run] = doc["runs"]

@@ -14,9 +14,14 @@ from genretag.daemon.config import SmoothingConfig
 from genretag.models.bundled import bundled_model_dir
 
 LABELS = ["jazz", "rock"]
-CUE = {"name": "programme-00", "seconds": 60.0, "songs": [
-    {"index": 0, "genre": "rock", "truth": ["rock"], "start": 0.0, "end": 30.0},
-    {"index": 1, "genre": "jazz", "truth": ["jazz"], "start": 30.0, "end": 60.0}]}
+CUE = {
+    "name": "programme-00",
+    "seconds": 60.0,
+    "songs": [
+        {"index": 0, "genre": "rock", "truth": ["rock"], "start": 0.0, "end": 30.0},
+        {"index": 1, "genre": "jazz", "truth": ["jazz"], "start": 30.0, "end": 60.0},
+    ],
+}
 
 
 def _scores(confidence: float) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,12 @@ CLIPS_PER_GENRE = 6
 
 
 def genretag(*args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "genretag.cli.main", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"genretag {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
@@ -54,8 +58,19 @@ def genre_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dataset(genre_folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ds")
-    proc = genretag("dataset", "build", genre_folders, "--out", out, "--sample-rate", SR,
-                    "--split-fractions", "0.5,0.25,0.25", "--workers", 1)
+    proc = genretag(
+        "dataset",
+        "build",
+        genre_folders,
+        "--out",
+        out,
+        "--sample-rate",
+        SR,
+        "--split-fractions",
+        "0.5,0.25,0.25",
+        "--workers",
+        1,
+    )
     assert "18 clips" in proc.stdout and "0 skipped" in proc.stdout
     return out
 
@@ -63,18 +78,35 @@ def dataset(genre_folders: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture(scope="module")
 def cnn_artifact(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "cnn2d"
-    proc = genretag("train", "--data", dataset, "--model-type", "cnn2d", "--out", out, "--epochs", 3,
-                    "--steps-per-epoch", 4, "--batch-size", 8, "--seed", 1)
+    proc = genretag(
+        "train",
+        "--data",
+        dataset,
+        "--model-type",
+        "cnn2d",
+        "--out",
+        out,
+        "--epochs",
+        3,
+        "--steps-per-epoch",
+        4,
+        "--batch-size",
+        8,
+        "--seed",
+        1,
+    )
     assert "saved" in proc.stdout
     return out
 
 
 def test_help_is_light() -> None:
     """``genretag --help`` must not import TensorFlow or Keras (it has to be instant)."""
-    code = ("import sys; from click.testing import CliRunner; from genretag.cli.main import cli; "
-            "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
-            "heavy = [m for m in ('tensorflow', 'keras', 'librosa', 'sklearn') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys; from click.testing import CliRunner; from genretag.cli.main import cli; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'librosa', 'sklearn') if m in sys.modules]; "
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -119,12 +151,18 @@ def test_evaluate_writes_reports(cnn_artifact: Path, dataset: Path, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_sklearn_baseline_learns_the_synthetic_genres(dataset: Path, genre_folders: Path,
-                                                      tmp_path: Path) -> None:
+def test_sklearn_baseline_learns_the_synthetic_genres(
+    dataset: Path, genre_folders: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "logreg"
     genretag("train", "--data", dataset, "--model-type", "logreg", "--out", out)
-    proc = genretag("classify", "--model", out, "--json",
-                    *(genre_folders / g / f"{g}5.wav" for g in ("classical", "electronic", "noise")))
+    proc = genretag(
+        "classify",
+        "--model",
+        out,
+        "--json",
+        *(genre_folders / g / f"{g}5.wav" for g in ("classical", "electronic", "noise")),
+    )
     labels = [json.loads(line)["label"] for line in proc.stdout.splitlines()]
     assert labels == ["classical", "electronic", "noise"]
 

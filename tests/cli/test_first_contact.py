@@ -25,8 +25,12 @@ SR = 8000
 
 
 def genretag(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "genretag.cli.main", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +45,16 @@ def level_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     level = keras.layers.GlobalAveragePooling1D()(keras.layers.Reshape((SR, 1))(keras.ops.abs(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(level))
     model.layers[-1].set_weights([np.array([[20.0, -20.0]], np.float32), np.zeros(2, np.float32)])
-    manifest = ArtifactManifest(kind="keras", architecture="level", labels=["loud", "quiet"],
-                                output="softmax", sample_rate=SR, window_seconds=1.0, hop_seconds=1.0,
-                                model_file="")
+    manifest = ArtifactManifest(
+        kind="keras",
+        architecture="level",
+        labels=["loud", "quiet"],
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=1.0,
+        hop_seconds=1.0,
+        model_file="",
+    )
     out = tmp_path_factory.mktemp("art") / "level"
     save_artifact(model, manifest, out)
     return out
@@ -58,21 +69,26 @@ def test_a_typo_fails_at_once_without_loading_the_model(tmp_path: Path) -> None:
     """Issue 14.6: every path is checked before the model (8-17 s on 2 cores) is loaded."""
     sf.write(tmp_path / "real.wav", _tone(2), SR)
     args = [str(tmp_path / name) for name in ("real.wav", "typo", "tpyo.wav")]
-    code = ("import sys; from click.testing import CliRunner; from genretag.cli.main import cli; "
-            f"r = CliRunner().invoke(cli, ['classify', *{args!r}]); "
-            "print(r.exit_code, [m for m in ('tensorflow', 'keras') if m in sys.modules]); print(r.stderr)")
+    code = (
+        "import sys; from click.testing import CliRunner; from genretag.cli.main import cli; "
+        f"r = CliRunner().invoke(cli, ['classify', *{args!r}]); "
+        "print(r.exit_code, [m for m in ('tensorflow', 'keras') if m in sys.modules]); print(r.stderr)"
+    )
     started = time.monotonic()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     elapsed = time.monotonic() - started
     first, *rest = out.stdout.splitlines()
     assert first == "2 []", out.stdout  # usage error, TensorFlow never imported
-    assert [line for line in rest if line] == [f"genretag: error: {args[1]}: no such file or directory",
-                                               f"genretag: error: {args[2]}: no such file or directory"]
+    assert [line for line in rest if line] == [
+        f"genretag: error: {args[1]}: no such file or directory",
+        f"genretag: error: {args[2]}: no such file or directory",
+    ]
     assert elapsed < 5, elapsed  # a Python start and click; the model alone takes longer
 
 
-def test_classify_a_directory_sorted_recursive_skipping_non_audio(tmp_path: Path,
-                                                                  level_artifact: Path) -> None:
+def test_classify_a_directory_sorted_recursive_skipping_non_audio(
+    tmp_path: Path, level_artifact: Path
+) -> None:
     album = tmp_path / "album"
     (album / "disc 2").mkdir(parents=True)
     for name in ("b.wav", "A.flac", "disc 2/c.wav", ".hidden.wav"):
@@ -83,7 +99,10 @@ def test_classify_a_directory_sorted_recursive_skipping_non_audio(tmp_path: Path
     result = CliRunner().invoke(cli, ["classify", "--model", str(level_artifact), str(album)])
     assert result.exit_code == 0, result.output
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
-        str(album / "A.flac"), str(album / "b.wav"), str(album / "disc 2" / "c.wav")]
+        str(album / "A.flac"),
+        str(album / "b.wav"),
+        str(album / "disc 2" / "c.wav"),
+    ]
     assert f"genretag: warning: {album}: skipped 3 file(s)" in result.stderr
     result = CliRunner().invoke(cli, ["classify", "--model", str(level_artifact), str(tmp_path / "empty")])
     assert result.exit_code == 2 and "a directory with no audio files under it" in result.stderr
@@ -94,8 +113,16 @@ def test_short_and_near_silent_clips_are_flagged(tmp_path: Path, level_artifact:
     sf.write(tmp_path / "short.wav", _tone(0.2), SR)
     sf.write(tmp_path / "whisper.wav", _tone(3, amplitude=0.0005), SR)
     sf.write(tmp_path / "fine.wav", _tone(3), SR)
-    result = CliRunner().invoke(cli, ["classify", "--json", "--model", str(level_artifact),
-                                      *(str(tmp_path / n) for n in ("short.wav", "whisper.wav", "fine.wav"))])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "classify",
+            "--json",
+            "--model",
+            str(level_artifact),
+            *(str(tmp_path / n) for n in ("short.wav", "whisper.wav", "fine.wav")),
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = {Path(d["path"]).name: d for d in map(json.loads, result.stdout.splitlines())}
     assert lines["short.wav"]["warnings"] == ["shorter_than_window"]
@@ -123,7 +150,8 @@ def test_every_error_has_one_prefix(tmp_path: Path) -> None:
         "genretag: error: --source 'zmq:tcp://127.0.0.1:notaport': must be tcp://HOST:PORT with a port "
         "0..65535 (* or 0: any free port), got 'tcp://127.0.0.1:notaport'",
         "genretag: error: --publish 'tcp://127.0.0.1:99999': must be tcp://HOST:PORT with a port 0..65535 "
-        "(* or 0: any free port), got 'tcp://127.0.0.1:99999'"]
+        "(* or 0: any free port), got 'tcp://127.0.0.1:99999'",
+    ]
     result = CliRunner().invoke(cli, ["serve", "--source", f"file:{tmp_path / 'nope.flac'}"])
     assert result.exit_code == 1
     missing = f"file:{tmp_path / 'nope.flac'}"
@@ -139,13 +167,25 @@ def test_help_texts_say_what_they_mean(tmp_path: Path) -> None:
     """Issue 14.10: which model is the default; no reST markup; train's --model-type."""
     for command in ("classify", "serve", "evaluate"):
         text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
-        assert "\"default\" (musicnn, most accurate; used when --model is not given)" in text, command
+        assert '"default" (musicnn, most accurate; used when --model is not given)' in text, command
         assert "[default]" not in text.replace("[default: ", ""), command
     assert "``" not in CliRunner().invoke(cli, ["devices", "--help"]).output
     train_help = CliRunner().invoke(cli, ["train", "--help"]).output
     assert "--model-type" in train_help and "--model " not in train_help
-    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m"),
-                                      "--model", "logreg", "--model-type", "knn"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "m"),
+            "--model",
+            "logreg",
+            "--model-type",
+            "knn",
+        ],
+    )
     assert result.exit_code == 2 and "disagree" in result.stderr
     result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "m")])
     assert result.exit_code == 2 and "Missing option '--model-type'" in result.stderr

@@ -17,8 +17,12 @@ from genretag.daemon.keys import read_public, read_secret
 
 
 def _genretag(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "genretag.cli.main", *map(str, args)], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_generate_writes_a_private_secret_and_a_public_key(tmp_path: Path) -> None:
@@ -49,15 +53,39 @@ def test_generate_never_overwrites_a_key(tmp_path: Path) -> None:
 def test_curve_options_are_checked_before_connecting(tmp_path: Path) -> None:
     runner = CliRunner()
     wav = tmp_path / "none.wav"
-    lonely = runner.invoke(cli, ["send", str(wav), "--to", "tcp://127.0.0.1:1", "--stream", "s",
-                                 "--curve-key", str(tmp_path / "c.key_secret")])
+    lonely = runner.invoke(
+        cli,
+        [
+            "send",
+            str(wav),
+            "--to",
+            "tcp://127.0.0.1:1",
+            "--stream",
+            "s",
+            "--curve-key",
+            str(tmp_path / "c.key_secret"),
+        ],
+    )
     assert lonely.exit_code == 2 and "--curve-key needs --curve-server-key" in lonely.output
-    missing = runner.invoke(cli, ["subscribe", "tcp://127.0.0.1:1", "--curve-server-key",
-                                  str(tmp_path / "daemon.key")])
+    missing = runner.invoke(
+        cli, ["subscribe", "tcp://127.0.0.1:1", "--curve-server-key", str(tmp_path / "daemon.key")]
+    )
     assert missing.exit_code == 2 and f"{tmp_path / 'daemon.key'}: no such key file" in missing.output
     assert runner.invoke(cli, ["keys", "generate", str(tmp_path), "--name", "c"]).exit_code == 0
     (tmp_path / "c.key_secret").chmod(0o644)
-    exposed = runner.invoke(cli, ["send", str(wav), "--to", "tcp://127.0.0.1:1", "--stream", "s",
-                                  "--curve-server-key", str(tmp_path / "c.key"),
-                                  "--curve-key", str(tmp_path / "c.key_secret")])
+    exposed = runner.invoke(
+        cli,
+        [
+            "send",
+            str(wav),
+            "--to",
+            "tcp://127.0.0.1:1",
+            "--stream",
+            "s",
+            "--curve-server-key",
+            str(tmp_path / "c.key"),
+            "--curve-key",
+            str(tmp_path / "c.key_secret"),
+        ],
+    )
     assert exposed.exit_code == 2 and "readable by every user" in exposed.output

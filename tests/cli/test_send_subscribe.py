@@ -27,15 +27,21 @@ SR = 22050
 _started: list[subprocess.Popen[bytes]] = []
 
 
-def _genretag(*args: object, stdin: int | None = None,
-              sigint_ignored: bool = False) -> subprocess.Popen[bytes]:
+def _genretag(
+    *args: object, stdin: int | None = None, sigint_ignored: bool = False
+) -> subprocess.Popen[bytes]:
     """``genretag ARGS`` as a process that the test's teardown kills if it is still running.
 
     ``sigint_ignored``: start it with SIGINT ignored, as under ``nohup`` or on some CI runners.
     """
     preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
-    proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", *map(str, args)], stdin=stdin,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=preexec,
+    )
     _started.append(proc)
     return proc
 
@@ -76,8 +82,9 @@ def _wav(path: Path, seconds: float, seed: int) -> np.ndarray:
     return float_to_int16(sf.read(path, dtype="float32")[0])
 
 
-def _receive_all(sock: zmq.Socket[bytes], proc: subprocess.Popen[bytes],
-                 timeout: float = 30) -> tuple[list[tuple[float, Frame]], bytes]:
+def _receive_all(
+    sock: zmq.Socket[bytes], proc: subprocess.Popen[bytes], timeout: float = 30
+) -> tuple[list[tuple[float, Frame]], bytes]:
     """(arrival time, frame) of every message until the sender exits and its last messages are in."""
     got, deadline = [], time.monotonic() + timeout
     while sock.poll(500 if proc.poll() is not None else 50) or proc.poll() is None:
@@ -98,8 +105,9 @@ def _assert_stream(frames: Sequence[Frame], stream: str, sr: int) -> np.ndarray:
 def test_send_files_arrive_whole_and_in_order(tmp_path: Path, pull: tuple[zmq.Socket[bytes], str]) -> None:
     first, second = _wav(tmp_path / "a.wav", 1.3, 0), _wav(tmp_path / "b.wav", 0.7, 1)
     sock, address = pull
-    proc = _genretag("send", tmp_path / "a.wav", tmp_path / "b.wav", "--to", address, "--stream", "demo",
-                     "--rate", 0)
+    proc = _genretag(
+        "send", tmp_path / "a.wav", tmp_path / "b.wav", "--to", address, "--stream", "demo", "--rate", 0
+    )
     got, stderr = _receive_all(sock, proc)
     assert proc.returncode == 0, stderr.decode()
     frames = [f for _, f in got]
@@ -124,8 +132,23 @@ def test_send_rate_1_paces_in_real_time(tmp_path: Path, pull: tuple[zmq.Socket[b
 def test_send_reads_raw_pcm_from_stdin(pull: tuple[zmq.Socket[bytes], str]) -> None:
     sock, address = pull
     pcm = (np.random.default_rng(0).uniform(-0.5, 0.5, (8320, 2)) * 32767).astype("<i2")
-    proc = _genretag("send", "-", "--to", address, "--stream", "pipe", "--rate", 0, "--chunk-ms", 50,
-                     "--stdin-sr", 16000, "--stdin-channels", 2, stdin=subprocess.PIPE)
+    proc = _genretag(
+        "send",
+        "-",
+        "--to",
+        address,
+        "--stream",
+        "pipe",
+        "--rate",
+        0,
+        "--chunk-ms",
+        50,
+        "--stdin-sr",
+        16000,
+        "--stdin-channels",
+        2,
+        stdin=subprocess.PIPE,
+    )
     assert proc.stdin is not None
     proc.stdin.write(pcm.tobytes() + b"\x01\x02\x03")  # and a partial final frame
     proc.stdin.close()
@@ -140,8 +163,9 @@ def test_send_reads_raw_pcm_from_stdin(pull: tuple[zmq.Socket[bytes], str]) -> N
 def test_send_carries_on_past_an_unreadable_file(tmp_path: Path, pull: tuple[zmq.Socket[bytes], str]) -> None:
     good = _wav(tmp_path / "good.wav", 0.5, 3)
     sock, address = pull
-    proc = _genretag("send", tmp_path / "missing.wav", tmp_path / "good.wav", "--to", address,
-                     "--stream", "s", "--rate", 0)
+    proc = _genretag(
+        "send", tmp_path / "missing.wav", tmp_path / "good.wav", "--to", address, "--stream", "s", "--rate", 0
+    )
     got, stderr = _receive_all(sock, proc)
     assert proc.returncode == 1
     assert b"missing.wav: no such file" in stderr and b"1 input(s) failed" in stderr
@@ -149,13 +173,22 @@ def test_send_carries_on_past_an_unreadable_file(tmp_path: Path, pull: tuple[zmq
 
 
 @pytest.mark.parametrize("sigint_ignored", [False, True], ids=["sigint_default", "sigint_ignored"])
-def test_send_stops_cleanly_on_sigint(tmp_path: Path, pull: tuple[zmq.Socket[bytes], str],
-                                      sigint_ignored: bool) -> None:
+def test_send_stops_cleanly_on_sigint(
+    tmp_path: Path, pull: tuple[zmq.Socket[bytes], str], sigint_ignored: bool
+) -> None:
     """Ctrl-C stops send, also when it was started with SIGINT ignored (nohup, some CI runners)."""
     _wav(tmp_path / "loop.wav", 0.5, 4)
     sock, address = pull
-    proc = _genretag("send", tmp_path / "loop.wav", "--loop", "--to", address, "--stream", "s",
-                     sigint_ignored=sigint_ignored)
+    proc = _genretag(
+        "send",
+        tmp_path / "loop.wav",
+        "--loop",
+        "--to",
+        address,
+        "--stream",
+        "s",
+        sigint_ignored=sigint_ignored,
+    )
     assert sock.poll(20000), "nothing arrived"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=10)
@@ -177,8 +210,17 @@ def test_an_interrupted_send_counts_every_message_it_sent(tmp_path: Path) -> Non
             sock.setsockopt(zmq.RCVHWM, 5)
             sock.setsockopt(zmq.RCVBUF, 4096)  # so that send soon waits for room, where the race was
             port = sock.bind_to_random_port("tcp://127.0.0.1")
-            proc = _genretag("send", tmp_path / "loop.wav", "--loop", "--rate", 0, "--to",
-                             f"tcp://127.0.0.1:{port}", "--stream", "s")
+            proc = _genretag(
+                "send",
+                tmp_path / "loop.wav",
+                "--loop",
+                "--rate",
+                0,
+                "--to",
+                f"tcp://127.0.0.1:{port}",
+                "--stream",
+                "s",
+            )
             got, want = 0, rng.randint(1, 60)
             while got < want:
                 assert sock.poll(20000), "send stopped sending"
@@ -228,10 +270,12 @@ def test_subscribe_prints_json_lines(publisher: EventPublisher) -> None:
 
 
 def test_subscribe_filters_by_type_and_exact_stream(publisher: EventPublisher) -> None:
-    events = [scores_event("radio1", 1.0, "rock", 0.8, SCORES),
-              label_event("radio10", 1.0, "jazz", 0.6, SCORES, None),  # its topic starts with ...label.radio1
-              state_event("radio1", 1.0, "silence"),
-              label_event("radio1", 2.0, "rock", 0.8, SCORES, "jazz")]
+    events = [
+        scores_event("radio1", 1.0, "rock", 0.8, SCORES),
+        label_event("radio10", 1.0, "jazz", 0.6, SCORES, None),  # its topic starts with ...label.radio1
+        state_event("radio1", 1.0, "silence"),
+        label_event("radio1", 2.0, "rock", 0.8, SCORES, "jazz"),
+    ]
     lines = _run_subscriber(publisher, events, "--type", "label", "--stream", "radio1")
     assert len(lines) == 3
     for line in lines:
@@ -245,8 +289,10 @@ def test_subscribe_times_out_when_nothing_arrives(publisher: EventPublisher) -> 
 
 
 def test_subscribe_says_why_a_label_went_null_and_why_a_stream_went_down(publisher: EventPublisher) -> None:
-    events = [label_event("radio1", 3.0, None, None, {}, "rock", reason="uncertain"),
-              state_event("radio1", 4.0, "down", reason="http_404")]
+    events = [
+        label_event("radio1", 3.0, None, None, {}, "rock", reason="uncertain"),
+        state_event("radio1", 4.0, "down", reason="http_404"),
+    ]
     lines = _run_subscriber(publisher, events)
     assert any(" radio1 3.0s label - (was rock: uncertain)" in line for line in lines), lines
     assert any(" radio1 4.0s state down: http_404 label=-" in line for line in lines), lines

@@ -188,8 +188,13 @@ def test_past_capacity_the_scored_windows_stay_within_the_age_bound() -> None:
 def test_swap_takes_effect_in_queue_order_without_losing_a_window() -> None:
     old, new, rec = FakePredictor(tag=0.0), FakePredictor(tag=1.0), Recorder()
     swaps: list[tuple[object, object]] = []
-    batcher = Batcher(old, rec.result, max_batch_size=64, max_wait_ms=1,  # type: ignore[arg-type]
-                      on_swap=lambda a, b: swaps.append((a, b)))
+    batcher = Batcher(
+        old,
+        rec.result,
+        max_batch_size=64,
+        max_wait_ms=1,  # type: ignore[arg-type]
+        on_swap=lambda a, b: swaps.append((a, b)),
+    )
     for i in range(3):
         batcher.put("s", window(i))
     batcher.swap(new)  # type: ignore[arg-type]

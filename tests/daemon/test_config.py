@@ -57,7 +57,7 @@ EXPECTED = [
     "batch.max_wait_ms: must be > 0",
     "batch.max_age_ms: must be 0 (no age bound) or at most 60000",
     "window.hop_seconds: must be 0.05..60 seconds",
-    "smoothing.method: must be \"ema\" or \"mean\"",
+    'smoothing.method: must be "ema" or "mean"',
     "limits.max_streams: must be 1..10000",
     "source[0].spec: no such file",
     "source[1].spec: 'ftp:x' is not KIND:TARGET",
@@ -86,10 +86,12 @@ def test_valid_file_relative_paths_and_defaults(tmp_path: Path, artifact: Path) 
     (tmp_path / "music").mkdir()
     sf.write(tmp_path / "music" / "a b.wav", [0.0] * 8000, 8000)
     path = tmp_path / "ok.toml"
-    path.write_text(f'[model]\npath = "{artifact}"\n[publish]\nscores = true\n'
-                    '[metrics]\naddress = "0.0.0.0:9464"\nallow_public = true\n'
-                    '[[source]]\nspec = "file:music/a b.wav?rate=0"\n'
-                    '[[source]]\nspec = "zmq:tcp://127.0.0.1:5555"\n')
+    path.write_text(
+        f'[model]\npath = "{artifact}"\n[publish]\nscores = true\n'
+        '[metrics]\naddress = "0.0.0.0:9464"\nallow_public = true\n'
+        '[[source]]\nspec = "file:music/a b.wav?rate=0"\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5555"\n'
+    )
     result = CliRunner().invoke(cli, ["check-config", str(path)])
     assert result.exit_code == 0, result.output
     assert "OK (2 source(s))" in result.output
@@ -102,8 +104,10 @@ def test_valid_file_relative_paths_and_defaults(tmp_path: Path, artifact: Path) 
 
 def test_flags_override_the_file_and_are_checked_alike(tmp_path: Path, artifact: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(f'[model]\npath = "{artifact}"\n[batch]\nmax_batch_size = 8\nmax_wait_ms = 20\n'
-                    '[[source]]\nspec = "zmq:tcp://127.0.0.1:5555"\n')
+    path.write_text(
+        f'[model]\npath = "{artifact}"\n[batch]\nmax_batch_size = 8\nmax_wait_ms = 20\n'
+        '[[source]]\nspec = "zmq:tcp://127.0.0.1:5555"\n'
+    )
     config = load_config(path, {"batch.max_wait_ms": 5, "source": [{"spec": "zmq:tcp://127.0.0.1:6000"}]})
     assert (config.batch.max_batch_size, config.batch.max_wait_ms) == (8, 5.0)
     assert [s.spec for s in config.sources] == ["zmq:tcp://127.0.0.1:6000"]
@@ -118,8 +122,9 @@ def test_the_age_bound_leaves_room_for_a_batch_to_close() -> None:
     assert (off.batch.max_wait_ms, off.batch.max_age_ms) == (800, 0)
     with pytest.raises(ConfigError) as err:  # a lone window would be stale by the time its batch closed
         load_config(None, {"batch.max_wait_ms": 800}, check_model=False)
-    assert err.value.problems == ["batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms "
-                                  "(800), got 500"]
+    assert err.value.problems == [
+        "batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms (800), got 500"
+    ]
 
 
 def test_unreadable_and_invalid_toml(tmp_path: Path) -> None:
@@ -145,7 +150,7 @@ def test_every_key_problem_is_reported_at_once(tmp_path: Path, artifact: Path) -
     public_only = keys / "daemon.key"
     other_secret = generate_keypair(tmp_path, "other")[1].read_text()
     mismatched = tmp_path / "mismatched.key_secret"  # another key pair's secret under daemon's public key
-    mismatched.write_text(public_only.read_text() + other_secret[other_secret.index("    secret-key"):])
+    mismatched.write_text(public_only.read_text() + other_secret[other_secret.index("    secret-key") :])
     mismatched.chmod(0o600)
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad-clients").mkdir()
@@ -164,10 +169,11 @@ def test_every_key_problem_is_reported_at_once(tmp_path: Path, artifact: Path) -
         '[[source]]\nspec = "zmq:tcp://127.0.0.1:5559"\ncurve_secret_key = "mismatched.key_secret"\n'
         '[[source]]\nspec = "zmq:tcp://127.0.0.1:5560"\ncurve_secret_key = "a-file/x.key_secret"\n'
         '[[source]]\nspec = "zmq:tcp://127.0.0.1:5561"\ncurve_clients = "keys/clients"\n'
-        '[[source]]\nspec = "mic:"\ncurve_secret_key = "keys/daemon.key_secret"\n')
+        '[[source]]\nspec = "mic:"\ncurve_secret_key = "keys/daemon.key_secret"\n'
+    )
     result = CliRunner().invoke(cli, ["check-config", str(path)])
     assert result.exit_code == 1
-    lines = [line[len(f"{path}: "):] for line in result.output.splitlines() if line.startswith(f"{path}: ")]
+    lines = [line[len(f"{path}: ") :] for line in result.output.splitlines() if line.startswith(f"{path}: ")]
     expected = [
         f"source[0].curve_secret_key: {tmp_path}/missing.key_secret: no such key file",
         f"source[0].curve_clients: {tmp_path}/empty: holds no client public key",
@@ -192,9 +198,11 @@ def test_public_binds_with_curve_keys_are_valid(tmp_path: Path, artifact: Path) 
     _keys(tmp_path / "keys")
     path = tmp_path / "public.toml"
     secured = 'curve_secret_key = "keys/daemon.key_secret"\ncurve_clients = "keys/clients"\n'
-    path.write_text(f'[model]\npath = "{artifact}"\n[publish]\naddress = "tcp://0.0.0.0:5556"\n{secured}'
-                    f'[[source]]\nspec = "zmq:tcp://0.0.0.0:5555"\n{secured}'
-                    '[[source]]\nspec = "zmq:tcp://0.0.0.0:5557"\nallow_public = true\n')
+    path.write_text(
+        f'[model]\npath = "{artifact}"\n[publish]\naddress = "tcp://0.0.0.0:5556"\n{secured}'
+        f'[[source]]\nspec = "zmq:tcp://0.0.0.0:5555"\n{secured}'
+        '[[source]]\nspec = "zmq:tcp://0.0.0.0:5557"\nallow_public = true\n'
+    )
     result = CliRunner().invoke(cli, ["check-config", str(path)])
     assert result.exit_code == 0, result.output
     config = load_config(path)
@@ -203,21 +211,27 @@ def test_public_binds_with_curve_keys_are_valid(tmp_path: Path, artifact: Path) 
     assert config.sources[1].curve_secret_key is None and config.sources[1].allow_public
 
 
-@pytest.mark.parametrize("publish, source, metrics", [
-    ("tcp://127.0.0.1:notaport", "zmq:tcp://127.0.0.1:99999", "127.0.0.1:99999"),
-    ("tcp://127.0.0.1:99999", "zmq:tcp://127.0.0.1:", "127.0.0.1:http"),
-    ("tcp://:5556", "zmq:tcp://127.0.0.1:5555x", ":9464"),
-])
-def test_check_config_refuses_every_address_serve_would_refuse(tmp_path: Path, artifact: Path, publish: str,
-                                                               source: str, metrics: str) -> None:
+@pytest.mark.parametrize(
+    "publish, source, metrics",
+    [
+        ("tcp://127.0.0.1:notaport", "zmq:tcp://127.0.0.1:99999", "127.0.0.1:99999"),
+        ("tcp://127.0.0.1:99999", "zmq:tcp://127.0.0.1:", "127.0.0.1:http"),
+        ("tcp://:5556", "zmq:tcp://127.0.0.1:5555x", ":9464"),
+    ],
+)
+def test_check_config_refuses_every_address_serve_would_refuse(
+    tmp_path: Path, artifact: Path, publish: str, source: str, metrics: str
+) -> None:
     """Issue 14.5: libzmq refuses a port that is not a number only at bind time, after the model has
     loaded, and binds a random port for one above 65535; check-config must say so first."""
     path = tmp_path / "ports.toml"
-    path.write_text(f'[model]\npath = "{artifact}"\n[publish]\naddress = "{publish}"\n'
-                    f'[metrics]\naddress = "{metrics}"\n[[source]]\nspec = "{source}"\n')
+    path.write_text(
+        f'[model]\npath = "{artifact}"\n[publish]\naddress = "{publish}"\n'
+        f'[metrics]\naddress = "{metrics}"\n[[source]]\nspec = "{source}"\n'
+    )
     result = CliRunner().invoke(cli, ["check-config", str(path)])
     assert result.exit_code == 1, result.output
-    lines = [line[len(f"{path}: "):] for line in result.output.splitlines() if line.startswith(f"{path}: ")]
+    lines = [line[len(f"{path}: ") :] for line in result.output.splitlines() if line.startswith(f"{path}: ")]
     assert [line.split(":")[0] for line in lines] == ["source[0].spec", "publish.address", "metrics.address"]
     assert all("port 0..65535" in line for line in lines), lines
     with pytest.raises(ConfigError):  # what serve validates is the same
@@ -225,8 +239,20 @@ def test_check_config_refuses_every_address_serve_would_refuse(tmp_path: Path, a
 
 
 def test_valid_addresses_of_every_form(artifact: Path) -> None:
-    for publish in ("tcp://127.0.0.1:*", "tcp://127.0.0.1:0", "tcp://[::1]:5556", "tcp://localhost:65535",
-                    "ipc:///tmp/genretag.sock"):
-        config = load_config(None, {"model.path": str(artifact), "publish.address": publish,
-                                    "metrics.address": "[::1]:0", "source": [{"spec": "zmq:tcp://[::1]:*"}]})
+    for publish in (
+        "tcp://127.0.0.1:*",
+        "tcp://127.0.0.1:0",
+        "tcp://[::1]:5556",
+        "tcp://localhost:65535",
+        "ipc:///tmp/genretag.sock",
+    ):
+        config = load_config(
+            None,
+            {
+                "model.path": str(artifact),
+                "publish.address": publish,
+                "metrics.address": "[::1]:0",
+                "source": [{"spec": "zmq:tcp://[::1]:*"}],
+            },
+        )
         assert config.publish.address == publish

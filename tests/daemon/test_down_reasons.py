@@ -41,20 +41,31 @@ def missing_mount() -> Iterator[tuple[int, str]]:
 
 
 @pytest.mark.slow
-def test_sources_that_never_deliver_are_down_with_a_reason(artifact: Path,
-                                                            missing_mount: tuple[int, str]) -> None:
+def test_sources_that_never_deliver_are_down_with_a_reason(
+    artifact: Path, missing_mount: tuple[int, str]
+) -> None:
     port, url = missing_mount
     radio = f"127.0.0.1:{port}/live.mp3"  # host and mount, not just "127.0.0.1"
     mic = "mic-NoSuchDevice"
-    with Daemon("--model", artifact, "--source", f"url:{url}", "--source", "mic:NoSuchDevice", "--print",
-                *ANY_PORTS) as daemon:
-        daemon.wait_for(lambda: all(daemon.stream_events(s, "state") for s in (radio, mic)), 30,
-                        "down events of both streams")
+    with Daemon(
+        "--model", artifact, "--source", f"url:{url}", "--source", "mic:NoSuchDevice", "--print", *ANY_PORTS
+    ) as daemon:
+        daemon.wait_for(
+            lambda: all(daemon.stream_events(s, "state") for s in (radio, mic)),
+            30,
+            "down events of both streams",
+        )
         started = time.monotonic()
-        daemon.wait_for(lambda: daemon.metric("genretag_source_errors_total", stream=mic,
-                                              kind="device_missing") >= 2, 30, "a retry of the mic")
-        daemon.wait_for(lambda: daemon.metric("genretag_source_reconnects_total", stream=radio) >= 2, 30,
-                        "a retry of the radio")
+        daemon.wait_for(
+            lambda: daemon.metric("genretag_source_errors_total", stream=mic, kind="device_missing") >= 2,
+            30,
+            "a retry of the mic",
+        )
+        daemon.wait_for(
+            lambda: daemon.metric("genretag_source_reconnects_total", stream=radio) >= 2,
+            30,
+            "a retry of the radio",
+        )
         assert time.monotonic() - started < 30
         for stream in (radio, mic):
             assert daemon.metric("genretag_stream_up", stream=stream) == 0, stream

@@ -31,8 +31,9 @@ def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
     ctx.destroy(linger=0)
 
 
-def _subscriber(ctx: zmq.Context[zmq.Socket[bytes]], address: str, *prefixes: bytes,
-                rcvhwm: int = 1000) -> zmq.Socket[bytes]:
+def _subscriber(
+    ctx: zmq.Context[zmq.Socket[bytes]], address: str, *prefixes: bytes, rcvhwm: int = 1000
+) -> zmq.Socket[bytes]:
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, rcvhwm)
     sub.setsockopt(zmq.RCVBUF, 4096)  # small kernel buffer: a subscriber that stops reading backs up fast
@@ -55,9 +56,11 @@ def _await_subscription(pub: EventPublisher, sub: zmq.Socket[bytes]) -> None:
 
 
 def test_every_type_carries_the_documented_keys() -> None:
-    events = [label_event("radio1", 93.51234, "rock", 0.812345678, SCORES, "jazz", now=1718000000.1234567),
-              scores_event("radio1", 94.0, "rock", 0.8, SCORES),
-              state_event("radio1", 95.0, "silence")]
+    events = [
+        label_event("radio1", 93.51234, "rock", 0.812345678, SCORES, "jazz", now=1718000000.1234567),
+        scores_event("radio1", 94.0, "rock", 0.8, SCORES),
+        state_event("radio1", 95.0, "silence"),
+    ]
     extra = {"label": {"prev"}, "scores": set(), "state": {"state", "reason"}}
     for event in events:
         parts = encode_event(event)
@@ -80,7 +83,11 @@ def test_state_and_null_label_events_say_why() -> None:
     null carries the label it had and why; a label event with a genre has no reason key (schema v1:
     the key is new and optional)."""
     assert [state_event("s", 0.0, state)["reason"] for state in ("up", "recovered", "silence", "down")] == [
-        "audio", "audio", "silence", "error"]
+        "audio",
+        "audio",
+        "silence",
+        "error",
+    ]
     down = json.loads(encode_event(state_event("s", 12.5, "down", reason="http_404"))[1])
     assert (down["state"], down["reason"]) == ("down", "http_404")
     gone = json.loads(encode_event(label_event("s", 12.5, None, None, {}, "rock", reason="silence"))[1])
@@ -99,8 +106,12 @@ def test_bad_events_are_refused() -> None:
         state_event("s", 0.0, "sleeping")
     with pytest.raises(ValueError):
         encode_event(scores_event("s", 0.0, "rock", math.nan, SCORES))
-    for parts in ([b"genretag.label.s"], [b"t", b"{"], [b"t", b'{"v": 2, "type": "label"}'],
-                  [b"t", b'{"v": 1, "type": "label", "stream": "s"}']):
+    for parts in (
+        [b"genretag.label.s"],
+        [b"t", b"{"],
+        [b"t", b'{"v": 2, "type": "label"}'],
+        [b"t", b'{"v": 1, "type": "label", "stream": "s"}'],
+    ):
         with pytest.raises(ValueError):
             decode_event(parts)
 
@@ -108,8 +119,11 @@ def test_bad_events_are_refused() -> None:
 def test_subscription_prefixes() -> None:
     assert subscriptions() == [b"genretag."]
     assert subscriptions(["label"]) == [b"genretag.label."]
-    assert subscriptions([], "radio1") == [b"genretag.label.radio1", b"genretag.scores.radio1",
-                                           b"genretag.state.radio1"]
+    assert subscriptions([], "radio1") == [
+        b"genretag.label.radio1",
+        b"genretag.scores.radio1",
+        b"genretag.state.radio1",
+    ]
     assert subscriptions(["label", "state"], "r") == [b"genretag.label.r", b"genretag.state.r"]
 
 
@@ -154,7 +168,8 @@ def _flood(pub: EventPublisher, n: int) -> float:
 
 
 def test_a_stuck_subscriber_never_blocks_and_drops_are_counted(
-        context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
     with EventPublisher("tcp://127.0.0.1:*", context=context, hwm=10, nodrop=True) as pub:
         stuck = _subscriber(context, pub.address, b"genretag.", rcvhwm=10)
         _await_subscription(pub, stuck)  # and never reads again
@@ -165,7 +180,8 @@ def test_a_stuck_subscriber_never_blocks_and_drops_are_counted(
 
 
 def test_by_default_a_stuck_subscriber_only_loses_its_own_events(
-        context: zmq.Context[zmq.Socket[bytes]]) -> None:
+    context: zmq.Context[zmq.Socket[bytes]],
+) -> None:
     with EventPublisher("tcp://127.0.0.1:*", context=context, hwm=10) as pub:
         stuck = _subscriber(context, pub.address, b"genretag.", rcvhwm=10)
         live = _subscriber(context, pub.address, b"genretag.")

@@ -28,8 +28,9 @@ class RecordingSink:
 
     def audio(self, chunk: Chunk) -> None:
         with self.changed:
-            self.chunks.append(Chunk(chunk.stream, chunk.samples.copy(), chunk.sample_rate,
-                                     chunk.arrival_time))
+            self.chunks.append(
+                Chunk(chunk.stream, chunk.samples.copy(), chunk.sample_rate, chunk.arrival_time)
+            )
             self.changed.notify_all()
 
     def state(self, stream: str, state: str, reason: str = "", detail: str = "") -> None:
@@ -81,9 +82,16 @@ def test_zmq_source_decodes_counts_and_times_out(push: Any) -> None:
     assert [c.stream for c in sink.chunks] == ["a"] * 4
     np.testing.assert_array_equal(sink.chunks[0].samples, pcm)
     assert sink.chunks[0].sample_rate == 16000
-    assert sink.log == [("state", "a", "up"), ("error", "a", "seq_gap"), ("error", "a", "odd_byte_count"),
-                        ("error", "b", "bad_header"), ("error", "?", "bad_stream_id"),
-                        ("error", "a", "too_large"), ("error", "a", "seq_restart"), ("state", "a", "down")]
+    assert sink.log == [
+        ("state", "a", "up"),
+        ("error", "a", "seq_gap"),
+        ("error", "a", "odd_byte_count"),
+        ("error", "b", "bad_header"),
+        ("error", "?", "bad_stream_id"),
+        ("error", "a", "too_large"),
+        ("error", "a", "seq_restart"),
+        ("state", "a", "down"),
+    ]
     assert sink.reasons[-1] == "idle"
 
 
@@ -111,8 +119,12 @@ def test_zmq_bind_errors_surface_at_start() -> None:
 def wav(tmp_path: Path) -> Path:
     path = tmp_path / "tone.wav"
     t = np.arange(8000) / 8000
-    sf.write(path, np.stack([np.sin(2 * np.pi * 440 * t), np.zeros(8000)], axis=1).astype(np.float32), 8000,
-             subtype="FLOAT")
+    sf.write(
+        path,
+        np.stack([np.sin(2 * np.pi * 440 * t), np.zeros(8000)], axis=1).astype(np.float32),
+        8000,
+        subtype="FLOAT",
+    )
     return path
 
 
@@ -165,24 +177,33 @@ def test_spec_registry() -> None:
     assert parse_spec("url:HTTP://radio.example/live?x=1").target == "http://radio.example/live?x=1"
     assert default_name(parse_spec("url:http://radio.example/live")) == "radio.example/live"
     assert parse_spec("mic:").target == "" and default_name(parse_spec("mic:USB Audio")) == "mic-USB-Audio"
-    for bad, message in [("wav:x", "KIND:TARGET"), ("file:", "needs a path"), ("file:x?loop=maybe", "loop"),
-                         ("file:x?rate=-1", "rate"), ("zmq:udp://x", "tcp://"), ("url:ftp://x", "scheme")]:
+    for bad, message in [
+        ("wav:x", "KIND:TARGET"),
+        ("file:", "needs a path"),
+        ("file:x?loop=maybe", "loop"),
+        ("file:x?rate=-1", "rate"),
+        ("zmq:udp://x", "tcp://"),
+        ("url:ftp://x", "scheme"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_spec(bad)
     assert isinstance(build_source(parse_spec("zmq:tcp://127.0.0.1:*"), "z"), ZmqSource)
     assert isinstance(build_source(parse_spec("file:x.wav?rate=0"), "f"), FileSource)
 
 
-@pytest.mark.parametrize(("url", "stream_id"), [
-    ("http://radio.example/live", "radio.example/live"),
-    ("http://radio.example/other", "radio.example/other"),  # a second mount of the same server
-    ("http://radio.example:8000/live", "radio.example:8000/live"),  # a second server on the host
-    ("HTTP://Radio.Example:80/live/", "radio.example/live"),  # the scheme's own port says nothing
-    ("https://user:pw@radio.example/a/b.mp3?token=s3cret#x", "radio.example/a/b.mp3"),  # no secrets
-    ("http://127.0.0.1:8000/", "127.0.0.1:8000"),
-    ("http://[::1]:8000/live", "[::1]:8000/live"),
-    ("http://radio.example/" + "m" * 200, ("radio.example/" + "m" * 200)[:128]),
-])
+@pytest.mark.parametrize(
+    ("url", "stream_id"),
+    [
+        ("http://radio.example/live", "radio.example/live"),
+        ("http://radio.example/other", "radio.example/other"),  # a second mount of the same server
+        ("http://radio.example:8000/live", "radio.example:8000/live"),  # a second server on the host
+        ("HTTP://Radio.Example:80/live/", "radio.example/live"),  # the scheme's own port says nothing
+        ("https://user:pw@radio.example/a/b.mp3?token=s3cret#x", "radio.example/a/b.mp3"),  # no secrets
+        ("http://127.0.0.1:8000/", "127.0.0.1:8000"),
+        ("http://[::1]:8000/live", "[::1]:8000/live"),
+        ("http://radio.example/" + "m" * 200, ("radio.example/" + "m" * 200)[:128]),
+    ],
+)
 def test_url_stream_ids_name_host_and_mount(url: str, stream_id: str) -> None:
     name = default_name(parse_spec(f"url:{url}"))
     assert name == stream_id and check_stream_id(name) == name

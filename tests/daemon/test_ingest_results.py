@@ -24,10 +24,21 @@ from genretag.daemon.stream import PushResult, Window
 
 def test_every_result_comes_back_equal_with_named_fields() -> None:
     samples = np.arange(12, dtype=np.float32).reshape(3, 4)
-    pushed = PushResult([Window(samples[k], 1.5 + k, 10.0 + k, k == 2) for k in range(3)],
-                        [StateChange("silence", 3.25), StateChange("active", 4.0)], 4.5, 0.75)
-    results = [Hello(0), Up("a"), Push.of("a", pushed), SourceError("a", "seq_gap", "1 message(s) lost"),
-               Push.of("b", PushResult(pos=2.0)), Down("a", "idle", "no message for 5 s"), Bye(1)]
+    pushed = PushResult(
+        [Window(samples[k], 1.5 + k, 10.0 + k, k == 2) for k in range(3)],
+        [StateChange("silence", 3.25), StateChange("active", 4.0)],
+        4.5,
+        0.75,
+    )
+    results = [
+        Hello(0),
+        Up("a"),
+        Push.of("a", pushed),
+        SourceError("a", "seq_gap", "1 message(s) lost"),
+        Push.of("b", PushResult(pos=2.0)),
+        Down("a", "idle", "no message for 5 s"),
+        Bye(1),
+    ]
     header = encode(results)
     assert decode(header) == results
     assert window_count(decode(header)) == 3

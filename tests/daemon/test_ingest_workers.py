@@ -63,12 +63,13 @@ def started_pids(daemon: Daemon) -> tuple[list[int], int]:
 
 def feed_in_real_time(producer: Producer, streams: list[str], stop: threading.Event) -> threading.Thread:
     """A thread sending every stream in real time (0.1 s chunks of 8 kHz audio) until ``stop``."""
+
     def feed() -> None:
         audio = {name: clip("electronic", 60, seed=i) for i, name in enumerate(streams)}
         step, k, start = 800, 0, time.monotonic()
         while not stop.is_set() and k + step <= len(audio[streams[0]]):
             for name in streams:
-                producer.frame(name, audio[name][k:k + step])
+                producer.frame(name, audio[name][k : k + step])
             k += step
             time.sleep(max(0.0, start + k / 8000 - time.monotonic()))
 
@@ -90,12 +91,19 @@ def test_workers_option_is_checked() -> None:
 
 @pytest.mark.slow
 def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
-        artifact: Path, producer_factory: MakeProducer) -> None:
+    artifact: Path, producer_factory: MakeProducer
+) -> None:
     port = free_port()
     dirs_before = ingest_dirs()
     streams = [f"s{i}" for i in range(6)]
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=30&workers=2", "--print",
-                *ANY_PORTS) as daemon:
+    with Daemon(
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=30&workers=2",
+        "--print",
+        *ANY_PORTS,
+    ) as daemon:
         workers, router = started_pids(daemon)
         assert len(workers) == 2 and sorted(ingest_processes(daemon.proc.pid)) == sorted([*workers, router])
         assert len(ingest_dirs() - dirs_before) == 1  # the private socket directory
@@ -104,17 +112,28 @@ def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
         try:
             daemon.wait_for(lambda: all(daemon.stream_events(s, "label") for s in streams), 60, "labels")
             os.kill(workers[0], signal.SIGKILL)
-            daemon.wait_for(lambda: daemon.metric("genretag_source_errors_total", kind="ingest_worker") == 1,
-                            20, "the death to be counted")
+            daemon.wait_for(
+                lambda: daemon.metric("genretag_source_errors_total", kind="ingest_worker") == 1,
+                20,
+                "the death to be counted",
+            )
             gone = [s for s in streams if daemon.stream_events(s, "state")[-1]["state"] == "down"]
             assert gone, "the dead worker's streams were not reported down"
             daemon.wait_for(lambda: len(ingest_processes(daemon.proc.pid)) == 3, 20, "the restart")
             assert workers[0] not in ingest_processes(daemon.proc.pid)
             scored = {s: daemon.metric("genretag_windows_processed_total", stream=s) for s in gone}
-            daemon.wait_for(lambda: all(daemon.stream_events(s, "state")[-1]["state"] == "up" for s in gone),
-                            20, "the streams to come back up")
-            daemon.wait_for(lambda: all(daemon.metric("genretag_windows_processed_total", stream=s)
-                                        > scored[s] + 2 for s in gone), 30, "windows after the restart")
+            daemon.wait_for(
+                lambda: all(daemon.stream_events(s, "state")[-1]["state"] == "up" for s in gone),
+                20,
+                "the streams to come back up",
+            )
+            daemon.wait_for(
+                lambda: all(
+                    daemon.metric("genretag_windows_processed_total", stream=s) > scored[s] + 2 for s in gone
+                ),
+                30,
+                "windows after the restart",
+            )
             ups = [e["pos"] for e in daemon.stream_events(gone[0], "state") if e["state"] == "up"]
             assert len(ups) == 2 and ups[1] > ups[0] + 1, ups  # positions carry on, they do not restart
         finally:
@@ -133,28 +152,45 @@ def test_a_killed_worker_is_counted_restarted_and_its_streams_come_back(
 
 @pytest.mark.slow
 def test_a_killed_router_is_counted_restarted_and_streams_carry_on(
-        artifact: Path, producer_factory: MakeProducer) -> None:
+    artifact: Path, producer_factory: MakeProducer
+) -> None:
     """The router holds no stream state: its death loses the messages in it (counted as gaps by the
     workers), no stream goes down, and the restarted router routes every stream to the same worker."""
     port = free_port()
     streams = [f"r{i}" for i in range(4)]
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=30&workers=2", "--print",
-                *ANY_PORTS) as daemon:
+    with Daemon(
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=30&workers=2",
+        "--print",
+        *ANY_PORTS,
+    ) as daemon:
         workers, router = started_pids(daemon)
         stop = threading.Event()
         sender = feed_in_real_time(producer_factory(f"tcp://127.0.0.1:{port}"), streams, stop)
         try:
             daemon.wait_for(lambda: all(daemon.stream_events(s, "label") for s in streams), 60, "labels")
             os.kill(router, signal.SIGKILL)
-            daemon.wait_for(lambda: daemon.metric("genretag_source_errors_total", kind="ingest_router") == 1,
-                            20, "the death to be counted")
-            daemon.wait_for(lambda: any("ingest-router started again" in line for line in daemon.log), 20,
-                            "the restart")
+            daemon.wait_for(
+                lambda: daemon.metric("genretag_source_errors_total", kind="ingest_router") == 1,
+                20,
+                "the death to be counted",
+            )
+            daemon.wait_for(
+                lambda: any("ingest-router started again" in line for line in daemon.log), 20, "the restart"
+            )
             processes = ingest_processes(daemon.proc.pid)
             assert router not in processes and set(workers) <= set(processes), (workers, router, processes)
             scored = {s: daemon.metric("genretag_windows_processed_total", stream=s) for s in streams}
-            daemon.wait_for(lambda: all(daemon.metric("genretag_windows_processed_total", stream=s)
-                                        > scored[s] + 2 for s in streams), 30, "windows after the restart")
+            daemon.wait_for(
+                lambda: all(
+                    daemon.metric("genretag_windows_processed_total", stream=s) > scored[s] + 2
+                    for s in streams
+                ),
+                30,
+                "windows after the restart",
+            )
         finally:
             stop.set()
             sender.join(10)
@@ -166,29 +202,36 @@ def test_a_killed_router_is_counted_restarted_and_streams_carry_on(
 
 
 @pytest.mark.slow
-def test_reload_with_another_window_is_refused_with_workers(artifacts: tuple[Path, Path],
-                                                            tmp_path: Path) -> None:
+def test_reload_with_another_window_is_refused_with_workers(
+    artifacts: tuple[Path, Path], tmp_path: Path
+) -> None:
     """Workers window with the settings they started with: a reload that changes them is refused, clearly."""
     first, second = artifacts
     config = tmp_path / "serve.toml"
     port = free_port()
 
     def configure(model: Path, hop: str = "") -> None:
-        config.write_text(f'[model]\npath = "{model}"\n[publish]\naddress = "tcp://127.0.0.1:*"\n'
-                          f'[metrics]\naddress = "127.0.0.1:0"\n{hop}'
-                          f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{port}?workers=1"\n')
+        config.write_text(
+            f'[model]\npath = "{model}"\n[publish]\naddress = "tcp://127.0.0.1:*"\n'
+            f'[metrics]\naddress = "127.0.0.1:0"\n{hop}'
+            f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{port}?workers=1"\n'
+        )
 
     configure(first)
     with Daemon("--config", config) as daemon:
         configure(second, "[window]\nhop_seconds = 0.25\n")
         daemon.proc.send_signal(signal.SIGHUP)
-        daemon.wait_for(lambda: daemon.metric("genretag_model_reloads_total", result="failed") == 1, 30,
-                        "the refused reload")
+        daemon.wait_for(
+            lambda: daemon.metric("genretag_model_reloads_total", result="failed") == 1,
+            30,
+            "the refused reload",
+        )
         assert any("reload refused" in line and "ingest worker" in line for line in daemon.log)
         configure(second)  # same window: fine
         daemon.proc.send_signal(signal.SIGHUP)
-        daemon.wait_for(lambda: daemon.metric("genretag_model_reloads_total", result="ok") == 1, 30,
-                        "the accepted reload")
+        daemon.wait_for(
+            lambda: daemon.metric("genretag_model_reloads_total", result="ok") == 1, 30, "the accepted reload"
+        )
         assert daemon.stop() == 0
 
 
@@ -209,8 +252,9 @@ class StalledSink:
         self.release.wait()
         self.windows += len(result.windows)
 
-    def state(self, stream: str, state: str, reason: str = "", detail: str = "", *,
-              remote: bool = False) -> None:
+    def state(
+        self, stream: str, state: str, reason: str = "", detail: str = "", *, remote: bool = False
+    ) -> None:
         self.states.append((state, reason))
 
     def error(self, stream: str, kind: str, message: str) -> None:
@@ -267,8 +311,9 @@ def test_a_stalled_daemon_backs_up_to_the_producer_holding_little_and_losing_not
 def test_ingest_processes_exit_when_the_daemon_dies_while_they_start(artifact: Path) -> None:
     """A daemon killed while its ingest processes still import leaves them to init.  They notice and exit
     (they once took the parent they saw when their main function began, init by then, and ran for ever)."""
-    daemon = genretag("serve", "--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{free_port()}?workers=2",
-                      *ANY_PORTS)
+    daemon = genretag(
+        "serve", "--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{free_port()}?workers=2", *ANY_PORTS
+    )
     deadline = time.monotonic() + 60
     while not (started := ingest_processes(daemon.pid)):
         assert daemon.poll() is None and time.monotonic() < deadline, "no ingest process started"
@@ -277,8 +322,9 @@ def test_ingest_processes_exit_when_the_daemon_dies_while_they_start(artifact: P
     daemon.wait()
     deadline = time.monotonic() + 10
     try:
-        while (alive := [pid for pid in started if Path(f"/proc/{pid}").exists()]) \
-                and time.monotonic() < deadline:
+        while (
+            alive := [pid for pid in started if Path(f"/proc/{pid}").exists()]
+        ) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not alive, f"ingest processes {alive} outlived their daemon"
     finally:

@@ -69,8 +69,9 @@ def started() -> Iterator[list[MicSource]]:
         src.stop(5.0)
 
 
-def _start(started: list[MicSource], device: str | int | None,
-           **options: float) -> tuple[MicSource, RecordingSink]:
+def _start(
+    started: list[MicSource], device: str | int | None, **options: float
+) -> tuple[MicSource, RecordingSink]:
     src = MicSource("mic", device, **{**FAST, **options})  # type: ignore[arg-type]
     sink = RecordingSink(keep_chunks=20)
     started.append(src)
@@ -124,12 +125,16 @@ def _abort_stream() -> None:
     raise portaudio().CallbackAbort  # ends the stream from its own thread, as a device error does
 
 
-@pytest.mark.parametrize(("fault", "reason"), [
-    (_abort_stream, "the input stream stopped (device lost?)"),
-    (lambda: time.sleep(1.0), "stalled: no audio from the device for 0.3 s"),
-])
-def test_recovers_when_the_stream_fails(fault: Callable[[], None], reason: str, alsa_config: Path,
-                                        started: list[MicSource]) -> None:
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (_abort_stream, "the input stream stopped (device lost?)"),
+        (lambda: time.sleep(1.0), "stalled: no audio from the device for 0.3 s"),
+    ],
+)
+def test_recovers_when_the_stream_fails(
+    fault: Callable[[], None], reason: str, alsa_config: Path, started: list[MicSource]
+) -> None:
     src = MicSource("mic", "genretag_tone", stall_seconds=0.3, **FAST)  # type: ignore[arg-type]
     started.append(src)
     sink = _FaultySink()
@@ -141,8 +146,9 @@ def test_recovers_when_the_stream_fails(fault: Callable[[], None], reason: str, 
     assert [kind for _, kind, _ in sink.errors] == ["device"]
 
 
-def test_device_plugged_in_later(alsa_config: Path, started: list[MicSource],
-                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_device_plugged_in_later(
+    alsa_config: Path, started: list[MicSource], caplog: pytest.LogCaptureFixture
+) -> None:
     """Missing at start: down with device_missing at once, the inputs that exist logged once, retried."""
     caplog.set_level(logging.INFO, logger="genretag.daemon.sources.mic")
     src, sink = _start(started, "genretag_late")
@@ -169,25 +175,39 @@ def test_overflow_is_reported_and_block_copied() -> None:
     assert sink.chunks[0].samples.shape == (480,) and sink.chunks[0].samples.min() == 1.0
 
 
-DEVICES = [InputDevice(0, "HDA Intel PCH: ALC892 Analog (hw:0,0)", 2, 44100.0, "ALSA"),
-           InputDevice(3, "USB Audio CODEC: - (hw:1,0)", 2, 48000.0, "ALSA"),
-           InputDevice(4, "usb audio codec", 1, 48000.0, "ALSA"),
-           InputDevice(7, "pulse", 32, 44100.0, "ALSA")]
+DEVICES = [
+    InputDevice(0, "HDA Intel PCH: ALC892 Analog (hw:0,0)", 2, 44100.0, "ALSA"),
+    InputDevice(3, "USB Audio CODEC: - (hw:1,0)", 2, 48000.0, "ALSA"),
+    InputDevice(4, "usb audio codec", 1, 48000.0, "ALSA"),
+    InputDevice(7, "pulse", 32, 44100.0, "ALSA"),
+]
 
 
-@pytest.mark.parametrize(("wanted", "index"), [
-    (None, 7), ("", 7), (3, 3), ("3", 3), ("hw:1,0", 3), ("USB AUDIO CODEC", 4), ("alc892", 0),
-])
+@pytest.mark.parametrize(
+    ("wanted", "index"),
+    [
+        (None, 7),
+        ("", 7),
+        (3, 3),
+        ("3", 3),
+        ("hw:1,0", 3),
+        ("USB AUDIO CODEC", 4),
+        ("alc892", 0),
+    ],
+)
 def test_resolve_device(wanted: str | int | None, index: int) -> None:
     assert resolve_device(wanted, DEVICES, default=7).index == index
 
 
-@pytest.mark.parametrize(("wanted", "default", "message"), [
-    (None, None, "no default input device"),
-    (5, 7, "no input device with index 5"),
-    ("usb", 7, "matches several input devices"),
-    ("webcam", 7, "no input device matches 'webcam' (inputs: 0: HDA"),
-])
+@pytest.mark.parametrize(
+    ("wanted", "default", "message"),
+    [
+        (None, None, "no default input device"),
+        (5, 7, "no input device with index 5"),
+        ("usb", 7, "matches several input devices"),
+        ("webcam", 7, "no input device matches 'webcam' (inputs: 0: HDA"),
+    ],
+)
 def test_resolve_device_errors(wanted: str | int | None, default: int | None, message: str) -> None:
     with pytest.raises(AudioDeviceError, match=message.replace("(", r"\(")):
         resolve_device(wanted, DEVICES, default)
@@ -208,8 +228,10 @@ def test_devices_command_without_audio(failure: str, monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(devices_module, "input_devices", lambda sd: ([], None))
         expected = "no audio input devices found"
     else:
+
         def missing() -> None:
             raise AudioDeviceError("cannot load PortAudio; install it, e.g. apt-get install libportaudio2")
+
         monkeypatch.setattr(devices_module, "portaudio", missing)
         expected = "apt-get install libportaudio2"
     result = CliRunner().invoke(cli, ["devices"])

@@ -60,35 +60,39 @@ def test_decoded_samples_are_a_view_of_the_message() -> None:
     assert not samples.flags.owndata and not samples.flags.writeable
 
 
-@pytest.mark.parametrize("parts, reason", [
-    ([b"s1", json.dumps(GOOD).encode()], "parts"),
-    (_parts(GOOD) + [b"extra"], "parts"),
-    (_parts(b"{not json"), "bad_header"),
-    (_parts(b"\xff\xfe\x00"), "bad_header"),
-    (_parts(b"[1, 2]"), "bad_header"),
-    (_parts(b" " * 2000), "bad_header"),
-    (_parts({k: v for k, v in GOOD.items() if k != "seq"}), "bad_header"),
-    (_parts({**GOOD, "sr": "16000"}), "bad_header"),
-    (_parts({**GOOD, "channels": True}), "bad_header"),
-    (_parts({**GOOD, "seq": -1}), "bad_header"),
-    (_parts({**GOOD, "v": 2}), "bad_version"),
-    (_parts({**GOOD, "dtype": "int24"}), "bad_dtype"),
-    (_parts({k: v for k, v in GOOD.items() if k != "dtype"}), "bad_dtype"),
-    (_parts({**GOOD, "sr": 4000}), "bad_rate"),
-    (_parts({**GOOD, "sr": 384000}), "bad_rate"),
-    (_parts({**GOOD, "channels": 0}), "bad_channels"),
-    (_parts({**GOOD, "channels": 9}), "bad_channels"),
-    (_parts(GOOD, pcm=b""), "empty"),
-    (_parts(GOOD, pcm=b"\0" * 7), "odd_byte_count"),
-    (_parts({**GOOD, "channels": 2}, pcm=b"\0" * 6), "odd_byte_count"),
-    (_parts({**GOOD, "dtype": "float32"}, pcm=np.array([0.1, np.nan], "<f4").tobytes()), "nan"),
-    (_parts({**GOOD, "dtype": "float32"}, pcm=np.array([np.inf, 0.0], "<f4").tobytes()), "nan"),
-    (_parts(GOOD, stream=b""), "bad_stream_id"),
-    (_parts(GOOD, stream=b"two words"), "bad_stream_id"),
-    (_parts(GOOD, stream=b"tab\there"), "bad_stream_id"),
-    (_parts(GOOD, stream=b"\xc3\x28"), "bad_stream_id"),
-    (_parts(GOOD, stream=b"x" * 129), "bad_stream_id"),
-], ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize(
+    "parts, reason",
+    [
+        ([b"s1", json.dumps(GOOD).encode()], "parts"),
+        (_parts(GOOD) + [b"extra"], "parts"),
+        (_parts(b"{not json"), "bad_header"),
+        (_parts(b"\xff\xfe\x00"), "bad_header"),
+        (_parts(b"[1, 2]"), "bad_header"),
+        (_parts(b" " * 2000), "bad_header"),
+        (_parts({k: v for k, v in GOOD.items() if k != "seq"}), "bad_header"),
+        (_parts({**GOOD, "sr": "16000"}), "bad_header"),
+        (_parts({**GOOD, "channels": True}), "bad_header"),
+        (_parts({**GOOD, "seq": -1}), "bad_header"),
+        (_parts({**GOOD, "v": 2}), "bad_version"),
+        (_parts({**GOOD, "dtype": "int24"}), "bad_dtype"),
+        (_parts({k: v for k, v in GOOD.items() if k != "dtype"}), "bad_dtype"),
+        (_parts({**GOOD, "sr": 4000}), "bad_rate"),
+        (_parts({**GOOD, "sr": 384000}), "bad_rate"),
+        (_parts({**GOOD, "channels": 0}), "bad_channels"),
+        (_parts({**GOOD, "channels": 9}), "bad_channels"),
+        (_parts(GOOD, pcm=b""), "empty"),
+        (_parts(GOOD, pcm=b"\0" * 7), "odd_byte_count"),
+        (_parts({**GOOD, "channels": 2}, pcm=b"\0" * 6), "odd_byte_count"),
+        (_parts({**GOOD, "dtype": "float32"}, pcm=np.array([0.1, np.nan], "<f4").tobytes()), "nan"),
+        (_parts({**GOOD, "dtype": "float32"}, pcm=np.array([np.inf, 0.0], "<f4").tobytes()), "nan"),
+        (_parts(GOOD, stream=b""), "bad_stream_id"),
+        (_parts(GOOD, stream=b"two words"), "bad_stream_id"),
+        (_parts(GOOD, stream=b"tab\there"), "bad_stream_id"),
+        (_parts(GOOD, stream=b"\xc3\x28"), "bad_stream_id"),
+        (_parts(GOOD, stream=b"x" * 129), "bad_stream_id"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
 def test_garbage_is_refused_with_a_reason(parts: list[bytes], reason: str) -> None:
     with pytest.raises(FrameError) as caught:
         decode_frame(parts)
@@ -127,12 +131,14 @@ def test_every_sources_chunks_meet_the_same_limits_with_the_same_reasons() -> No
     strict = Limits(min_sr=16000, max_sr=48000, max_channels=2)
     check_chunk(np.zeros((4, 2), np.int16), 48000, strict)
     check_chunk(np.zeros(4, np.float32), 16000, strict)
-    refused = [(np.zeros(4, np.int16), 8000, "bad_rate"),
-               (np.zeros(4, np.int16), 96000, "bad_rate"),
-               (np.zeros(4, np.int16), 16000.0, "bad_rate"),
-               (np.zeros((4, 4), np.int16), 16000, "bad_channels"),
-               (np.zeros(4, np.float64), 16000, "bad_dtype"),
-               (np.array([0.0, np.inf], np.float32), 16000, "nan")]
+    refused = [
+        (np.zeros(4, np.int16), 8000, "bad_rate"),
+        (np.zeros(4, np.int16), 96000, "bad_rate"),
+        (np.zeros(4, np.int16), 16000.0, "bad_rate"),
+        (np.zeros((4, 4), np.int16), 16000, "bad_channels"),
+        (np.zeros(4, np.float64), 16000, "bad_dtype"),
+        (np.array([0.0, np.inf], np.float32), 16000, "nan"),
+    ]
     for samples, sr, reason in refused:
         with pytest.raises(FrameError) as caught:
             check_chunk(samples, sr, strict)  # type: ignore[arg-type]
@@ -156,7 +162,15 @@ def test_encode_refuses_what_a_receiver_would_refuse() -> None:
 def test_sequence_gaps_and_restarts_are_counted() -> None:
     tracker = SequenceTracker()
     steps = [tracker.observe(seq) for seq in (5, 6, 7, 10, 11, 0, 1, 1, 4)]
-    assert steps == [SeqCheck(0, False), SeqCheck(0, False), SeqCheck(0, False), SeqCheck(2, False),
-                     SeqCheck(0, False), SeqCheck(0, True), SeqCheck(0, False), SeqCheck(0, True),
-                     SeqCheck(2, False)]
+    assert steps == [
+        SeqCheck(0, False),
+        SeqCheck(0, False),
+        SeqCheck(0, False),
+        SeqCheck(2, False),
+        SeqCheck(0, False),
+        SeqCheck(0, True),
+        SeqCheck(0, False),
+        SeqCheck(0, True),
+        SeqCheck(2, False),
+    ]
     assert (tracker.messages, tracker.missed, tracker.restarts, tracker.last) == (9, 4, 2, 4)

@@ -47,15 +47,25 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
     p1, p2, p3 = free_port(), free_port(), free_port()
     program = tmp_path / "program.wav"
     sf.write(program, np.concatenate([clip("classical", 15, 1), clip("electronic", 15, 1)]), SR)
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{p1}",
-                "--publish", f"tcp://127.0.0.1:{p2}", "--metrics", f"127.0.0.1:{p3}") as daemon:
+    with Daemon(
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{p1}",
+        "--publish",
+        f"tcp://127.0.0.1:{p2}",
+        "--metrics",
+        f"127.0.0.1:{p3}",
+    ) as daemon:
         assert daemon.events_address == f"tcp://127.0.0.1:{p2}"
         assert daemon.metrics_url == f"http://127.0.0.1:{p3}/metrics"
         before = daemon.scrape()
-        subscriber = genretag("subscribe", f"tcp://127.0.0.1:{p2}", "--type", "label", "--count", 2,
-                              "--timeout", 60)
-        sender = genretag("send", program, "--to", f"tcp://127.0.0.1:{p1}", "--stream", "e2e", "--rate", 8,
-                          "--loop")
+        subscriber = genretag(
+            "subscribe", f"tcp://127.0.0.1:{p2}", "--type", "label", "--count", 2, "--timeout", 60
+        )
+        sender = genretag(
+            "send", program, "--to", f"tcp://127.0.0.1:{p1}", "--stream", "e2e", "--rate", 8, "--loop"
+        )
         started = time.monotonic()
         try:
             out, err = subscriber.communicate(timeout=120)
@@ -68,21 +78,28 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
         assert {"classical", "electronic"} <= {word for line in lines for word in line.split()}, lines
         after = daemon.scrape()
         processed = daemon.metric("genretag_windows_processed_total", stream="e2e")
-        print(f"\ne2e: {processed:.0f} windows in {time.monotonic() - started:.1f} s "
-              f"(audio sent at 8x real time = 16 windows/s)")
+        print(
+            f"\ne2e: {processed:.0f} windows in {time.monotonic() - started:.1f} s "
+            f"(audio sent at 8x real time = 16 windows/s)"
+        )
         assert daemon.stop() == 0
 
     def value(text: str, name: str, labels: str = "") -> float:
-        lines = [line for line in text.splitlines() if line.startswith(name + labels + " ")
-                 or (not labels and line.startswith(name + " "))]
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith(name + labels + " ") or (not labels and line.startswith(name + " "))
+        ]
         return float(lines[0].split()[-1]) if lines else 0.0
 
-    for name, labels in [("genretag_windows_processed_total", '{stream="e2e"}'),
-                         ("genretag_inference_batch_size_count", ""),
-                         ("genretag_inference_duration_seconds_count", ""),
-                         ("genretag_end_to_end_latency_seconds_count", ""),
-                         ("genretag_events_published_total", '{type="label"}'),
-                         ("genretag_label_changes_total", '{stream="e2e"}')]:
+    for name, labels in [
+        ("genretag_windows_processed_total", '{stream="e2e"}'),
+        ("genretag_inference_batch_size_count", ""),
+        ("genretag_inference_duration_seconds_count", ""),
+        ("genretag_end_to_end_latency_seconds_count", ""),
+        ("genretag_events_published_total", '{type="label"}'),
+        ("genretag_label_changes_total", '{stream="e2e"}'),
+    ]:
         assert value(after, name, labels) > value(before, name, labels), name
     assert value(after, "genretag_stream_up", '{stream="e2e"}') == 1
     assert 'genretag_smoothed_score{genre="electronic",stream="e2e"}' in after
@@ -94,30 +111,68 @@ def test_send_subscribe_and_metrics_end_to_end(artifact: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
-def test_program_of_clips_with_silences(artifact: Path, tmp_path: Path, producer_factory: MakeProducer,
-                                        workers: int) -> None:
+def test_program_of_clips_with_silences(
+    artifact: Path, tmp_path: Path, producer_factory: MakeProducer, workers: int
+) -> None:
     """One stream: the right label once per clip, a silence state in each gap, no flapping.
 
     The same story with the stream windowed in ingest worker processes (``workers=2``).
     """
     port = free_port()
-    program = [("classical", 12), ("silence", 4), ("electronic", 12), ("silence", 4), ("noise", 12),
-               ("silence", 4), ("classical", 12)]
+    program = [
+        ("classical", 12),
+        ("silence", 4),
+        ("electronic", 12),
+        ("silence", 4),
+        ("noise", 12),
+        ("silence", 4),
+        ("classical", 12),
+    ]
     audio = np.concatenate([clip(genre, seconds, seed=i) for i, (genre, seconds) in enumerate(program)])
-    with Daemon("--config", not_live(tmp_path / "burst.toml"), "--model", artifact, "--source",
-                f"zmq:tcp://127.0.0.1:{port}?idle=1&workers={workers}", "--print", *ANY_PORTS) as daemon:
+    with Daemon(
+        "--config",
+        not_live(tmp_path / "burst.toml"),
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=1&workers={workers}",
+        "--print",
+        *ANY_PORTS,
+    ) as daemon:
         producer_factory(f"tcp://127.0.0.1:{port}").send("radio", audio)  # 60 s of audio at once
-        daemon.wait_for(lambda: bool(daemon.stream_events("radio", "state") and
-                                     daemon.stream_events("radio", "state")[-1]["state"] == "down"),
-                        60, "the stream to end")
+        daemon.wait_for(
+            lambda: bool(
+                daemon.stream_events("radio", "state")
+                and daemon.stream_events("radio", "state")[-1]["state"] == "down"
+            ),
+            60,
+            "the stream to end",
+        )
         assert daemon.metric("genretag_windows_dropped_total") == 0
         assert daemon.stop() == 0
     events = daemon.stream_events("radio", "label", "state")
     story = [e["label"] if e["type"] == "label" else e["state"] for e in events]
-    assert story == ["up", "classical", "silence", None, "recovered", "electronic", "silence", None,
-                     "recovered", "noise", "silence", None, "recovered", "classical", "down", None], story
+    assert story == [
+        "up",
+        "classical",
+        "silence",
+        None,
+        "recovered",
+        "electronic",
+        "silence",
+        None,
+        "recovered",
+        "noise",
+        "silence",
+        None,
+        "recovered",
+        "classical",
+        "down",
+        None,
+    ], story
     assert [e["reason"] for e in events if e["type"] == "label" and e["label"] is None] == ["silence"] * 3 + [
-        "idle"]
+        "idle"
+    ]
     starts = np.cumsum([0] + [seconds for _, seconds in program])
     silences = [e["pos"] for e in events if e.get("state") == "silence"]
     for pos, gap in zip(silences, (1, 3, 5), strict=True):
@@ -131,8 +186,9 @@ def test_program_of_clips_with_silences(artifact: Path, tmp_path: Path, producer
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 3])
-def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, producer_factory: MakeProducer,
-                                              workers: int) -> None:
+def test_many_streams_with_a_garbage_producer(
+    artifact: Path, tmp_path: Path, producer_factory: MakeProducer, workers: int
+) -> None:
     """12 streams tagged independently and correctly; garbage is refused, counted and harms no one.
 
     With ``workers=3`` the streams are spread over three ingest processes and the
@@ -149,27 +205,34 @@ def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, pr
         bad.frame("garbage", clip("noise", 0.1))  # a valid first frame: the stream exists, then misbehaves
         int16_header = b'{"sr":8000,"channels":1,"dtype":"int16","seq":%d}'
         nan = np.full(800, np.nan, np.float32).tobytes()
-        garbage = [[b"garbage", b"{not json", b"\x00\x00"],
-                   [b"garbage", int16_header % 1, b"\x01\x02\x03"],
-                   [b"garbage", b'{"sr":8000,"channels":1,"dtype":"float32","seq":2}', nan],
-                   [b"garbage", int16_header % 3, b"\x00" * 65540],
-                   [b"garbage", b'{"sr":8000,"channels":1,"dtype":"int8","seq":4}', b"\x00" * 10],
-                   [b"bad id", int16_header % 0, b"\x00\x00"],
-                   [b"garbage", int16_header % 5],
-                   [b"garbage", int16_header % 6, b"\x00" * (4 << 20)]]  # beyond MAXMSGSIZE: libzmq drops it
+        garbage = [
+            [b"garbage", b"{not json", b"\x00\x00"],
+            [b"garbage", int16_header % 1, b"\x01\x02\x03"],
+            [b"garbage", b'{"sr":8000,"channels":1,"dtype":"float32","seq":2}', nan],
+            [b"garbage", int16_header % 3, b"\x00" * 65540],
+            [b"garbage", b'{"sr":8000,"channels":1,"dtype":"int8","seq":4}', b"\x00" * 10],
+            [b"bad id", int16_header % 0, b"\x00\x00"],
+            [b"garbage", int16_header % 5],
+            [b"garbage", int16_header % 6, b"\x00" * (4 << 20)],
+        ]  # beyond MAXMSGSIZE: libzmq drops it
         started = time.monotonic()
         step = SR // 10
         for k in range(0, 8 * SR, step):
             for name, samples in audio.items():
-                good.frame(name, samples[k:k + step])
+                good.frame(name, samples[k : k + step])
             if k // step < len(garbage):
                 bad.socket.send_multipart(garbage[k // step])
         total = 12 * expected_windows(8 * SR)
         daemon.wait_for(lambda: daemon.metric("genretag_windows_processed_total") >= total, 60, "all windows")
         elapsed = time.monotonic() - started
-        daemon.wait_for(lambda: all(daemon.stream_events(n, "state") and
-                                    daemon.stream_events(n, "state")[-1]["state"] == "down" for n in streams),
-                        30, "all streams to end")
+        daemon.wait_for(
+            lambda: all(
+                daemon.stream_events(n, "state") and daemon.stream_events(n, "state")[-1]["state"] == "down"
+                for n in streams
+            ),
+            30,
+            "all streams to end",
+        )
         scrape_metric = daemon.metric
         for name, genre in streams.items():
             assert daemon.labels(name) == [genre], name
@@ -179,14 +242,17 @@ def test_many_streams_with_a_garbage_producer(artifact: Path, tmp_path: Path, pr
             assert scrape_metric("genretag_decode_errors_total", stream="garbage", reason=reason) == 1, reason
         assert scrape_metric("genretag_decode_errors_total", stream="?", reason="bad_stream_id") == 1
         batches = scrape_metric("genretag_inference_batch_size_count")
-        print(f"\n12 streams: {total} windows in {elapsed:.1f} s = {total / elapsed:.0f} windows/s, "
-              f"mean batch {scrape_metric('genretag_inference_batch_size_sum') / batches:.1f}")
+        print(
+            f"\n12 streams: {total} windows in {elapsed:.1f} s = {total / elapsed:.0f} windows/s, "
+            f"mean batch {scrape_metric('genretag_inference_batch_size_sum') / batches:.1f}"
+        )
         assert daemon.stop() == 0
 
 
 @pytest.mark.slow
-def test_sighup_swaps_models_without_loss_and_sigterm_is_prompt(artifacts: tuple[Path, Path], tmp_path: Path,
-                                                                producer_factory: MakeProducer) -> None:
+def test_sighup_swaps_models_without_loss_and_sigterm_is_prompt(
+    artifacts: tuple[Path, Path], tmp_path: Path, producer_factory: MakeProducer
+) -> None:
     first, second = artifacts
     broken = tmp_path / "broken"
     shutil.copytree(first, broken)
@@ -196,9 +262,11 @@ def test_sighup_swaps_models_without_loss_and_sigterm_is_prompt(artifacts: tuple
     config = tmp_path / "serve.toml"
 
     def configure(model: Path) -> None:
-        config.write_text(f'[model]\npath = "{model}"\n[publish]\naddress = "tcp://127.0.0.1:*"\n'
-                          f'[metrics]\naddress = "127.0.0.1:0"\n'
-                          f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{port}?idle=60"\n')
+        config.write_text(
+            f'[model]\npath = "{model}"\n[publish]\naddress = "tcp://127.0.0.1:*"\n'
+            f'[metrics]\naddress = "127.0.0.1:0"\n'
+            f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{port}?idle=60"\n'
+        )
 
     configure(first)
     audio = clip("electronic", 24, seed=3)
@@ -220,16 +288,25 @@ def test_sighup_swaps_models_without_loss_and_sigterm_is_prompt(artifacts: tuple
             assert daemon.metric("genretag_model_reloads_total", result="ok") == 1
             configure(broken)
             daemon.proc.send_signal(signal.SIGHUP)
-            daemon.wait_for(lambda: daemon.metric("genretag_model_reloads_total", result="failed") == 1, 30,
-                            "the refused reload")
+            daemon.wait_for(
+                lambda: daemon.metric("genretag_model_reloads_total", result="failed") == 1,
+                30,
+                "the refused reload",
+            )
             assert daemon.metric("genretag_model_info", fingerprint=new) == 1
             processed_during_swaps = daemon.metric("genretag_windows_processed_total")
             print(f"\nswaps done after {time.monotonic() - t0:.1f} s")
         finally:
             sender.join()
         assert processed_during_swaps < expected_windows(len(audio)), "the swaps happened after the audio"
-        daemon.wait_for(lambda: daemon.metric("genretag_windows_processed_total", stream="live")
-                        == expected_windows(len(audio)), 30, "every window scored")
+        daemon.wait_for(
+            lambda: (
+                daemon.metric("genretag_windows_processed_total", stream="live")
+                == expected_windows(len(audio))
+            ),
+            30,
+            "every window scored",
+        )
         assert daemon.metric("genretag_windows_dropped_total") == 0
         assert any("reload refused" in line and "SHA-256" in line for line in daemon.log)
         stopping = time.monotonic()
@@ -273,15 +350,22 @@ def test_systemd_notify_protocol(artifact: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bad_config_and_busy_port_fail_fast(artifact: Path, tmp_path: Path) -> None:
     """Start-up errors exit 1 with a clear line: a public bind without allow_public, a busy address."""
-    proc = genretag("serve", "--model", artifact, "--publish", "tcp://0.0.0.0:5999", "--source",
-                    "zmq:tcp://127.0.0.1:*")
+    proc = genretag(
+        "serve", "--model", artifact, "--publish", "tcp://0.0.0.0:5999", "--source", "zmq:tcp://127.0.0.1:*"
+    )
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "publish.allow_public = true" in err
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        proc = genretag("serve", "--model", artifact, "--source",
-                        f"zmq:tcp://127.0.0.1:{busy.getsockname()[1]}", *ANY_PORTS)
+        proc = genretag(
+            "serve",
+            "--model",
+            artifact,
+            "--source",
+            f"zmq:tcp://127.0.0.1:{busy.getsockname()[1]}",
+            *ANY_PORTS,
+        )
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and "cannot start" in err and "Traceback" not in err, err
 
@@ -292,8 +376,17 @@ def test_metrics_answer_while_the_model_loads(tmp_path: Path) -> None:
     the daemon serves.  The bundled default model takes seconds to load, so the first scrape sees it load."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/metrics"
-    proc = genretag("serve", "--model", "default", "--source", "zmq:tcp://127.0.0.1:*",
-                    "--publish", "tcp://127.0.0.1:*", "--metrics", f"127.0.0.1:{port}")
+    proc = genretag(
+        "serve",
+        "--model",
+        "default",
+        "--source",
+        "zmq:tcp://127.0.0.1:*",
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--metrics",
+        f"127.0.0.1:{port}",
+    )
     started = time.monotonic()
 
     def scrape() -> dict[str, float] | None:

@@ -13,8 +13,10 @@ from genretag.models.bundled import bundled_model_dir
 @pytest.mark.slow
 def test_default_model_tags_the_demo_audio() -> None:
     manifest = bundled_model_dir() / "manifest.json"
-    assert manifest.is_file(), (f"{manifest} is missing: the bundled default model must be built "
-                                "(see the training issue) before the daemon's main job can run")
+    assert manifest.is_file(), (
+        f"{manifest} is missing: the bundled default model must be built "
+        "(see the training issue) before the daemon's main job can run"
+    )
     labels = json.loads(manifest.read_text())["labels"]
     # No --source, no config: the demo files, looped in real time, events printed to stdout.
     with Daemon("--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0", ready_timeout=180) as daemon:

@@ -23,9 +23,11 @@ from helpers.daemon import Daemon, free_port, not_live
 from genretag.pipeline.audio import decode
 
 SR = 22050
-PROGRAMME = [("metal", "audio/gtzan/metal/metal.00000.mp3"),
-             ("classical", "audio/emotify/classical/classical_1.mp3"),
-             ("hiphop", "audio/gtzan/hiphop/hiphop.00001.mp3")]
+PROGRAMME = [
+    ("metal", "audio/gtzan/metal/metal.00000.mp3"),
+    ("classical", "audio/emotify/classical/classical_1.mp3"),
+    ("hiphop", "audio/gtzan/hiphop/hiphop.00001.mp3"),
+]
 CLIP_S, GAP_S = 20.0, 5.0
 
 
@@ -38,19 +40,58 @@ def test_real_programme_with_dead_air(shared_music: Path, tmp_path: Path) -> Non
     sf.write(programme, np.concatenate(parts[:-1]), SR, subtype="PCM_16")
     port = free_port()
     config = not_live(tmp_path / "serve.toml")  # the programme is sent at rate 0
-    with Daemon("--config", config, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=2", "--print", "--publish",
-                "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0", ready_timeout=180) as daemon:
-        subprocess.run([sys.executable, "-m", "genretag.cli.main", "send", str(programme), "--to",
-                        f"tcp://127.0.0.1:{port}", "--stream", "radio", "--rate", "0"],
-                       check=True, timeout=120)
-        daemon.wait_for(lambda: any(e.get("state") == "down" for e in daemon.stream_events("radio", "state")),
-                        180, "the stream to end")
+    with Daemon(
+        "--config",
+        config,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=2",
+        "--print",
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--metrics",
+        "127.0.0.1:0",
+        ready_timeout=180,
+    ) as daemon:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "genretag.cli.main",
+                "send",
+                str(programme),
+                "--to",
+                f"tcp://127.0.0.1:{port}",
+                "--stream",
+                "radio",
+                "--rate",
+                "0",
+            ],
+            check=True,
+            timeout=120,
+        )
+        daemon.wait_for(
+            lambda: any(e.get("state") == "down" for e in daemon.stream_events("radio", "state")),
+            180,
+            "the stream to end",
+        )
         assert daemon.metric("genretag_windows_dropped_total") == 0
         assert daemon.stop() == 0
     events = daemon.stream_events("radio", "label", "state")
     story = [e["label"] if e["type"] == "label" else e["state"] for e in events]
-    assert story == ["up", "metal", "silence", None, "recovered", "classical", "silence", None, "recovered",
-                     "hiphop", "down", None], story
+    assert story == [
+        "up",
+        "metal",
+        "silence",
+        None,
+        "recovered",
+        "classical",
+        "silence",
+        None,
+        "recovered",
+        "hiphop",
+        "down",
+        None,
+    ], story
     starts = np.arange(len(PROGRAMME)) * (CLIP_S + GAP_S)
     labels = [e for e in events if e["type"] == "label" and e["label"] is not None]
     for event, start in zip(labels, starts, strict=True):

@@ -20,8 +20,9 @@ def scores(rng: np.random.Generator, means: dict[str, float], sigma: float) -> n
     return np.clip(x, 0.0, 1.0)
 
 
-def feed(sm: LabelSmoother, rng: np.random.Generator, means: dict[str, float], sigma: float,
-         n: int, start: int = 0) -> list[tuple[float, str | None, bool]]:
+def feed(
+    sm: LabelSmoother, rng: np.random.Generator, means: dict[str, float], sigma: float, n: int, start: int = 0
+) -> list[tuple[float, str | None, bool]]:
     """Feed ``n`` windows; return (pos, label, changed) per window."""
     out = []
     for k in range(start, start + n):
@@ -104,7 +105,7 @@ def test_ema_and_mean_smooth_as_documented() -> None:
         if k:
             expected = 0.3 * x + 0.7 * expected
         np.testing.assert_allclose(ema.update(x, k).scores, expected)
-        np.testing.assert_allclose(mean.update(x, k).scores, xs[max(0, k - 4):k + 1].mean(axis=0))
+        np.testing.assert_allclose(mean.update(x, k).scores, xs[max(0, k - 4) : k + 1].mean(axis=0))
 
 
 @pytest.mark.parametrize("bad", [np.zeros(3), np.full(len(LABELS), np.nan)])
@@ -115,8 +116,16 @@ def test_bad_scores_are_refused_without_poisoning_state(bad: np.ndarray) -> None
     np.testing.assert_array_equal(sm.update(np.ones(len(LABELS)), 1.5).scores, np.ones(len(LABELS)))
 
 
-@pytest.mark.parametrize("kwargs", [{"method": "median"}, {"ema_alpha": 0.0}, {"mean_windows": 0},
-                                    {"settle_windows": 0}, {"switch_margin": -0.1}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"method": "median"},
+        {"ema_alpha": 0.0},
+        {"mean_windows": 0},
+        {"settle_windows": 0},
+        {"switch_margin": -0.1},
+    ],
+)
 def test_invalid_configuration_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         LabelSmoother(LABELS, **kwargs)  # type: ignore[arg-type]

@@ -36,13 +36,20 @@ SCORED = "genretag_inference_batch_size_sum"
 def _proc_status(pid: int) -> dict[str, int]:
     """RSS (kB), open descriptors and threads of process ``pid``."""
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return {"rss_kb": int(fields["VmRSS"].split()[0]), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "threads": int(fields["Threads"])}
+    return {
+        "rss_kb": int(fields["VmRSS"].split()[0]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": int(fields["Threads"]),
+    }
 
 
 def _stream_label_values(daemon: Daemon) -> set[str]:
-    return {s.labels["stream"] for f in text_string_to_metric_families(daemon.scrape()) for s in f.samples
-            if "stream" in s.labels}
+    return {
+        s.labels["stream"]
+        for f in text_string_to_metric_families(daemon.scrape())
+        for s in f.samples
+        if "stream" in s.labels
+    }
 
 
 def _play_generation(address: str, generation: int, audio: list[np.ndarray]) -> None:
@@ -51,7 +58,7 @@ def _play_generation(address: str, generation: int, audio: list[np.ndarray]) -> 
     step, start = SR // 10, time.monotonic()
     for k in range(0, int(PLAY_SECONDS * SR), step):
         for i in range(STREAMS):
-            producer.frame(f"g{generation:02d}-s{i:02d}", audio[i % len(audio)][k:k + step])
+            producer.frame(f"g{generation:02d}-s{i:02d}", audio[i % len(audio)][k : k + step])
         time.sleep(max(0.0, start + (k + step) / SR - time.monotonic()))
     producer.close()
 
@@ -64,8 +71,17 @@ def test_soak_streams_come_and_go_without_growth(artifact: Path, tmp_path: Path)
     audio = [clip(LABELS[i % 3], PLAY_SECONDS, seed=i) for i in range(9)]
     samples: list[dict[str, int]] = []
     started = time.monotonic()
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=1", *files,
-                "--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0") as daemon:
+    with Daemon(
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=1",
+        *files,
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--metrics",
+        "127.0.0.1:0",
+    ) as daemon:
         for generation in range(GENERATIONS):
             _play_generation(f"tcp://127.0.0.1:{port}", generation, audio)
             time.sleep(PAUSE_SECONDS)
@@ -78,11 +94,15 @@ def test_soak_streams_come_and_go_without_growth(artifact: Path, tmp_path: Path)
         refused = daemon.metric("genretag_streams_refused_total")
         assert daemon.stop() == 0
     elapsed = time.monotonic() - started
-    print(f"\nsoak: {GENERATIONS} generations x {STREAMS} streams ({GENERATIONS * STREAMS} stream ids) + 3 "
-          f"looped files in {elapsed:.0f} s; {processed:.0f} windows scored, {dropped:.0f} dropped")
+    print(
+        f"\nsoak: {GENERATIONS} generations x {STREAMS} streams ({GENERATIONS * STREAMS} stream ids) + 3 "
+        f"looped files in {elapsed:.0f} s; {processed:.0f} windows scored, {dropped:.0f} dropped"
+    )
     for generation, s in enumerate(samples):
-        print(f"  after generation {generation + 1:2d}: RSS {s['rss_kb'] / 1024:6.1f} MB, "
-              f"{s['fds']} fds, {s['threads']} threads")
+        print(
+            f"  after generation {generation + 1:2d}: RSS {s['rss_kb'] / 1024:6.1f} MB, "
+            f"{s['fds']} fds, {s['threads']} threads"
+        )
     warm, end = samples[WARMUP_GENERATIONS - 1], samples[-1]
     assert refused == 0  # down streams gave up their slots to the new ones
     assert len(labelled) <= 64, sorted(labelled)  # evicted streams' metric series are gone

@@ -22,8 +22,11 @@ from genretag.daemon.sources.zmq import ZmqConfig, ZmqSource
 
 def test_one_entry_per_kind() -> None:
     assert {name: (kind.config, kind.source) for name, kind in KINDS.items()} == {
-        "file": (FileConfig, FileSource), "zmq": (ZmqConfig, ZmqSource), "url": (UrlConfig, UrlSource),
-        "mic": (MicConfig, MicSource)}
+        "file": (FileConfig, FileSource),
+        "zmq": (ZmqConfig, ZmqSource),
+        "url": (UrlConfig, UrlSource),
+        "mic": (MicConfig, MicSource),
+    }
     for kind in KINDS.values():
         defaults = kind.config()
         assert dataclasses.is_dataclass(defaults) and kind.options
@@ -32,8 +35,9 @@ def test_one_entry_per_kind() -> None:
 
 def test_defaults_are_the_source_classes_own() -> None:
     """The options' defaults are those the classes had: a spec without options builds the same source."""
-    assert UrlConfig() == UrlConfig(connect_seconds=20.0, stall_seconds=10.0, backoff_max=60.0,
-                                    sample_rate=44100)
+    assert UrlConfig() == UrlConfig(
+        connect_seconds=20.0, stall_seconds=10.0, backoff_max=60.0, sample_rate=44100
+    )
     assert MicConfig().backoff_max == 30.0 and MicConfig().sample_rate is None
     assert ZmqConfig() == ZmqConfig(idle=5.0, workers=0, hwm=1000)
     assert FileConfig() == FileConfig(rate=1.0, loop=False)
@@ -53,8 +57,9 @@ def test_options_come_from_the_query_or_the_table() -> None:
 
 
 def test_every_problem_is_reported_with_its_key() -> None:
-    spec, problems = parse_source("url:http://radio.example/live",
-                                  {"stall_seconds": "long", "channels": 3, "colour": "red"})
+    spec, problems = parse_source(
+        "url:http://radio.example/live", {"stall_seconds": "long", "channels": 3, "colour": "red"}
+    )
     assert spec is None
     assert sorted(key for key, _ in problems) == ["channels", "colour", "stall_seconds"]
     spec, problems = parse_source("zmq:tcp://127.0.0.1:5555?idle=0&hwm=x", {"idle": 2, "workers": 65})
@@ -72,10 +77,12 @@ def test_every_problem_is_reported_with_its_key() -> None:
 def test_check_config_reports_source_options_with_key_paths(tmp_path: Path) -> None:
     (tmp_path / "a.wav").write_bytes(b"")
     path = tmp_path / "genretag.toml"
-    path.write_text('[[source]]\nspec = "url:http://radio.example/live"\n'
-                    'stall_seconds = 0\nbackoff_factor = "x"\n'
-                    '[[source]]\nspec = "file:a.wav?rate=2000"\nloop = 1\n'
-                    '[[source]]\nspec = "mic:"\nchannels = 3\nsample_rate = 48000\n')  # valid
+    path.write_text(
+        '[[source]]\nspec = "url:http://radio.example/live"\n'
+        'stall_seconds = 0\nbackoff_factor = "x"\n'
+        '[[source]]\nspec = "file:a.wav?rate=2000"\nloop = 1\n'
+        '[[source]]\nspec = "mic:"\nchannels = 3\nsample_rate = 48000\n'
+    )  # valid
     with pytest.raises(ConfigError) as err:
         load_config(path, check_model=False)
     assert err.value.problems == [
@@ -84,8 +91,10 @@ def test_check_config_reports_source_options_with_key_paths(tmp_path: Path) -> N
         "source[1].spec: rate must be 0 (as fast as possible) or a speed up to 1000 (got 2000.0)",
         "source[1].loop: must be bool, got int 1",
     ]
-    path.write_text('[[source]]\nspec = "file:a.wav"\nrate = 0\n'
-                    '[[source]]\nspec = "url:http://radio.example/live"\nconnect_seconds = 30\n')
+    path.write_text(
+        '[[source]]\nspec = "file:a.wav"\nrate = 0\n'
+        '[[source]]\nspec = "url:http://radio.example/live"\nconnect_seconds = 30\n'
+    )
     config = load_config(path, check_model=False)
     assert config.sources[0].spec == f"file:{tmp_path / 'a.wav'}"  # relative to the file, options apart
     assert config.sources[0].options == {"rate": 0.0}
@@ -99,8 +108,9 @@ def test_only_table_keys_of_the_kind_are_known() -> None:
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the url: source needs ffmpeg")
 def test_a_url_source_is_built_with_its_options() -> None:
-    spec = parse_spec("url:http://radio.example/live", {"connect_seconds": 7, "stall_seconds": 3,
-                                                         "channels": 2})
+    spec = parse_spec(
+        "url:http://radio.example/live", {"connect_seconds": 7, "stall_seconds": 3, "channels": 2}
+    )
     source = build_source(spec, "radio", BuildEnv())
     assert isinstance(source, UrlSource)
     assert (source.connect_seconds, source.stall_seconds, source.channels) == (7.0, 3.0, 2)
@@ -115,14 +125,44 @@ def test_sources_check_their_options_by_the_same_rules() -> None:
 
 def test_error_kinds_keep_their_words() -> None:
     assert {kind.value for kind in ErrorKind} == {
-        "parts", "bad_stream_id", "bad_header", "bad_version", "bad_dtype", "bad_rate", "bad_channels",
-        "empty", "too_large", "odd_byte_count", "nan", "bad_audio", "decode", "seq_gap", "seq_restart",
-        "reconnect", "device", "device_missing", "overflow", "stream_refused", "ingest_worker",
-        "ingest_router"}
+        "parts",
+        "bad_stream_id",
+        "bad_header",
+        "bad_version",
+        "bad_dtype",
+        "bad_rate",
+        "bad_channels",
+        "empty",
+        "too_large",
+        "odd_byte_count",
+        "nan",
+        "bad_audio",
+        "decode",
+        "seq_gap",
+        "seq_restart",
+        "reconnect",
+        "device",
+        "device_missing",
+        "overflow",
+        "stream_refused",
+        "ingest_worker",
+        "ingest_router",
+    }
     assert {kind for kind in ErrorKind if kind.refused_audio} == {
-        ErrorKind.PARTS, ErrorKind.BAD_STREAM_ID, ErrorKind.BAD_HEADER, ErrorKind.BAD_VERSION,
-        ErrorKind.BAD_DTYPE, ErrorKind.BAD_RATE, ErrorKind.BAD_CHANNELS, ErrorKind.EMPTY, ErrorKind.TOO_LARGE,
-        ErrorKind.ODD_BYTE_COUNT, ErrorKind.NAN, ErrorKind.BAD_AUDIO, ErrorKind.DECODE}
+        ErrorKind.PARTS,
+        ErrorKind.BAD_STREAM_ID,
+        ErrorKind.BAD_HEADER,
+        ErrorKind.BAD_VERSION,
+        ErrorKind.BAD_DTYPE,
+        ErrorKind.BAD_RATE,
+        ErrorKind.BAD_CHANNELS,
+        ErrorKind.EMPTY,
+        ErrorKind.TOO_LARGE,
+        ErrorKind.ODD_BYTE_COUNT,
+        ErrorKind.NAN,
+        ErrorKind.BAD_AUDIO,
+        ErrorKind.DECODE,
+    }
     with pytest.raises(FrameError) as err:
         decode_frame([b"s", b"{}"])
     assert err.value.reason is ErrorKind.PARTS and str(err.value).startswith("parts: ")

@@ -19,15 +19,16 @@ SPEC = WindowSpec(16000, 1.0, 0.5)  # small windows keep the tests fast; geometr
 WIN, HOP = SPEC.window_samples, SPEC.hop_samples
 
 
-def push_random_chunks(w: StreamWindower, x: np.ndarray, sr: int, seed: int = 0,
-                       flush: bool = True) -> list[Window]:
+def push_random_chunks(
+    w: StreamWindower, x: np.ndarray, sr: int, seed: int = 0, flush: bool = True
+) -> list[Window]:
     """Push ``x`` in chunks of 1..5000 frames (then flush); return every window."""
     rng = np.random.default_rng(seed)
     windows: list[Window] = []
     i = 0
     while i < len(x):
         n = int(rng.integers(1, 5001))
-        windows += w.push(x[i:i + n], sr, arrival_time=float(i)).windows
+        windows += w.push(x[i : i + n], sr, arrival_time=float(i)).windows
         i += n
     return windows + (w.flush().windows if flush else [])
 
@@ -38,7 +39,7 @@ def assert_windows_match(windows: list[Window], ref: np.ndarray) -> None:
     for k, win in enumerate(windows):
         assert win.samples.dtype == np.float32 and win.samples.shape == (WIN,)
         assert win.pos == (k * HOP + WIN) / SPEC.sample_rate
-        np.testing.assert_allclose(win.samples, ref[k * HOP:k * HOP + WIN], atol=1e-5)
+        np.testing.assert_allclose(win.samples, ref[k * HOP : k * HOP + WIN], atol=1e-5)
 
 
 def tone(seconds: float, sr: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
@@ -68,8 +69,8 @@ def test_float32_chirp_at_48k_matches_one_shot_resampling() -> None:
 def test_windows_carry_arrival_time_of_completing_chunk() -> None:
     w = StreamWindower(SPEC)
     x = tone(1.6, 16000)
-    assert w.push(x[:WIN - 1], 16000, arrival_time=1.0).windows == []
-    first = w.push(x[WIN - 1:WIN + HOP], 16000, arrival_time=2.0).windows
+    assert w.push(x[: WIN - 1], 16000, arrival_time=1.0).windows == []
+    first = w.push(x[WIN - 1 : WIN + HOP], 16000, arrival_time=2.0).windows
     assert [(win.pos, win.arrival_time) for win in first] == [(1.0, 2.0), (1.5, 2.0)]
 
 
@@ -78,8 +79,9 @@ def test_rate_change_mid_stream_is_flushed_and_counted() -> None:
     w = StreamWindower(SPEC)
     windows = push_random_chunks(w, a, 44100, flush=False) + push_random_chunks(w, b, 48000, seed=1)
     assert w.format_changes == 1
-    ref = np.concatenate([soxr.resample(a, 44100, 16000, quality="HQ"),
-                          soxr.resample(b, 48000, 16000, quality="HQ")])
+    ref = np.concatenate(
+        [soxr.resample(a, 44100, 16000, quality="HQ"), soxr.resample(b, 48000, 16000, quality="HQ")]
+    )
     assert_windows_match(windows, ref)
 
 
@@ -154,12 +156,15 @@ def test_non_finite_chunk_is_refused_and_the_stream_continues_unharmed(bad: floa
         np.testing.assert_array_equal(g.samples, e.samples)
 
 
-@pytest.mark.parametrize(("samples", "sr"), [
-    (np.zeros(10, dtype=np.float64), 16000),
-    (np.zeros((10, 2, 2), dtype=np.float32), 16000),
-    (np.zeros((10, 0), dtype=np.int16), 16000),
-    (np.zeros(10, dtype=np.int16), 0),
-])
+@pytest.mark.parametrize(
+    ("samples", "sr"),
+    [
+        (np.zeros(10, dtype=np.float64), 16000),
+        (np.zeros((10, 2, 2), dtype=np.float32), 16000),
+        (np.zeros((10, 0), dtype=np.int16), 16000),
+        (np.zeros(10, dtype=np.int16), 0),
+    ],
+)
 def test_chunks_it_cannot_mix_raise_bad_audio(samples: np.ndarray, sr: int) -> None:
     w = StreamWindower(SPEC)
     with pytest.raises(BadAudio):
@@ -167,13 +172,16 @@ def test_chunks_it_cannot_mix_raise_bad_audio(samples: np.ndarray, sr: int) -> N
     assert w.bad_chunks == 1
 
 
-@pytest.mark.parametrize(("samples", "sr"), [
-    (np.zeros(10, dtype=np.float64), 16000),
-    (np.zeros((10, 2, 2), dtype=np.float32), 16000),
-    (np.zeros((10, 0), dtype=np.int16), 16000),
-    (np.zeros(10, dtype=np.int16), 0),
-    (np.zeros(10, dtype=np.int16), 10_000_000),
-])
+@pytest.mark.parametrize(
+    ("samples", "sr"),
+    [
+        (np.zeros(10, dtype=np.float64), 16000),
+        (np.zeros((10, 2, 2), dtype=np.float32), 16000),
+        (np.zeros((10, 0), dtype=np.int16), 16000),
+        (np.zeros(10, dtype=np.int16), 0),
+        (np.zeros(10, dtype=np.int16), 10_000_000),
+    ],
+)
 def test_malformed_chunks_are_refused_at_the_boundary(samples: np.ndarray, sr: int) -> None:
     with pytest.raises(FrameError):
         check_chunk(samples, sr, DEFAULT_LIMITS)
@@ -190,10 +198,10 @@ def test_hop_longer_than_window_skips_samples_between_windows() -> None:
     spec = WindowSpec(16000, 0.5, 1.25)
     x = np.random.default_rng(2).normal(0, 0.1, 16000 * 6).astype(np.float32)
     w = StreamWindower(spec)
-    windows = [win for i in range(0, len(x), 777) for win in w.push(x[i:i + 777], 16000, 0.0).windows]
+    windows = [win for i in range(0, len(x), 777) for win in w.push(x[i : i + 777], 16000, 0.0).windows]
     assert [win.pos for win in windows] == [0.5, 1.75, 3.0, 4.25, 5.5]
     for k, win in enumerate(windows):
-        np.testing.assert_array_equal(win.samples, x[k * 20000:k * 20000 + 8000])
+        np.testing.assert_array_equal(win.samples, x[k * 20000 : k * 20000 + 8000])
 
 
 def program(*parts: tuple[float, float], sr: int = 44100) -> np.ndarray:
@@ -205,7 +213,7 @@ def program(*parts: tuple[float, float], sr: int = 44100) -> np.ndarray:
 def test_silence_gate_tone_gap_tone() -> None:
     w = StreamWindower(WindowSpec(16000, 3.0, 1.5), silence_db=-50.0, silence_hold_seconds=2.0)
     x = program((5.0, -12.0), (3.0, -np.inf), (5.0, -12.0))
-    results = [w.push(x[i:i + 882], 44100, 0.0) for i in range(0, len(x), 882)]
+    results = [w.push(x[i : i + 882], 44100, 0.0) for i in range(0, len(x), 882)]
     changes = [c for r in results for c in r.changes]
     assert [c.state for c in changes] == ["silence", "active"]
     assert changes[0].pos == pytest.approx(7.0, abs=0.15)
@@ -220,7 +228,7 @@ def test_silence_gate_tone_gap_tone() -> None:
 def test_quiet_passage_is_not_silence() -> None:
     w = StreamWindower(SPEC, silence_db=-50.0)
     x = program((2.0, -12.0), (8.0, -40.0), (2.0, -12.0))
-    changes = [c for i in range(0, len(x), 4410) for c in w.push(x[i:i + 4410], 44100, 0.0).changes]
+    changes = [c for i in range(0, len(x), 4410) for c in w.push(x[i : i + 4410], 44100, 0.0).changes]
     assert changes == [] and w.gate.silence_seconds == 0.0
 
 
@@ -235,7 +243,7 @@ def test_gate_is_independent_of_chunking() -> None:
     x = program((1.0, -20.0), (2.5, -np.inf), (1.0, -20.0), (2.2, -70.0), sr=16000)
     whole = SilenceGate(16000).process(x)
     gate = SilenceGate(16000)
-    chunked = [c for i in range(0, len(x), 333) for c in gate.process(x[i:i + 333])]
+    chunked = [c for i in range(0, len(x), 333) for c in gate.process(x[i : i + 333])]
     assert chunked == whole and [c.state for c in whole] == ["silence", "active", "silence"]
 
 
@@ -251,7 +259,7 @@ def test_fast_mixdown_matches_the_pipeline_mix(channels: int, dtype: type) -> No
     ref = np.asarray(ref, dtype=np.float32).reshape(-1)
     w = StreamWindower(WindowSpec(16000, 0.5, 0.5), silence_db=-200)
     got = np.concatenate([win.samples for win in w.push(x if channels > 1 else x[:, 0], 16000, 0.0).windows])
-    np.testing.assert_allclose(got, ref[:got.size], atol=1e-6)
+    np.testing.assert_allclose(got, ref[: got.size], atol=1e-6)
 
 
 def test_gate_levels_are_the_pipeline_rms_dbfs() -> None:
@@ -278,4 +286,4 @@ def test_ring_cuts_the_windows_of_the_one_framing_helper(hop_seconds: float) -> 
     assert len(windows) == len(expected) == w.windows_out
     np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
     np.testing.assert_allclose([win.pos - spec.window_seconds for win in windows], starts, atol=1e-9)
-    assert push_random_chunks(StreamWindower(spec), x[:spec.window_samples - 1], spec.sample_rate) == []
+    assert push_random_chunks(StreamWindower(spec), x[: spec.window_samples - 1], spec.sample_rate) == []

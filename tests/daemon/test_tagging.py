@@ -25,21 +25,30 @@ class ConstantPredictor:
     """Every window scores ``scores``: the tagger's bookkeeping, not the model, is under test here."""
 
     def __init__(self, scores: list[float], hop: float = 0.25) -> None:
-        self.manifest = ArtifactManifest(kind="sklearn", architecture="constant", labels=["a", "b"],
-                                         output="softmax", sample_rate=SR, window_seconds=0.5,
-                                         hop_seconds=hop, model_file="m")
+        self.manifest = ArtifactManifest(
+            kind="sklearn",
+            architecture="constant",
+            labels=["a", "b"],
+            output="softmax",
+            sample_rate=SR,
+            window_seconds=0.5,
+            hop_seconds=hop,
+            model_file="m",
+        )
         self.scores = np.array(scores, np.float32)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return np.tile(self.scores, (len(windows), 1))
 
 
-def tagger(max_streams: int = 8, predictor: Any = None,
-           smoothing: SmoothingConfig | None = None) -> tuple[Tagger, list[dict[str, Any]], Metrics]:
+def tagger(
+    max_streams: int = 8, predictor: Any = None, smoothing: SmoothingConfig | None = None
+) -> tuple[Tagger, list[dict[str, Any]], Metrics]:
     events: list[dict[str, Any]] = []
     metrics = Metrics()
-    config = replace(Config(), limits=LimitsConfig(max_streams=max_streams),
-                     smoothing=smoothing or SmoothingConfig())
+    config = replace(
+        Config(), limits=LimitsConfig(max_streams=max_streams), smoothing=smoothing or SmoothingConfig()
+    )
     t = Tagger(config, predictor or ConstantPredictor([0.9, 0.1]), events.append, metrics)
     t.start()
     return t, events, metrics
@@ -51,7 +60,7 @@ def loud(seconds: float) -> np.ndarray:
 
 def feed(t: Tagger, stream: str, audio: np.ndarray) -> None:
     for i in range(0, len(audio), SR // 10):
-        t.audio(Chunk(stream, audio[i:i + SR // 10], SR, time.monotonic()))
+        t.audio(Chunk(stream, audio[i : i + SR // 10], SR, time.monotonic()))
 
 
 def drain(t: Tagger) -> None:
@@ -100,7 +109,7 @@ def test_streams_beyond_the_cap_are_refused_until_a_slot_frees() -> None:
     ups = [e["stream"] for e in events if e.get("state") == "up"]
     assert ups == ["a", "b", "c"]
     assert sample(metrics, "genretag_stream_up", stream="c") == 0  # closed
-    assert "stream=\"a\"" not in metrics.render().decode()
+    assert 'stream="a"' not in metrics.render().decode()
 
 
 def test_reload_with_a_new_hop_keeps_positions_running() -> None:
@@ -182,8 +191,14 @@ def test_a_label_subscriber_learns_when_the_label_goes_null() -> None:
     drain(t)
     t.close()
     x = [e for e in events if e["stream"] == "x"]
-    assert _labels(x) == [("a", None, None), (None, "a", "silence"), ("a", None, None),
-                          (None, "a", "http_404"), ("a", None, None), (None, "a", "stopped")]
+    assert _labels(x) == [
+        ("a", None, None),
+        (None, "a", "silence"),
+        ("a", None, None),
+        (None, "a", "http_404"),
+        ("a", None, None),
+        (None, "a", "stopped"),
+    ]
     nulls = [e for e in x if e["type"] == "label" and e["label"] is None]
     assert all(e["confidence"] is None and e["scores"] == {} for e in nulls)
     states = [e for e in x if e["type"] == "state"]
@@ -208,14 +223,16 @@ def test_a_stream_that_never_came_up_is_published_down_with_its_reason() -> None
     """A URL answering 404 from the start: the first failed attempt shows in events and metrics."""
     events: list[dict[str, Any]] = []
     metrics = Metrics()
-    t = Tagger(Config(), ConstantPredictor([0.9, 0.1]), events.append, metrics,
-               configured=["radio.example/live"])
+    t = Tagger(
+        Config(), ConstantPredictor([0.9, 0.1]), events.append, metrics, configured=["radio.example/live"]
+    )
     t.start()
     t.state("radio.example/live", "down", "http_404", "Server returned 404 Not Found")
     t.state("radio.example/live", "down", "http_404", "again")  # one event per outage, not per attempt
     drain(t)
     assert [(e["type"], e["state"], e["reason"], e["pos"]) for e in events] == [
-        ("state", "down", "http_404", 0.0)]
+        ("state", "down", "http_404", 0.0)
+    ]
     assert sample(metrics, "genretag_stream_up", stream="radio.example/live") == 0
     feed(t, "radio.example/live", loud(0.5))  # it comes up after all
     t.close()

@@ -33,8 +33,14 @@ pytestmark = pytest.mark.slow
 
 TONE_HZ = 1000.0
 SOURCE_PASSWORD = "src-secret"
-FAST = {"backoff_initial": 0.2, "backoff_factor": 2.0, "backoff_max": 0.8, "backoff_jitter": 0.0,
-        "connect_seconds": 10.0, "stall_seconds": 2.0}
+FAST = {
+    "backoff_initial": 0.2,
+    "backoff_factor": 2.0,
+    "backoff_max": 0.8,
+    "backoff_jitter": 0.0,
+    "connect_seconds": 10.0,
+    "stall_seconds": 2.0,
+}
 
 ICECAST_XML = """<icecast>
   <location>loopback</location><admin>test@localhost</admin>
@@ -90,25 +96,52 @@ class Icecast:
         self.tone = tone
         self.config = tmp_path / "icecast.xml"
         self.log = tmp_path / "icecast.log"
-        self.config.write_text(ICECAST_XML.format(password=SOURCE_PASSWORD, port=self.port,
-                                                  logdir=tmp_path, changeowner=_changeowner()))
+        self.config.write_text(
+            ICECAST_XML.format(
+                password=SOURCE_PASSWORD, port=self.port, logdir=tmp_path, changeowner=_changeowner()
+            )
+        )
         self.url = f"http://127.0.0.1:{self.port}/live.mp3"
         self.server: subprocess.Popen[bytes] | None = None
         self.source: subprocess.Popen[bytes] | None = None
 
     def start_server(self) -> None:
         with self.log.open("ab") as log:
-            self.server = subprocess.Popen(["icecast2", "-c", str(self.config)], stdin=subprocess.DEVNULL,
-                                           stdout=log, stderr=subprocess.STDOUT)
+            self.server = subprocess.Popen(
+                ["icecast2", "-c", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         _wait_port(self.port)
 
     def start_source(self) -> None:
         """ffmpeg encodes the looped tone to MP3 in real time and pushes it to the mount."""
         self.source = subprocess.Popen(
-            ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(self.tone),
-             "-c:a", "libmp3lame", "-b:a", "64k", "-content_type", "audio/mpeg", "-f", "mp3",
-             f"icecast://source:{SOURCE_PASSWORD}@127.0.0.1:{self.port}/live.mp3"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(self.tone),
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "64k",
+                "-content_type",
+                "audio/mpeg",
+                "-f",
+                "mp3",
+                f"icecast://source:{SOURCE_PASSWORD}@127.0.0.1:{self.port}/live.mp3",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not self._mount_live():
             assert time.monotonic() < deadline, "the source client did not bring up the mount"
@@ -199,8 +232,11 @@ def _assert_tone(sink: RecordingSink, since: float, sr: int) -> None:
 
 
 def _reconnect_delays(sink: RecordingSink) -> list[float]:
-    return [float(m.group(1)) for _, kind, msg in sink.errors
-            if kind == "reconnect" and (m := re.search(r"reconnecting in ([\d.]+) s", msg))]
+    return [
+        float(m.group(1))
+        for _, kind, msg in sink.errors
+        if kind == "reconnect" and (m := re.search(r"reconnecting in ([\d.]+) s", msg))
+    ]
 
 
 def _wait_pid(src: UrlSource) -> int:
@@ -305,8 +341,9 @@ def test_stop_is_prompt_and_leaves_no_ffmpeg(icecast: Icecast, sources: list[Url
 
 
 def test_stop_during_backoff_is_prompt(sources: list[UrlSource]) -> None:
-    src, sink = _start(sources, f"http://127.0.0.1:{_free_port()}/nothing.mp3", backoff_initial=30.0,
-                       backoff_max=30.0)
+    src, sink = _start(
+        sources, f"http://127.0.0.1:{_free_port()}/nothing.mp3", backoff_initial=30.0, backoff_max=30.0
+    )
     assert sink.wait_for(lambda s: len(s.errors) == 1, 10)
     assert sink.state_names() == ["down"] and sink.states[0][2] == "connect_failed"
     assert "Connection refused" in sink.states[0][3]
@@ -359,12 +396,26 @@ def test_connect_timeout_kills_ffmpeg(sources: list[UrlSource]) -> None:
         server.server_close()
 
 
-@pytest.mark.parametrize("url", [
-    "file:///etc/passwd", "/etc/passwd", "pipe:0", "concat:http://x/a.mp3|file:///etc/passwd",
-    "subfile,,start,0,end,0,,:/etc/passwd", "data:audio/mpeg;base64,AAAA", "rtmp://example.org/live",
-    "ftp://example.org/a.mp3", "hls+file:///tmp/a.m3u8", "http://", "http:///live.mp3",
-    "http://example.org/a b.mp3", "http://example.org/a\n.mp3", "-i", "",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "pipe:0",
+        "concat:http://x/a.mp3|file:///etc/passwd",
+        "subfile,,start,0,end,0,,:/etc/passwd",
+        "data:audio/mpeg;base64,AAAA",
+        "rtmp://example.org/live",
+        "ftp://example.org/a.mp3",
+        "hls+file:///tmp/a.m3u8",
+        "http://",
+        "http:///live.mp3",
+        "http://example.org/a b.mp3",
+        "http://example.org/a\n.mp3",
+        "-i",
+        "",
+    ],
+)
 def test_refuses_anything_but_http_urls(url: str) -> None:
     with pytest.raises(ValueError, match="url source"):
         UrlSource("radio", url)
@@ -380,16 +431,20 @@ def test_url_checks_and_command() -> None:
     assert cmd[cmd.index("-ac") + 1] == "2" and cmd[cmd.index("-ar") + 1] == "48000"
 
 
-def test_hls_playlist_cannot_reach_local_files(tmp_path: Path, tone: Path, sources: list[UrlSource],
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_hls_playlist_cannot_reach_local_files(
+    tmp_path: Path, tone: Path, sources: list[UrlSource], caplog: pytest.LogCaptureFixture
+) -> None:
     """A playlist from the network naming a local file: ffmpeg's HLS demuxer would read it; the whitelist
     does not let it."""
     caplog.set_level(logging.DEBUG, logger="genretag.daemon.sources.url")
     segment = tmp_path / "secret.mp3"
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(tone), "-c:a", "libmp3lame",
-                    str(segment)], check=True)
-    (tmp_path / "live.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
-                                        f"#EXTINF:2.0,\nfile://{segment}\n#EXT-X-ENDLIST\n")
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(tone), "-c:a", "libmp3lame", str(segment)], check=True
+    )
+    (tmp_path / "live.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        f"#EXTINF:2.0,\nfile://{segment}\n#EXT-X-ENDLIST\n"
+    )
     handler = _directory_handler(tmp_path)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -437,26 +492,36 @@ def not_found() -> Iterator[str]:
         server.server_close()
 
 
-def test_a_url_answering_404_from_the_start_is_down_with_its_reason(not_found: str,
-                                                                    sources: list[UrlSource]) -> None:
+def test_a_url_answering_404_from_the_start_is_down_with_its_reason(
+    not_found: str, sources: list[UrlSource]
+) -> None:
     src, sink = _start(sources, not_found)
     assert sink.wait_for(lambda s: len(_reconnect_delays(s)) >= 3, 10), sink.errors
     assert [state[1:3] for state in sink.states] == [("down", "http_404")]  # once, not per attempt
     assert "Server returned 404 Not Found" in sink.states[0][3]
 
 
-@pytest.mark.parametrize(("code", "lines", "reason"), [
-    (8, ["[http @ 0x1] HTTP error 404 Not Found", "http://h/live: Server returned 404 Not Found"],
-     "http_404"),
-    (8, ["http://h/live: Server returned 403 Forbidden (access denied)"], "http_403"),
-    (8, ["http://h/x: Server returned 5XX Server Error reply"], "http_5xx"),
-    (1, ["http://h/x: Connection refused"], "connect_failed"),
-    (1, ["[tcp @ 0x1] Failed to resolve hostname nowhere.invalid: Name or service not known"],
-     "connect_failed"),
-    (1, ["http://h/x: Connection timed out"], "timeout"),
-    (1, ["http://h/x: Invalid data found when processing input"], "decode_error"),
-    (0, [], "eof"),
-    (-9, [], "error"),
-])
+@pytest.mark.parametrize(
+    ("code", "lines", "reason"),
+    [
+        (
+            8,
+            ["[http @ 0x1] HTTP error 404 Not Found", "http://h/live: Server returned 404 Not Found"],
+            "http_404",
+        ),
+        (8, ["http://h/live: Server returned 403 Forbidden (access denied)"], "http_403"),
+        (8, ["http://h/x: Server returned 5XX Server Error reply"], "http_5xx"),
+        (1, ["http://h/x: Connection refused"], "connect_failed"),
+        (
+            1,
+            ["[tcp @ 0x1] Failed to resolve hostname nowhere.invalid: Name or service not known"],
+            "connect_failed",
+        ),
+        (1, ["http://h/x: Connection timed out"], "timeout"),
+        (1, ["http://h/x: Invalid data found when processing input"], "decode_error"),
+        (0, [], "eof"),
+        (-9, [], "error"),
+    ],
+)
 def test_why_ffmpeg_ended_as_a_reason_word(code: int, lines: list[str], reason: str) -> None:
     assert classify_end(code, lines) == reason

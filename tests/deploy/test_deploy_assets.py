@@ -33,8 +33,10 @@ def promtool(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """Run promtool; a missing promtool fails (never skips): the alert rules would go unchecked."""
     exe = shutil.which("promtool")
     if exe is None:
-        pytest.fail("promtool is not installed (Debian: apt-get install prometheus; or put the promtool "
-                    "binary of a Prometheus release on PATH); the alert rules cannot be checked without it")
+        pytest.fail(
+            "promtool is not installed (Debian: apt-get install prometheus; or put the promtool "
+            "binary of a Prometheus release on PATH); the alert rules cannot be checked without it"
+        )
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
@@ -66,8 +68,13 @@ def exposed_names() -> set[str]:
     """Every sample name the daemon's /metrics can show: rendered with one stream registered, plus the
     names each ``# TYPE`` line implies (counter_total, histogram _bucket/_sum/_count, info _info)."""
     metrics = Metrics()
-    for family in (metrics.windows_processed, metrics.windows_silent, metrics.stream_up, metrics.silence,
-                   metrics.label_changes):
+    for family in (
+        metrics.windows_processed,
+        metrics.windows_silent,
+        metrics.stream_up,
+        metrics.silence,
+        metrics.label_changes,
+    ):
         family.touch("radio")
     metrics.stream(metrics.reconnects, "radio", "url")
     metrics.stream(metrics.source_errors, "radio", "reconnect", "url")
@@ -89,8 +96,12 @@ def unknown_metrics(exprs: list[str], known: set[str]) -> set[str]:
 
 
 def test_example_config_is_valid() -> None:
-    result = subprocess.run([sys.executable, "-m", "genretag.cli.main", "check-config", str(CONFIG)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "genretag.cli.main", "check-config", str(CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     _ok(result)
     text = CONFIG.read_text()
     for kind in ("url:", "mic:", "zmq:"):
@@ -111,9 +122,15 @@ def test_alert_rules_fire() -> None:
 
 def test_rules_cover_a_broadcaster() -> None:
     exprs = rule_exprs()
-    assert set(exprs) == {"GenretagDeadAir", "GenretagStreamDown", "GenretagWindowsDropped",
-                          "GenretagHighLatency", "GenretagModelReloadFailed", "GenretagDaemonDown",
-                          "GenretagAuthFailures"}
+    assert set(exprs) == {
+        "GenretagDeadAir",
+        "GenretagStreamDown",
+        "GenretagWindowsDropped",
+        "GenretagHighLatency",
+        "GenretagModelReloadFailed",
+        "GenretagDaemonDown",
+        "GenretagAuthFailures",
+    }
     assert 'up{job="genretag"}' in exprs["GenretagDaemonDown"]  # the job name of prometheus.yml
     text = RULES.read_text()
     assert text.count("severity:") == len(exprs)
@@ -128,10 +145,14 @@ def test_dashboard_uses_only_exposed_metrics() -> None:
     exprs = dashboard_exprs()
     assert unknown_metrics(exprs, exposed_names()) == set()
     joined = "\n".join(exprs)
-    for needed in ("genretag_smoothed_score", "genretag_silence_seconds_total",
-                   "histogram_quantile(0.5, sum by (le) (rate(genretag_end_to_end_latency_seconds_bucket",
-                   "histogram_quantile(0.99, sum by (le) (rate(genretag_end_to_end_latency_seconds_bucket",
-                   "genretag_inference_batch_size_bucket", "genretag_windows_dropped_total"):
+    for needed in (
+        "genretag_smoothed_score",
+        "genretag_silence_seconds_total",
+        "histogram_quantile(0.5, sum by (le) (rate(genretag_end_to_end_latency_seconds_bucket",
+        "histogram_quantile(0.99, sum by (le) (rate(genretag_end_to_end_latency_seconds_bucket",
+        "genretag_inference_batch_size_bucket",
+        "genretag_windows_dropped_total",
+    ):
         assert needed in joined, f"the dashboard has no panel querying {needed}"
 
 

@@ -54,8 +54,10 @@ def systemd_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a systemd tool; a missing one fails (never skips): the unit would go unchecked."""
     exe = shutil.which(name)
     if exe is None:
-        pytest.fail(f"{name} is not installed (Debian: apt-get install systemd); "
-                    "the systemd unit cannot be checked without it")
+        pytest.fail(
+            f"{name} is not installed (Debian: apt-get install systemd); "
+            "the systemd unit cannot be checked without it"
+        )
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -65,8 +67,9 @@ def systemd_analyze(*args: str) -> subprocess.CompletedProcess[str]:
 
 def unit_values(key: str, path: Path = UNIT) -> list[str]:
     """Every value of ``key=`` in a unit file, in order (comments and other keys left out)."""
-    return [line.split("=", 1)[1].strip() for line in path.read_text().splitlines()
-            if line.startswith(f"{key}=")]
+    return [
+        line.split("=", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith(f"{key}=")
+    ]
 
 
 @pytest.fixture
@@ -93,8 +96,9 @@ def install_nvidia_dropin(unit: Path) -> None:
 def test_nvidia_dropin_as_shipped_changes_nothing() -> None:
     lines = [line for line in NVIDIA_DROPIN.read_text().splitlines() if line and not line.startswith("#")]
     assert lines == ["[Service]"]
-    assert {"DeviceAllow", "Environment"} <= set(re.findall(r"^#([A-Z][A-Za-z]+)=", NVIDIA_DROPIN.read_text(),
-                                                            re.M))
+    assert {"DeviceAllow", "Environment"} <= set(
+        re.findall(r"^#([A-Z][A-Za-z]+)=", NVIDIA_DROPIN.read_text(), re.M)
+    )
 
 
 @pytest.mark.parametrize("gpu", [False, True], ids=["unit", "unit+nvidia"])
@@ -122,8 +126,9 @@ def recorded_score() -> float:
 def test_security_exposure_at_most_ok(unit_copy: Path, gpu: bool) -> None:
     if gpu:
         install_nvidia_dropin(unit_copy)
-    result = systemd_analyze("security", "--offline=yes", f"--threshold={OK_THRESHOLD}", "--no-pager",
-                             str(unit_copy))
+    result = systemd_analyze(
+        "security", "--offline=yes", f"--threshold={OK_THRESHOLD}", "--no-pager", str(unit_copy)
+    )
     output = result.stdout + result.stderr
     found = re.search(r"Overall exposure level for genretag\.service: (\d+\.\d) (\w+)", output)
     assert found, output
@@ -152,8 +157,12 @@ def test_unit_runs_the_daemon_the_way_it_expects(tmp_path: Path) -> None:
     args[args.index("--config") + 1] = str(installed)
     ctx = cli.commands[command].make_context(command, args)  # raises on any flag serve does not know
     assert ctx.params["config_path"] == installed
-    check = subprocess.run([sys.executable, "-m", "genretag.cli.main", "check-config", str(installed)],
-                           capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [sys.executable, "-m", "genretag.cli.main", "check-config", str(installed)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0 and check.stdout.startswith(f"{installed}: OK"), check.stdout + check.stderr
 
     (state_dir,) = unit_values("StateDirectory")
@@ -200,14 +209,23 @@ def _sandbox() -> None:
             raise SystemExit(f"sandbox: PR_SET_MDWE failed: {os.strerror(ctypes.get_errno())}")
 
     class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
-        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                    ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+        _fields_ = [
+            ("arg", ctypes.c_uint),
+            ("op", ctypes.c_int),
+            ("datum_a", ctypes.c_uint64),
+            ("datum_b", ctypes.c_uint64),
+        ]
 
     seccomp = ctypes.CDLL("libseccomp.so.2")
     seccomp.seccomp_init.restype = ctypes.c_void_p
     seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
-    seccomp.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                               ctypes.c_uint, ctypes.POINTER(ArgCmp)]
+    seccomp.seccomp_rule_add_array.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_int,
+        ctypes.c_uint,
+        ctypes.POINTER(ArgCmp),
+    ]
     seccomp.seccomp_load.argtypes = [ctypes.c_void_p]
     seccomp.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     allow = 0x7FFF0000  # SCMP_ACT_ALLOW; SCMP_ACT_ERRNO(e) is 0x00050000 | e
@@ -215,8 +233,12 @@ def _sandbox() -> None:
     def load(default: int, rules: list[tuple[int, int, ArgCmp | None]]) -> None:
         ctx = seccomp.seccomp_init(default)
         for action, nr, cmp in rules:
-            if seccomp.seccomp_rule_add_array(ctx, action, nr, int(cmp is not None),
-                                              ctypes.byref(cmp) if cmp is not None else None) != 0:
+            if (
+                seccomp.seccomp_rule_add_array(
+                    ctx, action, nr, int(cmp is not None), ctypes.byref(cmp) if cmp is not None else None
+                )
+                != 0
+            ):
                 raise SystemExit(f"sandbox: seccomp rule for system call {nr} refused")
         if seccomp.seccomp_load(ctx) != 0:
             raise SystemExit("sandbox: seccomp_load failed")
@@ -228,8 +250,10 @@ def _sandbox() -> None:
         compares = [ArgCmp(0, equal, family, 0) for family in range(af_max) if family not in allowed]
         load(allow, [(refuse, nr, cmp) for cmp in [*compares, ArgCmp(0, at_least, af_max, 0)]])
     if os.environ.get("GENRETAG_SANDBOX_SYSCALLS"):  # last: seccomp() itself is outside the allow list
-        numbers = {seccomp.seccomp_syscall_resolve_name(name.encode())
-                   for name in os.environ["GENRETAG_SANDBOX_SYSCALLS"].split()}
+        numbers = {
+            seccomp.seccomp_syscall_resolve_name(name.encode())
+            for name in os.environ["GENRETAG_SANDBOX_SYSCALLS"].split()
+        }
         load(0x00050000 | errno.EPERM, [(allow, nr, None) for nr in sorted(numbers - {-1})])  # -1: unknown
 
 
@@ -281,8 +305,9 @@ def radio(tmp_path: Path) -> Iterator[str]:
     root = tmp_path / "www"
     root.mkdir()
     soundfile.write(root / "live.wav", clip("electronic", 20.0, seed=7), SR)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_QuietHandler, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/live.wav"
@@ -301,25 +326,38 @@ def test_daemon_serves_inside_the_units_seccomp_filters(radio: str, tmp_path: Pa
     RestrictAddressFamilies= and SystemCallFilter=."""
     zmq_port = free_port()
     config = tmp_path / "genretag.toml"
-    config.write_text(f'[[source]]\nspec = "url:{radio}"\nname = "radio"\n\n'
-                      f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{zmq_port}?workers=1"\n')
+    config.write_text(
+        f'[[source]]\nspec = "url:{radio}"\nname = "radio"\n\n'
+        f'[[source]]\nspec = "zmq:tcp://127.0.0.1:{zmq_port}?workers=1"\n'
+    )
     notify_path = tmp_path / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
     notify.settimeout(30)
-    env = {**sandbox_env(tmp_path, FAMILIES=unit_families(), SYSCALLS=unit_syscalls()),
-           "NOTIFY_SOCKET": str(notify_path)}
+    env = {
+        **sandbox_env(tmp_path, FAMILIES=unit_families(), SYSCALLS=unit_syscalls()),
+        "NOTIFY_SOCKET": str(notify_path),
+    }
     producer = Producer(f"tcp://127.0.0.1:{zmq_port}")
     try:
-        with Daemon("--config", config, "--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0",
-                    env=env, ready_timeout=180) as daemon:
+        with Daemon(
+            "--config",
+            config,
+            "--publish",
+            "tcp://127.0.0.1:*",
+            "--metrics",
+            "127.0.0.1:0",
+            env=env,
+            ready_timeout=180,
+        ) as daemon:
             assert "READY=1" in notify.recv(4096).decode()
             producer.send("playout", clip("classical", 4.0))
             for stream in ("radio", "playout"):
                 daemon.wait_for(functools.partial(has_windows, daemon, stream), 60, f"windows of {stream}")
             daemon.proc.send_signal(signal.SIGHUP)
-            daemon.wait_for(lambda: daemon.metric("genretag_model_reloads_total", result="ok") == 1, 60,
-                            "the reload")
+            daemon.wait_for(
+                lambda: daemon.metric("genretag_model_reloads_total", result="ok") == 1, 60, "the reload"
+            )
             assert daemon.stop() == 0, "\n".join(daemon.log[-20:])
     finally:
         producer.close()
@@ -332,10 +370,16 @@ def test_zmq_needs_netlink(tmp_path: Path) -> None:
     """Why AF_NETLINK is in the list: libzmq enumerates interfaces when it binds and aborts without it."""
     without = " ".join(f for f in unit_families().split() if f != "AF_NETLINK")
     assert without != unit_families()
+
     def bind(families: str) -> subprocess.CompletedProcess[str]:
         code = "import zmq; zmq.Context().socket(zmq.PUB).bind('tcp://127.0.0.1:*'); print('bound')"
-        return subprocess.run([sys.executable, "-c", code], env=sandbox_env(tmp_path, FAMILIES=families),
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            env=sandbox_env(tmp_path, FAMILIES=families),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     allowed, refused = bind(unit_families()), bind(without)
     assert (allowed.returncode, allowed.stdout) == (0, "bound\n"), allowed.stderr
@@ -347,13 +391,17 @@ def _kernel_has_mdwe() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _kernel_has_mdwe(), reason="this kernel lacks prctl(PR_SET_MDWE) (Linux >= 6.3), "
-                                                   "the mechanism behind MemoryDenyWriteExecute=")
+@pytest.mark.skipif(
+    not _kernel_has_mdwe(),
+    reason="this kernel lacks prctl(PR_SET_MDWE) (Linux >= 6.3), "
+    "the mechanism behind MemoryDenyWriteExecute=",
+)
 def test_memory_deny_write_execute_matches_the_default_model(tmp_path: Path) -> None:
     """The unit turns MemoryDenyWriteExecute= on exactly when the default model works under it."""
     command = [sys.executable, "-m", "genretag.cli.main", "classify", "--json", str(DEMO)]
-    result = subprocess.run(command, env=sandbox_env(tmp_path, MDWE="1"), capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        command, env=sandbox_env(tmp_path, MDWE="1"), capture_output=True, text=True, timeout=600
+    )
     (setting,) = unit_values("MemoryDenyWriteExecute")
     if result.returncode == 0:
         assert '"label"' in result.stdout
@@ -363,7 +411,8 @@ def test_memory_deny_write_execute_matches_the_default_model(tmp_path: Path) -> 
         # (its message varies with the kernel that fails first: "can't protect", "label is redefined"), so
         # the model does not load; the same command without MDWE does, so MDWE is the cause.
         assert "OpenVINO cannot load it" in result.stderr, result.stderr
-        control = subprocess.run(command, env=sandbox_env(tmp_path), capture_output=True, text=True,
-                                 timeout=600)
+        control = subprocess.run(
+            command, env=sandbox_env(tmp_path), capture_output=True, text=True, timeout=600
+        )
         assert control.returncode == 0 and '"label"' in control.stdout, control.stderr
         assert setting == "no"

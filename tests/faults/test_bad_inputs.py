@@ -41,8 +41,12 @@ CLASSIFY = {
 
 
 def _cli(*args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "genretag.cli.main", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_classify_gives_each_file_a_result_or_its_own_error(artifact: Path, corpus: Corpus) -> None:
@@ -65,8 +69,11 @@ def test_classify_gives_each_file_a_result_or_its_own_error(artifact: Path, corp
 
 def _peak_rss_mb(*args: object) -> tuple[int, float]:
     """Exit status and peak RSS (MB) of ``genretag ARGS`` (os.wait4 reports that child's own peak)."""
-    proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", *map(str, args)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_maxrss / 1024
@@ -96,8 +103,19 @@ def test_classify_streams_a_two_hour_file(artifact: Path, corpus: Corpus, tmp_pa
 
 def test_dataset_build_skips_bad_files_with_reasons(corpus: Corpus, tmp_path: Path) -> None:
     out = tmp_path / "dataset"
-    proc = _cli("dataset", "build", corpus.root, "--out", out, "--sample-rate", SR, "--workers", 2,
-                "--split-fractions", "1,0,0")
+    proc = _cli(
+        "dataset",
+        "build",
+        corpus.root,
+        "--out",
+        out,
+        "--sample-rate",
+        SR,
+        "--workers",
+        2,
+        "--split-fractions",
+        "1,0,0",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stdout.strip() == "4 clips -> 1 splits, 1 shards; 5 skipped", proc.stdout
@@ -126,8 +144,9 @@ def test_daemon_file_sources_survive_the_corpus(artifact: Path, corpus: Corpus) 
     """
     names = [Path(name).stem for name in CLASSIFY]
     sources = [arg for path in corpus.files.values() for arg in ("--source", f"file:{path}?rate=0")]
-    with Daemon("--model", artifact, *sources, "--print",
-                "--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0") as daemon:
+    with Daemon(
+        "--model", artifact, *sources, "--print", "--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0"
+    ) as daemon:
         daemon.wait_for(lambda: _streams_ended(daemon, names), 180, "every file to end")
         m = daemon.metric
         for name in ("truncated_1k", "empty", "text"):
@@ -136,11 +155,13 @@ def test_daemon_file_sources_survive_the_corpus(artifact: Path, corpus: Corpus) 
         # NaN at 1 s, +Inf at 3 s, -Inf at 4 s: three 0.1 s chunks refused, the rest is tagged
         assert m("genretag_decode_errors_total", stream="nan_inf", reason="bad_audio") == 3
         assert m("genretag_windows_processed_total", stream="nan_inf") == expected_windows(6 * SR - 3 * 800)
-        truncated = m("genretag_windows_processed_total", stream="truncated_30pct") \
-            + m("genretag_windows_silent_total", stream="truncated_30pct")
+        truncated = m("genretag_windows_processed_total", stream="truncated_30pct") + m(
+            "genretag_windows_silent_total", stream="truncated_30pct"
+        )
         assert truncated == expected_windows(TRUNCATED_SAMPLES)  # not padded to the header's 20 s
-        seen = m("genretag_windows_processed_total", stream="silence_2h") \
-            + m("genretag_windows_silent_total", stream="silence_2h")
+        seen = m("genretag_windows_processed_total", stream="silence_2h") + m(
+            "genretag_windows_silent_total", stream="silence_2h"
+        )
         assert seen == expected_windows(SILENCE_SECONDS * SR)
         assert m("genretag_windows_silent_total", stream="silence_2h") >= seen - 4  # the 2 s hold
         assert m("genretag_windows_dropped_total") == 0
@@ -157,19 +178,29 @@ def test_daemon_zmq_nan_inf_and_192khz_8ch(artifact: Path) -> None:
     """NaN/Inf float32 frames are refused and counted, the stream goes on; 192 kHz 8-channel int16
     frames (150 kB each, inside the 1 MiB limit) are accepted, down-mixed, resampled and tagged."""
     port = free_port()
-    with Daemon("--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=1", "--print",
-                "--publish", "tcp://127.0.0.1:*", "--metrics", "127.0.0.1:0") as daemon:
+    with Daemon(
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=1",
+        "--print",
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--metrics",
+        "127.0.0.1:0",
+    ) as daemon:
         producer = Producer(f"tcp://127.0.0.1:{port}")
         mono = resample(clip("classical", HIRES_SECONDS, seed=8), SR, HIRES_SR)
         hires = mono[:, None] * np.linspace(1.0, 0.4, HIRES_CHANNELS, dtype=np.float32)[None, :]
         step = HIRES_SR // 20
         for seq, k in enumerate(range(0, len(hires), step)):
-            producer.socket.send_multipart(encode_frame("hires", float_to_int16(hires[k:k + step]), HIRES_SR,
-                                                        seq))
+            producer.socket.send_multipart(
+                encode_frame("hires", float_to_int16(hires[k : k + step]), HIRES_SR, seq)
+            )
         music = clip("electronic", 6, seed=9)
         bad = {10: np.nan, 30: np.inf, 40: -np.inf}
         for seq, k in enumerate(range(0, len(music), SR // 10)):
-            chunk = music[k:k + SR // 10].copy()
+            chunk = music[k : k + SR // 10].copy()
             if seq in bad:
                 chunk[5] = bad[seq]
             header = json.dumps({"sr": SR, "channels": 1, "dtype": "float32", "seq": seq}).encode()
@@ -180,8 +211,13 @@ def test_daemon_zmq_nan_inf_and_192khz_8ch(artifact: Path) -> None:
         assert m("genretag_decode_errors_total", stream="floats", reason="nan") == 3
         assert m("genretag_windows_processed_total", stream="floats") == expected_windows(6 * SR - 3 * 800)
         assert m("genretag_decode_errors_total", stream="hires") == 0
-        assert abs(m("genretag_windows_processed_total", stream="hires")
-                   - expected_windows(int(HIRES_SECONDS * SR))) <= 1
+        assert (
+            abs(
+                m("genretag_windows_processed_total", stream="hires")
+                - expected_windows(int(HIRES_SECONDS * SR))
+            )
+            <= 1
+        )
         assert daemon.stop() == 0
     assert daemon.labels("hires") == ["classical"]
     assert daemon.labels("floats") == ["electronic"]

@@ -62,13 +62,17 @@ def test_producer_disappears_and_returns(artifact: Path) -> None:
         finally:
             feeder.join()
         steady.close()
-        daemon.wait_for(lambda: all(_states(daemon, s)[-1:] == ["down"] for s in ("radio", "steady")), 30,
-                        "both streams to end")
+        daemon.wait_for(
+            lambda: all(_states(daemon, s)[-1:] == ["down"] for s in ("radio", "steady")),
+            30,
+            "both streams to end",
+        )
         radio_windows = expected_windows(sum(len(p) for p in pieces))  # the stream's audio is continuous
         assert daemon.metric("genretag_windows_processed_total", stream="radio") == radio_windows
         assert daemon.metric("genretag_source_errors_total", stream="radio", kind="seq_restart") == 1
-        assert daemon.metric("genretag_windows_processed_total", stream="steady") \
-            == expected_windows(len(steady_audio))
+        assert daemon.metric("genretag_windows_processed_total", stream="steady") == expected_windows(
+            len(steady_audio)
+        )
         assert daemon.metric("genretag_source_errors_total", stream="steady") == 0
         assert daemon.metric("genretag_windows_dropped_total") == 0
         assert daemon.stop() == 0
@@ -93,8 +97,9 @@ def _reader(sub: zmq.Socket[Any], received: list[dict[str, Any]], done: threadin
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nodrop", [False, True])
-def test_stuck_subscriber_never_slows_tagging(artifact: Path, tmp_path: Path, context: zmq.Context[Any],
-                                             nodrop: bool) -> None:
+def test_stuck_subscriber_never_slows_tagging(
+    artifact: Path, tmp_path: Path, context: zmq.Context[Any], nodrop: bool
+) -> None:
     """A subscriber that never reads: the publisher never blocks, every window is scored.
 
     Events go out over ``ipc://``, whose socket buffer holds only a few hundred
@@ -107,12 +112,21 @@ def test_stuck_subscriber_never_slows_tagging(artifact: Path, tmp_path: Path, co
     """
     events_address = f"ipc://{tmp_path}/events"
     config = tmp_path / "serve.toml"
-    config.write_text(f'[publish]\naddress = "{events_address}"\nhwm = 50\nscores = true\n'
-                      f"nodrop = {str(nodrop).lower()}\n")
+    config.write_text(
+        f'[publish]\naddress = "{events_address}"\nhwm = 50\nscores = true\nnodrop = {str(nodrop).lower()}\n'
+    )
     port = free_port()
     streams = {f"s{i}": clip(("classical", "electronic")[i % 2], SECONDS, seed=i) for i in range(8)}
-    with Daemon("--config", config, "--model", artifact, "--source", f"zmq:tcp://127.0.0.1:{port}?idle=1",
-                "--metrics", "127.0.0.1:0") as daemon:
+    with Daemon(
+        "--config",
+        config,
+        "--model",
+        artifact,
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=1",
+        "--metrics",
+        "127.0.0.1:0",
+    ) as daemon:
         stuck = context.socket(zmq.SUB)
         stuck.setsockopt(zmq.RCVHWM, 1)
         stuck.connect(events_address)
@@ -130,17 +144,26 @@ def test_stuck_subscriber_never_slows_tagging(artifact: Path, tmp_path: Path, co
         step = SR // 10
         for k in range(0, SECONDS * SR, step):
             for name, audio in streams.items():
-                producer.frame(name, audio[k:k + step])
+                producer.frame(name, audio[k : k + step])
             time.sleep(max(0.0, started + (k + step) / SR / RATE - time.monotonic()))
         total = len(streams) * expected_windows(SECONDS * SR)
-        daemon.wait_for(lambda: daemon.metric("genretag_windows_processed_total")
-                        + daemon.metric("genretag_windows_dropped_total") >= total, 60, "all windows")
+        daemon.wait_for(
+            lambda: (
+                daemon.metric("genretag_windows_processed_total")
+                + daemon.metric("genretag_windows_dropped_total")
+                >= total
+            ),
+            60,
+            "all windows",
+        )
         elapsed = time.monotonic() - started
         producer.close()
         published = daemon.metric("genretag_events_published_total", type="scores")
         dropped = daemon.metric("genretag_events_dropped_total", type="scores")
-        print(f"\nnodrop={nodrop}: {total} windows in {elapsed:.1f} s ({total / elapsed:.0f}/s) with a stuck "
-              f"subscriber; scores events published {published:.0f}, dropped {dropped:.0f}")
+        print(
+            f"\nnodrop={nodrop}: {total} windows in {elapsed:.1f} s ({total / elapsed:.0f}/s) with a stuck "
+            f"subscriber; scores events published {published:.0f}, dropped {dropped:.0f}"
+        )
         assert daemon.metric("genretag_windows_processed_total") == total
         assert daemon.metric("genretag_windows_dropped_total") == 0
         assert published + dropped == total  # one scores event per window, each sent or counted
@@ -172,13 +195,17 @@ def _file_modes_bind() -> list[str]:
     return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}"]
 
 
-@pytest.mark.parametrize(("damage", "route", "code", "expected"), [
-    ("mode 000", "config", 1, "Permission denied"),
-    ("mode 000", "flag", 2, "is not readable"),  # click checks a --model directory before anything runs
-    ("manifest is a directory", "config", 1, "unreadable manifest"),
-])
-def test_unreadable_artifact_at_start_fails_clearly(artifact: Path, tmp_path: Path, damage: str, route: str,
-                                                    code: int, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("damage", "route", "code", "expected"),
+    [
+        ("mode 000", "config", 1, "Permission denied"),
+        ("mode 000", "flag", 2, "is not readable"),  # click checks a --model directory before anything runs
+        ("manifest is a directory", "config", 1, "unreadable manifest"),
+    ],
+)
+def test_unreadable_artifact_at_start_fails_clearly(
+    artifact: Path, tmp_path: Path, damage: str, route: str, code: int, expected: str
+) -> None:
     """The daemon cannot read its model at start: one clear line naming it, non-zero exit, no traceback.
 
     ``config`` names the model as a deployment does (``[model] path`` in the
@@ -195,9 +222,22 @@ def test_unreadable_artifact_at_start_fails_clearly(artifact: Path, tmp_path: Pa
     config.write_text(f'[model]\npath = "{model}"\n')
     how = ["--config", str(config)] if route == "config" else ["--model", str(model)]
     try:
-        proc = subprocess.run([*_file_modes_bind(), sys.executable, "-m", "genretag.cli.main", "serve", *how,
-                               "--source", "zmq:tcp://127.0.0.1:*", *ANY_PORTS],
-                              capture_output=True, text=True, timeout=90)
+        proc = subprocess.run(
+            [
+                *_file_modes_bind(),
+                sys.executable,
+                "-m",
+                "genretag.cli.main",
+                "serve",
+                *how,
+                "--source",
+                "zmq:tcp://127.0.0.1:*",
+                *ANY_PORTS,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
     finally:
         model.chmod(0o755)
     err = proc.stderr

@@ -33,9 +33,29 @@ def _raw_mp3(path: Path) -> bytes:
     """20 s of electronic music as bare MPEG frames (no ID3 or Xing header), so copies loop cleanly."""
     wav = path.with_suffix(".wav")
     sf.write(wav, clip("electronic", 20, seed=11), SR)
-    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav),
-                    "-ar", str(MP3_RATE), "-codec:a", "libmp3lame", "-b:a", "64k", "-id3v2_version", "0",
-                    "-write_xing", "0", str(path)], check=True)
+    subprocess.run(
+        [
+            shutil.which("ffmpeg") or "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(wav),
+            "-ar",
+            str(MP3_RATE),
+            "-codec:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            "-id3v2_version",
+            "0",
+            "-write_xing",
+            "0",
+            str(path),
+        ],
+        check=True,
+    )
     return path.read_bytes()
 
 
@@ -55,7 +75,7 @@ def radio(tmp_path: Path) -> Iterator[str]:
             try:
                 while not stopping.is_set():
                     at = sent % len(mp3)
-                    chunk = mp3[at:at + piece]
+                    chunk = mp3[at : at + piece]
                     self.wfile.write(chunk)
                     sent += len(chunk)
                     due = start + sent / MP3_BYTES_PER_SECOND - BURST_SECONDS
@@ -84,7 +104,7 @@ def _ffmpeg_children(pid: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+            comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
             if comm == "ffmpeg" and int(fields[1]) == pid:
                 children.append(int(entry.name))
     return children
@@ -94,15 +114,28 @@ def _states(daemon: Daemon, stream: str) -> list[str]:
     return [e["state"] for e in daemon.stream_events(stream, "state")]
 
 
-def test_killed_ffmpeg_reconnects_and_other_streams_never_notice(artifact: Path, radio: str,
-                                                                 tmp_path: Path) -> None:
+def test_killed_ffmpeg_reconnects_and_other_streams_never_notice(
+    artifact: Path, radio: str, tmp_path: Path
+) -> None:
     port = free_port()
     loop = tmp_path / "loop.flac"
     sf.write(loop, clip("classical", 5, seed=12), SR)
     steady_audio = clip("classical", 40, seed=13)
-    with Daemon("--model", artifact, "--source", f"url:{radio}", "--source", f"file:{loop}?loop=1",
-                "--source", f"zmq:tcp://127.0.0.1:{port}?idle=2", "--print", "--publish", "tcp://127.0.0.1:*",
-                "--metrics", "127.0.0.1:0") as daemon:
+    with Daemon(
+        "--model",
+        artifact,
+        "--source",
+        f"url:{radio}",
+        "--source",
+        f"file:{loop}?loop=1",
+        "--source",
+        f"zmq:tcp://127.0.0.1:{port}?idle=2",
+        "--print",
+        "--publish",
+        "tcp://127.0.0.1:*",
+        "--metrics",
+        "127.0.0.1:0",
+    ) as daemon:
         station = radio.removeprefix("http://")  # the url: source's stream id: host, port and mount
         producer = Producer(f"tcp://127.0.0.1:{port}")
         feeder = threading.Thread(target=producer.send, args=("steady", steady_audio), kwargs={"rate": 1})
@@ -112,10 +145,12 @@ def test_killed_ffmpeg_reconnects_and_other_streams_never_notice(artifact: Path,
             killed = _ffmpeg_children(daemon.proc.pid)
             assert len(killed) == 1, killed
             os.kill(killed[0], signal.SIGKILL)
-            daemon.wait_for(lambda: _states(daemon, station)[-2:] == ["down", "up"], 60,
-                            "the radio to come back")
-            daemon.wait_for(lambda: len(daemon.labels(station)) == 2, 60,
-                            "the radio's label after the outage")
+            daemon.wait_for(
+                lambda: _states(daemon, station)[-2:] == ["down", "up"], 60, "the radio to come back"
+            )
+            daemon.wait_for(
+                lambda: len(daemon.labels(station)) == 2, 60, "the radio's label after the outage"
+            )
             assert _ffmpeg_children(daemon.proc.pid) not in ([], killed)
         finally:
             feeder.join()

@@ -41,9 +41,23 @@ def write_audio(path: Path, kind: str, seconds: float = 1.0, freq: float = 440.0
     elif kind == "mp3":
         wav = path.with_suffix(".src.wav")
         sf.write(wav, tone(seconds, 22050, freq), 22050, subtype="PCM_16")
-        subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-y",
-                        "-i", str(wav), "-codec:a", "libmp3lame", "-b:a", "64k", str(path)],
-                       check=True)
+        subprocess.run(
+            [
+                shutil.which("ffmpeg") or "ffmpeg",
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(wav),
+                "-codec:a",
+                "libmp3lame",
+                "-b:a",
+                "64k",
+                str(path),
+            ],
+            check=True,
+        )
         wav.unlink()
     else:
         raise ValueError(kind)
@@ -123,8 +137,12 @@ FMA_HEADER = [
 ]
 
 
-def write_fma(root: Path, tracks: list[tuple[int, int, str, str, str]], audio: str = "fma_small",
-              missing: tuple[int, ...] = ()) -> Path:
+def write_fma(
+    root: Path,
+    tracks: list[tuple[int, int, str, str, str]],
+    audio: str = "fma_small",
+    missing: tuple[int, ...] = (),
+) -> Path:
     """Write a fake FMA layout: tracks.csv with the real 3-row header (two column
     levels plus the ``track_id`` index row, as pandas writes it) and a 0.5 s
     mp3 for each ``small`` track except ``missing``.  Track rows are
@@ -135,8 +153,18 @@ def write_fma(root: Path, tracks: list[tuple[int, int, str, str, str]], audio: s
         writer = csv.writer(f)
         writer.writerows(FMA_HEADER)
         for tid, artist, split, subset, genre in tracks:
-            writer.writerow([tid, 1, artist, f"artist {artist}", split, subset, genre,
-                             "a title, with a comma\nand a newline"])
+            writer.writerow(
+                [
+                    tid,
+                    1,
+                    artist,
+                    f"artist {artist}",
+                    split,
+                    subset,
+                    genre,
+                    "a title, with a comma\nand a newline",
+                ]
+            )
             if subset == "small" and tid not in missing:
                 name = f"{tid:06d}"
                 write_audio(root / audio / name[:3] / f"{name}.mp3", "mp3", 0.5, 200 + tid)

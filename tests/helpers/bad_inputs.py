@@ -50,8 +50,23 @@ class Corpus:
 def _mp3(path: Path, samples: np.ndarray, sr: int) -> None:
     wav = path.with_suffix(".src.wav")
     sf.write(wav, samples, sr, subtype="PCM_16")
-    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(wav),
-                    "-codec:a", "libmp3lame", "-b:a", "64k", str(path)], check=True)
+    subprocess.run(
+        [
+            shutil.which("ffmpeg") or "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(wav),
+            "-codec:a",
+            "libmp3lame",
+            "-b:a",
+            "64k",
+            str(path),
+        ],
+        check=True,
+    )
     wav.unlink()
 
 
@@ -85,22 +100,26 @@ def make_corpus(root: Path) -> Corpus:
     classical, electronic = root / "classical", root / "electronic"
     classical.mkdir(parents=True)
     electronic.mkdir(parents=True)
-    files = {name: folder / name for folder, names in (
-        (classical, ["truncated_30pct.mp3", "truncated_1k.mp3", "silence_2h.flac", "hires_8ch.wav"]),
-        (electronic, ["empty.wav", "text.mp3", "lying_header.wav", "nan_inf.wav", "good_loop.flac"]),
-    ) for name in names}
+    files = {
+        name: folder / name
+        for folder, names in (
+            (classical, ["truncated_30pct.mp3", "truncated_1k.mp3", "silence_2h.flac", "hires_8ch.wav"]),
+            (electronic, ["empty.wav", "text.mp3", "lying_header.wav", "nan_inf.wav", "good_loop.flac"]),
+        )
+        for name in names
+    }
 
     full = files["truncated_30pct.mp3"].with_name("full.mp3")
     _mp3(full, clip("classical", 20, seed=2), SR)
     mp3 = full.read_bytes()
     full.unlink()
-    files["truncated_30pct.mp3"].write_bytes(mp3[:int(0.3 * len(mp3))])
+    files["truncated_30pct.mp3"].write_bytes(mp3[: int(0.3 * len(mp3))])
     files["truncated_1k.mp3"].write_bytes(mp3[:1024])
     files["empty.wav"].write_bytes(b"")
     files["text.mp3"].write_text("ID3 is not what this is; it is a plain text file.\n" * 40)
     _lying_wav(files["lying_header.wav"], clip("electronic", 6, seed=5), SR)
     broken = clip("electronic", 6, seed=6)
-    broken[SR:SR + 100] = np.nan
+    broken[SR : SR + 100] = np.nan
     broken[3 * SR] = np.inf
     broken[4 * SR] = -np.inf
     sf.write(files["nan_inf.wav"], broken, SR, subtype="FLOAT")

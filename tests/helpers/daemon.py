@@ -69,13 +69,21 @@ def train_artifact(out: Path, seeds: range, c: float) -> Path:
         for seed in seeds:
             x = clip(genre, 6.0, seed)
             for start in range(0, len(x) - win + 1, hop):
-                windows.append(x[start:start + win])
+                windows.append(x[start : start + win])
                 targets.append(label)
     features = window_features(np.stack(windows), cfg)
     model = fit_baseline("logreg", features, np.array(targets), {"C": c})
-    manifest = ArtifactManifest(kind="sklearn", architecture="logreg", labels=LABELS, output="softmax",
-                                sample_rate=SR, window_seconds=WINDOW_S, hop_seconds=HOP_S, model_file="",
-                                features=asdict(cfg))
+    manifest = ArtifactManifest(
+        kind="sklearn",
+        architecture="logreg",
+        labels=LABELS,
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=WINDOW_S,
+        hop_seconds=HOP_S,
+        model_file="",
+        features=asdict(cfg),
+    )
     save_artifact(model, manifest, out)
     return out
 
@@ -100,8 +108,13 @@ _started: list[subprocess.Popen[str]] = []
 
 def genretag(*args: object, **kwargs: Any) -> subprocess.Popen[str]:
     """``genretag ARGS`` as a process that :func:`reap` kills after the test if it still runs."""
-    proc = subprocess.Popen([sys.executable, "-m", "genretag.cli.main", *map(str, args)], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genretag.cli.main", *map(str, args)],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
     _started.append(proc)
     return proc
 
@@ -127,8 +140,10 @@ class Daemon:
         self.proc = genretag("serve", *args, env=env)
         self.log: list[str] = []
         self.events: list[dict[str, Any]] = []
-        self._readers = [threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True),
-                         threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stderr, False), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stdout, True), daemon=True),
+        ]
         for reader in self._readers:
             reader.start()
         self.wait_for(lambda: any("serving:" in line for line in self.log), ready_timeout, "the start")
@@ -148,8 +163,10 @@ class Daemon:
         while not predicate():
             if self.proc.poll() is not None:
                 time.sleep(0.2)  # let the readers catch the last lines
-                raise AssertionError(f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
-                                     + "\n".join(self.log[-30:]))
+                raise AssertionError(
+                    f"daemon exited ({self.proc.returncode}) waiting for {what}:\n"
+                    + "\n".join(self.log[-30:])
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; log:\n" + "\n".join(self.log[-30:]))
             time.sleep(0.1)
@@ -209,7 +226,7 @@ class Producer:
         """All of ``samples`` in chunks, as fast as possible (``rate`` 0) or paced at ``rate`` x real time."""
         step, start = int(chunk_seconds * SR), time.monotonic()
         for i in range(0, len(samples), step):
-            self.frame(stream, samples[i:i + step])
+            self.frame(stream, samples[i : i + step])
             if rate > 0:
                 time.sleep(max(0.0, start + (i + step) / SR / rate - time.monotonic()))
 
@@ -222,5 +239,6 @@ def promtool_check_metrics(exposition: str) -> subprocess.CompletedProcess[str]:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not found: install Debian's prometheus package (apt-get install prometheus)")
-    return subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [promtool, "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60
+    )

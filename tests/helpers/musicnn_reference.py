@@ -23,8 +23,9 @@ HEAVY_TAGS = {
 }
 
 
-def classical_and_metal_windows(shared_music: Path, clips_per_genre: int,
-                                windows_per_clip: int) -> dict[str, np.ndarray]:
+def classical_and_metal_windows(
+    shared_music: Path, clips_per_genre: int, windows_per_clip: int
+) -> dict[str, np.ndarray]:
     """``{"classical"|"metal": (clips, windows, samples)}`` of real 3 s PCM windows at 16 kHz."""
     with open(shared_music / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -33,14 +34,15 @@ def classical_and_metal_windows(shared_music: Path, clips_per_genre: int,
         paths = sorted(row["path"] for row in rows if row["labels"] == genre)[:clips_per_genre]
         seconds = windows_per_clip * 3.0 + 1.0
         clips = [decode(shared_music / path, sr=16000, max_seconds=seconds) for path in paths]
-        windows[genre] = np.stack([clip[: windows_per_clip * WINDOW_SAMPLES].reshape(windows_per_clip, -1)
-                                   for clip in clips])
+        windows[genre] = np.stack(
+            [clip[: windows_per_clip * WINDOW_SAMPLES].reshape(windows_per_clip, -1) for clip in clips]
+        )
     return windows
 
 
-def assert_tags_separate_classical_from_metal(variant: str, names: list[str],
-                                              clip_outputs: dict[str, dict[str, np.ndarray]],
-                                              clips_per_genre: int) -> None:
+def assert_tags_separate_classical_from_metal(
+    variant: str, names: list[str], clip_outputs: dict[str, dict[str, np.ndarray]], clips_per_genre: int
+) -> None:
     """Every classical clip scores higher on the calm tags, every metal clip on the heavy ones."""
     dataset = variant.split("_")[0]
     calm = [names.index(tag) for tag in CALM_TAGS[dataset]]
@@ -54,8 +56,9 @@ def assert_tags_separate_classical_from_metal(variant: str, names: list[str],
     assert metal_heavy.min() > classical_heavy.max(), scores
 
 
-def run_checkpoint_graph(prefix: str | Path, fetches: dict[str, str],
-                         mel: np.ndarray) -> dict[str, np.ndarray]:
+def run_checkpoint_graph(
+    prefix: str | Path, fetches: dict[str, str], mel: np.ndarray
+) -> dict[str, np.ndarray]:
     """Run a checkpoint's own ``.meta`` training graph (inference mode) on log-mel patches.
 
     TF 1.12 stored ``_output_shapes`` attributes on some gradient nodes that
@@ -74,6 +77,7 @@ def run_checkpoint_graph(prefix: str | Path, fetches: dict[str, str],
     with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
         saver = tf.compat.v1.train.import_meta_graph(meta, clear_devices=True)
         saver.restore(session, str(prefix))
-        out: dict[str, np.ndarray] = session.run(fetches, {"model/Placeholder:0": mel,
-                                                           "model/Placeholder_2:0": False})
+        out: dict[str, np.ndarray] = session.run(
+            fetches, {"model/Placeholder:0": mel, "model/Placeholder_2:0": False}
+        )
     return out

@@ -16,5 +16,8 @@ def musicnn_package(musicnn_wheel: Path, tmp_path_factory: pytest.TempPathFactor
         return locate_package_dir(musicnn_wheel, tmp_path_factory.mktemp("musicnn"))
     except FileNotFoundError as err:
         reason = str(err)
-    pytest.fail(f"the musicnn reference checkpoints are required: {reason}; then set "
-                "GENRETAG_MUSICNN_WHEEL to the wheel or the directory holding it", pytrace=False)
+    pytest.fail(
+        f"the musicnn reference checkpoints are required: {reason}; then set "
+        "GENRETAG_MUSICNN_WHEEL to the wheel or the directory holding it",
+        pytrace=False,
+    )

@@ -26,9 +26,16 @@ def _tiny_model() -> keras.Model:
 
 
 def _manifest(**overrides: object) -> ArtifactManifest:
-    fields: dict[str, object] = dict(kind="keras", architecture="tiny", labels=LABELS, output="softmax",
-                                     sample_rate=SR, window_seconds=WINDOW_S, hop_seconds=0.25,
-                                     model_file="")
+    fields: dict[str, object] = dict(
+        kind="keras",
+        architecture="tiny",
+        labels=LABELS,
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=WINDOW_S,
+        hop_seconds=0.25,
+        model_file="",
+    )
     fields.update(overrides)
     return ArtifactManifest(**fields)  # type: ignore[arg-type]
 

@@ -33,9 +33,16 @@ def _level_model() -> keras.Model:
 def test_silent_windows_do_not_count(tmp_path: Path) -> None:
     model = _level_model()
     model.layers[-1].set_weights([np.array([[20.0, -20.0]], np.float32), np.zeros(2, np.float32)])
-    manifest = ArtifactManifest(kind="keras", architecture="level", labels=["loud", "quiet"],
-                                output="softmax", sample_rate=SR, window_seconds=1.0,
-                                hop_seconds=1.0, model_file="")
+    manifest = ArtifactManifest(
+        kind="keras",
+        architecture="level",
+        labels=["loud", "quiet"],
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=1.0,
+        hop_seconds=1.0,
+        model_file="",
+    )
     predictor = save_artifact(model, manifest, tmp_path / "art")
     t = np.arange(6 * SR) / SR
     audio = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
@@ -56,17 +63,25 @@ def test_silent_windows_do_not_count(tmp_path: Path) -> None:
 
 def test_short_and_near_silent_clips_carry_warnings(tmp_path: Path) -> None:
     """Issue 14.7: a label for 0.2 s of tone or for a whisper is a guess, and the result says so."""
-    manifest = ArtifactManifest(kind="keras", architecture="level", labels=["loud", "quiet"],
-                                output="softmax", sample_rate=SR, window_seconds=1.0,
-                                hop_seconds=1.0, model_file="")
+    manifest = ArtifactManifest(
+        kind="keras",
+        architecture="level",
+        labels=["loud", "quiet"],
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=1.0,
+        hop_seconds=1.0,
+        model_file="",
+    )
     predictor = save_artifact(_level_model(), manifest, tmp_path / "art")
     t = np.arange(3 * SR) / SR
     tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    for name, audio, warnings in [("short.wav", tone[: SR // 5], ["shorter_than_window"]),
-                                  ("whisper.wav", tone * 0.001, ["near_silent"]),
-                                  ("short-whisper.wav", tone[: SR // 5] * 0.001,
-                                   ["shorter_than_window", "near_silent"]),
-                                  ("fine.wav", tone, [])]:
+    for name, audio, warnings in [
+        ("short.wav", tone[: SR // 5], ["shorter_than_window"]),
+        ("whisper.wav", tone * 0.001, ["near_silent"]),
+        ("short-whisper.wav", tone[: SR // 5] * 0.001, ["shorter_than_window", "near_silent"]),
+        ("fine.wav", tone, []),
+    ]:
         sf.write(tmp_path / name, audio, SR)
         result = classify_file(predictor, tmp_path / name)
         assert result.warnings == warnings, name

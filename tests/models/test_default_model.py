@@ -46,8 +46,10 @@ def test_loads_in_a_process_that_imported_keras_first() -> None:
     import subprocess
     import sys
 
-    script = ("import keras\nfrom genretag.models.bundled import bundled_model_dir\n"
-              "from genretag.models.predictor import load_predictor\n"
-              "print(len(load_predictor(bundled_model_dir(), runtime='keras').manifest.labels))")
+    script = (
+        "import keras\nfrom genretag.models.bundled import bundled_model_dir\n"
+        "from genretag.models.predictor import load_predictor\n"
+        "print(len(load_predictor(bundled_model_dir(), runtime='keras').manifest.labels))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "11", done.stderr[-2000:]

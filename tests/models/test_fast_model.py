@@ -24,8 +24,12 @@ def test_fast_model_is_a_small_drop_in_for_the_default(fast: Predictor) -> None:
     size = sum(p.stat().st_size for p in bundled_model_dir("fast").iterdir())
     assert size <= 4 * 1024 * 1024
     m, d = fast.manifest, default.manifest
-    assert (m.labels, m.sample_rate, m.window_seconds, m.hop_seconds) == \
-        (d.labels, d.sample_rate, d.window_seconds, d.hop_seconds)
+    assert (m.labels, m.sample_rate, m.window_seconds, m.hop_seconds) == (
+        d.labels,
+        d.sample_rate,
+        d.window_seconds,
+        d.hop_seconds,
+    )
     assert m.architecture == "musicnn-student"
     held_out = m.dev_metrics["cross_source_recipe_trained_on_music"]  # the recipe on a source it never saw
     assert set(held_out) >= {"student", "teacher", "previous_fast"}

@@ -53,19 +53,21 @@ def test_window_does_not_depend_on_its_batch() -> None:
 
 
 def test_empty_batch_and_bad_shape() -> None:
-    assert window_features(np.zeros((0, SR), np.float32), CONFIG).shape == (
-        0, len(feature_names(CONFIG)))
+    assert window_features(np.zeros((0, SR), np.float32), CONFIG).shape == (0, len(feature_names(CONFIG)))
     with pytest.raises(ValueError, match="shape"):
         window_features(np.zeros(SR, np.float32), CONFIG)
 
 
-@pytest.mark.parametrize("bad", [
-    {"n_mfcc": 0},
-    {"n_mfcc": 200},
-    {"roll_percent": 1.5},
-    {"sample_rate": 8000},  # contrast bands reach past 4 kHz
-    {"version": FEATURES_VERSION + 1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"n_mfcc": 0},
+        {"n_mfcc": 200},
+        {"roll_percent": 1.5},
+        {"sample_rate": 8000},  # contrast bands reach past 4 kHz
+        {"version": FEATURES_VERSION + 1},
+    ],
+)
 def test_config_validation(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         FeatureConfig(**{"sample_rate": SR, **bad})

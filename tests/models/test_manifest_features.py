@@ -30,8 +30,9 @@ def test_the_bundled_manifests_features_are_their_schema_unchanged(name: str, sc
 
 
 @pytest.mark.parametrize(("features", "kind"), [(KerasFeatures(), "keras"), (FeatureConfig(), "sklearn")])
-def test_the_family_sets_the_kind_and_the_others_name_their_architecture(features: ModelFeatures,
-                                                                        kind: str) -> None:
+def test_the_family_sets_the_kind_and_the_others_name_their_architecture(
+    features: ModelFeatures, kind: str
+) -> None:
     manifest = new_manifest(features, architecture="x", **WINDOW)
     assert (manifest.kind, manifest.architecture, manifest.features) == (kind, "x", asdict(features))
     with pytest.raises(ValueError, match="name the architecture"):

@@ -94,19 +94,13 @@ def test_weight_file_equals_checkpoint(variant: str, checkpoint: dict[str, np.nd
         np.testing.assert_array_equal(value.ravel(), source.ravel(), err_msg=key)
 
 
-def test_backbone_holds_checkpoint_values(
-    backbone: keras.Model, checkpoint: dict[str, np.ndarray]
-) -> None:
+def test_backbone_holds_checkpoint_values(backbone: keras.Model, checkpoint: dict[str, np.ndarray]) -> None:
     restored = backbone_weights(backbone)
     assert len(restored) == len(checkpoint)
     np.testing.assert_array_equal(restored["timbral_7x38_conv/kernel"], checkpoint["conv2d/kernel"])
-    np.testing.assert_array_equal(
-        restored["midend_1_conv/kernel"], checkpoint["conv2d_5/kernel"][:, :, 0, :]
-    )
+    np.testing.assert_array_equal(restored["midend_1_conv/kernel"], checkpoint["conv2d_5/kernel"][:, :, 0, :])
     for key, value in restored.items():
-        np.testing.assert_array_equal(
-            value.ravel(), checkpoint[checkpoint_name(key)].ravel(), err_msg=key
-        )
+        np.testing.assert_array_equal(value.ravel(), checkpoint[checkpoint_name(key)].ravel(), err_msg=key)
 
 
 def tf1_reference(package_dir: Path, variant: str, mel: np.ndarray) -> dict[str, np.ndarray]:
@@ -138,10 +132,7 @@ def test_agrees_with_original_tf1_graph(
     pcm = np.concatenate([windows[:, 0] for windows in clip_windows.values()])
     mel = keras.ops.convert_to_numpy(backbone.get_layer("log_mel")(pcm))
     want = tf1_reference(musicnn_package, variant, mel)
-    got = {
-        name: keras.ops.convert_to_numpy(value)
-        for name, value in mel_network(backbone)(mel).items()
-    }
+    got = {name: keras.ops.convert_to_numpy(value) for name, value in mel_network(backbone)(mel).items()}
     np.testing.assert_allclose(got["taggram"], want["taggram"], rtol=0, atol=1e-5)
     # Deep float32 sums (up to 7 x 561 terms per conv output) accumulate in a
     # different order than in TF1, hence the looser bound on the features.

@@ -50,8 +50,10 @@ TF1_FETCHES = {
 @pytest.fixture(scope="session")
 def vgg_package(musicnn_package: Path) -> Path:
     if not all((musicnn_package / variant / ".index").is_file() for variant in VGG_VARIANTS):
-        pytest.fail(f"{musicnn_package} lacks the vgg checkpoints; point GENRETAG_MUSICNN_WHEEL at the wheel",
-                    pytrace=False)
+        pytest.fail(
+            f"{musicnn_package} lacks the vgg checkpoints; point GENRETAG_MUSICNN_WHEEL at the wheel",
+            pytrace=False,
+        )
     return musicnn_package
 
 
@@ -96,8 +98,9 @@ def test_output_contract(backbone: keras.Model, variant: str) -> None:
     assert len(set(tag_names(variant))) == 50
 
 
-def test_weight_file_equals_checkpoint(variant: str, checkpoint: dict[str, np.ndarray],
-                                       weights_dir: Path) -> None:
+def test_weight_file_equals_checkpoint(
+    variant: str, checkpoint: dict[str, np.ndarray], weights_dir: Path
+) -> None:
     with np.load(weights_dir / f"{variant}.weights.npz", allow_pickle=False) as archive:
         stored = {key: archive[key] for key in archive.files}
     # One stored array per checkpoint model variable (optimizer state excluded), none left out.
@@ -111,8 +114,9 @@ def test_missing_weights_say_how_to_make_them(tmp_path: Path) -> None:
         build_vgg_backbone("MTT_vgg", tmp_path / "absent.npz")
 
 
-def test_backbone_holds_checkpoint_values(backbone: keras.Model, variant: str,
-                                          checkpoint: dict[str, np.ndarray]) -> None:
+def test_backbone_holds_checkpoint_values(
+    backbone: keras.Model, variant: str, checkpoint: dict[str, np.ndarray]
+) -> None:
     restored = backbone_weights(backbone)
     assert len(restored) == len(checkpoint)
     # A restored kernel equals the checkpoint's (the wheel's own loader would run on random
@@ -124,10 +128,13 @@ def test_backbone_holds_checkpoint_values(backbone: keras.Model, variant: str,
 
 
 @pytest.fixture(scope="module")
-def clip_outputs(backbone: keras.Model,
-                 clip_windows: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    return {genre: backbone.predict_on_batch(windows.reshape(-1, WINDOW_SAMPLES))
-            for genre, windows in clip_windows.items()}
+def clip_outputs(
+    backbone: keras.Model, clip_windows: dict[str, np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        genre: backbone.predict_on_batch(windows.reshape(-1, WINDOW_SAMPLES))
+        for genre, windows in clip_windows.items()
+    }
 
 
 def test_agrees_with_original_tf1_graph(
@@ -150,8 +157,9 @@ def test_agrees_with_original_tf1_graph(
     np.testing.assert_allclose(pcm_taggram, want["taggram"], rtol=0, atol=1e-5)
 
 
-def test_tags_separate_classical_from_metal(variant: str,
-                                            clip_outputs: dict[str, dict[str, np.ndarray]]) -> None:
+def test_tags_separate_classical_from_metal(
+    variant: str, clip_outputs: dict[str, dict[str, np.ndarray]]
+) -> None:
     assert_tags_separate_classical_from_metal(variant, tag_names(variant), clip_outputs, CLIPS_PER_GENRE)
 
 

@@ -47,6 +47,12 @@ def test_padded_sizes_are_powers_of_two_at_or_above_the_batch() -> None:
 
 @pytest.mark.slow
 def test_jax_predictor_pads_batches_and_returns_the_unpadded_scores() -> None:
-    proc = subprocess.run([sys.executable, "-c", JAX_SCRIPT], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": "jax"}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", JAX_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

@@ -39,8 +39,16 @@ def _student_like() -> keras.Model:
 
 
 def _manifest(architecture: str = "musicnn-student") -> ArtifactManifest:
-    return ArtifactManifest(kind="keras", architecture=architecture, labels=LABELS, output="softmax",
-                            sample_rate=SR, window_seconds=SAMPLES / SR, hop_seconds=1.5, model_file="")
+    return ArtifactManifest(
+        kind="keras",
+        architecture=architecture,
+        labels=LABELS,
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=SAMPLES / SR,
+        hop_seconds=1.5,
+        model_file="",
+    )
 
 
 def _music() -> np.ndarray:
@@ -119,12 +127,14 @@ def test_export_command_adds_the_export_to_an_older_artifact(exported: Path, tmp
 
 
 def test_serving_a_bundled_model_imports_no_deep_learning_framework() -> None:
-    script = ("import sys, numpy as np\nfrom genretag.models.bundled import resolve_model\n"
-              "from genretag.models.predictor import load_predictor\n"
-              "p = load_predictor(resolve_model('fast'))\n"
-              "s = p.predict(np.zeros((2, p.manifest.window_samples), np.float32))\n"
-              "frameworks = ('tensorflow', 'keras', 'jax', 'torch')\n"
-              "print(s.shape, sorted(m for m in frameworks if m in sys.modules))")
+    script = (
+        "import sys, numpy as np\nfrom genretag.models.bundled import resolve_model\n"
+        "from genretag.models.predictor import load_predictor\n"
+        "p = load_predictor(resolve_model('fast'))\n"
+        "s = p.predict(np.zeros((2, p.manifest.window_samples), np.float32))\n"
+        "frameworks = ('tensorflow', 'keras', 'jax', 'torch')\n"
+        "print(s.shape, sorted(m for m in frameworks if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "(2, 11) []"
@@ -136,13 +146,17 @@ def test_runtime_and_precision_choices_are_spelled_alike_everywhere() -> None:
 
 def test_a_command_missing_the_training_extra_names_it(exported: Path) -> None:
     """In a serving-only install (no Keras), ``export`` fails with a line that says what to install."""
-    script = ("import sys\nsys.modules['keras'] = None  # as if not installed\n"
-              "from genretag.cli.main import cli\ncli(['export', sys.argv[1]])")
-    done = subprocess.run([sys.executable, "-c", script, str(exported)], capture_output=True, text=True,
-                          timeout=120)
+    script = (
+        "import sys\nsys.modules['keras'] = None  # as if not installed\n"
+        "from genretag.cli.main import cli\ncli(['export', sys.argv[1]])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(exported)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1
-    assert done.stderr.strip() == ("genretag: error: this command needs keras, part of the training extra: "
-                                   "pip install 'genretag[train]'")
+    assert done.stderr.strip() == (
+        "genretag: error: this command needs keras, part of the training extra: pip install 'genretag[train]'"
+    )
 
 
 def test_classify_gives_the_same_labels_on_either_runtime(exported: Path, tmp_path: Path) -> None:

@@ -18,12 +18,14 @@ SAMPLES = 47616
 def _windows() -> np.ndarray:
     rng = np.random.default_rng(0)
     t = np.arange(SAMPLES, dtype=np.float32) / 16000
-    return np.stack([
-        electronic_loop(SAMPLES / 16000 + 0.1, 16000, seed=3)[:SAMPLES],
-        0.3 * rng.standard_normal(SAMPLES).astype(np.float32),
-        (0.001 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),  # quiet: the gain cap applies
-        np.zeros(SAMPLES, np.float32),
-    ]).astype(np.float32)
+    return np.stack(
+        [
+            electronic_loop(SAMPLES / 16000 + 0.1, 16000, seed=3)[:SAMPLES],
+            0.3 * rng.standard_normal(SAMPLES).astype(np.float32),
+            (0.001 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),  # quiet: the gain cap applies
+            np.zeros(SAMPLES, np.float32),
+        ]
+    ).astype(np.float32)
 
 
 @pytest.mark.parametrize("normalize_db", [-14.0, None])

@@ -24,11 +24,14 @@ def test_windows_in_consecutive_rows_are_staged_without_a_copy() -> None:
     np.testing.assert_array_equal(batch[:3], ring[2:5])
 
 
-@pytest.mark.parametrize(("rows_of", "rows"), [
-    ((2, 4), 2),  # a gap
-    ((3, 2), 2),  # out of order
-    ((8, 9), 4),  # the padding rows would lie past the end
-])
+@pytest.mark.parametrize(
+    ("rows_of", "rows"),
+    [
+        ((2, 4), 2),  # a gap
+        ((3, 2), 2),  # out of order
+        ((8, 9), 4),  # the padding rows would lie past the end
+    ],
+)
 def test_other_windows_are_copied_into_the_reused_buffer(rows_of: tuple[int, int], rows: int) -> None:
     ring = aligned_empty(10, 16)
     ring[:] = np.arange(160, dtype=np.float32).reshape(10, 16)

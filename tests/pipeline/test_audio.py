@@ -44,8 +44,9 @@ def _dominant_hz(x: np.ndarray, sr: int) -> float:
         (".wav", 32000, 1, "FLOAT"),
     ],
 )
-def test_decode_formats_rates_channels(tmp_path: Path, suffix: str, sr: int, channels: int,
-                                       subtype: str) -> None:
+def test_decode_formats_rates_channels(
+    tmp_path: Path, suffix: str, sr: int, channels: int, subtype: str
+) -> None:
     path = tmp_path / f"tone{suffix}"
     sf.write(path, _tone(sr, 1.0, channels), sr, subtype=subtype)
     out = decode(path, 22050)

@@ -37,10 +37,13 @@ def progression(tonic: int, mode: str, seconds: float = 16.0, sr: int = SR, cent
     for i in range(int(np.ceil(seconds))):
         chord = PROGRESSIONS[mode][i % 8]
         notes = [48 + tonic + chord[0]] + [60 + tonic + c for c in chord]
-        tone = sum(np.sin(2 * np.pi * k * 440.0 * 2 ** ((m - 69 + cents / 100) / 12) * t) / k
-                   for m in notes for k in range(1, 7))
+        tone = sum(
+            np.sin(2 * np.pi * k * 440.0 * 2 ** ((m - 69 + cents / 100) / 12) * t) / k
+            for m in notes
+            for k in range(1, 7)
+        )
         s = i * sr
-        out[s: s + sr] = (envelope * tone)[: n - s]
+        out[s : s + sr] = (envelope * tone)[: n - s]
     return (0.5 * out / np.abs(out).max()).astype(np.float32)
 
 
@@ -92,7 +95,7 @@ def test_streaming_in_odd_blocks_equals_one_batch() -> None:
     sizes = np.random.default_rng(5).integers(1, 30000, 64)
     start, i = 0, 0
     while start < signal.size:
-        tracker.push(signal[start: start + int(sizes[i % 64])])
+        tracker.push(signal[start : start + int(sizes[i % 64])])
         start, i = start + int(sizes[i % 64]), i + 1
     streamed = tracker.finish()
     assert streamed.name == batch.name == "B minor"
@@ -111,13 +114,16 @@ def test_updates_come_every_few_seconds_and_follow_a_key_change() -> None:
     assert tracker.finish().name == "D# major"
 
 
-@pytest.mark.parametrize("signal", [
-    pytest.param(np.zeros(SR * 10, np.float32), id="silence"),
-    pytest.param(np.full(SR * 10, np.nan, np.float32), id="all-nan"),
-    pytest.param(np.full(SR * 10, -np.inf, np.float32), id="all-inf"),
-    pytest.param(progression(0, "major", 1.5), id="too-short"),
-    pytest.param(np.zeros(0, np.float32), id="empty"),
-])
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(np.zeros(SR * 10, np.float32), id="silence"),
+        pytest.param(np.full(SR * 10, np.nan, np.float32), id="all-nan"),
+        pytest.param(np.full(SR * 10, -np.inf, np.float32), id="all-inf"),
+        pytest.param(progression(0, "major", 1.5), id="too-short"),
+        pytest.param(np.zeros(0, np.float32), id="empty"),
+    ],
+)
 def test_bad_input_gives_no_key_and_zero_confidence(signal: np.ndarray) -> None:
     estimate = estimate_key(signal, SR)
     assert estimate.tonic is None and estimate.mode is None and estimate.name is None
@@ -132,7 +138,7 @@ def test_nothing_before_min_seconds() -> None:
 
 def test_a_nan_burst_counts_as_silence_and_the_key_survives() -> None:
     signal = progression(7, "major")
-    signal[SR * 4: SR * 4 + 5000] = np.nan
+    signal[SR * 4 : SR * 4 + 5000] = np.nan
     tracker = KeyTracker(SR)
     tracker.push(signal)
     assert tracker.finish().name == "G major"

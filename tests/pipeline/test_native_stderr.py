@@ -17,8 +17,11 @@ SHARED_MP3S = sorted(Path("/work/shared/data/mer4q/audio").glob("*/*.mp3"))[:12]
 
 def test_only_the_notes_are_dropped(capfd: pytest.CaptureFixture[str]) -> None:
     with dropping(MPG123_NOTE):
-        os.write(2, b"[src/libmpg123/layer3.c:INT123_do_layer3():1774] error: part2_3_length (1216) too "
-                    b"large for available bit count (1152)\n")
+        os.write(
+            2,
+            b"[src/libmpg123/layer3.c:INT123_do_layer3():1774] error: part2_3_length (1216) too "
+            b"large for available bit count (1152)\n",
+        )
         os.write(2, b"a real problem\n")
         os.write(2, b"Note: Illegal Audio-MPEG-Header 0x00000000 at offset 4096.\n")
     os.write(2, b"after\n")
@@ -37,8 +40,11 @@ def test_nested_and_raising_bodies_restore_stderr(capfd: pytest.CaptureFixture[s
 @pytest.mark.skipif(not SHARED_MP3S, reason="no shared MP3s on this machine")
 def test_decoding_good_mp3s_prints_nothing() -> None:
     """Issue 14.8: these MP3s made libmpg123 print "error:" lines (about one file in five)."""
-    code = ("import sys; from genretag.pipeline.audio import decode\n"
-            "for path in sys.argv[1:]: decode(path, 16000)")
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, SHARED_MP3S)], capture_output=True,
-                          text=True, timeout=300)
+    code = (
+        "import sys; from genretag.pipeline.audio import decode\n"
+        "for path in sys.argv[1:]: decode(path, 16000)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, SHARED_MP3S)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

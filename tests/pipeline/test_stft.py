@@ -16,7 +16,7 @@ def test_frames_of_odd_blocks_equal_the_frames_of_one_block() -> None:
     pieces = [stft.push(block) for block in np.split(signal, cuts[cuts < signal.size])]
     np.testing.assert_allclose(np.concatenate(pieces), whole, rtol=1e-5, atol=1e-5)
     assert len(whole) == (10_000 - 512) // 200 + 1
-    frame = signal[3 * 200: 3 * 200 + 512] * periodic_hann(512)
+    frame = signal[3 * 200 : 3 * 200 + 512] * periodic_hann(512)
     np.testing.assert_allclose(whole[3], np.abs(np.fft.rfft(frame)), rtol=1e-4, atol=1e-4)
 
 

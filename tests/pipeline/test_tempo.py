@@ -23,7 +23,7 @@ def click_track(bpm: float, seconds: float, sr: int = SR, seed: int = 0) -> np.n
     for i, start in enumerate(np.arange(0.0, seconds, 60.0 / bpm)):
         s = int(start * sr)
         seg = click[: out.size - s]
-        out[s: s + seg.size] += (1.0 if i % 4 == 0 else 0.6) * seg
+        out[s : s + seg.size] += (1.0 if i % 4 == 0 else 0.6) * seg
     return out
 
 
@@ -32,7 +32,7 @@ def feed(tracker: TempoTracker, signal: np.ndarray, sizes: np.ndarray) -> list:
     out, start, i = [], 0, 0
     while start < signal.size:
         size = int(sizes[i % len(sizes)])
-        result = tracker.push(signal[start: start + size])
+        result = tracker.push(signal[start : start + size])
         if result is not None:
             out.append(result)
         start, i = start + size, i + 1
@@ -92,14 +92,17 @@ def test_the_context_forgets_an_earlier_tempo() -> None:
     assert within(tracker.finish().bpm, 140.0)
 
 
-@pytest.mark.parametrize("signal", [
-    pytest.param(np.zeros(SR * 10, np.float32), id="silence"),
-    pytest.param(np.full(SR * 10, np.nan, np.float32), id="all-nan"),
-    pytest.param(np.full(SR * 10, np.inf, np.float32), id="all-inf"),
-    pytest.param(click_track(120.0, 3.0), id="too-short"),
-    pytest.param(np.zeros(0, np.float32), id="empty"),
-    pytest.param(np.full(SR * 10, 0.5, np.float32), id="dc"),
-])
+@pytest.mark.parametrize(
+    "signal",
+    [
+        pytest.param(np.zeros(SR * 10, np.float32), id="silence"),
+        pytest.param(np.full(SR * 10, np.nan, np.float32), id="all-nan"),
+        pytest.param(np.full(SR * 10, np.inf, np.float32), id="all-inf"),
+        pytest.param(click_track(120.0, 3.0), id="too-short"),
+        pytest.param(np.zeros(0, np.float32), id="empty"),
+        pytest.param(np.full(SR * 10, 0.5, np.float32), id="dc"),
+    ],
+)
 def test_bad_input_gives_no_tempo_and_zero_confidence(signal: np.ndarray) -> None:
     estimate = estimate_tempo(signal, SR)
     assert estimate.bpm is None
@@ -108,7 +111,7 @@ def test_bad_input_gives_no_tempo_and_zero_confidence(signal: np.ndarray) -> Non
 
 def test_a_nan_burst_counts_as_silence_and_the_tempo_survives() -> None:
     signal = click_track(120.0, 20.0)
-    signal[SR * 5: SR * 5 + 1000] = np.nan
+    signal[SR * 5 : SR * 5 + 1000] = np.nan
     tracker = TempoTracker(SR)
     tracker.push(signal)
     assert within(tracker.finish().bpm, 120.0)

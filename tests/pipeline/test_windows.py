@@ -52,8 +52,10 @@ def test_rms_dbfs_levels() -> None:
     assert abs(levels[0] + 3.01) < 0.05 and abs(levels[1] + 43.01) < 0.05 and levels[2] < -150
 
 
-@pytest.mark.parametrize(("n", "win", "hop"), [(0, 100, 50), (99, 100, 50), (100, 100, 50), (351, 100, 50),
-                                               (1000, 100, 130), (48000, 47770, 24000)])
+@pytest.mark.parametrize(
+    ("n", "win", "hop"),
+    [(0, 100, 50), (99, 100, 50), (100, 100, 50), (351, 100, 50), (1000, 100, 130), (48000, 47770, 24000)],
+)
 def test_one_framing_geometry(n: int, win: int, hop: int) -> None:
     """frame_count, frame_starts and cut_windows agree with frame_windows, the short signal included."""
     spec = WindowSpec(1000, win / 1000, hop / 1000)
@@ -64,7 +66,7 @@ def test_one_framing_geometry(n: int, win: int, hop: int) -> None:
     np.testing.assert_array_equal(cut_windows(x, win, hop), windows)
     for k, s in enumerate(frame_starts(n, win, hop)):
         if n >= win:
-            np.testing.assert_array_equal(windows[k], x[s:s + win])
+            np.testing.assert_array_equal(windows[k], x[s : s + win])
     assert frame_count(n, win, hop, tile_short=False) == (0 if n < win else len(windows))
 
 

@@ -27,8 +27,12 @@ def built_dataset(corpus_manifest: Path, tmp_path_factory: pytest.TempPathFactor
     from genretag.training.dataset import BuildOptions, build_dataset
 
     out = tmp_path_factory.mktemp("built")
-    build_dataset(corpus_manifest, out,
-                  BuildOptions(sample_rate=DATASET_SR, shard_size=2, workers=2), log=lambda _: None)
+    build_dataset(
+        corpus_manifest,
+        out,
+        BuildOptions(sample_rate=DATASET_SR, shard_size=2, workers=2),
+        log=lambda _: None,
+    )
     return out
 
 

@@ -31,8 +31,9 @@ def clips() -> list[Clip]:
         for label, make in ((0, string_chords), (1, electronic_loop)):
             vec = np.zeros(len(LABELS), np.float32)
             vec[label] = 1
-            out.append(Clip(f"{LABELS[label]}{i}", f"artist{label}{i}", vec,
-                            make(4.5, BACKBONE_RATE, seed=i)))
+            out.append(
+                Clip(f"{LABELS[label]}{i}", f"artist{label}{i}", vec, make(4.5, BACKBONE_RATE, seed=i))
+            )
     return out
 
 
@@ -80,7 +81,14 @@ def test_tagger_matches_head_is_gain_invariant_and_exports(clips: list[Clip], tm
     assert np.allclose(load_predictor(tmp_path / "art", precision="f32").predict(windows), scores, atol=1e-4)
     assert predictor.manifest.window_samples == WINDOW_SAMPLES
 
-    bare = ArtifactManifest(kind="keras", architecture="musicnn", labels=LABELS, output="softmax",
-                            sample_rate=BACKBONE_RATE, window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
-                            hop_seconds=1.5, model_file="")
+    bare = ArtifactManifest(
+        kind="keras",
+        architecture="musicnn",
+        labels=LABELS,
+        output="softmax",
+        sample_rate=BACKBONE_RATE,
+        window_seconds=WINDOW_SAMPLES / BACKBONE_RATE,
+        hop_seconds=1.5,
+        model_file="",
+    )
     assert save_artifact(model, bare, tmp_path / "bare").manifest.serving == {}  # no features: Keras serves

@@ -35,7 +35,7 @@ def clip_files(shared_music: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         "lead-in": (np.concatenate([quiet, music[0]]), rows[0]["labels"]),
         "long": (np.concatenate(music), rows[1]["labels"]),
         "whisper": (music[2] * 1e-3, rows[2]["labels"]),
-        "short": (music[3][: sr], rows[3]["labels"]),
+        "short": (music[3][:sr], rows[3]["labels"]),
     }
     out = tmp_path_factory.mktemp("clips")
     files = {}
@@ -57,9 +57,13 @@ def test_every_path_scores_a_clip_like_classify(clip_files: dict[str, tuple[Path
         return np.array([n == label for n in names], np.float32)
 
     # evaluate and compare: every window scored, clips pooled by ScoredWindows.by_clip
-    scored = score_clips(predictor, [
-        (name, sf.read(path, dtype="float32")[0], one_hot(label), spec.sample_rate)
-        for name, (path, label) in clip_files.items()])
+    scored = score_clips(
+        predictor,
+        [
+            (name, sf.read(path, dtype="float32")[0], one_hot(label), spec.sample_rate)
+            for name, (path, label) in clip_files.items()
+        ],
+    )
     clips = scored.by_clip()
     assert list(clips.clip_ids) == list(clip_files)
     expected = np.stack([classified[name].clip_scores for name in clip_files])
@@ -72,11 +76,16 @@ def test_every_path_scores_a_clip_like_classify(clip_files: dict[str, tuple[Path
     # the tagger recipe's figures (source_cv) from window logits and levels
     clip_index = np.unique(scored.clip_ids, return_inverse=True)[1]
     order = np.argsort([list(clip_files).index(c) for c in np.unique(scored.clip_ids)])
-    from_logits = source_cv_clip_scores(np.log(np.maximum(scored.scores, 1e-30)), clip_index, len(clip_files),
-                                        levels_db=scored.levels_db)
+    from_logits = source_cv_clip_scores(
+        np.log(np.maximum(scored.scores, 1e-30)), clip_index, len(clip_files), levels_db=scored.levels_db
+    )
     np.testing.assert_allclose(from_logits[order], expected, atol=2e-5)
-    assert fit_temperature(np.log(np.maximum(scored.scores, 1e-30)), truth[np.argsort(order)], clip_index,
-                           scored.levels_db) > 0
+    assert (
+        fit_temperature(
+            np.log(np.maximum(scored.scores, 1e-30)), truth[np.argsort(order)], clip_index, scored.levels_db
+        )
+        > 0
+    )
 
     # the scikit-learn baselines' model selection (and cross-validation: ScoredWindows with levels)
     targets = scored.labels.argmax(axis=1)
@@ -98,9 +107,11 @@ def test_crossval_levels_line_up_with_the_embedded_windows() -> None:
 
     rng = np.random.default_rng(1)
     lengths = (16000, 30 * 16000, 47 * 16000 + 5)
-    clips = [Clip(str(i), "a", np.ones(1), rng.uniform(-0.1, 0.1, n).astype(np.float32) * (i != 1))
-             for i, n in enumerate(lengths)]
+    clips = [
+        Clip(str(i), "a", np.ones(1), rng.uniform(-0.1, 0.1, n).astype(np.float32) * (i != 1))
+        for i, n in enumerate(lengths)
+    ]
     levels = backbone_window_levels(clips, 1.5)
     counts = [frame_count(n, WINDOW_SAMPLES, 24000) for n in lengths]
     assert len(levels) == sum(counts) and counts[1] == 19
-    assert (levels[counts[0]:counts[0] + counts[1]] < -150).all() and (levels[:counts[0]] > -40).all()
+    assert (levels[counts[0] : counts[0] + counts[1]] < -150).all() and (levels[: counts[0]] > -40).all()

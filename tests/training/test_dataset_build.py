@@ -66,8 +66,9 @@ def test_records_round_trip_the_decoded_audio(built_dataset: Path, corpus_manife
     import tensorflow as tf
 
     info = read_dataset(built_dataset)
-    expected = {rel: (tuple(sorted(labels.split(";"))), artist)
-                for rel, _kind, labels, artist, _s in GOOD_CLIPS}
+    expected = {
+        rel: (tuple(sorted(labels.split(";"))), artist) for rel, _kind, labels, artist, _s in GOOD_CLIPS
+    }
     seen = set()
     for shard in info.shards:
         for ex in read_records(built_dataset / shard.file, len(info.labels)):
@@ -137,11 +138,10 @@ def test_dataset_json_describes_the_build(built_dataset: Path, corpus_manifest: 
 
 
 def test_cli_build_then_rerun_reuses_every_shard(
-        corpus_manifest: Path, tmp_path: Path, run_build: Callable[..., Any],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus_manifest: Path, tmp_path: Path, run_build: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "ds"
-    args = (corpus_manifest, "--out", out, "--sample-rate", DATASET_SR, "--shard-size", 2,
-            "--workers", 1)
+    args = (corpus_manifest, "--out", out, "--sample-rate", DATASET_SR, "--shard-size", 2, "--workers", 1)
     first = run_build(*args)
     assert first.exit_code == 0, first.output
     m = SUMMARY_RE.match(first.stdout.strip())
@@ -190,14 +190,16 @@ def test_changed_inputs_rebuild_and_remove_stale_shards(fresh_corpus: Path, tmp_
     build_dataset(fresh_corpus, out, OPTIONS, log=quiet)
     old = set(shard_files(out))
     logs: list[str] = []
-    result = build_dataset(fresh_corpus, out, BuildOptions(sample_rate=DATASET_SR, shard_size=3,
-                                                           workers=1), log=logs.append)
+    result = build_dataset(
+        fresh_corpus, out, BuildOptions(sample_rate=DATASET_SR, shard_size=3, workers=1), log=logs.append
+    )
     assert result.reused_shards == 0 and any("changed" in line for line in logs)
     assert set(shard_files(out)) == {s.file for s in result.info.shards} != old
     # Editing one source file changes the fingerprint too.
     write_audio(fresh_corpus.parent / GOOD_CLIPS[0][0], "wav8k_stereo", 1.0, 999.0)
-    again = build_dataset(fresh_corpus, out, BuildOptions(sample_rate=DATASET_SR, shard_size=3,
-                                                          workers=1), log=quiet)
+    again = build_dataset(
+        fresh_corpus, out, BuildOptions(sample_rate=DATASET_SR, shard_size=3, workers=1), log=quiet
+    )
     assert again.reused_shards == 0 and again.decoded == len(GOOD_CLIPS) + 5
 
 
@@ -211,7 +213,8 @@ def _small_train_manifest(root: Path, n: int) -> Path:
 
 
 def test_disk_full_leaves_no_complete_looking_shard(
-        tmp_path: Path, run_build: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, run_build: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = _small_train_manifest(tmp_path / "src", 6)  # 1 s at 16 kHz: 32 kB per record
     out = tmp_path / "out"
     out.mkdir()
@@ -220,8 +223,9 @@ def test_disk_full_leaves_no_complete_looking_shard(
     if not mounted:  # not root, or no mount(8): make the writer fail as ENOSPC would
         _fake_full_disk(monkeypatch, limit=96_000)
     try:
-        result = run_build(manifest, "--out", out, "--sample-rate", DATASET_SR, "--shard-size", 2,
-                           "--workers", 1)
+        result = run_build(
+            manifest, "--out", out, "--sample-rate", DATASET_SR, "--shard-size", 2, "--workers", 1
+        )
         assert result.exit_code == 1
         assert "Error: cannot write shard" in result.stderr
         assert "No space left on device" in result.stderr
@@ -279,27 +283,28 @@ def crash_on_marker(task: tuple[str, int, float | None]) -> object:
 
 
 def test_a_crashing_decoder_process_skips_only_its_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     manifest = _small_train_manifest(tmp_path / "src", 3)
     write_audio(tmp_path / "src" / "a" / "crash.au", "au", 0.5, 500.0)
     with manifest.open("a") as f:
         f.write("a/crash.au,x,crasher,train\n")
     monkeypatch.setattr(dataset_module, "_decode_clip", crash_on_marker)
-    result = build_dataset(manifest, tmp_path / "out",
-                           BuildOptions(sample_rate=8000, workers=2), log=quiet)
+    result = build_dataset(manifest, tmp_path / "out", BuildOptions(sample_rate=8000, workers=2), log=quiet)
     assert [(s.clip_id, s.reason) for s in result.info.skipped] == [
-        ("a/crash.au", "the decoder process crashed on this file")]
+        ("a/crash.au", "the decoder process crashed on this file")
+    ]
     assert sorted(c.clip_id for c in result.info.clips) == ["a/0.au", "a/1.au", "a/2.au"]
 
 
 def test_supplied_split_with_an_artist_on_both_sides_fails(
-        tmp_path: Path, run_build: Callable[..., Any]) -> None:
+    tmp_path: Path, run_build: Callable[..., Any]
+) -> None:
     root = tmp_path / "src"
     rows = []
     for i, split in enumerate(["train", "train", "dev", "validation"]):
         write_audio(root / f"{i}.wav", "au", 0.5, 300.0 + 50 * i)
-        rows.append({"path": f"{i}.wav", "labels": "x", "artist": "Ann" if i < 3 else "Bob",
-                     "split": split})
+        rows.append({"path": f"{i}.wav", "labels": "x", "artist": "Ann" if i < 3 else "Bob", "split": split})
     manifest = write_manifest(root / "m.csv", rows)
     out = tmp_path / "out"
     result = run_build(manifest, "--out", out, "--workers", 1)
@@ -319,38 +324,45 @@ def test_build_from_genre_folders(tmp_path: Path, run_build: Callable[..., Any])
     write_audio(root / "Jazz" / "d.au", "au", 0.5, 450.0)
     write_corrupt(root / "Jazz" / "e.mp3", "random")
     out = tmp_path / "out"
-    result = run_build(root, "--out", out, "--sample-rate", 8000, "--workers", 1,
-                       "--split-fractions", "0.5,0.5,0")
+    result = run_build(
+        root, "--out", out, "--sample-rate", 8000, "--workers", 1, "--split-fractions", "0.5,0.5,0"
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "4 clips -> 2 splits, 2 shards; 1 skipped"
     info = read_dataset(out)
     assert info.source["kind"] == "folders" and info.labels == ("Jazz", "rock")
-    assert sorted(c.clip_id for c in info.clips) == ["Jazz/c.FLAC", "Jazz/d.au", "rock/a.WAV",
-                                                     "rock/b.ogg"]
+    assert sorted(c.clip_id for c in info.clips) == ["Jazz/c.FLAC", "Jazz/d.au", "rock/a.WAV", "rock/b.ogg"]
     assert all(c.group == c.clip_id for c in info.clips)
     assert [s.clip_id for s in info.skipped] == ["Jazz/e.mp3"]
     assert_splits_disjoint(info)
 
 
-def test_build_from_fma_layout_with_label_map(tmp_path: Path,
-                                              run_build: Callable[..., Any]) -> None:
-    root = write_fma(tmp_path / "fma", [
-        (2, 1, "training", "small", "Hip-Hop"),
-        (5, 1, "training", "small", "Hip-Hop"),
-        (10, 2, "training", "small", "Pop"),
-        (140, 3, "validation", "small", "Rock"),
-        (141, 4, "test", "small", "Pop"),
-        (148, 4, "test", "small", "Experimental"),
-        (150, 5, "validation", "small", "Rock"),
-        (151, 5, "validation", "small", ""),
-        (152, 6, "training", "medium", "Rock"),
-    ], missing=(150,))
-    label_map = write_manifest(tmp_path / "labels.csv", [
-        {"raw": "Hip-Hop", "label": "hiphop"}, {"raw": "Pop", "label": "pop_rock"},
-        {"raw": "Rock", "label": "pop_rock"}])
+def test_build_from_fma_layout_with_label_map(tmp_path: Path, run_build: Callable[..., Any]) -> None:
+    root = write_fma(
+        tmp_path / "fma",
+        [
+            (2, 1, "training", "small", "Hip-Hop"),
+            (5, 1, "training", "small", "Hip-Hop"),
+            (10, 2, "training", "small", "Pop"),
+            (140, 3, "validation", "small", "Rock"),
+            (141, 4, "test", "small", "Pop"),
+            (148, 4, "test", "small", "Experimental"),
+            (150, 5, "validation", "small", "Rock"),
+            (151, 5, "validation", "small", ""),
+            (152, 6, "training", "medium", "Rock"),
+        ],
+        missing=(150,),
+    )
+    label_map = write_manifest(
+        tmp_path / "labels.csv",
+        [
+            {"raw": "Hip-Hop", "label": "hiphop"},
+            {"raw": "Pop", "label": "pop_rock"},
+            {"raw": "Rock", "label": "pop_rock"},
+        ],
+    )
     out = tmp_path / "out"
-    result = run_build(root, "--out", out, "--label-map", label_map, "--sample-rate", 8000,
-                       "--workers", 1)
+    result = run_build(root, "--out", out, "--label-map", label_map, "--sample-rate", 8000, "--workers", 1)
     assert result.exit_code == 0, result.output
     info = read_dataset(out)
     assert info.source["kind"] == "fma" and info.labels == ("hiphop", "pop_rock")
@@ -371,11 +383,13 @@ def test_build_from_fma_layout_with_label_map(tmp_path: Path,
 
 
 @pytest.mark.slow
-def test_full_shared_manifest_build(shared_music: Path, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_shared_manifest_build(
+    shared_music: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     started = time.monotonic()
-    result = build_dataset(shared_music / "manifest.csv", tmp_path / "ds",
-                           BuildOptions(sample_rate=16000), log=quiet)
+    result = build_dataset(
+        shared_music / "manifest.csv", tmp_path / "ds", BuildOptions(sample_rate=16000), log=quiet
+    )
     seconds = time.monotonic() - started
     info = result.info
     assert len(info.clips) == 378 and not info.skipped

@@ -35,8 +35,15 @@ def test_student_moves_towards_the_teacher_and_ships(tmp_path: Path) -> None:
     teacher = HeadConfig(variants=("MSD_musicnn",))
     dim = 250  # MSD penultimate (200) + taggram (50)
     head = LinearHead(np.zeros(dim), np.ones(dim), rng.standard_normal((3, dim)) * 0.3, np.zeros(3))
-    config = StudentConfig(widths=(8, 16), final_width=16, epochs=30, batch_size=8, learning_rate=3e-3,
-                           teacher_hop_seconds=1.0, augmented_windows=16)
+    config = StudentConfig(
+        widths=(8, 16),
+        final_width=16,
+        epochs=30,
+        batch_size=8,
+        learning_rate=3e-3,
+        teacher_hop_seconds=1.0,
+        augmented_windows=16,
+    )
     windows = teacher_windows(clips, config.teacher_hop_seconds)
     assert windows.shape == (12, 47616)
     data = label_windows(windows, head, teacher, config.augmented_windows, rng, batch_size=8)
@@ -51,8 +58,13 @@ def test_student_moves_towards_the_teacher_and_ships(tmp_path: Path) -> None:
     assert kl(trained_scores) < 0.75 * untrained, (kl(trained_scores), untrained)
 
     model = assemble_student(trained_scores, teacher.normalize_db)
-    manifest = student_manifest(LABELS, config, teacher, distillation={"windows": len(data.mels)},
-                                calibration={"temperature": 1.3, "min_confidence": 0.2})
+    manifest = student_manifest(
+        LABELS,
+        config,
+        teacher,
+        distillation={"windows": len(data.mels)},
+        calibration={"temperature": 1.3, "min_confidence": 0.2},
+    )
     artifact = save_artifact(model, manifest, tmp_path / "student")
     reloaded = load_predictor(tmp_path / "student")
     assert reloaded.manifest.architecture == artifact.manifest.architecture == "musicnn-student"
@@ -85,8 +97,9 @@ def test_spec_augment_zeroes_whole_bands_and_frames_of_at_most_an_eighth() -> No
 
 def test_teacher_head_round_trips_with_its_config(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    head = LinearHead(rng.standard_normal(5), rng.random(5) + 0.5, rng.standard_normal((3, 5)),
-                      rng.standard_normal(3))
+    head = LinearHead(
+        rng.standard_normal(5), rng.random(5) + 0.5, rng.standard_normal((3, 5)), rng.standard_normal(3)
+    )
     teacher = HeadConfig(variants=("MSD_musicnn",), C=0.0003)
     save_teacher_head(tmp_path / "head.npz", head, teacher, LABELS, temperature=1.3, manifests=["m.csv"])
     loaded, loaded_teacher, labels, info = load_teacher_head(tmp_path / "head.npz")

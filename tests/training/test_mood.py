@@ -27,8 +27,9 @@ MER4Q = Path(__file__).resolve().parents[3] / "shared" / "data" / "mer4q" / "man
 CACHE = Path(__file__).resolve().parents[3] / "cache" / "emb"
 
 
-def synthetic(n_clips: int = 80, windows: int = 6, dim: int = 8, seed: int = 0) -> tuple[
-        np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def synthetic(
+    n_clips: int = 80, windows: int = 6, dim: int = 8, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Window features whose quadrant sits in the first two dimensions (arousal, valence), plus noise."""
     rng = np.random.default_rng(seed)
     quadrants = np.arange(n_clips) % 4
@@ -99,9 +100,11 @@ def test_manifest_reading(tmp_path: Path) -> None:
     folder = tmp_path / "moods"
     folder.mkdir()
     manifest = folder / "manifest.csv"
-    rows = [{"path": "a.mp3", "labels": "jazz", "artist": "X", "mood_quadrant": "Q2"},
-            {"path": "b.mp3", "labels": "jazz", "artist": "Y", "mood_quadrant": ""},
-            {"path": "c.mp3", "labels": "pop", "artist": "x", "mood_quadrant": "Q4"}]
+    rows = [
+        {"path": "a.mp3", "labels": "jazz", "artist": "X", "mood_quadrant": "Q2"},
+        {"path": "b.mp3", "labels": "jazz", "artist": "Y", "mood_quadrant": ""},
+        {"path": "c.mp3", "labels": "pop", "artist": "x", "mood_quadrant": "Q4"},
+    ]
     with manifest.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -118,8 +121,10 @@ def test_manifest_reading(tmp_path: Path) -> None:
         read_mood_manifest(manifest)
 
 
-@pytest.mark.skipif(not MER4Q.is_file() or not CACHE.is_dir(),
-                    reason="needs ../shared/data/mer4q and the genre recipe's embedding cache ../cache/emb")
+@pytest.mark.skipif(
+    not MER4Q.is_file() or not CACHE.is_dir(),
+    reason="needs ../shared/data/mer4q and the genre recipe's embedding cache ../cache/emb",
+)
 def test_real_clips_beat_chance() -> None:
     """80 mer4q clips (20 a quadrant) from the cache: the head trained on 40 artists' clips scores the other
     40 well above chance."""
@@ -131,7 +136,8 @@ def test_real_clips_beat_chance() -> None:
     if corpus is None:
         pytest.skip("the embedding cache does not hold these clips (embedding them takes minutes)")
     x = corpus.select(config.variants, config.layers)
-    r = mood_cv(x, corpus.quadrants, corpus.clip_index, corpus.groups, C=0.003, n_folds=2,
-                levels_db=corpus.levels_db)
+    r = mood_cv(
+        x, corpus.quadrants, corpus.clip_index, corpus.groups, C=0.003, n_folds=2, levels_db=corpus.levels_db
+    )
     assert r["clips"] == 80
     assert r["accuracy"] > 0.45 and r["macro_f1"] > 0.4

@@ -45,8 +45,16 @@ def test_clip_dataset_and_numpy_clips(built_dataset: Path, corpus_manifest: Path
 def test_training_windows_are_random_crops(built_dataset: Path, corpus_manifest: Path) -> None:
     info = read_dataset(built_dataset)
     train = {c.clip_id: c for c in info.clips if c.split == "train"}
-    ds = window_dataset(built_dataset, "train", WINDOW, batch_size=4, training=True, seed=5,
-                        crops_per_clip=3, with_clip_ids=True)
+    ds = window_dataset(
+        built_dataset,
+        "train",
+        WINDOW,
+        batch_size=4,
+        training=True,
+        seed=5,
+        crops_per_clip=3,
+        with_clip_ids=True,
+    )
     epoch1 = list(ds.as_numpy_iterator())
     assert all(x.shape[1:] == (WINDOW,) and y.shape[1:] == (3,) for x, y, _ in epoch1)
     ids = [i.decode() for _, _, batch in epoch1 for i in batch]
@@ -57,26 +65,40 @@ def test_training_windows_are_random_crops(built_dataset: Path, corpus_manifest:
             if clip.size <= WINDOW:  # short clips are tiled, as pipeline.windows does
                 np.testing.assert_array_equal(window, tile_to_length(clip, WINDOW))
             else:  # a crop is a contiguous stretch of the clip
-                start = int(np.flatnonzero(np.all(
-                    np.lib.stride_tricks.sliding_window_view(clip, WINDOW)[:, :64] == window[:64],
-                    axis=1))[0])
-                np.testing.assert_array_equal(window, clip[start:start + WINDOW])
-            assert [info.labels[i] for i in np.flatnonzero(labels)] == list(
-                train[clip_id.decode()].labels)
+                start = int(
+                    np.flatnonzero(
+                        np.all(
+                            np.lib.stride_tricks.sliding_window_view(clip, WINDOW)[:, :64] == window[:64],
+                            axis=1,
+                        )
+                    )[0]
+                )
+                np.testing.assert_array_equal(window, clip[start : start + WINDOW])
+            assert [info.labels[i] for i in np.flatnonzero(labels)] == list(train[clip_id.decode()].labels)
     epoch2 = list(ds.as_numpy_iterator())
-    again = list(window_dataset(built_dataset, "train", WINDOW, batch_size=4, training=True,
-                                seed=5, crops_per_clip=3, with_clip_ids=True).as_numpy_iterator())
+    again = list(
+        window_dataset(
+            built_dataset,
+            "train",
+            WINDOW,
+            batch_size=4,
+            training=True,
+            seed=5,
+            crops_per_clip=3,
+            with_clip_ids=True,
+        ).as_numpy_iterator()
+    )
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(epoch1, again, strict=True))
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(epoch1, epoch2, strict=True))
 
 
-def test_evaluation_windows_match_the_serving_windows(built_dataset: Path,
-                                                      corpus_manifest: Path) -> None:
+def test_evaluation_windows_match_the_serving_windows(built_dataset: Path, corpus_manifest: Path) -> None:
     info = read_dataset(built_dataset)
     spec = WindowSpec(DATASET_SR, 3.0, 1.5)
     windows, labels, ids = [], [], []
-    for x, y, batch in window_dataset(built_dataset, "train", WINDOW, batch_size=5,
-                                      training=False, with_clip_ids=True).as_numpy_iterator():
+    for x, y, batch in window_dataset(
+        built_dataset, "train", WINDOW, batch_size=5, training=False, with_clip_ids=True
+    ).as_numpy_iterator():
         windows += list(x)
         labels += list(y)
         ids += [i.decode() for i in batch]
@@ -85,9 +107,9 @@ def test_evaluation_windows_match_the_serving_windows(built_dataset: Path,
     at = 0
     for clip_id in order:
         expected, _starts = frame_windows(stored_pcm(corpus_manifest, clip_id), spec)
-        got = np.stack(windows[at:at + len(expected)])
+        got = np.stack(windows[at : at + len(expected)])
         np.testing.assert_array_equal(got, expected)
-        assert ids[at:at + len(expected)] == [clip_id] * len(expected)
+        assert ids[at : at + len(expected)] == [clip_id] * len(expected)
         at += len(expected)
     assert at == len(windows)
     plain = next(iter(window_dataset(built_dataset, "train", WINDOW, 5, training=False)))
@@ -96,8 +118,17 @@ def test_evaluation_windows_match_the_serving_windows(built_dataset: Path,
 
 def test_windows_at_another_sample_rate(built_dataset: Path, corpus_manifest: Path) -> None:
     info = read_dataset(built_dataset)
-    ds = window_dataset(built_dataset, "train", 8000, batch_size=64, training=False,
-                        sample_rate=8000, hop_samples=4000, cache=False, with_clip_ids=True)
+    ds = window_dataset(
+        built_dataset,
+        "train",
+        8000,
+        batch_size=64,
+        training=False,
+        sample_rate=8000,
+        hop_samples=4000,
+        cache=False,
+        with_clip_ids=True,
+    )
     x, _y, ids = next(iter(ds.as_numpy_iterator()))
     first = ids[0].decode()
     n_first = int(np.sum(ids == ids[0]))

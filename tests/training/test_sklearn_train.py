@@ -45,7 +45,7 @@ def _clip(kind: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(n) / SR
     level = rng.uniform(0.1, 0.6)
     if kind == 2:
-        envelope = (np.sin(2 * np.pi * rng.uniform(2, 6) * t + rng.uniform(0, 6)) > 0.3)
+        envelope = np.sin(2 * np.pi * rng.uniform(2, 6) * t + rng.uniform(0, 6)) > 0.3
         signal = envelope * rng.standard_normal(n)
     else:
         freq = rng.uniform(120, 300) if kind == 0 else rng.uniform(2000, 4000)
@@ -75,7 +75,9 @@ def held_out() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_baseline_trains_saves_reloads_and_classifies(
-    name: str, tables: tuple[WindowTable, WindowTable], held_out: tuple[np.ndarray, np.ndarray],
+    name: str,
+    tables: tuple[WindowTable, WindowTable],
+    held_out: tuple[np.ndarray, np.ndarray],
     tmp_path: Path,
 ) -> None:
     train, dev = tables
@@ -83,8 +85,16 @@ def test_baseline_trains_saves_reloads_and_classifies(
     assert metrics["selected_by"] == "clip_macro_f1"
     assert metrics["clip_macro_f1"] == max(r["clip_macro_f1"] for r in metrics["grid"])
 
-    build_sklearn_artifact(estimator, name, LABELS, SPEC, CONFIG, tmp_path / "model",
-                           dev_metrics=metrics, training_data={"source": "synthetic"})
+    build_sklearn_artifact(
+        estimator,
+        name,
+        LABELS,
+        SPEC,
+        CONFIG,
+        tmp_path / "model",
+        dev_metrics=metrics,
+        training_data={"source": "synthetic"},
+    )
     predictor = load_predictor(tmp_path / "model")
     assert predictor.manifest.architecture == name
     assert predictor.manifest.features == asdict(CONFIG)
@@ -97,8 +107,7 @@ def test_baseline_trains_saves_reloads_and_classifies(
     assert np.mean(scores.argmax(axis=1) == targets) >= 0.9
 
 
-def test_tampered_model_file_is_refused(tables: tuple[WindowTable, WindowTable],
-                                        tmp_path: Path) -> None:
+def test_tampered_model_file_is_refused(tables: tuple[WindowTable, WindowTable], tmp_path: Path) -> None:
     train, dev = tables
     estimator, _ = train_sklearn("gnb", train, dev, len(LABELS))
     build_sklearn_artifact(estimator, "gnb", LABELS, SPEC, CONFIG, tmp_path / "model")
@@ -120,10 +129,13 @@ class Doubler(TransformerMixin, BaseEstimator):
         return 2 * x
 
 
-@pytest.mark.parametrize(("step", "offender"), [
-    (FunctionTransformer(np.log1p), "FunctionTransformer"),
-    (Doubler(), "Doubler"),
-])
+@pytest.mark.parametrize(
+    ("step", "offender"),
+    [
+        (FunctionTransformer(np.log1p), "FunctionTransformer"),
+        (Doubler(), "Doubler"),
+    ],
+)
 def test_disallowed_types_are_refused(step: Any, offender: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pipeline = make_pipeline(step, GaussianNB()).fit(rng.random((30, 4)), np.arange(30) % 3)
@@ -148,10 +160,17 @@ def test_estimator_with_more_classes_than_labels_is_refused(
 ) -> None:
     train, _ = tables
     estimator = fit_baseline("gnb", train.features, train.targets)
-    manifest = ArtifactManifest(kind="sklearn", architecture="gnb", labels=["low", "high"],
-                                output="softmax", sample_rate=SR, window_seconds=1.0,
-                                hop_seconds=0.5, model_file=SKLEARN_FILE,
-                                features=asdict(CONFIG))
+    manifest = ArtifactManifest(
+        kind="sklearn",
+        architecture="gnb",
+        labels=["low", "high"],
+        output="softmax",
+        sample_rate=SR,
+        window_seconds=1.0,
+        hop_seconds=0.5,
+        model_file=SKLEARN_FILE,
+        features=asdict(CONFIG),
+    )
     with pytest.raises(ArtifactError, match="labels"):
         SklearnPredictor(manifest, estimator)
 
@@ -159,8 +178,7 @@ def test_estimator_with_more_classes_than_labels_is_refused(
 def test_clip_metrics_average_windows_per_clip() -> None:
     # Clip "a" (class 0) has one wrong window but wins on the mean; clip "b" (class 1) is wrong.
     scores = np.array([[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
-    table = WindowTable(np.zeros((3, 1), np.float32), np.array([0, 0, 1]),
-                        np.array(["a", "a", "b"]))
+    table = WindowTable(np.zeros((3, 1), np.float32), np.array([0, 0, 1]), np.array(["a", "a", "b"]))
     metrics = clip_metrics(scores, table)
     assert metrics["clips"] == 2
     assert metrics["clip_accuracy"] == 0.5

@@ -30,14 +30,17 @@ def test_detect_kind(tmp_path: Path) -> None:
 
 def test_manifest_rows(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
-    manifest = write_manifest(tmp_path / "sub" / "m.csv", [
-        {"path": "a/x.wav", "labels": "rock; pop ;rock", "artist": "Ann", "split": "train"},
-        {"path": "../y.mp3", "labels": "jazz", "artist": "", "split": "val"},
-        {"path": "a/z.wav", "labels": "jazz", "artist": "Bob", "split": "Validation"},
-        {"path": "", "labels": "jazz", "artist": "Bob", "split": "test"},
-        {"path": "a/n.wav", "labels": " ; ", "artist": "Bob", "split": "test"},
-        {"path": "a/./x.wav", "labels": "rock", "artist": "Ann", "split": "train"},
-    ])
+    manifest = write_manifest(
+        tmp_path / "sub" / "m.csv",
+        [
+            {"path": "a/x.wav", "labels": "rock; pop ;rock", "artist": "Ann", "split": "train"},
+            {"path": "../y.mp3", "labels": "jazz", "artist": "", "split": "val"},
+            {"path": "a/z.wav", "labels": "jazz", "artist": "Bob", "split": "Validation"},
+            {"path": "", "labels": "jazz", "artist": "Bob", "split": "test"},
+            {"path": "a/n.wav", "labels": " ; ", "artist": "Bob", "split": "test"},
+            {"path": "a/./x.wav", "labels": "rock", "artist": "Ann", "split": "train"},
+        ],
+    )
     scan = read_source(manifest)
     assert scan.kind == "manifest"
     by_id = {c.clip_id: c for c in scan.clips}
@@ -49,17 +52,22 @@ def test_manifest_rows(tmp_path: Path) -> None:
     assert (outside.group, outside.split) == (outside.clip_id, "dev")  # no artist: clip is group
     assert by_id["a/z.wav"].split == "dev"
     reasons = {s.clip_id: s.reason for s in scan.skipped}
-    assert reasons == {"m.csv:5": "row has an empty path", "a/n.wav": "m.csv:6: no labels",
-                       "a/x.wav": "duplicate entry for the same file"}
+    assert reasons == {
+        "m.csv:5": "row has an empty path",
+        "a/n.wav": "m.csv:6: no labels",
+        "a/x.wav": "duplicate entry for the same file",
+    }
 
 
 def test_manifest_group_column_wins_and_errors(tmp_path: Path) -> None:
-    scan = read_source(write_manifest(tmp_path / "m.csv", [
-        {"path": "a.wav", "labels": "x", "artist": "Ann", "group": "g1"}]))
+    scan = read_source(
+        write_manifest(tmp_path / "m.csv", [{"path": "a.wav", "labels": "x", "artist": "Ann", "group": "g1"}])
+    )
     assert scan.clips[0].group == "g1"
     with pytest.raises(SourceError, match=r"m2.csv:2: unknown split 'holdout'"):
-        read_source(write_manifest(tmp_path / "m2.csv", [
-            {"path": "a.wav", "labels": "x", "split": "holdout"}]))
+        read_source(
+            write_manifest(tmp_path / "m2.csv", [{"path": "a.wav", "labels": "x", "split": "holdout"}])
+        )
     with pytest.raises(SourceError, match="needs columns 'path' and 'labels'"):
         read_source(write_manifest(tmp_path / "m3.csv", [{"file": "a.wav", "labels": "x"}]))
 
@@ -74,22 +82,29 @@ def test_genre_folders(tmp_path: Path) -> None:
     (tmp_path / "loose.wav").write_bytes(b"x")
     scan = read_source(tmp_path, "folders")
     assert [(c.clip_id, c.labels, c.group) for c in scan.clips] == [
-        ("Rock/a.WAV", ("Rock",), "Rock/a.WAV"), ("Rock/b.mp3", ("Rock",), "Rock/b.mp3"),
-        ("jazz/c.Flac", ("jazz",), "jazz/c.Flac"), ("jazz/d.ogg", ("jazz",), "jazz/d.ogg"),
-        ("jazz/e.au", ("jazz",), "jazz/e.au")]
+        ("Rock/a.WAV", ("Rock",), "Rock/a.WAV"),
+        ("Rock/b.mp3", ("Rock",), "Rock/b.mp3"),
+        ("jazz/c.Flac", ("jazz",), "jazz/c.Flac"),
+        ("jazz/d.ogg", ("jazz",), "jazz/d.ogg"),
+        ("jazz/e.au", ("jazz",), "jazz/e.au"),
+    ]
     assert all(c.split is None for c in scan.clips)
     assert [(s.clip_id, s.reason) for s in scan.skipped] == [
-        ("loose.wav", "audio file outside any genre folder")]
+        ("loose.wav", "audio file outside any genre folder")
+    ]
 
 
 def test_fma_layout(tmp_path: Path) -> None:
-    root = write_fma(tmp_path, [
-        (2, 1, "training", "small", "Hip-Hop"),
-        (3, 1, "training", "medium", "Hip-Hop"),  # not in fma_small: not part of this source
-        (140, 7, "validation", "small", "Folk"),
-        (1482, 9, "test", "small", "Pop"),
-        (1483, 9, "test", "small", ""),  # no top genre
-    ])
+    root = write_fma(
+        tmp_path,
+        [
+            (2, 1, "training", "small", "Hip-Hop"),
+            (3, 1, "training", "medium", "Hip-Hop"),  # not in fma_small: not part of this source
+            (140, 7, "validation", "small", "Folk"),
+            (1482, 9, "test", "small", "Pop"),
+            (1483, 9, "test", "small", ""),  # no top genre
+        ],
+    )
     scan = read_source(root)
     assert scan.kind == "fma"
     assert [(c.clip_id, c.labels, c.group, c.split) for c in scan.clips] == [
@@ -99,7 +114,8 @@ def test_fma_layout(tmp_path: Path) -> None:
     ]
     assert scan.clips[0].path == root / "fma_small" / "000" / "000002.mp3"
     assert [(s.clip_id, s.reason) for s in scan.skipped] == [
-        ("fma_small/001/001483.mp3", "no top-level genre (track.genre_top is empty)")]
+        ("fma_small/001/001483.mp3", "no top-level genre (track.genre_top is empty)")
+    ]
 
 
 def test_fma_needs_its_columns(tmp_path: Path) -> None:
@@ -125,13 +141,18 @@ def test_label_map_formats_agree(tmp_path: Path) -> None:
 
 
 def test_apply_label_map_renames_merges_and_skips(tmp_path: Path) -> None:
-    scan = read_source(write_manifest(tmp_path / "m.csv", [
-        {"path": "a.wav", "labels": "Pop/Rock;Rock"},
-        {"path": "b.wav", "labels": "Jazz;Noise"},
-        {"path": "c.wav", "labels": "Noise"},
-    ]))
+    scan = read_source(
+        write_manifest(
+            tmp_path / "m.csv",
+            [
+                {"path": "a.wav", "labels": "Pop/Rock;Rock"},
+                {"path": "b.wav", "labels": "Jazz;Noise"},
+                {"path": "c.wav", "labels": "Noise"},
+            ],
+        )
+    )
     mapped = apply_label_map(scan, {"Pop/Rock": "pop_rock", "Rock": "pop_rock", "Jazz": "jazz"})
-    assert [(c.clip_id, c.labels) for c in mapped.clips] == [("a.wav", ("pop_rock",)),
-                                                             ("b.wav", ("jazz",))]
+    assert [(c.clip_id, c.labels) for c in mapped.clips] == [("a.wav", ("pop_rock",)), ("b.wav", ("jazz",))]
     assert [(s.clip_id, s.reason) for s in mapped.skipped] == [
-        ("c.wav", "no label left after label map (raw: Noise)")]
+        ("c.wav", "no label left after label map (raw: Noise)")
+    ]

@@ -144,29 +144,38 @@ def test_the_set_is_group_disjoint_and_mixes_take_beds_from_their_fold(tmp_path:
     talk = [it for it in items if it.condition == "speech"]
     assert len(talk) == 8 and sum(it.augment != "none" for it in talk) == 4
     again = build_set(speech, [beds], options)  # seeded: same audio, so the same embedding cache keys
-    assert all(np.array_equal(a.pcm, b.pcm) and a.clip_id == b.clip_id
-               for a, b in zip(items, again, strict=True))
+    assert all(
+        np.array_equal(a.pcm, b.pcm) and a.clip_id == b.clip_id for a, b in zip(items, again, strict=True)
+    )
 
 
 def fake_windows(items: list[SpeechItem], per_item: int = 4) -> SpeechWindows:
     rng = np.random.default_rng(0)
     labels = np.repeat([it.label for it in items], per_item)
     x = rng.standard_normal((len(labels), 6)) + 3 * labels[:, None]  # separable
-    return SpeechWindows(x, x.copy(), labels, np.repeat(np.arange(len(items)), per_item),
-                         np.where(np.arange(len(labels)) % per_item == 0, -80.0, -20.0))
+    return SpeechWindows(
+        x,
+        x.copy(),
+        labels,
+        np.repeat(np.arange(len(items)), per_item),
+        np.where(np.arange(len(labels)) % per_item == 0, -80.0, -20.0),
+    )
 
 
 def test_out_of_fold_scores_each_fold_from_the_others_and_leaves_silence_out(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     pcm = np.zeros(1, np.float32)
-    items = [SpeechItem(f"c{i}", f"g{i}", i % 3, i % 2, "speech" if i % 2 else "music", "none", "s", pcm)
-             for i in range(12)]
+    items = [
+        SpeechItem(f"c{i}", f"g{i}", i % 3, i % 2, "speech" if i % 2 else "music", "none", "s", pcm)
+        for i in range(12)
+    ]
     windows = fake_windows(items)
     seen: list[tuple[set[int], set[int]]] = []
 
     def spy(method: str, train: SpeechWindows, C: float = 0.01, seed: int = 0):  # type: ignore[no-untyped-def]
         train_folds = {items[i].fold for i in train.item}
-        return lambda w: (seen.append((train_folds, {items[i].fold for i in w.item})) or w.labels * 1.0)
+        return lambda w: seen.append((train_folds, {items[i].fold for i in w.item})) or w.labels * 1.0
 
     monkeypatch.setattr(sm, "fit_method", spy)
     scores = out_of_fold(items, windows, ["x"])
@@ -180,8 +189,10 @@ def test_out_of_fold_scores_each_fold_from_the_others_and_leaves_silence_out(
 
 def test_the_real_methods_learn_a_separable_toy_set() -> None:
     pcm = np.zeros(1, np.float32)
-    items = [SpeechItem(f"c{i}", f"g{i}", i // 2 % 2, i % 2, "speech" if i % 2 else "music", "none", "s", pcm)
-             for i in range(8)]
+    items = [
+        SpeechItem(f"c{i}", f"g{i}", i // 2 % 2, i % 2, "speech" if i % 2 else "music", "none", "s", pcm)
+        for i in range(8)
+    ]
     windows = fake_windows(items, per_item=10)
     scores = out_of_fold(items, windows, ["backbone", "baseline-lr"], C=1.0)
     for m in ("backbone", "baseline-lr"):
@@ -214,16 +225,26 @@ def speech_manifest() -> Path:
 def test_real_talk_and_music_differ_on_the_classic_cues(speech_manifest: Path) -> None:
     rows = read_speech_manifest(speech_manifest)
     groups = {r.group for r in rows}
-    assert {r.group for r in rows if r.source == "fsdd"} == {f"fsdd:{n}" for n in (
-        "george", "jackson", "lucas", "nicolas", "theo", "yweweler")}
-    folds = assign_folds({"talk": [r.group for r in rows if r.label == "speech"],
-                          "music": [r.group for r in rows if r.label == "music"]}, 5)
+    assert {r.group for r in rows if r.source == "fsdd"} == {
+        f"fsdd:{n}" for n in ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+    }
+    folds = assign_folds(
+        {
+            "talk": [r.group for r in rows if r.label == "speech"],
+            "music": [r.group for r in rows if r.label == "music"],
+        },
+        5,
+    )
     assert set(folds) == groups - {r.group for r in rows if r.label == "speech+music"}
     spec = WindowSpec(RATE, 3.0, 1.5)
     talk = [r for r in rows if r.label == "speech" and r.source == "gtzan_ms"][:2]
     music = [r for r in rows if r.label == "music"][:2]
-    feats = {name: np.concatenate([window_features(frame_windows(decode(r.path, RATE, 9.0), spec)[0])
-                                   for r in chosen]) for name, chosen in (("talk", talk), ("music", music))}
+    feats = {
+        name: np.concatenate(
+            [window_features(frame_windows(decode(r.path, RATE, 9.0), spec)[0]) for r in chosen]
+        )
+        for name, chosen in (("talk", talk), ("music", music))
+    }
     i = FEATURE_NAMES.index("low_energy_ratio")
     assert np.median(feats["talk"][:, i]) > np.median(feats["music"][:, i])
     examples = read_radio_examples(speech_manifest)

@@ -20,8 +20,11 @@ from genretag.training.splits import (
 
 def clips_of(groups: dict[str, tuple[int, str]]) -> list[ClipSpec]:
     """``{group: (n_clips, label)}`` -> clips named ``group/i``."""
-    return [ClipSpec(Path(f"{g}/{i}"), f"{g}/{i}", (label,), g)
-            for g, (n, label) in groups.items() for i in range(n)]
+    return [
+        ClipSpec(Path(f"{g}/{i}"), f"{g}/{i}", (label,), g)
+        for g, (n, label) in groups.items()
+        for i in range(n)
+    ]
 
 
 def assert_disjoint(clips: Sequence[ClipSpec]) -> None:
@@ -43,9 +46,11 @@ def test_parse_fractions() -> None:
 
 
 def test_assign_splits_is_group_disjoint_stratified_and_deterministic() -> None:
-    groups = {f"{label}-{i}": (1 + i % 4, label)
-              for label, n in (("rock", 20), ("pop", 12), ("jazz", 6), ("solo", 1), ("duo", 2))
-              for i in range(n)}
+    groups = {
+        f"{label}-{i}": (1 + i % 4, label)
+        for label, n in (("rock", 20), ("pop", 12), ("jazz", 6), ("solo", 1), ("duo", 2))
+        for i in range(n)
+    }
     clips = clips_of(groups)
     a = assign_splits(clips, (0.7, 0.15, 0.15), seed=3)
     assert_disjoint(a)
@@ -68,8 +73,7 @@ def test_zero_fraction_split_gets_nothing() -> None:
 
 
 def test_supplied_split_is_validated() -> None:
-    good = [ClipSpec(Path("a"), "a", ("x",), "Ann", "train"),
-            ClipSpec(Path("b"), "b", ("x",), "Bob", "dev")]
+    good = [ClipSpec(Path("a"), "a", ("x",), "Ann", "train"), ClipSpec(Path("b"), "b", ("x",), "Bob", "dev")]
     assert resolve_splits(good) == good
     bad = [*good, ClipSpec(Path("c"), "c", ("x",), "Ann", "test")]
     message = r"group 'Ann' is in two splits: a is in train, c is in test"

@@ -47,12 +47,20 @@ def _manifest(folder: Path, rows: list[dict[str, str]]) -> Path:
 
 
 def test_corpus_ids_sources_and_artists_across_collections(tmp_path: Path) -> None:
-    a = _manifest(tmp_path / "music", [
-        {"path": "x/1.mp3", "labels": "blues", "artist": "gtzan-artist-0", "source": "gtzan"},
-        {"path": "x/2.mp3", "labels": "pop", "artist": "Some  Band", "source": "emotify"}])
-    b = _manifest(tmp_path / "mer4q", [
-        {"path": "x/1.mp3", "labels": "blues", "artist": "John Lee Hooker"},
-        {"path": "x/3.mp3", "labels": "pop;rock", "artist": "some band"}])
+    a = _manifest(
+        tmp_path / "music",
+        [
+            {"path": "x/1.mp3", "labels": "blues", "artist": "gtzan-artist-0", "source": "gtzan"},
+            {"path": "x/2.mp3", "labels": "pop", "artist": "Some  Band", "source": "emotify"},
+        ],
+    )
+    b = _manifest(
+        tmp_path / "mer4q",
+        [
+            {"path": "x/1.mp3", "labels": "blues", "artist": "John Lee Hooker"},
+            {"path": "x/3.mp3", "labels": "pop;rock", "artist": "some band"},
+        ],
+    )
     clips = read_corpus([a, b])
     assert [c.clip_id for c in clips] == ["music/x/1.mp3", "music/x/2.mp3", "mer4q/x/1.mp3", "mer4q/x/3.mp3"]
     assert [c.source for c in clips] == ["gtzan", "emotify", "mer4q", "mer4q"]  # folder name without a column
@@ -114,10 +122,14 @@ def test_set_labelled_clips_do_not_teach_against_their_true_genre() -> None:
 
 def test_set_metrics_score_sets_and_leave_untrained_genres_out() -> None:
     candidates = candidate_matrix([["jazz"], ["pop", "rock"], ["metal"], ["rock"]], NAMES)
-    scores = np.array([[0.7, 0.1, 0.1, 0.1],   # jazz: right
-                       [0.1, 0.6, 0.2, 0.1],   # pop-or-rock shown as metal: right (metal is in the set)
-                       [0.1, 0.2, 0.6, 0.1],   # metal shown as pop: wrong
-                       [0.1, 0.1, 0.2, 0.6]])  # rock: right
+    scores = np.array(
+        [
+            [0.7, 0.1, 0.1, 0.1],  # jazz: right
+            [0.1, 0.6, 0.2, 0.1],  # pop-or-rock shown as metal: right (metal is in the set)
+            [0.1, 0.2, 0.6, 0.1],  # metal shown as pop: wrong
+            [0.1, 0.1, 0.2, 0.6],
+        ]
+    )  # rock: right
     m = set_metrics(scores, candidates, NAMES)
     assert m["hit_at_1"] == 0.75
     assert m["per_genre_recall"] == {"jazz": 1.0, "metal": 0.0, "pop": None, "rock": 1.0}
@@ -158,8 +170,12 @@ def test_out_of_fold_and_temperature_on_a_separable_corpus() -> None:
     t = fit_temperature(logits, candidates, clip_index)
     assert 0.05 < t < 20
     head = fit(corpus, np.ones(len(x), bool))
-    assert np.allclose(calibrated(head, 2.0).predict(x[:3]) ** 2 / (calibrated(head, 2.0).predict(x[:3]) ** 2)
-                       .sum(1, keepdims=True), head.predict(x[:3]), atol=1e-6)  # softmax(z/2)^2 ~ softmax(z)
+    assert np.allclose(
+        calibrated(head, 2.0).predict(x[:3]) ** 2
+        / (calibrated(head, 2.0).predict(x[:3]) ** 2).sum(1, keepdims=True),
+        head.predict(x[:3]),
+        atol=1e-6,
+    )  # softmax(z/2)^2 ~ softmax(z)
 
 
 @pytest.mark.slow
@@ -178,12 +194,26 @@ def test_train_tagger_on_two_small_collections(shared_music: Path, tmp_path: Pat
             genre.append(row)
     manifests = []
     for part in (0, 1):
-        chosen = [r for clips in picked.values() for r in clips[part * 2:part * 2 + 2]]
-        manifests.append(_manifest(tmp_path / f"coll{part}", [
-            {"path": str(shared_music / r["path"]), "labels": r["labels"], "artist": r["artist"],
-             "source": f"src{part}"} for r in chosen]))
-    recipe = TaggerRecipe(head=HeadConfig(variants=("MSD_musicnn",), layers=("taggram",), C=0.01),
-                          artist_folds=2, min_confidence=0.3)
+        chosen = [r for clips in picked.values() for r in clips[part * 2 : part * 2 + 2]]
+        manifests.append(
+            _manifest(
+                tmp_path / f"coll{part}",
+                [
+                    {
+                        "path": str(shared_music / r["path"]),
+                        "labels": r["labels"],
+                        "artist": r["artist"],
+                        "source": f"src{part}",
+                    }
+                    for r in chosen
+                ],
+            )
+        )
+    recipe = TaggerRecipe(
+        head=HeadConfig(variants=("MSD_musicnn",), layers=("taggram",), C=0.01),
+        artist_folds=2,
+        min_confidence=0.3,
+    )
     predictor = train_tagger(manifests, tmp_path / "model", recipe, tmp_path / "cache")
     m = predictor.manifest
     assert m.labels == ["classical", "electronic", "rock"]
