@@ -151,7 +151,7 @@ def build(
     audio is skipped and reported, never fatal.
     """
     from genretag.training.dataset import BuildOptions, build_dataset
-    from genretag.training.sources import SourceError
+    from genretag.training.layouts import LayoutError
     from genretag.training.splits import SplitError
     from genretag.training.tfrecords import ShardWriteError
 
@@ -170,7 +170,7 @@ def build(
     )
     try:
         result = build_dataset(source, out, options, log=lambda msg: click.echo(msg, err=True))
-    except (SourceError, SplitError, ShardWriteError) as err:
+    except (LayoutError, SplitError, ShardWriteError) as err:
         raise click.ClickException(str(err)) from None
     except OSError as err:
         raise click.ClickException(f"cannot build the dataset: {err}") from None

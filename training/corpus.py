@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from genretag.training.label_sets import candidate_matrix, candidate_set
-from genretag.training.sources import SourceError
+from genretag.training.layouts import LayoutError
 
 #: Artist names (lower case) that stand for one artist group.  ``../shared/data/README.md``: the GTZAN
 #: blues and reggae artists in ``music/`` are probably John Lee Hooker and Bob Marley of ``mer4q/``.
@@ -57,11 +57,11 @@ def read_collection(manifest: Path) -> list[CorpusClip]:
     with manifest.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if not {"path", "labels"} <= set(reader.fieldnames or []):
-            raise SourceError(f"{manifest}: needs columns 'path' and 'labels'")
+            raise LayoutError(f"{manifest}: needs columns 'path' and 'labels'")
         for line, row in enumerate(reader, start=2):
             labels = tuple(sorted({s.strip() for s in row["labels"].split(";")} - {""}))
             if not row["path"].strip() or not labels:
-                raise SourceError(f"{manifest}:{line}: a row needs a path and at least one label")
+                raise LayoutError(f"{manifest}:{line}: a row needs a path and at least one label")
             clip_id = f"{collection}/{row['path'].strip()}"
             artist = (row.get("artist") or row.get("group") or "").strip() or clip_id
             source = (row.get("source") or "").strip() or collection
@@ -77,7 +77,7 @@ def read_corpus(manifests: Iterable[Path]) -> list[CorpusClip]:
         clips += read_collection(Path(manifest))
     ids = [c.clip_id for c in clips]
     if len(set(ids)) != len(ids):
-        raise SourceError("two manifests name the same clip id (same collection folder name twice?)")
+        raise LayoutError("two manifests name the same clip id (same collection folder name twice?)")
     return clips
 
 

@@ -34,6 +34,14 @@ import numpy as np
 from tqdm import tqdm
 
 from genretag.pipeline.audio import AudioDecodeError, decode, float_to_int16
+from genretag.training.layouts import (
+    ClipSpec,
+    LayoutError,
+    Skipped,
+    apply_label_map,
+    load_label_map,
+    read_layout,
+)
 from genretag.training.reader import (
     DATASET_FILE,
     FORMAT_VERSION,
@@ -42,14 +50,6 @@ from genretag.training.reader import (
     DatasetInfo,
     ShardEntry,
     read_dataset,
-)
-from genretag.training.sources import (
-    ClipSpec,
-    Skipped,
-    SourceError,
-    apply_label_map,
-    load_label_map,
-    read_source,
 )
 from genretag.training.splits import DEFAULT_FRACTIONS, SPLITS, resolve_splits
 from genretag.training.tfrecords import (
@@ -313,15 +313,15 @@ def build_dataset(
 ) -> BuildResult:
     """Build (or bring up to date) the dataset of ``source`` in ``out``.
 
-    Raises :class:`SourceError`/``SplitError`` for unusable sources or splits,
+    Raises :class:`LayoutError`/``SplitError`` for unusable sources or splits,
     :class:`ShardWriteError` or ``OSError`` when the output cannot be written.
     Unusable audio files never raise: they are listed in ``skipped``.
     """
-    scan = read_source(Path(source), options.kind)
+    scan = read_layout(Path(source), options.kind)
     if options.label_map is not None:
         scan = apply_label_map(scan, load_label_map(options.label_map))
     if not scan.clips:
-        raise SourceError(f"{scan.root}: no usable clips ({len(scan.skipped)} skipped)")
+        raise LayoutError(f"{scan.root}: no usable clips ({len(scan.skipped)} skipped)")
     clips = resolve_splits(scan.clips, options.fractions, options.seed, options.resplit)
     labels = tuple(sorted({lab for c in clips for lab in c.labels}))
     plans = plan_shards(clips, options.shard_size)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from genretag.pipeline.audio import AudioDecodeError, decode
+from genretag.training.layouts import read_layout
 from genretag.training.reader import load_clips_numpy, read_dataset
-from genretag.training.sources import read_source
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def labelled_clips(
                 continue
             yield clip.clip_id, clip.pcm, vec, info.sample_rate
         return
-    scan = read_source(data)
+    scan = read_layout(data)
     for spec in scan.clips:
         if split is not None and spec.split is not None and spec.split != split:
             continue

@@ -43,9 +43,9 @@ from genretag.training.backbone_train import (
     embed_clips,
 )
 from genretag.training.corpus import CorpusClip, read_collection
+from genretag.training.layouts import LayoutError
 from genretag.training.set_head import fit_set_head
 from genretag.training.source_cv import artist_folds, clip_scores, head_logits
-from genretag.training.sources import SourceError
 
 QUADRANTS = ("Q1", "Q2", "Q3", "Q4")
 MOODS = ("happy", "tense", "sad", "calm")
@@ -66,13 +66,13 @@ def read_mood_manifest(manifest: Path) -> tuple[list[CorpusClip], np.ndarray]:
     with manifest.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         if "mood_quadrant" not in (reader.fieldnames or []):
-            raise SourceError(f"{manifest}: needs a 'mood_quadrant' column")
+            raise LayoutError(f"{manifest}: needs a 'mood_quadrant' column")
         for line, row in enumerate(reader, start=2):
             q = row["mood_quadrant"].strip()
             if not q:
                 continue
             if q not in QUADRANTS:
-                raise SourceError(f"{manifest}:{line}: mood_quadrant {q!r} is none of {', '.join(QUADRANTS)}")
+                raise LayoutError(f"{manifest}:{line}: mood_quadrant {q!r} is none of {', '.join(QUADRANTS)}")
             kept.append(clips[f"{collection}/{row['path'].strip()}"])
             quadrants.append(QUADRANTS.index(q))
     return kept, np.asarray(quadrants, np.int64)

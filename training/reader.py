@@ -25,7 +25,7 @@ import numpy as np
 
 from genretag.pipeline.audio import INT16_SCALE, int16_to_float, resample
 from genretag.pipeline.windows import cut_windows
-from genretag.training.sources import Skipped
+from genretag.training.layouts import Skipped
 from genretag.training.splits import SPLITS
 from genretag.training.tfrecords import parse_example
 

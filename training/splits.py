@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 
-from genretag.training.sources import ClipSpec
+from genretag.training.layouts import ClipSpec
 
 SPLITS = ("train", "dev", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from genretag.training.backbone_train import HeadConfig
+from genretag.training.layouts import LayoutError
 from genretag.training.mood import (
     QUADRANTS,
     cached_mood_corpus,
@@ -21,7 +22,6 @@ from genretag.training.mood import (
     read_mood_manifest,
 )
 from genretag.training.source_cv import clip_scores, head_logits
-from genretag.training.sources import SourceError
 
 MER4Q = Path(__file__).resolve().parents[3] / "shared" / "data" / "mer4q" / "manifest.csv"
 CACHE = Path(__file__).resolve().parents[3] / "cache" / "emb"
@@ -117,7 +117,7 @@ def test_manifest_reading(tmp_path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    with pytest.raises(SourceError, match="Q5"):
+    with pytest.raises(LayoutError, match="Q5"):
         read_mood_manifest(manifest)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from genretag.training.sources import ClipSpec, read_source
+from genretag.training.layouts import ClipSpec, read_layout
 from genretag.training.splits import (
     SplitError,
     assign_splits,
@@ -86,7 +86,7 @@ def test_supplied_split_is_validated() -> None:
 
 
 def test_real_manifest_supplied_split(shared_music: Path) -> None:
-    clips = read_source(shared_music / "manifest.csv").clips
+    clips = read_layout(shared_music / "manifest.csv").clips
     assert len(clips) == 378
     check_group_disjoint(clips)
     resolved = resolve_splits(clips)
@@ -96,7 +96,7 @@ def test_real_manifest_supplied_split(shared_music: Path) -> None:
 
 
 def test_real_manifest_resplit(shared_music: Path) -> None:
-    clips = read_source(shared_music / "manifest.csv").clips
+    clips = read_layout(shared_music / "manifest.csv").clips
     resplit = resolve_splits(clips, seed=0, resplit=True)
     assert_disjoint(resplit)
     assert resplit == resolve_splits(clips, seed=0, resplit=True)

@@ -11,6 +11,7 @@ import pytest
 from genretag.training.backbone_train import HeadConfig, fit_head
 from genretag.training.corpus import artist_group, read_corpus
 from genretag.training.label_sets import candidate_matrix, candidate_set, is_exact
+from genretag.training.layouts import LayoutError
 from genretag.training.set_head import fit_set_head, window_weights
 from genretag.training.source_cv import (
     CorpusWindows,
@@ -21,7 +22,6 @@ from genretag.training.source_cv import (
     set_metrics,
     source_folds,
 )
-from genretag.training.sources import SourceError
 from genretag.training.tagger_recipe import calibrated
 
 NAMES = ["jazz", "metal", "pop", "rock"]
@@ -67,7 +67,7 @@ def test_corpus_ids_sources_and_artists_across_collections(tmp_path: Path) -> No
     assert clips[0].group == clips[2].group == artist_group("John Lee Hooker")  # a known alias
     assert clips[1].group == clips[3].group  # case and spacing do not split an artist
     assert clips[3].labels == ("pop", "rock")
-    with pytest.raises(SourceError, match="same clip id"):
+    with pytest.raises(LayoutError, match="same clip id"):
         read_corpus([a, a])
 
 

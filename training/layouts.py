@@ -1,8 +1,10 @@
-"""Readers that turn a labelled-audio source into a flat list of clips.
+"""Readers that turn a labelled-audio layout on disk (what ``dataset build`` is given) into a flat
+list of clips.  (Not the daemon's sources, which are live audio inputs; and not the collections
+that leave-one-source-out holds out, which ``training.corpus`` calls sources.)
 
 Three layouts are understood: a manifest CSV, one folder per genre, and the
 FMA layout (``fma_metadata/tracks.csv`` beside ``fma_small/`` etc.).  Every
-reader returns the same :class:`SourceScan`, so splitting and shard writing
+reader returns the same :class:`LayoutScan`, so splitting and shard writing
 never care where the clips came from.  Rows that cannot become a clip (no
 path, no label, a duplicate) are returned as :class:`Skipped` entries rather
 than dropped, so nothing silently disappears from a build.
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".ogg", ".flac", ".au"})
-SOURCE_KINDS = ("manifest", "folders", "fma")
+LAYOUTS = ("manifest", "folders", "fma")
 FMA_TRACKS = Path("fma_metadata") / "tracks.csv"
 # fma_medium holds the small and medium subsets, fma_large all three, and so on.
 FMA_AUDIO_SUBSETS = {
@@ -38,7 +40,7 @@ _SPLIT_NAMES = {
 }
 
 
-class SourceError(ValueError):
+class LayoutError(ValueError):
     """The source cannot be read as the layout it claims to be; ``str(err)`` says why."""
 
 
@@ -67,7 +69,7 @@ class Skipped:
 
 
 @dataclass
-class SourceScan:
+class LayoutScan:
     """What a source reader found: clips to decode and entries already rejected."""
 
     kind: str
@@ -80,30 +82,30 @@ def normalize_split(value: str) -> str:
     """Map ``train/training``, ``dev/val/validation`` and ``test`` to train/dev/test."""
     name = _SPLIT_NAMES.get(value.strip().lower())
     if name is None:
-        raise SourceError(f"unknown split {value!r}: use train, dev (or val/validation) or test")
+        raise LayoutError(f"unknown split {value!r}: use train, dev (or val/validation) or test")
     return name
 
 
-def detect_kind(source: Path) -> str:
+def detect_layout(source: Path) -> str:
     """Guess the layout: a ``.csv`` file is a manifest, a folder with FMA metadata is FMA."""
     if source.is_file():
         if source.suffix.lower() == ".csv":
             return "manifest"
-        raise SourceError(f"{source}: a file source must be a manifest .csv")
+        raise LayoutError(f"{source}: a file source must be a manifest .csv")
     if (source / FMA_TRACKS).is_file():
         return "fma"
     return "folders"
 
 
-def read_source(source: Path, kind: str | None = None) -> SourceScan:
-    """Read ``source`` as ``kind`` (one of :data:`SOURCE_KINDS`; None: detect)."""
+def read_layout(source: Path, kind: str | None = None) -> LayoutScan:
+    """Read ``source`` as ``kind`` (one of :data:`LAYOUTS`; None: detect)."""
     source = Path(os.path.abspath(source))
     if not source.exists():
-        raise SourceError(f"{source}: no such file or folder")
-    kind = kind or detect_kind(source)
+        raise LayoutError(f"{source}: no such file or folder")
+    kind = kind or detect_layout(source)
     readers = {"manifest": read_manifest_csv, "folders": read_genre_folders, "fma": read_fma}
     if kind not in readers:
-        raise SourceError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS}")
+        raise LayoutError(f"unknown source kind {kind!r}; expected one of {LAYOUTS}")
     return readers[kind](source)
 
 
@@ -120,7 +122,7 @@ def _dedupe(clips: list[ClipSpec], skipped: list[Skipped]) -> list[ClipSpec]:
     return kept
 
 
-def read_manifest_csv(manifest: Path) -> SourceScan:
+def read_manifest_csv(manifest: Path) -> LayoutScan:
     """Read a manifest CSV: ``path``, ``labels`` (``;``-separated), optional
     ``artist`` or ``group``, optional ``split``.  Relative paths are resolved
     against the manifest's folder, without following symlinks, so a linked
@@ -132,7 +134,7 @@ def read_manifest_csv(manifest: Path) -> SourceScan:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or [])
         if not {"path", "labels"} <= columns:
-            raise SourceError(f"{manifest}: needs columns 'path' and 'labels', has {sorted(columns)}")
+            raise LayoutError(f"{manifest}: needs columns 'path' and 'labels', has {sorted(columns)}")
         group_col = "group" if "group" in columns else "artist" if "artist" in columns else None
         for line, row in enumerate(reader, start=2):
             raw_path = (row.get("path") or "").strip()
@@ -149,13 +151,13 @@ def read_manifest_csv(manifest: Path) -> SourceScan:
             split_value = (row.get("split") or "").strip()
             try:
                 split = normalize_split(split_value) if split_value else None
-            except SourceError as err:
-                raise SourceError(f"{manifest}:{line}: {err}") from None
+            except LayoutError as err:
+                raise LayoutError(f"{manifest}:{line}: {err}") from None
             clips.append(ClipSpec(path, clip_id, labels, group, split))
-    return SourceScan("manifest", root, _dedupe(clips, skipped), skipped)
+    return LayoutScan("manifest", root, _dedupe(clips, skipped), skipped)
 
 
-def read_genre_folders(root: Path) -> SourceScan:
+def read_genre_folders(root: Path) -> LayoutScan:
     """Read ``root/<genre>/*.{wav,mp3,ogg,flac,au}`` (extensions case-insensitive).
 
     Audio files lying directly in ``root`` have no genre and are listed as skipped.
@@ -174,8 +176,8 @@ def read_genre_folders(root: Path) -> SourceScan:
                 clip_id = path.relative_to(root).as_posix()
                 clips.append(ClipSpec(path, clip_id, (entry.name,), clip_id))
     if not clips and not skipped:
-        raise SourceError(f"{root}: no <genre>/<audio file> found (extensions {sorted(AUDIO_EXTENSIONS)})")
-    return SourceScan("folders", root, clips, skipped)
+        raise LayoutError(f"{root}: no <genre>/<audio file> found (extensions {sorted(AUDIO_EXTENSIONS)})")
+    return LayoutScan("folders", root, clips, skipped)
 
 
 def _fma_audio_dir(root: Path) -> Path:
@@ -183,10 +185,10 @@ def _fma_audio_dir(root: Path) -> Path:
     for name in FMA_AUDIO_SUBSETS:
         if (root / name).is_dir():
             return root / name
-    raise SourceError(f"{root}: FMA metadata found but no audio folder {sorted(FMA_AUDIO_SUBSETS)}")
+    raise LayoutError(f"{root}: FMA metadata found but no audio folder {sorted(FMA_AUDIO_SUBSETS)}")
 
 
-def read_fma(root: Path) -> SourceScan:
+def read_fma(root: Path) -> LayoutScan:
     """Read the FMA layout: labels from ``track.genre_top``, groups from
     ``artist.id``, splits from ``set.split`` (training/validation/test).
 
@@ -203,11 +205,11 @@ def read_fma(root: Path) -> SourceScan:
         try:
             top, sub, _index_name = next(reader), next(reader), next(reader)
         except StopIteration:
-            raise SourceError(f"{root / FMA_TRACKS}: shorter than its 3-row header") from None
+            raise LayoutError(f"{root / FMA_TRACKS}: shorter than its 3-row header") from None
         col = {(t, s): i for i, (t, s) in enumerate(zip(top, sub, strict=False))}
         missing = wanted - col.keys()
         if missing:
-            raise SourceError(f"{root / FMA_TRACKS}: missing columns {sorted(missing)}")
+            raise LayoutError(f"{root / FMA_TRACKS}: missing columns {sorted(missing)}")
         for row in reader:
             if not row or row[col["set", "subset"]] not in subsets:
                 continue
@@ -225,7 +227,7 @@ def read_fma(root: Path) -> SourceScan:
             artist = row[col["artist", "id"]].strip()
             group = f"artist:{artist}" if artist else clip_id
             clips.append(ClipSpec(path, clip_id, (genre,), group, normalize_split(split) if split else None))
-    return SourceScan("fma", root, clips, skipped)
+    return LayoutScan("fma", root, clips, skipped)
 
 
 def load_label_map(path: Path) -> dict[str, str]:
@@ -240,24 +242,24 @@ def load_label_map(path: Path) -> dict[str, str]:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             if not {"raw", "label"} <= set(reader.fieldnames or []):
-                raise SourceError(f"{path}: a CSV label map needs columns 'raw' and 'label'")
+                raise LayoutError(f"{path}: a CSV label map needs columns 'raw' and 'label'")
             mapping = {row["raw"].strip(): row["label"].strip() for row in reader}
     elif suffix in (".json", ".toml"):
         text = path.read_text(encoding="utf-8")
         try:
             mapping = json.loads(text) if suffix == ".json" else tomllib.loads(text)
         except (ValueError, tomllib.TOMLDecodeError) as err:
-            raise SourceError(f"{path}: not valid {suffix[1:].upper()}: {err}") from None
+            raise LayoutError(f"{path}: not valid {suffix[1:].upper()}: {err}") from None
     else:
-        raise SourceError(f"{path}: label map must be .csv, .json or .toml")
+        raise LayoutError(f"{path}: label map must be .csv, .json or .toml")
     if not isinstance(mapping, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v for k, v in mapping.items()
     ):
-        raise SourceError(f"{path}: label map must map raw label strings to non-empty strings")
+        raise LayoutError(f"{path}: label map must map raw label strings to non-empty strings")
     return mapping
 
 
-def apply_label_map(scan: SourceScan, mapping: dict[str, str]) -> SourceScan:
+def apply_label_map(scan: LayoutScan, mapping: dict[str, str]) -> LayoutScan:
     """Rename/merge labels; drop labels not in ``mapping``; skip clips left with none."""
     clips, skipped = [], list(scan.skipped)
     for clip in scan.clips:

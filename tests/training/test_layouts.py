@@ -8,24 +8,24 @@ from pathlib import Path
 import pytest
 from helpers.audio_corpus import write_fma, write_manifest
 
-from genretag.training.sources import (
-    SourceError,
+from genretag.training.layouts import (
+    LayoutError,
     apply_label_map,
-    detect_kind,
+    detect_layout,
     load_label_map,
-    read_source,
+    read_layout,
 )
 
 
 def test_detect_kind(tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [{"path": "a.wav", "labels": "x"}])
-    assert detect_kind(manifest) == "manifest"
-    assert detect_kind(tmp_path) == "folders"
+    assert detect_layout(manifest) == "manifest"
+    assert detect_layout(tmp_path) == "folders"
     (tmp_path / "fma_metadata").mkdir()
     (tmp_path / "fma_metadata" / "tracks.csv").write_text("")
-    assert detect_kind(tmp_path) == "fma"
-    with pytest.raises(SourceError, match="manifest .csv"):
-        detect_kind(write_manifest(tmp_path / "m.txt", [{"path": "a", "labels": "b"}]))
+    assert detect_layout(tmp_path) == "fma"
+    with pytest.raises(LayoutError, match="manifest .csv"):
+        detect_layout(write_manifest(tmp_path / "m.txt", [{"path": "a", "labels": "b"}]))
 
 
 def test_manifest_rows(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_manifest_rows(tmp_path: Path) -> None:
             {"path": "a/./x.wav", "labels": "rock", "artist": "Ann", "split": "train"},
         ],
     )
-    scan = read_source(manifest)
+    scan = read_layout(manifest)
     assert scan.kind == "manifest"
     by_id = {c.clip_id: c for c in scan.clips}
     assert list(by_id) == ["a/x.wav", str((tmp_path / "y.mp3").as_posix()), "a/z.wav"]
@@ -60,16 +60,16 @@ def test_manifest_rows(tmp_path: Path) -> None:
 
 
 def test_manifest_group_column_wins_and_errors(tmp_path: Path) -> None:
-    scan = read_source(
+    scan = read_layout(
         write_manifest(tmp_path / "m.csv", [{"path": "a.wav", "labels": "x", "artist": "Ann", "group": "g1"}])
     )
     assert scan.clips[0].group == "g1"
-    with pytest.raises(SourceError, match=r"m2.csv:2: unknown split 'holdout'"):
-        read_source(
+    with pytest.raises(LayoutError, match=r"m2.csv:2: unknown split 'holdout'"):
+        read_layout(
             write_manifest(tmp_path / "m2.csv", [{"path": "a.wav", "labels": "x", "split": "holdout"}])
         )
-    with pytest.raises(SourceError, match="needs columns 'path' and 'labels'"):
-        read_source(write_manifest(tmp_path / "m3.csv", [{"file": "a.wav", "labels": "x"}]))
+    with pytest.raises(LayoutError, match="needs columns 'path' and 'labels'"):
+        read_layout(write_manifest(tmp_path / "m3.csv", [{"file": "a.wav", "labels": "x"}]))
 
 
 def test_genre_folders(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_genre_folders(tmp_path: Path) -> None:
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "f.wav").write_bytes(b"x")
     (tmp_path / "loose.wav").write_bytes(b"x")
-    scan = read_source(tmp_path, "folders")
+    scan = read_layout(tmp_path, "folders")
     assert [(c.clip_id, c.labels, c.group) for c in scan.clips] == [
         ("Rock/a.WAV", ("Rock",), "Rock/a.WAV"),
         ("Rock/b.mp3", ("Rock",), "Rock/b.mp3"),
@@ -105,7 +105,7 @@ def test_fma_layout(tmp_path: Path) -> None:
             (1483, 9, "test", "small", ""),  # no top genre
         ],
     )
-    scan = read_source(root)
+    scan = read_layout(root)
     assert scan.kind == "fma"
     assert [(c.clip_id, c.labels, c.group, c.split) for c in scan.clips] == [
         ("fma_small/000/000002.mp3", ("Hip-Hop",), "artist:1", "train"),
@@ -122,8 +122,8 @@ def test_fma_needs_its_columns(tmp_path: Path) -> None:
     (tmp_path / "fma_metadata").mkdir()
     (tmp_path / "fma_small").mkdir()
     (tmp_path / "fma_metadata" / "tracks.csv").write_text(",track\n,title\ntrack_id,\n2,x\n")
-    with pytest.raises(SourceError, match="missing columns"):
-        read_source(tmp_path)
+    with pytest.raises(LayoutError, match="missing columns"):
+        read_layout(tmp_path)
 
 
 def test_label_map_formats_agree(tmp_path: Path) -> None:
@@ -134,14 +134,14 @@ def test_label_map_formats_agree(tmp_path: Path) -> None:
     for name in ("m.json", "m.toml", "m.csv"):
         assert load_label_map(tmp_path / name) == mapping
     (tmp_path / "bad.json").write_text('{"a": 1}')
-    with pytest.raises(SourceError, match="non-empty strings"):
+    with pytest.raises(LayoutError, match="non-empty strings"):
         load_label_map(tmp_path / "bad.json")
-    with pytest.raises(SourceError, match=".csv, .json or .toml"):
+    with pytest.raises(LayoutError, match=".csv, .json or .toml"):
         load_label_map(tmp_path / "m.yaml")
 
 
 def test_apply_label_map_renames_merges_and_skips(tmp_path: Path) -> None:
-    scan = read_source(
+    scan = read_layout(
         write_manifest(
             tmp_path / "m.csv",
             [
