@@ -117,6 +117,13 @@ def main(argv: list[str] | None = None) -> None:
         help="C values of the per-window heads on one layer (penultimate, taggram)",
     )
     parser.add_argument(
+        "--clip-c-grid",
+        type=float,
+        nargs="+",
+        default=list(CLIP_C_GRID),
+        help="C values the nested CV of the clip-level heads (baseline, pooled) chooses from",
+    )
+    parser.add_argument(
         "--no-nested",
         dest="nested",
         action="store_false",
@@ -150,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         t = time.monotonic()
         record(
             "baseline: librosa clip features",
-            mood_cv(baseline, q, np.arange(n_clips), g, c_grid=CLIP_C_GRID, **kw),
+            mood_cv(baseline, q, np.arange(n_clips), g, c_grid=args.clip_c_grid, **kw),
             "nested",
             t,
         )
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
                 t = time.monotonic()
                 record(
                     f"clip {pooling.replace('_', '+')}, {name}",
-                    mood_cv(x, q, ci, g, c_grid=CLIP_C_GRID, levels_db=lv, pooling=pooling, **kw),
+                    mood_cv(x, q, ci, g, c_grid=args.clip_c_grid, levels_db=lv, pooling=pooling, **kw),
                     "nested",
                     t,
                 )
@@ -234,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed": args.seed,
             "c_grid_window": args.c_grid,
             "c_single_layer": args.c_single,
-            "c_grid_nested_clip_level": list(CLIP_C_GRID),
+            "c_grid_nested_clip_level": args.clip_c_grid,
             "chance": {"uniform": 0.25, "majority": majority},
             "backbones": list(config.variants),
             "hop_seconds": config.hop_seconds,
