@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from genretag.cli.model_option import embedding_cache_option
+
 
 @click.command("train-tagger")
 @click.option(
@@ -24,14 +26,7 @@ import click
     type=click.Path(path_type=Path),
     help="Artifact directory to write (replaced only once the new model passes its checks).",
 )
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(path_type=Path),
-    default=Path(".cache/embeddings"),
-    show_default=True,
-    help="Folder to cache backbone embeddings in (a rerun reuses them).",
-)
+@embedding_cache_option("Folder to cache backbone embeddings in (a rerun reuses them).")
 @click.option(
     "--C",
     "c",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from genretag.cli import messages
+from genretag.cli.model_option import embedding_cache_option
 from genretag.models.model_types import MODEL_CHOICES
 
 if TYPE_CHECKING:
@@ -234,14 +235,7 @@ def compare(data: Path, out_dir: Path, model_names: str, retrain: bool, **kw: ob
 )
 @click.option("--folds", default=5, show_default=True, help="Artist-grouped folds.")
 @click.option("--seed", default=0, show_default=True)
-@click.option(
-    "--cache",
-    "cache_dir",
-    type=click.Path(path_type=Path),
-    default=Path(".cache/embeddings"),
-    show_default=True,
-    help="Folder to cache backbone embeddings in.",
-)
+@embedding_cache_option("Folder to cache backbone embeddings in.")
 @click.option(
     "--out",
     "out_file",

@@ -9,12 +9,12 @@ a missing file).  Clips differ in pitch so a mix-up between records shows.
 from __future__ import annotations
 
 import csv
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from helpers.bad_inputs import write_mp3
 
 DATASET_SR = 16000  # dataset sample rate used by the tests (fast to decode and resample)
 
@@ -39,26 +39,7 @@ def write_audio(path: Path, kind: str, seconds: float = 1.0, freq: float = 440.0
     elif kind == "au":
         sf.write(path, tone(seconds, 16000, freq), 16000, format="AU", subtype="PCM_16")
     elif kind == "mp3":
-        wav = path.with_suffix(".src.wav")
-        sf.write(wav, tone(seconds, 22050, freq), 22050, subtype="PCM_16")
-        subprocess.run(
-            [
-                shutil.which("ffmpeg") or "ffmpeg",
-                "-nostdin",
-                "-v",
-                "error",
-                "-y",
-                "-i",
-                str(wav),
-                "-codec:a",
-                "libmp3lame",
-                "-b:a",
-                "64k",
-                str(path),
-            ],
-            check=True,
-        )
-        wav.unlink()
+        write_mp3(path, tone(seconds, 22050, freq), 22050)
     else:
         raise ValueError(kind)
     return path

@@ -47,7 +47,8 @@ class Corpus:
         return self.files[name]
 
 
-def _mp3(path: Path, samples: np.ndarray, sr: int) -> None:
+def write_mp3(path: Path, samples: np.ndarray, sr: int) -> None:
+    """``samples`` as a 64 kb/s MP3 at ``path``, encoded by ffmpeg (libmp3lame)."""
     wav = path.with_suffix(".src.wav")
     sf.write(wav, samples, sr, subtype="PCM_16")
     subprocess.run(
@@ -110,7 +111,7 @@ def make_corpus(root: Path) -> Corpus:
     }
 
     full = files["truncated_30pct.mp3"].with_name("full.mp3")
-    _mp3(full, clip("classical", 20, seed=2), SR)
+    write_mp3(full, clip("classical", 20, seed=2), SR)
     mp3 = full.read_bytes()
     full.unlink()
     files["truncated_30pct.mp3"].write_bytes(mp3[: int(0.3 * len(mp3))])
