@@ -117,9 +117,9 @@ class StreamWindower:
         self.window_samples = spec.window_samples
         self.hop_samples = spec.hop_samples
         self.gate = SilenceGate(self.rate, silence_db, silence_hold_seconds)
-        # Holds the next window's start up to the newest sample; + hop guarantees progress
-        # on every write even when a window is one sample short of complete.
-        self.buffer = np.zeros(self.window_samples + self.hop_samples, dtype=np.float32)
+        # Holds the next window's start up to the newest sample: one window is enough, as
+        # :meth:`_append` writes only up to where the next window completes (see there).
+        self.buffer = np.zeros(self.window_samples, dtype=np.float32)
         self._written = 0  # model-rate samples ever written; ring index is _written % size
         self._format: tuple[int, int] | None = None  # (input rate, channels)
         self._resampler: soxr.ResampleStream | None = None
@@ -197,7 +197,16 @@ class StreamWindower:
         return tail
 
     def _append(self, samples: np.ndarray, arrival_time: float, result: PushResult) -> None:
-        """Write model-rate samples into the ring, cutting windows as they complete."""
+        """Write model-rate samples into the ring, cutting windows as they complete.
+
+        The ring holds ``window_samples``.  Before each write the samples still needed,
+        ``kept`` (from the next window's start to the newest sample), number fewer than a
+        window, since every complete window has been cut; so at least one sample fits,
+        and a write of ``size - kept`` ends exactly where the next window completes,
+        which is then cut before the next write can overwrite its start.  With a hop
+        longer than the window, samples before the next window's start are written and
+        overwritten unread.
+        """
         if samples.size == 0:
             return
         state = self.gate.state

@@ -108,7 +108,7 @@ def test_ring_buffer_memory_is_constant_over_ten_minutes_of_20ms_chunks() -> Non
         w.push(chunk, sr, float(i))
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert w.buffer is buffer and w.buffer.nbytes == nbytes == (WIN + HOP) * 4
+    assert w.buffer is buffer and w.buffer.nbytes == nbytes == WIN * 4
     assert grown < 64 * 1024
     assert w.windows_out == 1 + (round(w.pos * 16000) - WIN) // HOP
     assert abs(w.pos - 600.0) < 0.01
@@ -287,3 +287,28 @@ def test_ring_cuts_the_windows_of_the_one_framing_helper(hop_seconds: float) -> 
     np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
     np.testing.assert_allclose([win.pos - spec.window_seconds for win in windows], starts, atol=1e-9)
     assert push_random_chunks(StreamWindower(spec), x[: spec.window_samples - 1], spec.sample_rate) == []
+
+
+@pytest.mark.parametrize("window, hop", [(50, 7), (50, 20), (50, 49), (50, 50), (50, 73), (1, 1), (2, 3)])
+@pytest.mark.parametrize("chunking", ["single samples", "odd sizes", "one push"])
+def test_ring_of_one_window_cuts_every_window_for_any_chunking(window: int, hop: int, chunking: str) -> None:
+    """Issue 18: a ring of exactly ``window_samples`` (no spare hop) still cuts frame_windows' windows,
+    whether a chunk is one sample, a few windows, or the whole signal at once."""
+    spec = WindowSpec(1000, window / 1000, hop / 1000)
+    assert (spec.window_samples, spec.hop_samples) == (window, hop)
+    x = np.random.default_rng(window + hop).uniform(-0.5, 0.5, 20 * window + 5 * hop + 3).astype(np.float32)
+    w = StreamWindower(spec)
+    assert w.buffer.size == window
+    sizes = {"single samples": [1] * x.size, "odd sizes": [1, window - 1, 2 * window + 1, hop, 3] * x.size}
+    windows: list[Window] = []
+    i = 0
+    for n in sizes.get(chunking, [x.size]):
+        if i >= x.size:
+            break
+        windows += w.push(x[i : i + n], spec.sample_rate, arrival_time=float(i)).windows
+        i += n
+    expected, starts = frame_windows(x, spec)
+    assert len(windows) == len(expected) == w.windows_out
+    np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
+    np.testing.assert_allclose([win.pos - spec.window_seconds for win in windows], starts, atol=1e-9)
+    assert w.buffer.size == window
