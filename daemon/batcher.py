@@ -62,17 +62,18 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from genretag.daemon.stream import Window
+from genretag.models.artifact import GENRE, output_labels
 from genretag.models.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
-ResultCallback = Callable[[str, Window, np.ndarray], None]
+ResultCallback = Callable[[str, Window, np.ndarray, Mapping[str, np.ndarray]], None]
 DropCallback = Callable[[str, str], None]
 BatchCallback = Callable[[int, float], None]
 SwapCallback = Callable[[Predictor, Predictor], None]
@@ -102,8 +103,9 @@ class Batcher:
     Parameters
     ----------
     predictor : the model; replaced between batches by :meth:`swap`.
-    on_result : ``on_result(stream, window, scores)`` for every scored window,
-        ``scores`` being the ``(n_labels,)`` row of the predictor's output.
+    on_result : ``on_result(stream, window, scores, heads)`` for every scored window,
+        ``scores`` being the ``(n_labels,)`` row of the genre scores and ``heads`` the
+        window's row of each analysis head's scores, by head name (empty for a genre-only model).
     max_batch_size : a batch closes at this many windows.
     max_wait_ms : ... or when its first window has waited this long.
     queue_size : windows held at most; beyond it the oldest is dropped.
@@ -325,13 +327,8 @@ class Batcher:
         predictor = self.predictor
         started = time.perf_counter()
         try:
-            scores = np.asarray(predictor.predict([item.window.samples for item in batch]))
-            n_labels = len(predictor.manifest.labels)
-            if scores.shape != (len(batch), n_labels) or not np.isfinite(scores).all():
-                raise ValueError(
-                    f"predictor returned shape {scores.shape} (expected ({len(batch)}, "
-                    f"{n_labels})) or non-finite scores"
-                )
+            outputs = predictor.predict_outputs([item.window.samples for item in batch])
+            _check_outputs(outputs, output_labels(predictor.manifest), len(batch))
         except Exception as err:  # noqa: BLE001  (the model must never take the daemon down)
             self.errors += 1
             log.error("inference failed on a batch of %d windows, dropped: %r", len(batch), err)
@@ -341,8 +338,22 @@ class Batcher:
             return
         self.batches += 1
         self._on_batch(len(batch), time.perf_counter() - started)
-        for item, row in zip(batch, scores, strict=True):
+        scores = outputs.pop(GENRE)
+        for i, (item, row) in enumerate(zip(batch, scores, strict=True)):
             try:
-                self._on_result(item.stream, item.window, row)
+                self._on_result(
+                    item.stream, item.window, row, {name: out[i] for name, out in outputs.items()}
+                )
             except Exception:  # noqa: BLE001
                 log.exception("result handler failed for stream %r", item.stream)
+
+
+def _check_outputs(outputs: Mapping[str, np.ndarray], expected: Mapping[str, list[str]], n: int) -> None:
+    """Every output the manifest names, ``(n, its labels)`` and finite, or ValueError."""
+    for name, labels in expected.items():
+        out = outputs.get(name)
+        if out is None or out.shape != (n, len(labels)) or not np.isfinite(out).all():
+            got = "no output" if out is None else f"shape {out.shape}"
+            raise ValueError(
+                f"predictor returned {got} for {name!r} (expected ({n}, {len(labels)})) or non-finite scores"
+            )

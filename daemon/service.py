@@ -85,7 +85,7 @@ def load_model(config: Config) -> Predictor:
         os.environ["KERAS_BACKEND"] = config.model.backend  # read when keras is first imported
     predictor = load_predictor(resolve_model(config.model.path), config.model.runtime, config.model.precision)
     log.info("model %s served by %s", predictor.manifest.fingerprint(), runtime_name(predictor))
-    check_predictions(predictor.manifest, predictor.predict(known_inputs(predictor.manifest)))
+    check_predictions(predictor.manifest, predictor.predict_outputs(known_inputs(predictor.manifest)))
     return predictor
 
 

@@ -384,7 +384,9 @@ class Tagger:
 
     # --- output side: the inference thread ------------------------------------------------------
 
-    def _on_result(self, stream: str, window: Window, scores: np.ndarray) -> None:
+    def _on_result(
+        self, stream: str, window: Window, scores: np.ndarray, heads: Mapping[str, np.ndarray]
+    ) -> None:
         out = self._outputs.get(stream)
         if out is None:
             out = self._outputs[stream] = self._new_output(stream)

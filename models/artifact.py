@@ -23,6 +23,12 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 KINDS = ("keras", "sklearn")
 OUTPUTS = ("softmax", "sigmoid")
+#: The analysis heads an artifact may have beside genre (``heads``), in the order of the model's outputs.
+HEAD_NAMES = ("speech", "mood", "tags")
+#: The name of the genre scores among a model's outputs (:func:`output_labels`).
+GENRE = "genre"
+#: The speech head's labels, in this order: the daemon reads P(speech) from it.
+SPEECH_LABELS = ["music", "speech"]
 
 
 class ArtifactError(Exception):
@@ -59,6 +65,11 @@ class ArtifactManifest:
     #: and ``max_abs_error``, the largest score difference from the Keras model measured when it was
     #: saved.  Empty: the artifact is served by its own framework.
     serving: dict[str, Any] = field(default_factory=dict)
+    #: Analysis heads beside genre, on the same windows (issue "Beyond genre"): name (of ``HEAD_NAMES``)
+    #: -> ``{"labels": [...], "output": "softmax" | "sigmoid", ...}`` plus free-form facts (what it was
+    #: trained on, its figures).  A model with heads has one output per head after genre's scores, in
+    #: ``HEAD_NAMES`` order.  Empty: genre only.
+    heads: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     package_version: str = field(default_factory=lambda: version("genretag"))
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -71,6 +82,11 @@ class ArtifactManifest:
         """A short id for this exact artifact (hash of its manifest's file hashes and labels)."""
         payload = json.dumps({"files": self.files, "labels": self.labels}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def output_labels(manifest: ArtifactManifest) -> dict[str, list[str]]:
+    """Every output of the artifact's model by name, in output order: ``genre``, then its heads."""
+    return {GENRE: list(manifest.labels)} | {name: list(h["labels"]) for name, h in manifest.heads.items()}
 
 
 def sha256_file(path: Path) -> str:
@@ -104,6 +120,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 _OPTIONAL_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "calibration": dict,
     "serving": dict,
+    "heads": dict,
 }
 
 #: Keys every non-empty ``serving`` field has, and their types.
@@ -161,6 +178,7 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
         f"min_confidence must be a number in [0, 1), got {threshold!r}",
     )
     _check_serving(raw)
+    check_heads(raw.get("heads", {}))
     for name, digest in raw["files"].items():
         _check(isinstance(digest, str) and len(digest) == 64, "files", f"bad SHA-256 for {name}")
         _check(Path(name).name == name, "files", f"{name!r} must be a plain file name")
@@ -179,6 +197,27 @@ def _check_serving(raw: dict[str, Any]) -> None:
         f"unsupported export: {serving['format']!r} taking {serving['input']!r}",
     )
     _check(serving["file"] in raw["files"], "serving", f"file {serving['file']!r} not listed in 'files'")
+
+
+def check_heads(heads: dict[str, Any]) -> None:
+    _check(
+        list(heads) == [n for n in HEAD_NAMES if n in heads],
+        "heads",
+        f"names must be of {HEAD_NAMES}, in that order",
+    )
+    for name, head in heads.items():
+        where = f"heads.{name}"
+        _check(isinstance(head, dict), where, "expected an object")
+        labels = head.get("labels")
+        _check(
+            isinstance(labels, list) and bool(labels) and all(isinstance(x, str) and x for x in labels),
+            where,
+            "'labels' must be a non-empty list of non-empty strings",
+        )
+        _check(len(set(labels)) == len(labels), where, "duplicate labels")
+        _check(head.get("output") in OUTPUTS, where, f"'output' must be one of {OUTPUTS}")
+    if "speech" in heads:
+        _check(heads["speech"]["labels"] == SPEECH_LABELS, "heads.speech", f"labels must be {SPEECH_LABELS}")
 
 
 def read_manifest(artifact_dir: str | os.PathLike[str]) -> ArtifactManifest:

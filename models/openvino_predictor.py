@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from genretag.models.artifact import ArtifactError, ArtifactManifest
+from genretag.models.artifact import GENRE, ArtifactError, ArtifactManifest, output_labels
 from genretag.models.spectrum import SpectrumFrontEnd
 from genretag.models.staging import StagingBuffer
 
@@ -42,6 +42,7 @@ class OpenVinoPredictor:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         serving = manifest.serving
         self.manifest = manifest
+        self._outputs = output_labels(manifest)
         try:
             self.front = SpectrumFrontEnd(**serving["front_end"])
         except (TypeError, ValueError) as err:
@@ -55,6 +56,11 @@ class OpenVinoPredictor:
             self._compiled = openvino.Core().compile_model(str(artifact_dir / serving["file"]), "CPU", config)
         except RuntimeError as err:
             raise ArtifactError(f"{artifact_dir / serving['file']}: OpenVINO cannot load it: {err}") from None
+        if len(self._compiled.outputs) != len(self._outputs):
+            raise ArtifactError(
+                f"manifest field 'heads': the serving export has {len(self._compiled.outputs)} outputs, "
+                f"the manifest names {len(self._outputs)} ({', '.join(self._outputs)})"
+            )
         self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._parallel = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._requests = openvino.AsyncInferQueue(self._compiled, self._parallel)
@@ -63,20 +69,24 @@ class OpenVinoPredictor:
 
     def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Scores ``(n, n_labels)`` for a ``(n, window_samples)`` array or a sequence of ``n`` windows."""
+        return self.predict_outputs(windows)[GENRE]
+
+    def predict_outputs(self, windows: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output (genre, then the heads: :func:`~genretag.models.artifact.output_labels`)."""
         n = len(windows)
-        scores = np.empty((n, len(self.manifest.labels)), np.float32)
+        outputs = {name: np.empty((n, len(labels)), np.float32) for name, labels in self._outputs.items()}
         if n == 0:
-            return scores
+            return outputs
         x = self._staging.stage(windows, n)
         chunk = min(CHUNK_WINDOWS, -(-n // self._parallel))  # a batch of 8 keeps every stream busy too
         for start in range(0, n, chunk):
-            self._requests.start_async(
-                {0: self.front(x[start : start + chunk])}, scores[start : start + chunk]
-            )
+            rows = [out[start : start + chunk] for out in outputs.values()]
+            self._requests.start_async({0: self.front(x[start : start + chunk])}, rows)
         self._requests.wait_all()
-        return scores
+        return outputs
 
 
-def _collect(request: Any, rows: np.ndarray) -> None:
-    """An inference request's callback (on OpenVINO's thread): fill its rows of the batch's scores."""
-    rows[:] = request.get_output_tensor(0).data
+def _collect(request: Any, rows: list[np.ndarray]) -> None:
+    """An inference request's callback (on OpenVINO's thread): fill its rows of every output."""
+    for index, out in enumerate(rows):
+        out[:] = request.get_output_tensor(index).data

@@ -2,7 +2,10 @@
 
 A predictor maps a batch of raw PCM windows ``(n, window_samples)`` at the
 artifact's sample rate to scores ``(n, n_labels)``.  That one signature is all
-the daemon and ``classify`` rely on, whatever the model kind.
+the daemon and ``classify`` rely on, whatever the model kind.  An artifact with
+analysis heads (``manifest.heads``: speech, mood, tags) scores them on the same
+windows in the same call: :meth:`Predictor.predict_outputs` returns every output
+by name (:func:`output_labels`), :meth:`Predictor.predict` genre's alone.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from genretag.models.artifact import ArtifactError, ArtifactManifest, read_manifest, write_manifest
+from genretag.models.artifact import (
+    GENRE,
+    ArtifactError,
+    ArtifactManifest,
+    check_heads,
+    output_labels,
+    read_manifest,
+    write_manifest,
+)
 from genretag.models.openvino_predictor import OpenVinoPredictor
 from genretag.models.serving_export import ExportUnsupported, export_serving
 from genretag.models.staging import StagingBuffer, is_aligned
@@ -41,6 +52,8 @@ class Predictor(Protocol):
     manifest: ArtifactManifest
 
     def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def predict_outputs(self, windows: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
 def window_spec(manifest: ArtifactManifest) -> WindowSpec:
@@ -74,12 +87,19 @@ class KerasPredictor:
 
     def predict(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         """Scores ``(n, n_labels)`` for a ``(n, window_samples)`` array or a sequence of ``n`` windows."""
+        return self.predict_outputs(windows)[GENRE]
+
+    def predict_outputs(self, windows: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Every output (:func:`output_labels`), each ``(n, its labels)``, from one run of the model."""
         n = len(windows)
+        names = output_labels(self.manifest)
         if n == 0:
-            return np.zeros((0, len(self.manifest.labels)), np.float32)
+            return {name: np.zeros((0, len(labels)), np.float32) for name, labels in names.items()}
         x = self._staging.stage(windows, padded_size(n) if self.pad_batches else n)
-        scores = self.model.predict_on_batch(self._adopt(x))
-        return np.asarray(scores, dtype=np.float32)[:n]
+        outputs = self.model.predict_on_batch(self._adopt(x))
+        if not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        return {name: np.asarray(out, dtype=np.float32)[:n] for name, out in zip(names, outputs, strict=True)}
 
     def _adopt(self, x: np.ndarray) -> Any:
         """The backend's input for the staged batch: TensorFlow takes the buffer itself (DLPack, no copy)."""
@@ -142,6 +162,10 @@ class SklearnPredictor:
 
         feats = window_features(np.asarray(windows, dtype=np.float32), self.feature_config)
         return label_scores(self.estimator, feats, len(self.manifest.labels))
+
+    def predict_outputs(self, windows: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Genre's scores alone: a scikit-learn artifact has no heads."""
+        return {GENRE: self.predict(windows)}
 
 
 # Imported by Keras and TensorFlow, when installed, only for what loading and running a model never uses:
@@ -259,11 +283,18 @@ def _export_serving(model: Any, manifest: ArtifactManifest, directory: Path) -> 
         return {}
 
 
+def _largest_difference(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> float:
+    """The largest difference in any score of any output (both have the same outputs and shapes)."""
+    return max(float(np.abs(got[name] - scores).max()) for name, scores in expected.items())
+
+
 def _check_serving_export(
-    directory: Path, manifest: ArtifactManifest, probe: np.ndarray, expected: np.ndarray
+    directory: Path, manifest: ArtifactManifest, probe: np.ndarray, expected: dict[str, np.ndarray]
 ) -> None:
     """Hold the export, run in float32, to the Keras model's scores; record its largest difference."""
-    error = float(np.abs(OpenVinoPredictor(manifest, directory, "f32").predict(probe) - expected).max())
+    error = _largest_difference(
+        OpenVinoPredictor(manifest, directory, "f32").predict_outputs(probe), expected
+    )
     if error > manifest.serving["tolerance"]:
         raise ArtifactError(
             f"serving export disagrees with the Keras model (max diff {error:.2e}, "
@@ -289,17 +320,24 @@ def _served_by_openvino(manifest: ArtifactManifest, runtime: str, root: Path) ->
 
 def _check_keras_shapes(model: Any, manifest: ArtifactManifest) -> None:
     in_len = model.inputs[0].shape[-1]
-    out_len = model.outputs[0].shape[-1]
     if in_len is not None and in_len != manifest.window_samples:
         raise ArtifactError(
             f"manifest field 'window_seconds': model takes {in_len} samples, "
             f"manifest implies {manifest.window_samples}"
         )
-    if out_len != len(manifest.labels):
+    names = output_labels(manifest)
+    if len(model.outputs) != len(names):
         raise ArtifactError(
-            f"manifest field 'labels': model has {out_len} outputs, manifest lists "
-            f"{len(manifest.labels)} labels"
+            f"manifest field 'heads': model has {len(model.outputs)} outputs, manifest names "
+            f"{len(names)} ({', '.join(names)})"
         )
+    for (name, labels), output in zip(names.items(), model.outputs, strict=True):
+        if output.shape[-1] != len(labels):
+            field_name = "labels" if name == GENRE else f"heads.{name}"
+            raise ArtifactError(
+                f"manifest field '{field_name}': model output {name!r} has {output.shape[-1]} scores, "
+                f"manifest lists {len(labels)} labels"
+            )
 
 
 def known_inputs(manifest: ArtifactManifest, seed: int = 0) -> np.ndarray:
@@ -316,14 +354,18 @@ def known_inputs(manifest: ArtifactManifest, seed: int = 0) -> np.ndarray:
     )
 
 
-def check_predictions(manifest: ArtifactManifest, scores: np.ndarray) -> None:
-    """Scores must be finite probabilities of the right shape."""
-    if scores.shape[1:] != (len(manifest.labels),):
-        raise ArtifactError(f"model returns shape {scores.shape}, expected (n, {len(manifest.labels)})")
-    if not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
-        raise ArtifactError("model returns scores outside [0, 1] or non-finite")
-    if manifest.output == "softmax" and not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
-        raise ArtifactError("manifest field 'output': softmax scores do not sum to one")
+def check_predictions(manifest: ArtifactManifest, outputs: dict[str, np.ndarray]) -> None:
+    """Every output must be finite probabilities of the right shape (softmax ones summing to one)."""
+    kinds = {GENRE: manifest.output} | {name: h["output"] for name, h in manifest.heads.items()}
+    for name, labels in output_labels(manifest).items():
+        scores = outputs.get(name)
+        if scores is None or scores.shape[1:] != (len(labels),):
+            got = "none" if scores is None else f"shape {scores.shape}"
+            raise ArtifactError(f"model output {name!r}: {got}, expected (n, {len(labels)})")
+        if not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
+            raise ArtifactError(f"model output {name!r}: scores outside [0, 1] or non-finite")
+        if kinds[name] == "softmax" and not np.allclose(scores.sum(axis=1), 1.0, atol=1e-3):
+            raise ArtifactError(f"model output {name!r}: softmax scores do not sum to one")
 
 
 def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -> Predictor:
@@ -333,12 +375,14 @@ def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -
     place only after the reloaded model reproduces the in-memory model's
     scores, so a broken export never ships and never replaces a good one.
     """
+    check_heads(manifest.heads)  # before the model is run on its account
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; an artifact must be readable by the service user
     try:
         if manifest.kind == "keras":
+            _check_keras_shapes(model, manifest)
             serving = _export_serving(model, manifest, staging)
             manifest = replace(manifest, model_file=KERAS_FILE, serving=serving)
             model.save(staging / KERAS_FILE)
@@ -351,14 +395,12 @@ def save_artifact(model: Any, manifest: ArtifactManifest, out_dir: str | Path) -
             live = SklearnPredictor(manifest, model)
         write_manifest(staging, manifest)
         probe = known_inputs(manifest)
-        expected = live.predict(probe)
+        expected = live.predict_outputs(probe)
         check_predictions(manifest, expected)
         reloaded = load_predictor(staging, runtime="keras")
-        got = reloaded.predict(probe)
-        if not np.allclose(got, expected, atol=1e-4):
-            raise ArtifactError(
-                f"reloaded model disagrees with the trained one (max diff {np.abs(got - expected).max():.2e})"
-            )
+        diff = _largest_difference(reloaded.predict_outputs(probe), expected)
+        if diff > 1e-4:
+            raise ArtifactError(f"reloaded model disagrees with the trained one (max diff {diff:.2e})")
         if manifest.serving:
             _check_serving_export(staging, manifest, probe, expected)
         if out.exists():

@@ -17,7 +17,7 @@ class FakePredictor:
     """Scores every window ``[tag, 1 - tag]``; records batch sizes; optionally slow or failing."""
 
     def __init__(self, tag: float = 0.0, delay: float = 0.0, fail: bool = False) -> None:
-        self.manifest = SimpleNamespace(labels=["a", "b"])
+        self.manifest = SimpleNamespace(labels=["a", "b"], heads={})
         self.tag, self.delay, self.fail = tag, delay, fail
         self.batches: list[int] = []
 
@@ -27,6 +27,9 @@ class FakePredictor:
         if self.fail:
             raise RuntimeError("model exploded")
         return np.tile(np.array([self.tag, 1 - self.tag], np.float32), (len(windows), 1))
+
+    def predict_outputs(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        return {"genre": self.predict(windows)}
 
 
 def window(pos: float, age: float = 0.0) -> Window:
@@ -42,7 +45,7 @@ class Recorder:
         self.done = threading.Event()
         self.expected = 0
 
-    def result(self, stream: str, w: Window, scores: np.ndarray) -> None:
+    def result(self, stream: str, w: Window, scores: np.ndarray, heads: object) -> None:
         self.results.append((stream, w.pos, float(scores[0])))
         self.latencies.append(time.monotonic() - w.arrival_time)
         if len(self.results) >= self.expected:

@@ -40,6 +40,9 @@ class ConstantPredictor:
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return np.tile(self.scores, (len(windows), 1))
 
+    def predict_outputs(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        return {"genre": self.predict(windows)}
+
 
 def tagger(
     max_streams: int = 8, predictor: Any = None, smoothing: SmoothingConfig | None = None

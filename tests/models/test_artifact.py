@@ -70,7 +70,7 @@ def test_tampered_model_file_is_refused(artifact: Path) -> None:
     ("field", "value", "message"),
     [
         ("labels", ["a", "a", "b"], "'labels': duplicate"),
-        ("labels", ["a", "b", "c", "d"], "'labels': model has 3 outputs"),
+        ("labels", ["a", "b", "c", "d"], "'labels': model output 'genre' has 3 scores"),
         ("sample_rate", 16000, "'window_seconds': model takes 4000"),
         ("kind", "pickle", "'kind'"),
         ("format_version", 99, "'format_version'"),
@@ -129,3 +129,59 @@ def test_a_fifo_manifest_is_refused_without_blocking(artifact: Path) -> None:
     os.mkfifo(artifact / "manifest.json")
     with pytest.raises(ArtifactError, match="not a regular file"):
         load_predictor(artifact)
+
+
+def _tiny_model_with_heads() -> keras.Model:
+    """Genre and two heads (speech softmax, tags sigmoid) on one trunk, in the manifest's output order."""
+    inputs = keras.Input((int(SR * WINDOW_S),))
+    x = keras.layers.Reshape((-1, 1))(inputs)
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Conv1D(4, 16, strides=8, activation="relu")(x))
+    genre = keras.layers.Dense(len(LABELS), activation="softmax")(x)
+    speech = keras.layers.Dense(2, activation="softmax")(x)
+    tags = keras.layers.Dense(3, activation="sigmoid")(x)
+    return keras.Model(inputs, [genre, speech, tags])
+
+
+HEADS = {
+    "speech": {"labels": ["music", "speech"], "output": "softmax"},
+    "tags": {"labels": ["vocals", "guitar", "piano"], "output": "sigmoid"},
+}
+
+
+def test_heads_round_trip_as_named_outputs(tmp_path: Path) -> None:
+    predictor = save_artifact(_tiny_model_with_heads(), _manifest(heads=HEADS), tmp_path / "art")
+    windows = np.random.default_rng(1).standard_normal((4, 4000)).astype(np.float32)
+    outputs = load_predictor(tmp_path / "art").predict_outputs(windows)
+    assert list(outputs) == ["genre", "speech", "tags"]
+    assert [o.shape for o in outputs.values()] == [(4, 3), (4, 2), (4, 3)]
+    assert np.allclose(outputs["speech"].sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(predictor.predict(windows), outputs["genre"])
+
+
+@pytest.mark.parametrize(
+    ("heads", "message"),
+    [
+        (
+            {"speech": {"labels": ["talk", "music"], "output": "softmax"}, "tags": HEADS["tags"]},
+            "'heads.speech': labels must be",
+        ),
+        ({"tags": HEADS["tags"], "speech": HEADS["speech"]}, "'heads': names must be"),
+        ({"speech": HEADS["speech"], "weather": HEADS["tags"]}, "'heads': names must be"),
+        (
+            {"speech": HEADS["speech"], "tags": {"labels": ["a", "a", "b"], "output": "sigmoid"}},
+            "'heads.tags': duplicate",
+        ),
+        (
+            {"speech": HEADS["speech"], "tags": {"labels": ["a", "b", "c"], "output": "relu"}},
+            "'heads.tags': 'output'",
+        ),
+    ],
+)
+def test_bad_heads_are_refused(tmp_path: Path, heads: dict[str, object], message: str) -> None:
+    with pytest.raises(ArtifactError, match=message):
+        save_artifact(_tiny_model_with_heads(), _manifest(heads=heads), tmp_path / "art")
+
+
+def test_a_head_the_model_lacks_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="'heads': model has 1 outputs, manifest names 2"):
+        save_artifact(_tiny_model(), _manifest(heads={"speech": HEADS["speech"]}), tmp_path / "art")
