@@ -23,6 +23,18 @@ from genretag.daemon.silence import SilenceGate, StateChange
 from genretag.pipeline.audio import INT16_SCALE
 from genretag.pipeline.windows import WindowSpec, frame_count
 
+RESAMPLE_BLOCK_SECONDS = 0.05
+"""The most input audio handed to the resampler in one call.
+
+soxr's stream resampler keeps buffers as large as the largest chunk it was ever
+given (44.1 -> 16 kHz: 137 KiB a stream after 0.05 s calls, 298 KiB after 0.5 s
+ones), so a long message is fed to it in blocks of this length; its output is the
+same.  Shorter blocks save little more memory (119 KiB at 0.02 s) for more CPU
+(the windower's cost per stream and second of audio: about 0.31 ms in whole 0.5 s
+messages, 0.37 ms in 0.05 s blocks, 0.43 ms in 0.02 s ones); figures in
+``benchmarks/RESULTS.md``, "Per-stream memory".
+"""
+
 
 class BadAudio(ValueError):
     """A chunk the windower cannot mix (not int16 or float32, not ``(frames[, channels])``, rate not > 0).
@@ -171,7 +183,7 @@ class StreamWindower:
         if fmt[0] != self.rate and self._resampler is None:
             self._resampler = soxr.ResampleStream(fmt[0], self.rate, 1, dtype="float32", quality="HQ")
         self.frames_in += mono.size
-        out = mono if self._resampler is None else self._resampler.resample_chunk(mono)
+        out = mono if self._resampler is None else self._resample(mono, fmt[0])
         self._append(out, arrival_time, result)
         return self._stamp(result)
 
@@ -188,6 +200,15 @@ class StreamWindower:
     def _stamp(self, result: PushResult) -> PushResult:
         result.pos, result.silence_seconds = self.pos, self.gate.silence_seconds
         return result
+
+    def _resample(self, mono: np.ndarray, input_rate: int) -> np.ndarray:
+        """``mono`` through the stream resampler in blocks of at most ``RESAMPLE_BLOCK_SECONDS``."""
+        assert self._resampler is not None
+        block = max(1, int(RESAMPLE_BLOCK_SECONDS * input_rate))
+        if mono.size <= block:
+            return self._resampler.resample_chunk(mono)
+        parts = [self._resampler.resample_chunk(mono[i : i + block]) for i in range(0, mono.size, block)]
+        return np.concatenate(parts)
 
     def _finish_resampler(self) -> np.ndarray:
         if self._resampler is None:
