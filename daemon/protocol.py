@@ -25,7 +25,8 @@ carries any number of named streams.  Each message has exactly three parts::
 ``pcm``
     Interleaved samples (frame 0 channel 0, frame 0 channel 1, ...), 1 byte to
     1 MiB, a whole number of frames.  float32 samples are nominally in
-    [-1, 1] and must be finite; int16 full scale is 32767.
+    [-1, 1] (the windower clips beyond, as training data are) and must be
+    finite; int16 full scale is 32767.
 
 The rate and channel count may change from one message to the next (a new
 file on the producer side).  A ``seq`` that skips numbers means messages were

@@ -9,7 +9,9 @@ position and the arrival time of the chunk that completed it.
 
 Resampling one chunk at a time with a stream resampler gives bit-for-bit the
 output of resampling the whole signal at once: no clicks at chunk boundaries
-and no drift in positions.
+and no drift in positions.  The ring holds that output as int16, scaled and
+rounded as the training shards hold audio (:func:`~genretag.pipeline.audio.float_to_int16`),
+so per-stream state is half that of float32 and a window is what training saw.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import soxr
 
 from genretag.daemon.silence import SilenceGate, StateChange
-from genretag.pipeline.audio import INT16_SCALE
+from genretag.pipeline.audio import INT16_SCALE, float_to_int16
 from genretag.pipeline.windows import WindowSpec, frame_count
 
 RESAMPLE_BLOCK_SECONDS = 0.05
@@ -51,7 +53,9 @@ class Window:
 
     Attributes
     ----------
-    samples : float32 mono ``(window_samples,)`` at the model rate; a copy, safe to keep.
+    samples : float32 mono ``(window_samples,)`` at the model rate; a copy, safe to keep.  Its values
+        are int16 steps (``float_to_int16`` then ``int16_to_float`` of :mod:`genretag.pipeline.audio`),
+        as in the training shards: the ring holds int16, half the memory of float32.
     pos : stream position in seconds of the window's *end* (model-rate samples / rate).
     arrival_time : the ``arrival_time`` given with the chunk that completed the window
         (same clock as the caller's, e.g. ``time.monotonic()``), for end-to-end latency.
@@ -131,7 +135,9 @@ class StreamWindower:
         self.gate = SilenceGate(self.rate, silence_db, silence_hold_seconds)
         # Holds the next window's start up to the newest sample: one window is enough, as
         # :meth:`_append` writes only up to where the next window completes (see there).
-        self.buffer = np.zeros(self.window_samples, dtype=np.float32)
+        # int16, scaled like the training shards (pipeline.audio.float_to_int16): 93 KiB a stream
+        # at 16 kHz instead of 186; windows come out as float32 (_read).
+        self.buffer = np.zeros(self.window_samples, dtype=np.int16)
         self._written = 0  # model-rate samples ever written; ring index is _written % size
         self._format: tuple[int, int] | None = None  # (input rate, channels)
         self._resampler: soxr.ResampleStream | None = None
@@ -251,17 +257,20 @@ class StreamWindower:
     def _write(self, chunk: np.ndarray) -> None:
         at = self._written % self.buffer.size
         first = min(chunk.size, self.buffer.size - at)
-        self.buffer[at : at + first] = chunk[:first]
-        self.buffer[: chunk.size - first] = chunk[first:]
+        quantised = float_to_int16(chunk)
+        self.buffer[at : at + first] = quantised[:first]
+        self.buffer[: chunk.size - first] = quantised[first:]
         self._written += chunk.size
 
     def _read(self, start: int) -> np.ndarray:
+        """The window starting at stream sample ``start`` as float32: exactly ``int16_to_float`` of it."""
         at = start % self.buffer.size
-        if at + self.window_samples <= self.buffer.size:
-            return self.buffer[at : at + self.window_samples].copy()
-        return np.concatenate(
-            (self.buffer[at:], self.buffer[: self.window_samples - (self.buffer.size - at)])
-        )
+        out = np.empty(self.window_samples, dtype=np.float32)
+        first = min(self.window_samples, self.buffer.size - at)
+        scale = np.float32(INT16_SCALE)
+        np.divide(self.buffer[at : at + first], scale, out=out[:first], dtype=np.float32)
+        np.divide(self.buffer[: self.window_samples - first], scale, out=out[first:], dtype=np.float32)
+        return out
 
 
 def _mix(samples: np.ndarray, sample_rate: int) -> np.ndarray:

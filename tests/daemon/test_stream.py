@@ -15,8 +15,8 @@ import soxr
 from genretag.daemon.protocol import DEFAULT_LIMITS, FrameError, check_chunk
 from genretag.daemon.silence import SilenceGate
 from genretag.daemon.sources.base import Chunk, deliver
-from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window
-from genretag.pipeline.audio import INT16_SCALE
+from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window, _mix
+from genretag.pipeline.audio import INT16_SCALE, float_to_int16, int16_to_float
 from genretag.pipeline.windows import WindowSpec, frame_windows
 
 SPEC = WindowSpec(16000, 1.0, 0.5)  # small windows keep the tests fast; geometry is what matters
@@ -37,13 +37,20 @@ def push_random_chunks(
     return windows + (w.flush().windows if flush else [])
 
 
+def as_served(x: np.ndarray) -> np.ndarray:
+    """``x`` as the ring holds it: quantised to int16 like the training shards, back in float32."""
+    return int16_to_float(float_to_int16(x))
+
+
 def assert_windows_match(windows: list[Window], ref: np.ndarray) -> None:
-    """Windows are exactly the reference signal cut every hop, at exact positions."""
+    """Windows are the reference signal cut every hop, at exact positions, in int16 steps (half a step
+    of rounding, and the streaming resampler's difference from one-shot resampling, under 1e-5)."""
     assert len(windows) == 1 + (len(ref) - WIN) // HOP
     for k, win in enumerate(windows):
         assert win.samples.dtype == np.float32 and win.samples.shape == (WIN,)
         assert win.pos == (k * HOP + WIN) / SPEC.sample_rate
-        np.testing.assert_allclose(win.samples, ref[k * HOP : k * HOP + WIN], atol=1e-5)
+        np.testing.assert_array_equal(as_served(win.samples), win.samples)
+        np.testing.assert_allclose(win.samples, ref[k * HOP : k * HOP + WIN], atol=0.5 / INT16_SCALE + 1e-5)
 
 
 def tone(seconds: float, sr: int, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
@@ -112,7 +119,7 @@ def test_ring_buffer_memory_is_constant_over_ten_minutes_of_20ms_chunks() -> Non
         w.push(chunk, sr, float(i))
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert w.buffer is buffer and w.buffer.nbytes == nbytes == WIN * 4
+    assert w.buffer is buffer and w.buffer.nbytes == nbytes == WIN * 2  # int16
     assert grown < 64 * 1024
     assert w.windows_out == 1 + (round(w.pos * 16000) - WIN) // HOP
     assert abs(w.pos - 600.0) < 0.01
@@ -205,7 +212,7 @@ def test_hop_longer_than_window_skips_samples_between_windows() -> None:
     windows = [win for i in range(0, len(x), 777) for win in w.push(x[i : i + 777], 16000, 0.0).windows]
     assert [win.pos for win in windows] == [0.5, 1.75, 3.0, 4.25, 5.5]
     for k, win in enumerate(windows):
-        np.testing.assert_array_equal(win.samples, x[k * 20000 : k * 20000 + 8000])
+        np.testing.assert_array_equal(win.samples, as_served(x[k * 20000 : k * 20000 + 8000]))
 
 
 def program(*parts: tuple[float, float], sr: int = 44100) -> np.ndarray:
@@ -261,9 +268,10 @@ def test_fast_mixdown_matches_the_pipeline_mix(channels: int, dtype: type) -> No
     x = np.round(x * 8000).astype(np.int16) if dtype is np.int16 else x.astype(np.float32)
     ref = to_mono(x) if dtype is np.float32 else int16_to_float(to_mono(x))
     ref = np.asarray(ref, dtype=np.float32).reshape(-1)
+    np.testing.assert_allclose(_mix(x if channels > 1 else x[:, 0], 16000), ref, atol=1e-6)
     w = StreamWindower(WindowSpec(16000, 0.5, 0.5), silence_db=-200)
     got = np.concatenate([win.samples for win in w.push(x if channels > 1 else x[:, 0], 16000, 0.0).windows])
-    np.testing.assert_allclose(got, ref[: got.size], atol=1e-6)
+    np.testing.assert_allclose(got, as_served(ref[: got.size]), atol=1 / INT16_SCALE + 1e-6)  # clipped too
 
 
 def test_gate_levels_are_the_pipeline_rms_dbfs() -> None:
@@ -286,7 +294,7 @@ def test_ring_cuts_the_windows_of_the_one_framing_helper(hop_seconds: float) -> 
     x = np.random.default_rng(3).uniform(-0.5, 0.5, 16000 * 7 + 123).astype(np.float32)
     w = StreamWindower(spec)
     windows = push_random_chunks(w, x, spec.sample_rate, seed=4)
-    expected, starts = frame_windows(x, spec)
+    expected, starts = frame_windows(as_served(x), spec)
     assert len(windows) == len(expected) == w.windows_out
     np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
     np.testing.assert_allclose([win.pos - spec.window_seconds for win in windows], starts, atol=1e-9)
@@ -311,7 +319,7 @@ def test_ring_of_one_window_cuts_every_window_for_any_chunking(window: int, hop:
             break
         windows += w.push(x[i : i + n], spec.sample_rate, arrival_time=float(i)).windows
         i += n
-    expected, starts = frame_windows(x, spec)
+    expected, starts = frame_windows(as_served(x), spec)
     assert len(windows) == len(expected) == w.windows_out
     np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
     np.testing.assert_allclose([win.pos - spec.window_seconds for win in windows], starts, atol=1e-9)
@@ -344,3 +352,19 @@ def test_per_stream_memory_is_the_ring_and_a_bounded_resampler() -> None:
     assert cut == n * windowers[0].windows_out == n * 2  # the third waits for soxr's delay
     assert ring <= spec.window_samples * 4
     assert per_stream < ring + 170 * 1024, f"{per_stream / 1024:.0f} KiB a stream, ring {ring / 1024:.0f} KiB"
+
+
+def test_ring_holds_int16_and_windows_are_exactly_the_training_quantisation() -> None:
+    """Issue 18: the ring is int16 (half of float32), and a window is float_to_int16 then int16_to_float of
+    the audio, bit for bit, including samples past full scale (clipped, as the training shards clip)."""
+    spec = WindowSpec(16000, 0.5, 0.2)
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(0, 0.3, 16000), rng.uniform(-1.5, 1.5, 4000), np.full(3000, 2e-5)])
+    x = x.astype(np.float32)
+    w = StreamWindower(spec, silence_db=-200)
+    assert w.buffer.dtype == np.int16 and w.buffer.nbytes == spec.window_samples * 2
+    windows = push_random_chunks(w, x, 16000, seed=8)
+    expected, _ = frame_windows(int16_to_float(float_to_int16(x)), spec)
+    np.testing.assert_array_equal(np.stack([win.samples for win in windows]), expected)
+    assert all(win.samples.dtype == np.float32 and win.samples.flags.c_contiguous for win in windows)
+    assert np.abs(np.stack([win.samples for win in windows])).max() == 1.0
