@@ -31,8 +31,24 @@ def _format(event: dict[str, Any]) -> str:
         return f"{line} {label} (was {event['prev'] or '-'}{why})"
     if event["type"] == "state":
         return f"{line} {event['state']}{why} label={label}"
+    if event["type"] == "mood":
+        return f"{line} {event['mood'] or '-'} (was {event['prev'] or '-'}) label={label}"
+    if event["type"] == "analysis":
+        return f"{line} {_descriptors(event)} label={label}"
     top = sorted(event["scores"].items(), key=lambda kv: -kv[1])[:3]
     return f"{line} {label} [" + " ".join(f"{genre}={p:.3f}" for genre, p in top) + "]"
+
+
+def _descriptors(event: dict[str, Any]) -> str:
+    """Tempo, key and mood of an analysis event, as far as it has them."""
+    tempo, key = event.get("tempo"), event.get("key")
+    parts = [
+        f"tempo={tempo['bpm']:.1f}" if tempo else "tempo=-",
+        f"key={key['name']}" if key else "key=-",
+    ]
+    if "mood" in event:
+        parts.append(f"mood={event['mood'] or '-'}")
+    return " ".join(parts)
 
 
 @click.command()
@@ -43,7 +59,7 @@ def _format(event: dict[str, Any]) -> str:
     "types",
     multiple=True,
     metavar="TYPE",
-    help="Only events of this type: label, scores or state (repeatable; default all).",
+    help="Only events of this type: label, scores, state, mood or analysis (repeatable; default all).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print each event's JSON as received, one per line.")
 @click.option("--count", type=click.IntRange(min=1), help="Exit 0 after printing N events.")
@@ -68,8 +84,9 @@ def subscribe(
 
     One line per event, flushed at once so a pipe sees it live: by default
     time, stream, position, type, label and confidence plus the previous label
-    (label events), the state (state events) or the top scores (scores
-    events); with --json the event's JSON object (schema: see the README).
+    (label events), the state (state events), the mood and the one before
+    (mood events), tempo, key and mood (analysis events) or the top scores
+    (scores events); with --json the event's JSON object (schema: see the README).
     Messages that are not genretag events are reported on stderr and skipped.
     A daemon whose publisher has curve keys needs --curve-server-key (and
     --curve-key when it lists its clients); a refused subscriber receives

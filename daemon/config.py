@@ -11,6 +11,8 @@ Keys are a public contract; every key, with its default::
     [silence]   threshold_db = -50, hold_seconds = 2
     [smoothing] method = "ema" | "mean", ema_alpha = 0.2, mean_windows = 9, switch_margin = 0.1,
                 switch_seconds = 6, settle_windows = 4
+    [analysis]  speech = true, speech_threshold = 0.5, speech_windows = 2, mood = true, tags = true,
+                tempo = true, key = true, context_seconds = 30, update_seconds = 3
     [publish]   address = "tcp://127.0.0.1:5556", scores = false, hwm = 1000, nodrop = false,
                 allow_public = false, curve_secret_key (file), curve_clients (directory)
     [metrics]   address = "127.0.0.1:9464", enabled = true, allow_public = false
@@ -114,6 +116,26 @@ class SmoothingConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """What the daemon says beside genre (:mod:`genretag.daemon.analysis`); each part can be switched off.
+
+    ``speech``, ``mood`` and ``tags`` read the artifact's heads and do nothing for a model without them;
+    ``tempo`` and ``key`` analyse the audio itself, over the last ``context_seconds``, every
+    ``update_seconds``.
+    """
+
+    speech: bool = True
+    speech_threshold: float = 0.5  # P(speech) of a window at or above which it is talk
+    speech_windows: int = 2  # windows in a row that enter (or leave) the speech state
+    mood: bool = True
+    tags: bool = True
+    tempo: bool = True
+    key: bool = True
+    context_seconds: float = 30.0
+    update_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
 class PublishConfig:
     address: str = DEFAULT_ADDRESS
     scores: bool = False
@@ -164,6 +186,7 @@ class Config:
     window: WindowConfig = field(default_factory=WindowConfig)
     silence: SilenceConfig = field(default_factory=SilenceConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
@@ -195,6 +218,10 @@ _RULES: dict[str, tuple[Any, str]] = {
     "smoothing.min_confidence": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "smoothing.change_distance": (lambda v: 0 < v <= 1, "must be in (0, 1] (1: no change detection)"),
     "smoothing.change_windows": (lambda v: 1 <= v <= 100, "must be 1..100"),
+    "analysis.speech_threshold": (lambda v: 0 < v < 1, "must be in (0, 1)"),
+    "analysis.speech_windows": (lambda v: 1 <= v <= 100, "must be 1..100"),
+    "analysis.context_seconds": (lambda v: 5 <= v <= 600, "must be 5..600 seconds"),
+    "analysis.update_seconds": (lambda v: 0.5 <= v <= 600, "must be 0.5..600 seconds"),
     "publish.hwm": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
     "limits.max_frame_bytes": (lambda v: 1024 <= v <= 64 << 20, "must be 1024..67108864 bytes"),
     "limits.max_streams": (lambda v: 1 <= v <= 10000, "must be 1..10000"),

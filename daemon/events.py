@@ -18,7 +18,8 @@ Keys of every event
     key            type             meaning
     ============== ================ ==========================================
     ``v``          int              schema version, 1
-    ``type``       string           ``label``, ``scores`` or ``state``
+    ``type``       string           ``label``, ``scores``, ``state``, ``mood``
+                                    or ``analysis``
     ``stream``     string           stream id
     ``time``       float            Unix time of publication, seconds
     ``pos``        float            stream position of the audio, seconds
@@ -40,11 +41,32 @@ Types
     ``state``  the stream's state changed; adds ``state``: ``up`` (audio
                arrives), ``down`` (source lost, or never reached), ``silence``
                (dead air, the model is not run), ``recovered`` (audio after
-               silence); and ``reason``.
+               silence), ``speech`` (talk, or talk over music: the genre is
+               held), ``music`` (music again after ``speech``); and ``reason``.
+               ``up`` and ``recovered`` mean music until a ``speech`` event.
+    ``mood``   the rolling mood changed (a model with a mood head): adds
+               ``mood``, ``mood_confidence``, ``mood_scores`` (quadrant ->
+               smoothed probability) and ``prev`` (the mood before, or null).
+               ``label``, ``confidence`` and ``scores`` are still genre's.
+    ``analysis`` the rolling tempo or key was re-estimated (every
+               ``analysis.update_seconds`` of music): the stream's descriptors
+               below, as they stand.
+
+Descriptors (optional keys of ``scores``, ``mood`` and ``analysis`` events, present
+when the model and the ``[analysis]`` config provide them; see
+:mod:`genretag.daemon.analysis`)
+    ``speech``           float: P(speech) of the window (``scores``), else of the last window
+    ``held``             bool: the genre did not learn from this window (talk)
+    ``mood``             string or null: the rolling mood; ``mood_confidence``, ``mood_scores``
+    ``tags``             object: tag -> smoothed probability (vocals, guitar, ...)
+    ``tempo``            ``{"bpm": float, "confidence": float}`` or null
+    ``key``              ``{"name": "A minor", "tonic": "A", "mode": "minor",
+                         "confidence": float}`` or null
 
 Reasons (``reason``: a short machine-readable word; new ones may appear)
     ``state`` events: ``up`` and ``recovered`` have ``audio``, ``silence`` has
-    ``silence``; ``down`` has one of :data:`DOWN_REASONS` or ``http_NNN``
+    ``silence``, ``speech`` has ``speech``, ``music`` has ``music``; ``down`` has
+    one of :data:`DOWN_REASONS` or ``http_NNN``
     (the HTTP status a ``url:`` server answered, ``http_4xx``/``http_5xx``
     when ffmpeg does not name it).  Null ``label`` events have ``silence``,
     ``uncertain`` (the smoother abstains), ``reload`` (the model or the
@@ -56,6 +78,9 @@ Example::
     genretag.label.radio1
     {"v":1,"type":"label","stream":"radio1","time":1718000000.123456,"pos":93.5,
      "label":"rock","confidence":0.8123,"scores":{"jazz":0.0511,"rock":0.8123},"prev":"jazz"}
+
+New event types may appear within version 1, as new keys may: readers ignore
+types and keys they do not know (:func:`decode_event` accepts them).
 
 Delivery is best effort, as with any PUB socket: a subscriber receives events
 from the moment its subscription reaches the daemon, and one that falls
@@ -74,8 +99,8 @@ from typing import Any
 import zmq
 
 SCHEMA_VERSION = 1
-EVENT_TYPES = ("label", "scores", "state")  # also spelled out in genretag subscribe --help
-STATES = ("up", "down", "silence", "recovered")
+EVENT_TYPES = ("label", "scores", "state", "mood", "analysis")  # also in genretag subscribe --help
+STATES = ("up", "down", "silence", "recovered", "speech", "music")
 #: Why a stream went down: the ``reason`` of ``down`` state events (besides ``http_NNN``).
 DOWN_REASONS = {
     "eof": "the source ended: end of file, or the server ended the stream",
@@ -92,12 +117,25 @@ DOWN_REASONS = {
 #: Why the rolling label became null, besides a ``down`` reason: the ``reason`` of null ``label`` events.
 NULL_LABEL_REASONS = ("silence", "uncertain", "reload")
 #: The reason of the other states.
-STATE_REASONS = {"up": "audio", "recovered": "audio", "silence": "silence"}
+STATE_REASONS = {
+    "up": "audio",
+    "recovered": "audio",
+    "silence": "silence",
+    "speech": "speech",
+    "music": "music",
+}
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,31}")
 TOPIC_ROOT = "genretag."
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5556"
 COMMON_KEYS = ("v", "type", "stream", "time", "pos", "label", "confidence", "scores")
-TYPE_KEYS = {"label": ("prev",), "scores": (), "state": ("state",)}
+TYPE_KEYS = {
+    "label": ("prev",),
+    "scores": (),
+    "state": ("state",),
+    "mood": ("prev", "mood"),
+    "analysis": (),
+}
+_TYPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 Event = dict[str, Any]
 
@@ -110,6 +148,7 @@ def _event(
     confidence: float | None,
     scores: Mapping[str, float],
     now: float | None,
+    descriptors: Mapping[str, Any] | None = None,
 ) -> Event:
     return {
         "v": SCHEMA_VERSION,
@@ -119,8 +158,14 @@ def _event(
         "pos": round(float(pos), 3),
         "label": label,
         "confidence": None if confidence is None else round(float(confidence), 4),
-        "scores": {genre: round(float(p), 4) for genre, p in scores.items()},
+        "scores": rounded(scores),
+        **(descriptors or {}),
     }
+
+
+def rounded(scores: Mapping[str, float]) -> dict[str, float]:
+    """Probabilities as events carry them: 4 decimals."""
+    return {name: round(float(p), 4) for name, p in scores.items()}
 
 
 def label_event(
@@ -154,10 +199,42 @@ def scores_event(
     confidence: float | None,
     scores: Mapping[str, float],
     *,
+    descriptors: Mapping[str, Any] | None = None,
     now: float | None = None,
 ) -> Event:
-    """The smoothed scores after one window of ``stream``."""
-    return _event("scores", stream, pos, label, confidence, scores, now)
+    """The smoothed scores after one window of ``stream``, with its descriptors (module docstring)."""
+    return _event("scores", stream, pos, label, confidence, scores, now, descriptors)
+
+
+def mood_event(
+    stream: str,
+    pos: float,
+    label: str | None,
+    confidence: float | None,
+    scores: Mapping[str, float],
+    prev: str | None,
+    descriptors: Mapping[str, Any],
+    *,
+    now: float | None = None,
+) -> Event:
+    """The rolling mood of ``stream`` changed from ``prev`` (``descriptors`` hold the new ``mood``)."""
+    if "mood" not in descriptors:
+        raise ValueError("a mood event needs the 'mood' descriptor")
+    return {**_event("mood", stream, pos, label, confidence, scores, now, descriptors), "prev": prev}
+
+
+def analysis_event(
+    stream: str,
+    pos: float,
+    label: str | None,
+    confidence: float | None,
+    scores: Mapping[str, float],
+    descriptors: Mapping[str, Any],
+    *,
+    now: float | None = None,
+) -> Event:
+    """The tempo or key of ``stream`` was re-estimated: its descriptors as they stand."""
+    return _event("analysis", stream, pos, label, confidence, scores, now, descriptors)
 
 
 def state_event(
@@ -223,10 +300,12 @@ def decode_event(parts: Sequence[bytes]) -> Event:
     if (
         not isinstance(event, dict)
         or event.get("v") != SCHEMA_VERSION
-        or event.get("type") not in EVENT_TYPES
+        or not isinstance(event.get("type"), str)
+        or not _TYPE.fullmatch(event["type"])
     ):
         raise ValueError(f"not a version-{SCHEMA_VERSION} genretag event: {parts[1][:80]!r}")
-    missing = [key for key in COMMON_KEYS + TYPE_KEYS[event["type"]] if key not in event]
+    # A type this version does not know (a newer daemon's) is passed on with its common keys checked.
+    missing = [key for key in COMMON_KEYS + TYPE_KEYS.get(event["type"], ()) if key not in event]
     if missing:
         raise ValueError(f"{event['type']} event without {', '.join(missing)}")
     return event

@@ -32,7 +32,7 @@ from prometheus_client import (
 )
 
 from genretag.daemon.metrics_http import MetricsServer
-from genretag.daemon.stream_series import SmoothedScores, StreamFamily, StreamLabels
+from genretag.daemon.stream_series import StreamChoice, StreamFamily, StreamLabels, StreamScores
 from genretag.models.artifact import ArtifactManifest
 
 # What the exposition is: every name is a classic Prometheus name, so the text format 0.0.4 that every
@@ -40,8 +40,10 @@ from genretag.models.artifact import ArtifactManifest
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNKNOWN_STREAM = "?"
 DROP_REASONS = ("queue_full", "stale", "inference_error", "shutdown")
-EVENT_TYPES = ("label", "scores", "state")
+EVENT_TYPES = ("label", "scores", "state", "mood", "analysis")  # as genretag.daemon.events.EVENT_TYPES
 AUTH_SOCKETS = ("input", "publish")
+#: The values of ``genretag_stream_state``'s ``state`` label.
+STREAM_STATES = ("music", "speech", "silence", "down")
 # Fine between 50 ms and 1 s, where latency targets sit (p99 < 250 ms on a CPU, < 500 ms on a GPU):
 # a quantile is interpolated inside its bucket, so it is only as precise as the bounds around it.
 _LATENCY_BUCKETS = (
@@ -77,7 +79,8 @@ class Metrics:
 
     The families updated for every window of every stream are
     :class:`~genretag.daemon.stream_series.StreamFamily` objects (``inc(stream)``,
-    ``set(stream, value)``) and :class:`~genretag.daemon.stream_series.SmoothedScores`,
+    ``set(stream, value)``), :class:`~genretag.daemon.stream_series.StreamScores` and
+    :class:`~genretag.daemon.stream_series.StreamChoice`,
     written by the daemon's own code at scrape time (prometheus-client took 1.6-2.3 s
     per scrape at 10,000 streams; see that module).  The other attributes are
     prometheus-client objects; their per-stream series should be reached through
@@ -183,7 +186,63 @@ class Metrics:
             "silence threshold for at least the hold time, hold included).",
             labels,
         )
-        self.scores = SmoothedScores(labels)
+        self.scores = StreamScores(
+            "genretag_smoothed_score",
+            "Current smoothed probability of each genre, per stream.",
+            "genre",
+            labels,
+        )
+        self.stream_state = StreamChoice(
+            "genretag_stream_state",
+            "1 for the state each stream is in, 0 for the others: music (the genre is tagged), speech "
+            "(talk or talk over music: the genre is held), silence, down.",
+            "state",
+            labels,
+            STREAM_STATES,
+        )
+        self.speech_seconds = StreamFamily(
+            "genretag_speech_seconds",
+            "counter",
+            "Stream time spent in state speech (a model with a speech head), counted a window hop at a time.",
+            labels,
+        )
+        self.speech_probability = StreamFamily(
+            "genretag_speech_probability", "gauge", "P(speech) of the stream's latest scored window.", labels
+        )
+        self.mood_scores = StreamScores(
+            "genretag_mood_score",
+            "Current smoothed probability of each mood quadrant (happy, tense, sad, calm), per stream.",
+            "mood",
+            labels,
+        )
+        self.mood_changes = StreamFamily(
+            "genretag_mood_changes",
+            "counter",
+            "Changes of the rolling mood, per stream (first included).",
+            labels,
+        )
+        self.tag_scores = StreamScores(
+            "genretag_tag_score",
+            "Current smoothed probability of each instrumentation and voice tag, per stream.",
+            "tag",
+            labels,
+        )
+        self.tempo_bpm = StreamFamily(
+            "genretag_tempo_bpm", "gauge", "The stream's rolling tempo in beats per minute (0: none).", labels
+        )
+        self.tempo_confidence = StreamFamily(
+            "genretag_tempo_confidence",
+            "gauge",
+            "How much the rolling tempo stands out from its rivals, 0..1.",
+            labels,
+        )
+        self.key = StreamChoice(
+            "genretag_key_confidence",
+            'The stream\'s rolling key (label key, e.g. "A minor"), valued by its confidence 0..1; '
+            "one series per stream, for the current key.",
+            "key",
+            labels,
+        )
         self.label_changes = StreamFamily(
             "genretag_label_changes",
             "counter",
@@ -196,7 +255,15 @@ class Metrics:
             self.stream_up,
             self.silence,
             self.label_changes,
+            self.speech_seconds,
+            self.speech_probability,
+            self.mood_changes,
+            self.tempo_bpm,
+            self.tempo_confidence,
+            self.stream_state,
+            self.key,
         )
+        self._score_families = (self.scores, self.mood_scores, self.tag_scores)
         self.model = Info(
             "genretag_model",
             "The model artifact being served: kind, architecture, labels, fingerprint.",
@@ -258,7 +325,8 @@ class Metrics:
 
     def forget(self, stream: str) -> None:
         """Remove every series of ``stream`` (its slot goes to another stream)."""
-        self.scores.latest.pop(stream, None)
+        for scores in self._score_families:
+            scores.latest.pop(stream, None)
         for family in self._families:
             family.remove(stream)
         self._labels.forget(stream)
@@ -286,6 +354,8 @@ class Metrics:
             }
         )
         self.scores.start(manifest.labels)
+        self.mood_scores.start(manifest.heads.get("mood", {}).get("labels", []))
+        self.tag_scores.start(manifest.heads.get("tags", {}).get("labels", []))
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` on ``host:port`` (port 0: any free one) in a daemon thread; return the port."""
@@ -299,5 +369,5 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text, as a scrape returns it."""
-        fast = "".join([family.render() for family in (*self._families, self.scores)])
+        fast = "".join([family.render() for family in (*self._families, *self._score_families)])
         return generate_latest(self.registry) + fast.encode()

@@ -158,6 +158,17 @@ class LabelSmoother:
         self._lead_since.fill(np.nan)
         return prev
 
+    def current(self) -> SmoothResult:
+        """The smoother's view as it stands, without a window (a window it must not learn from)."""
+        label = self.label
+        return SmoothResult(
+            scores=self._smoothed.copy(),
+            label=label,
+            confidence=None if self._label is None else float(self._smoothed[self._label]),
+            changed=False,
+            prev=label,
+        )
+
     def update(self, scores: np.ndarray, pos_seconds: float) -> SmoothResult:
         """Fold in one window's scores, ``(n_labels,)``, for the window ending at ``pos_seconds``."""
         x = np.asarray(scores, dtype=np.float64)

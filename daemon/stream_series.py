@@ -87,34 +87,84 @@ class StreamFamily:
         return self._header + "".join([f"{name}{{{label(stream)}}} {value!r}\n" for stream, value in items])
 
 
-class SmoothedScores:
-    """``genretag_smoothed_score{stream, genre}``: each stream's latest smoothed scores, one list per window.
+class StreamScores:
+    """``<name>{<label>, stream}``: each stream's latest scores over a label set, one list per window.
 
-    A window stores its list (one dict store, no lock: the inference thread is
-    the only writer); a scrape writes the series, with six significant digits
-    (a probability needs no more, and ``repr`` would cost 2.4 times as much).
+    The smoothed genre scores (``genretag_smoothed_score{genre, stream}``), and as
+    many series as the model's heads give (moods, tags).  A window stores its list
+    (one dict store, no lock: the inference thread is the only writer); a scrape
+    writes the series, with six significant digits (a probability needs no more,
+    and ``repr`` would cost 2.4 times as much).
     """
 
-    name = "genretag_smoothed_score"
-
-    def __init__(self, labels: StreamLabels) -> None:
+    def __init__(self, name: str, documentation: str, label_name: str, labels: StreamLabels) -> None:
+        self.name = name
+        self.label_name = label_name
         self._labels = labels
-        self._header = _header(self.name, "gauge", "Current smoothed probability of each genre, per stream.")
-        self._genres: tuple[str, ...] = ()
-        self.latest: dict[str, list[float]] = {}  # stream -> scores in genre order
+        self._header = _header(name, "gauge", documentation)
+        self._names: tuple[str, ...] = ()
+        self.latest: dict[str, list[float]] = {}  # stream -> scores in label order
 
-    def start(self, genres: Sequence[str]) -> None:
+    def start(self, names: Sequence[str]) -> None:
         """A model with these labels now serves: no stream has scores for it yet."""
         self.latest = {}
-        self._genres = tuple(f'genre="{escape_label(genre)}"' for genre in genres)
+        self._names = tuple(f'{self.label_name}="{escape_label(name)}"' for name in names)
 
     def render(self) -> str:
-        name, label, genres = self.name, self._labels, self._genres
+        if not self._names:
+            return ""
+        name, label, names = self.name, self._labels, self._names
         lines = []
         for stream, values in list(self.latest.items()):
             suffix = f",{label(stream)}}} "  # labels in name order, as prometheus-client writes them
             lines += [
-                f"{name}{{{genre}{suffix}{value:.6g}\n"  # 6 digits: 2.4x faster than repr
-                for genre, value in zip(genres, values, strict=False)
+                f"{name}{{{n}{suffix}{value:.6g}\n"  # 6 digits: 2.4x faster than repr
+                for n, value in zip(names, values, strict=False)
             ]
+        return self._header + "".join(lines)
+
+
+class StreamChoice:
+    """``<name>{<label>, stream}``: one series per stream whose label says which of a few values holds.
+
+    The stream's state (``genretag_stream_state{state, stream}``: 1 for the state it
+    is in, 0 for the others, so ``sum by (state)`` counts streams per state) and its
+    key (only the current key's series, valued by its confidence).  One writer per
+    stream, as :class:`StreamFamily`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        label_name: str,
+        labels: StreamLabels,
+        choices: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.label_name = label_name
+        self.choices = tuple(choices)  # every one rendered (0 or 1); empty: only the current one, its value
+        self._labels = labels
+        self._header = _header(name, "gauge", documentation)
+        self._current: dict[str, tuple[str, float]] = {}
+
+    def set(self, stream: str, choice: str, value: float = 1.0) -> None:
+        self._current[stream] = (choice, float(value))
+
+    def get(self, stream: str) -> str | None:
+        current = self._current.get(stream)
+        return None if current is None else current[0]
+
+    def remove(self, stream: str) -> None:
+        self._current.pop(stream, None)
+
+    def render(self) -> str:
+        name, label, key = self.name, self._labels, self.label_name
+        lines = []
+        for stream, (choice, value) in list(self._current.items()):
+            suffix = f",{label(stream)}}} "
+            if self.choices:
+                lines += [f'{name}{{{key}="{c}"{suffix}{1 if c == choice else 0}\n' for c in self.choices]
+            else:
+                lines.append(f'{name}{{{key}="{escape_label(choice)}"{suffix}{value:.6g}\n')
         return self._header + "".join(lines)

@@ -47,13 +47,22 @@ from functools import partial
 
 import numpy as np
 
+from genretag.daemon.analysis import AnalysisSetup, StreamAnalysis, WindowAnalysis
 from genretag.daemon.batcher import Batcher
 from genretag.daemon.config import Config
-from genretag.daemon.events import Event, label_event, scores_event, state_event
+from genretag.daemon.events import (
+    Event,
+    analysis_event,
+    label_event,
+    mood_event,
+    rounded,
+    scores_event,
+    state_event,
+)
 from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
 from genretag.daemon.protocol import ErrorKind
 from genretag.daemon.silence import StateChange
-from genretag.daemon.smoothing import LabelSmoother, smoother_from_config
+from genretag.daemon.smoothing import LabelSmoother, SmoothResult, smoother_from_config
 from genretag.daemon.sources.base import Chunk, StreamState
 from genretag.daemon.stream import BadAudio, PushResult, StreamWindower, Window, WindowerSettings
 from genretag.models.predictor import Predictor, warm_up
@@ -68,6 +77,14 @@ def served_window_spec(predictor: Predictor, config: Config) -> WindowSpec:
     """The artifact's window at the configured hop (the artifact's own hop by default)."""
     m = predictor.manifest
     return WindowSpec(m.sample_rate, m.window_seconds, config.window.hop_seconds or m.hop_seconds)
+
+
+def analysis_setup(predictor: Predictor, config: Config) -> AnalysisSetup:
+    """How every stream is analysed beside genre for ``predictor``'s heads under ``config``."""
+    m = predictor.manifest
+    heads = {name: list(head["labels"]) for name, head in m.heads.items()}
+    hop = served_window_spec(predictor, config).hop_seconds
+    return AnalysisSetup(config.analysis, config.smoothing, heads, m.sample_rate, hop)
 
 
 def windower_settings(predictor: Predictor, config: Config) -> WindowerSettings:
@@ -114,6 +131,7 @@ class _StreamLabel:
     """
 
     smoother: LabelSmoother
+    analysis: StreamAnalysis
     label: str | None = None
     pos: float = 0.0  # end of the last scored window, for events that no window carries
 
@@ -149,6 +167,8 @@ class Tagger:
         self._settings = windower_settings(predictor, config)
         self._labels = list(predictor.manifest.labels)
         self._calibration = dict(predictor.manifest.calibration)  # output side, like _labels
+        self._served = predictor  # output side, like _labels
+        self._analysis = analysis_setup(predictor, config)  # output side, like _labels
         self._emit = emit
         self.metrics = metrics
         self._configured = (
@@ -390,7 +410,11 @@ class Tagger:
         out = self._outputs.get(stream)
         if out is None:
             out = self._outputs[stream] = self._new_output(stream)
-        res = out.smoother.update(scores, window.pos)
+        seen = out.analysis.update(window, heads)
+        if seen.state is not None:
+            self._speech_out(stream, out, window.pos, seen.state)
+        # A talk window leaves the genre as it was: no update, no label change (module docstring of analysis).
+        res = out.smoother.current() if seen.held else out.smoother.update(scores, window.pos)
         out.pos = window.pos
         values = res.scores.tolist()
         if res.changed or self._out_config.publish.scores:
@@ -402,11 +426,96 @@ class Tagger:
             elif res.changed:  # the smoother abstains (or gives up its label for another reason)
                 self._label_out(stream, out, window.pos, res.reason or "uncertain", named)
             if self._out_config.publish.scores:
-                self._emit(scores_event(stream, window.pos, res.label, res.confidence, named))
-        self.metrics.scores.latest[stream] = values  # read at scrape time (see SmoothedScores)
+                keys = self._descriptors(out.analysis, seen)
+                self._emit(
+                    scores_event(stream, window.pos, res.label, res.confidence, named, descriptors=keys)
+                )
+        self._analysis_out(stream, out, window.pos, res, seen)
+        self.metrics.scores.latest[stream] = values  # read at scrape time (see StreamScores)
         self.metrics.windows_processed.inc(stream)
         self.metrics.latency.observe(time.monotonic() - window.arrival_time)
         self.windows_scored += 1
+
+    def _speech_out(self, stream: str, out: _StreamLabel, pos: float, state: str) -> None:
+        """The stream's speech state changed: a ``state`` event, and its state metric."""
+        self._emit(state_event(stream, pos, state, label=out.label, confidence=None))
+        self.metrics.stream_state.set(stream, state)
+
+    def _analysis_out(
+        self, stream: str, out: _StreamLabel, pos: float, res: SmoothResult, seen: WindowAnalysis
+    ) -> None:
+        """Mood and analysis events, and the metrics of everything beside genre, after one window."""
+        m, analysis = self.metrics, out.analysis
+        if seen.speech is not None:
+            m.speech_probability.set(stream, seen.speech)
+            if analysis.in_speech:
+                m.speech_seconds.inc(stream, analysis.setup.hop_seconds)
+        mood = seen.mood
+        named: dict[str, float] | None = None
+        if mood is not None:
+            m.mood_scores.latest[stream] = mood.scores.tolist()
+            if mood.changed:
+                m.mood_changes.inc(stream)
+                named = dict(zip(self._labels, res.scores.tolist(), strict=True))
+                keys = self._descriptors(analysis, seen)
+                self._emit(mood_event(stream, pos, res.label, res.confidence, named, mood.prev, keys))
+        if analysis.tags is not None:
+            m.tag_scores.latest[stream] = analysis.tags.tolist()
+        if seen.tempo is not None:
+            m.tempo_bpm.set(stream, seen.tempo.bpm or 0.0)
+            m.tempo_confidence.set(stream, seen.tempo.confidence)
+        if seen.key is not None and seen.key.name is not None:
+            m.key.set(stream, seen.key.name, seen.key.confidence)
+        if seen.tempo is not None or seen.key is not None:
+            named = named or dict(zip(self._labels, res.scores.tolist(), strict=True))
+            keys = self._descriptors(analysis, seen)
+            self._emit(analysis_event(stream, pos, res.label, res.confidence, named, keys))
+
+    def _descriptors(self, analysis: StreamAnalysis, seen: WindowAnalysis) -> dict[str, object]:
+        """The optional event keys beside genre (see :mod:`genretag.daemon.events`), as far as the
+        model and the config provide them."""
+        keys: dict[str, object] = {}
+        setup = analysis.setup
+        if seen.speech is not None:
+            keys["speech"] = round(seen.speech, 4)
+            keys["held"] = seen.held
+        if setup.mood:
+            mood = analysis.mood_result
+            label = None if mood is None else mood.label
+            keys["mood"] = label
+            keys["mood_confidence"] = (
+                None if mood is None or mood.confidence is None else round(mood.confidence, 4)
+            )
+            keys["mood_scores"] = (
+                {}
+                if mood is None
+                else rounded(dict(zip(setup.heads["mood"], mood.scores.tolist(), strict=True)))
+            )
+        if setup.tags:
+            tags = analysis.tags
+            keys["tags"] = (
+                {} if tags is None else rounded(dict(zip(analysis.tag_names, tags.tolist(), strict=True)))
+            )
+        if setup.config.tempo:
+            tempo = analysis.tempo
+            keys["tempo"] = (
+                None
+                if tempo is None or tempo.bpm is None
+                else {"bpm": round(tempo.bpm, 1), "confidence": round(tempo.confidence, 3)}
+            )
+        if setup.config.key:
+            key = analysis.key
+            keys["key"] = (
+                None
+                if key is None or key.name is None
+                else {
+                    "name": key.name,
+                    "tonic": key.tonic,
+                    "mode": key.mode,
+                    "confidence": round(key.confidence, 3),
+                }
+            )
+        return keys
 
     def _new_output(self, stream: str) -> _StreamLabel:
         """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
@@ -414,13 +523,15 @@ class Tagger:
             self._labels, self._out_config.smoothing, float(self._calibration.get("min_confidence", 0.0))
         )
         self.metrics.label_changes.touch(stream)
-        return _StreamLabel(smoother)
+        return _StreamLabel(smoother, self._analysis.new_stream())
 
     def _state_out(self, stream: str, state: str, pos: float, reason: str) -> None:
         self._emit(state_event(stream, pos, state, reason=reason))
+        self.metrics.stream_state.set(stream, state if state in ("silence", "down") else "music")
         out = self._outputs.get(stream)
         if out is not None and state in ("silence", "down"):
             out.smoother.reset()  # the label is null while silent or down and settles anew afterwards
+            out.analysis.reset()  # so are the speech state, mood, tags, tempo and key
             self._label_out(stream, out, pos, reason)
 
     def _label_out(
@@ -448,6 +559,7 @@ class Tagger:
     def _on_swap(self, old: Predictor, new: Predictor) -> None:
         self._labels = list(new.manifest.labels)
         self._calibration = dict(new.manifest.calibration)
+        self._served = new  # the analysis setup follows in _apply_output, with the new config
         self.metrics.set_model(new.manifest)  # removes every score series
         self._drop_outputs("reload")
         log.info(
@@ -460,6 +572,7 @@ class Tagger:
     def _apply_output(self, config: Config) -> None:
         """New smoothing and publish settings; every stream settles anew (labels may have changed too)."""
         self._out_config = config
+        self._analysis = analysis_setup(self._served, config)
         self._drop_outputs("reload")
 
     def _forget(self, stream: str) -> None:

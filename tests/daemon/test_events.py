@@ -12,9 +12,11 @@ import zmq
 
 from genretag.daemon.events import (
     EventPublisher,
+    analysis_event,
     decode_event,
     encode_event,
     label_event,
+    mood_event,
     scores_event,
     state_event,
     subscriptions,
@@ -116,6 +118,37 @@ def test_bad_events_are_refused() -> None:
             decode_event(parts)
 
 
+def test_mood_and_analysis_events_round_trip_with_their_descriptors() -> None:
+    keys = {
+        "mood": "calm",
+        "mood_confidence": 0.61,
+        "mood_scores": {"calm": 0.61, "sad": 0.39},
+        "speech": 0.02,
+    }
+    mood = decode_event(encode_event(mood_event("s", 9.0, "jazz", 0.8, SCORES, "happy", keys)))
+    assert (mood["type"], mood["mood"], mood["prev"], mood["label"]) == ("mood", "calm", "happy", "jazz")
+    tempo = {"bpm": 121.3, "confidence": 0.4}
+    analysis = decode_event(
+        encode_event(analysis_event("s", 9.0, None, None, {}, {"tempo": tempo, "key": None}))
+    )
+    assert analysis["tempo"] == tempo and analysis["key"] is None and analysis["label"] is None
+    with pytest.raises(ValueError, match="mood"):
+        mood_event("s", 9.0, "jazz", 0.8, SCORES, None, {"speech": 0.1})
+    speech = decode_event(encode_event(state_event("s", 3.0, "speech", label="jazz")))
+    assert (speech["state"], speech["reason"], speech["label"]) == ("speech", "speech", "jazz")
+
+
+def test_a_newer_daemons_event_type_is_passed_on() -> None:
+    """Readers ignore what they do not know: a type of a later version 1 decodes, its common keys checked."""
+    body = {"v": 1, "type": "weather", "stream": "s", "time": 1.0, "pos": 2.0, "label": None}
+    body |= {"confidence": None, "scores": {}, "sky": "grey"}
+    assert decode_event([b"genretag.weather.s", json.dumps(body).encode()])["sky"] == "grey"
+    with pytest.raises(ValueError, match="without scores"):
+        decode_event([b"t", json.dumps({k: v for k, v in body.items() if k != "scores"}).encode()])
+    with pytest.raises(ValueError, match="not a version-1"):
+        decode_event([b"t", json.dumps(body | {"type": "Bad Type!"}).encode()])
+
+
 def test_subscription_prefixes() -> None:
     assert subscriptions() == [b"genretag."]
     assert subscriptions(["label"]) == [b"genretag.label."]
@@ -123,6 +156,8 @@ def test_subscription_prefixes() -> None:
         b"genretag.label.radio1",
         b"genretag.scores.radio1",
         b"genretag.state.radio1",
+        b"genretag.mood.radio1",
+        b"genretag.analysis.radio1",
     ]
     assert subscriptions(["label", "state"], "r") == [b"genretag.label.r", b"genretag.state.r"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from genretag.daemon.config import Config, LimitsConfig, SmoothingConfig
+from genretag.daemon.config import Config, LimitsConfig, PublishConfig, SmoothingConfig
 from genretag.daemon.events import decode_event, encode_event
 from genretag.daemon.metrics import Metrics
 from genretag.daemon.sources.base import Chunk
@@ -45,12 +45,18 @@ class ConstantPredictor:
 
 
 def tagger(
-    max_streams: int = 8, predictor: Any = None, smoothing: SmoothingConfig | None = None
+    max_streams: int = 8,
+    predictor: Any = None,
+    smoothing: SmoothingConfig | None = None,
+    publish_scores: bool = False,
 ) -> tuple[Tagger, list[dict[str, Any]], Metrics]:
     events: list[dict[str, Any]] = []
     metrics = Metrics()
     config = replace(
-        Config(), limits=LimitsConfig(max_streams=max_streams), smoothing=smoothing or SmoothingConfig()
+        Config(),
+        limits=LimitsConfig(max_streams=max_streams),
+        smoothing=smoothing or SmoothingConfig(),
+        publish=PublishConfig(scores=publish_scores),
     )
     t = Tagger(config, predictor or ConstantPredictor([0.9, 0.1]), events.append, metrics)
     t.start()
@@ -89,7 +95,9 @@ def test_events_of_a_stream_leave_in_stream_order() -> None:
     feed(t, "x", np.concatenate([loud(2), np.zeros(3 * SR, np.float32), loud(2)]))
     drain(t)
     t.close()
-    story = [e["state"] if e["type"] == "state" else e["label"] for e in events]
+    story = [
+        e["state"] if e["type"] == "state" else e["label"] for e in events if e["type"] in ("label", "state")
+    ]
     assert story == ["up", "a", "silence", None, "recovered", "a", "down", None]
     silence = next(e for e in events if e.get("state") == "silence")
     assert 3.9 <= silence["pos"] <= 4.1  # 2 s of audio + the 2 s hold
@@ -264,3 +272,56 @@ def test_an_abstaining_smoother_publishes_a_null_label_with_its_reason(where: st
     assert labels[:2] == [("a", None, None), (None, "a", "uncertain")], labels
     null = next(e for e in events if e["type"] == "label" and e["label"] is None)
     assert set(null["scores"]) == {"a", "b"}  # the scores the smoother abstained on
+
+
+class TalkingPredictor(ConstantPredictor):
+    """A speech head that says talk for a 660 Hz tone, whose genre scores (``b``) would take the label
+    from ``a`` (every other window) if genre learnt from talk, and a mood head: the tagger's handling of
+    heads is under test; the real heads are in tests/models."""
+
+    def __init__(self) -> None:
+        super().__init__([0.5, 0.5])
+        heads = {
+            "speech": {"labels": ["music", "speech"], "output": "softmax"},
+            "mood": {"labels": ["happy", "tense", "sad", "calm"], "output": "softmax"},
+        }
+        self.manifest = replace(self.manifest, heads=heads)
+
+    def _pitch(self, windows: np.ndarray) -> np.ndarray:
+        spectrum = np.abs(np.fft.rfft(np.asarray(windows), axis=1))
+        return np.argmax(spectrum, axis=1) * SR / np.asarray(windows).shape[1]
+
+    def predict_outputs(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        pitch = self._pitch(windows)
+        talk = np.abs(pitch - 660) < 20
+        genre = np.where(talk[:, None], [0.1, 0.9], [0.9, 0.1]).astype(np.float32)
+        speech = np.where(talk[:, None], [0.05, 0.95], [0.95, 0.05]).astype(np.float32)
+        mood = np.tile(np.array([0.7, 0.1, 0.1, 0.1], np.float32), (len(pitch), 1))
+        return {"genre": genre, "speech": speech, "mood": mood}
+
+
+def tone(hz: float, seconds: float) -> np.ndarray:
+    return (0.3 * np.sin(2 * np.pi * hz * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
+
+
+def test_talk_holds_the_genre_and_says_speech() -> None:
+    """music (a) -> talk -> music (a): the label holds, state goes speech then music, no label change in
+    between; scores events say the talk windows were held; the metrics show the speech time and state."""
+    t, events, metrics = tagger(predictor=TalkingPredictor(), publish_scores=True)
+    feed(t, "x", np.concatenate([tone(330, 4), tone(660, 4), tone(330, 4)]))
+    drain(t)
+    assert sample(metrics, "genretag_stream_state", stream="x", state="music") == 1
+    t.close()
+    story = [
+        e["state"] if e["type"] == "state" else e["label"] for e in events if e["type"] in ("state", "label")
+    ]
+    assert story == ["up", "a", "speech", "music", "down", None]
+    speech = next(e for e in events if e.get("state") == "speech")
+    assert (speech["reason"], speech["label"]) == ("speech", "a") and 4.0 < speech["pos"] < 5.0
+    moods = [(e["mood"], e["prev"], e["label"]) for e in events if e["type"] == "mood"]
+    assert moods == [("happy", None, "a")]  # held windows do not feed the mood either
+    held = [e for e in events if e["type"] == "scores" and e["held"]]
+    assert len(held) >= 14 and all(e["label"] == "a" and e["mood"] == "happy" for e in held)
+    assert all(4.0 < e["pos"] < 8.8 for e in held)
+    assert sample(metrics, "genretag_speech_seconds_total", stream="x") >= 1.0
+    assert sample(metrics, "genretag_label_changes_total", stream="x") == 1
