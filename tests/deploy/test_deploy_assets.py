@@ -74,13 +74,22 @@ def exposed_names() -> set[str]:
         metrics.stream_up,
         metrics.silence,
         metrics.label_changes,
+        metrics.speech_seconds,
+        metrics.tempo_bpm,
     ):
         family.touch("radio")
     metrics.stream(metrics.reconnects, "radio", "url")
     metrics.stream(metrics.source_errors, "radio", "reconnect", "url")
     metrics.stream(metrics.windows_dropped, "radio", "queue_full")
-    metrics.scores.start(["rock"])
-    metrics.scores.latest["radio"] = [0.5]
+    for scores, name in (
+        (metrics.scores, "rock"),
+        (metrics.mood_scores, "calm"),
+        (metrics.tag_scores, "piano"),
+    ):
+        scores.start([name])
+        scores.latest["radio"] = [0.5]
+    metrics.stream_state.set("radio", "speech")
+    metrics.key.set("radio", "A minor", 0.5)
     text = metrics.render().decode()
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
     suffixes = {"counter": ("_total",), "gauge": ("",), "histogram": _HISTOGRAM_SUFFIXES, "info": ("_info",)}
