@@ -1,6 +1,6 @@
 # Performance harness (not part of the test suite; results go to benchmarks/RESULTS.md).
 #   make bench                    everything below, on the bundled model (MODEL=DIR for another artifact)
-#   make bench-model|bench-daemon|bench-training   one part; QUICK=1 for a short smoke run of each
+#   make bench-model|bench-analysis|bench-daemon|bench-training   one part; QUICK=1 for a short smoke run of each
 #   make bench-programme, bench-replay, bench-overload   the programme benchmark, its offline replay, overload
 # PYTHON: the project's virtual environment (.venv, or ../venv beside the checkout), else python3.
 
@@ -11,12 +11,16 @@ TAG ?= $(notdir $(MODEL))
 QUICK ?=
 quick := $(if $(QUICK),--quick,)
 
-.PHONY: bench bench-model bench-daemon bench-training bench-programme
+.PHONY: bench bench-model bench-analysis bench-daemon bench-training bench-programme
 
-bench: bench-model bench-daemon bench-training
+bench: bench-model bench-analysis bench-daemon bench-training
 
 bench-model:
 	$(PYTHON) -m benchmarks.model_throughput --model $(MODEL) $(quick) --json $(OUTDIR)/model_$(TAG).json
+
+# CPU per scored window of each [analysis] part beside genre (speech gate, mood, tags; tempo; key).
+bench-analysis:
+	$(PYTHON) -m benchmarks.analysis_cost $(quick) --json $(OUTDIR)/analysis_cost.json
 
 # Batched search, the unbatched baseline (max_batch_size 1) side by side, and 64 streams as fast as possible.
 bench-daemon:
