@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genretag.pipeline.stft import PendingBlocks, StreamingStft
+from genretag.pipeline.stft import RollingEstimate, StreamingStft
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MODES = ("major", "minor")
@@ -198,12 +198,12 @@ def fold_chroma(fine: np.ndarray, cents: float) -> np.ndarray:
     return weights @ fine
 
 
-class KeyTracker:
+class KeyTracker(RollingEstimate[KeyEstimate]):
     """Rolling key of one stream: :meth:`push` successive mono blocks, read :attr:`estimate`.
 
     The estimate is remade from the chroma of the last ``context_seconds``
-    every ``update_seconds`` of audio, once ``min_seconds`` have arrived; the
-    update instants depend on the audio's length only, never on block sizes.
+    every ``update_seconds`` of audio, once ``min_seconds`` have arrived
+    (:class:`~genretag.pipeline.stft.RollingEstimate`).
     """
 
     def __init__(
@@ -214,68 +214,18 @@ class KeyTracker:
         min_seconds: float = 3.0,
         profile: str = "edma",
     ) -> None:
-        if not 0 < min_seconds <= context_seconds or update_seconds <= 0:
-            raise ValueError("need 0 < min_seconds <= context_seconds and update_seconds > 0")
         self.templates = key_templates(profile)
         self.chroma = PeakChroma(sr)
-        rate = self.chroma.frame_rate
-        self.context = max(1, int(round(context_seconds * rate)))
-        self.update_frames = max(1, int(round(update_seconds * rate)))
-        self.min_frames = max(1, int(round(min_seconds * rate)))
-        self._ring = np.zeros((self.context, 12 * FINE))
-        self._filled = 0
-        self._frames = 0
-        self._waiting = PendingBlocks(self.chroma.stft, self.update_frames)
-        self.estimate = NO_KEY
+        frame = (12 * FINE,)
+        super().__init__(self.chroma, frame, np.float64, NO_KEY, context_seconds, update_seconds, min_seconds)
         #: the tuning of the context at the last update, cents from A440 equal temperament
         self.tuning_cents = 0.0
 
-    @property
-    def frame_rate(self) -> float:
-        return self.chroma.frame_rate
-
-    def push(self, samples: np.ndarray) -> KeyEstimate | None:
-        """Feed a block; returns the new estimate when this block completed an update, else None.
-
-        Blocks wait, unprocessed, until the next update is due (see :class:`PendingBlocks`).
-        """
-        if not self._waiting.add(samples):
-            return None
-        return self._process(self._waiting.take())
-
-    def _process(self, samples: np.ndarray) -> KeyEstimate | None:
-        frames = self.chroma.push(samples)
-        last = (self._frames + len(frames)) // self.update_frames * self.update_frames - self._frames
-        if last <= 0:
-            self._append(frames)
-            return None
-        self._append(frames[:last])
-        self.estimate = self._update()
-        self._append(frames[last:])
-        return self.estimate
-
-    def _append(self, frames: np.ndarray) -> None:
-        k = min(len(frames), self.context)
-        if k:
-            self._ring = np.roll(self._ring, -k, axis=0)
-            self._ring[-k:] = frames[len(frames) - k :]
-        self._filled = min(self.context, self._filled + len(frames))
-        self._frames += len(frames)
-
-    def _update(self) -> KeyEstimate:
-        if self._filled < self.min_frames:
-            return NO_KEY
-        fine = self._ring[-self._filled :].sum(axis=0)
+    def _estimate(self, context: np.ndarray, seconds: float) -> KeyEstimate:
+        fine = context.sum(axis=0)
         self.tuning_cents = tuning_cents(fine)
         chroma = fold_chroma(fine, self.tuning_cents)
-        return pick_key(key_correlations(chroma, self.templates), self._filled / self.frame_rate)
-
-    def finish(self) -> KeyEstimate:
-        """An estimate from everything pushed so far (for a clip that ends between updates)."""
-        self._process(self._waiting.take())
-        if self._frames % self.update_frames:
-            self.estimate = self._update()
-        return self.estimate
+        return pick_key(key_correlations(chroma, self.templates), seconds)
 
 
 def estimate_key(samples: np.ndarray, sr: int, **options: float | str) -> KeyEstimate:

@@ -10,8 +10,12 @@ Non-finite samples count as silence, so one bad block cannot poison the state.
 
 from __future__ import annotations
 
+from typing import Generic, Protocol, TypeVar
+
 import numpy as np
 import scipy.fft
+
+E = TypeVar("E")
 
 
 def periodic_hann(n: int) -> np.ndarray:
@@ -86,3 +90,96 @@ class PendingBlocks:
         out = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
         self._blocks, self._total, self._held = [], self._total + self._held, 0
         return out
+
+
+class FrameAnalysis(Protocol):
+    """A streaming analysis of a :class:`StreamingStft`'s frames: one value (or row) per frame."""
+
+    stft: StreamingStft
+    frame_rate: float
+
+    def push(self, samples: np.ndarray) -> np.ndarray: ...
+
+
+class RollingEstimate(Generic[E]):
+    """A rolling estimate of one stream: an analysis' frames over the last ``context_seconds``, re-estimated
+    every ``update_seconds`` of audio once ``min_seconds`` have arrived.
+
+    The base of the streaming tempo and key trackers: :meth:`push` successive
+    mono blocks, read :attr:`estimate`.  Update instants depend on the audio's
+    length only, never on block sizes, and blocks wait unprocessed until an
+    update is due (:class:`PendingBlocks`), so a block costs a list append and
+    the analysis runs on seconds of audio at a time.  A subclass says what an
+    estimate is (:meth:`_estimate`) and what "none yet" is (``empty``).
+    """
+
+    def __init__(
+        self,
+        analysis: FrameAnalysis,
+        frame_shape: tuple[int, ...],
+        dtype: type[np.floating],
+        empty: E,
+        context_seconds: float,
+        update_seconds: float,
+        min_seconds: float,
+    ) -> None:
+        if not 0 < min_seconds <= context_seconds or update_seconds <= 0:
+            raise ValueError("need 0 < min_seconds <= context_seconds and update_seconds > 0")
+        self.analysis = analysis
+        rate = analysis.frame_rate
+        self.context = max(1, int(round(context_seconds * rate)))
+        self.update_frames = max(1, int(round(update_seconds * rate)))
+        self.min_frames = max(1, int(round(min_seconds * rate)))
+        self._empty = empty
+        self._ring = np.zeros((self.context, *frame_shape), dtype)
+        self._filled = 0
+        self._frames = 0
+        self._waiting = PendingBlocks(analysis.stft, self.update_frames)
+        self.estimate = empty
+
+    @property
+    def frame_rate(self) -> float:
+        return self.analysis.frame_rate
+
+    def push(self, samples: np.ndarray) -> E | None:
+        """Feed a block; returns the new estimate when this block completed an update, else None."""
+        if not self._waiting.add(samples):
+            return None
+        return self._process(self._waiting.take())
+
+    def finish(self) -> E:
+        """An estimate from everything pushed so far (for a clip that ends between updates)."""
+        self._process(self._waiting.take())
+        if self._frames % self.update_frames:
+            self.estimate = self._update()
+        return self.estimate
+
+    def _process(self, samples: np.ndarray) -> E | None:
+        frames = self.analysis.push(samples)
+        # Only the last update a block completes is computed: an estimate depends on the
+        # context at its instant alone, so skipping the ones nobody saw changes nothing.
+        last = (self._frames + len(frames)) // self.update_frames * self.update_frames - self._frames
+        if last <= 0:
+            self._append(frames)
+            return None
+        self._append(frames[:last])
+        self.estimate = self._update()
+        self._append(frames[last:])
+        return self.estimate
+
+    def _append(self, frames: np.ndarray) -> None:
+        k = min(len(frames), self.context)
+        if k:
+            self._ring = np.roll(self._ring, -k, axis=0)
+            self._ring[-k:] = frames[len(frames) - k :]
+        self._filled = min(self.context, self._filled + len(frames))
+        self._frames += len(frames)
+
+    def _update(self) -> E:
+        if self._filled < self.min_frames:
+            return self._empty
+        return self._estimate(self._ring[-self._filled :], self._filled / self.frame_rate)
+
+    def _estimate(self, context: np.ndarray, seconds: float) -> E:
+        """The estimate from the context's frames (``seconds`` of audio, at least ``min_seconds``)."""
+        raise NotImplementedError

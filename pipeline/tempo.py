@@ -24,7 +24,7 @@ import numpy as np
 import scipy.fft
 import scipy.sparse
 
-from genretag.pipeline.stft import PendingBlocks, StreamingStft
+from genretag.pipeline.stft import RollingEstimate, StreamingStft
 
 #: onset-strength frames per second, whatever the sample rate
 FRAME_RATE = 100.0
@@ -144,12 +144,12 @@ def pick_tempo(
     return TempoEstimate(bpm, float(np.clip(confidence, 0.0, 1.0)), seconds)
 
 
-class TempoTracker:
+class TempoTracker(RollingEstimate[TempoEstimate]):
     """Rolling tempo of one stream: :meth:`push` successive mono blocks, read :attr:`estimate`.
 
     The estimate is remade from the last ``context_seconds`` of onset strength
-    every ``update_seconds`` of audio, once ``min_seconds`` have arrived; the
-    update instants depend on the audio's length only, never on block sizes.
+    every ``update_seconds`` of audio, once ``min_seconds`` have arrived
+    (:class:`~genretag.pipeline.stft.RollingEstimate`).
     """
 
     def __init__(
@@ -162,70 +162,14 @@ class TempoTracker:
         prior_octaves: float = 1.0,
         bpm_range: tuple[float, float] = (30.0, 300.0),
     ) -> None:
-        if not 0 < min_seconds <= context_seconds or update_seconds <= 0:
-            raise ValueError("need 0 < min_seconds <= context_seconds and update_seconds > 0")
         self.onset = OnsetStrength(sr)
-        rate = self.onset.frame_rate
-        self.context = int(round(context_seconds * rate))
-        self.update_frames = max(1, int(round(update_seconds * rate)))
-        self.min_frames = int(round(min_seconds * rate))
+        super().__init__(self.onset, (), np.float32, NO_TEMPO, context_seconds, update_seconds, min_seconds)
         self.bpms = bpm_grid(*bpm_range)
         self.prior = log_gaussian_prior(self.bpms, prior_bpm, prior_octaves)
-        self._ring = np.zeros(self.context, np.float32)
-        self._filled = 0
-        self._frames = 0
-        self._waiting = PendingBlocks(self.onset.stft, self.update_frames)
-        self.estimate = NO_TEMPO
 
-    @property
-    def frame_rate(self) -> float:
-        return self.onset.frame_rate
-
-    def push(self, samples: np.ndarray) -> TempoEstimate | None:
-        """Feed a block; returns the new estimate when this block completed an update, else None.
-
-        Blocks wait, unprocessed, until the next update is due: a block costs a
-        list append, and the analysis runs on seconds of audio at a time.
-        """
-        if not self._waiting.add(samples):
-            return None
-        return self._process(self._waiting.take())
-
-    def _process(self, samples: np.ndarray) -> TempoEstimate | None:
-        values = self.onset.push(samples)
-        # Only the last update a block completes is computed: an estimate depends on the
-        # context at its instant alone, so skipping the ones nobody saw changes nothing.
-        last = (self._frames + values.size) // self.update_frames * self.update_frames - self._frames
-        if last <= 0:
-            self._append(values)
-            return None
-        self._append(values[:last])
-        self.estimate = self._update()
-        self._append(values[last:])
-        return self.estimate
-
-    def _append(self, values: np.ndarray) -> None:
-        k = min(values.size, self.context)
-        if k:
-            self._ring = np.roll(self._ring, -k)
-            self._ring[-k:] = values[values.size - k :]
-        self._filled = min(self.context, self._filled + values.size)
-        self._frames += values.size
-
-    def _update(self) -> TempoEstimate:
-        if self._filled < self.min_frames:
-            return NO_TEMPO
-        onset = self._ring[-self._filled :]
-        seconds = self._filled / self.frame_rate
-        salience, periodicity = tempo_salience(onset, self.frame_rate, self.bpms)
+    def _estimate(self, context: np.ndarray, seconds: float) -> TempoEstimate:
+        salience, periodicity = tempo_salience(context, self.frame_rate, self.bpms)
         return pick_tempo(salience, periodicity, self.bpms, self.prior, seconds)
-
-    def finish(self) -> TempoEstimate:
-        """An estimate from everything pushed so far (for a clip that ends between updates)."""
-        self._process(self._waiting.take())
-        if self._frames % self.update_frames:
-            self.estimate = self._update()
-        return self.estimate
 
 
 def estimate_tempo(samples: np.ndarray, sr: int, **options: float) -> TempoEstimate:
