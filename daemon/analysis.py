@@ -21,6 +21,11 @@ the artifact's head scores for it (:mod:`genretag.models.artifact`, ``heads``):
   :mod:`genretag.pipeline.key`, fed each window's new audio (its last hop), over
   the last ``context_seconds``, updated every ``update_seconds`` of audio.
 
+Tempo and key cost about a millisecond per window (``make bench-analysis``),
+as much as the fast model's inference: they are best effort, and the daemon
+leaves them out of windows scored while it is behind, so that genre keeps its
+capacity (the trackers then see a gap, as after talk).
+
 Mood, tags, tempo and key follow music only: held (talk) windows do not feed
 them, and entering the speech state starts tempo and key afresh, as a link
 between songs usually precedes another song.  Silence and outages reset
@@ -138,11 +143,20 @@ class StreamAnalysis:
         self._restart_trackers()
 
     @property
+    def tracks(self) -> bool:
+        """Tempo or key is on."""
+        return self.tempo_tracker is not None or self.key_tracker is not None
+
+    @property
     def in_speech(self) -> bool:
         return self.gate is not None and self.gate.active
 
-    def update(self, window: Window, heads: Mapping[str, np.ndarray]) -> WindowAnalysis:
-        """Fold in one scored window and its head scores (by head name)."""
+    def update(self, window: Window, heads: Mapping[str, np.ndarray], track: bool = True) -> WindowAnalysis:
+        """Fold in one scored window and its head scores (by head name).
+
+        ``track=False`` leaves tempo and key out for this window (the daemon is behind: see
+        :mod:`genretag.daemon.tagging`); the next window they see feeds them all its audio.
+        """
         p_speech, state = None, None
         if self.gate is not None:
             p_speech = float(heads[SPEECH][1])  # labels ["music", "speech"]: the artifact checks them
@@ -161,6 +175,9 @@ class StreamAnalysis:
             scores = np.asarray(heads["tags"], np.float64)
             alpha = self.setup.smoothing.ema_alpha
             self.tags = scores.copy() if self.tags is None else (1.0 - alpha) * self.tags + alpha * scores
+        if not track:
+            self._fed_to = -1.0
+            return WindowAnalysis(p_speech, False, state, mood)
         tempo, key = self._track(window)
         return WindowAnalysis(p_speech, False, state, mood, tempo, key)
 

@@ -236,6 +236,13 @@ class Metrics:
             "How much the rolling tempo stands out from its rivals, 0..1.",
             labels,
         )
+        self.analysis_skipped = StreamFamily(
+            "genretag_analysis_skipped_windows",
+            "counter",
+            "Scored windows left out of the tempo and key analysis because more than a batch was waiting "
+            "for the model (best effort: genre keeps its capacity).",
+            labels,
+        )
         self.key = StreamChoice(
             "genretag_key_confidence",
             'The stream\'s rolling key (label key, e.g. "A minor"), valued by its confidence 0..1; '
@@ -260,6 +267,7 @@ class Metrics:
             self.mood_changes,
             self.tempo_bpm,
             self.tempo_confidence,
+            self.analysis_skipped,
             self.stream_state,
             self.key,
         )

@@ -410,7 +410,11 @@ class Tagger:
         out = self._outputs.get(stream)
         if out is None:
             out = self._outputs[stream] = self._new_output(stream)
-        seen = out.analysis.update(window, heads)
+        # Tempo and key are best effort: left out while more than a batch waits (analysis module docstring).
+        behind = self.batcher.depth > self.batcher.max_batch_size
+        seen = out.analysis.update(window, heads, track=not behind)
+        if behind and out.analysis.tracks:
+            self.metrics.analysis_skipped.inc(stream)
         if seen.state is not None:
             self._speech_out(stream, out, window.pos, seen.state)
         # A talk window leaves the genre as it was: no update, no label change (module docstring of analysis).

@@ -85,6 +85,11 @@ class PendingBlocks:
         due = (framed // self.every + 1) * self.every  # the frame count of the next update
         return self._total + self._held >= (due - 1) * self.stft.hop + self.stft.n_fft
 
+    @property
+    def received(self) -> int:
+        """Samples added so far, held or handed over."""
+        return self._total + self._held
+
     def take(self) -> np.ndarray:
         """Everything held, in order, as one array."""
         out = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.float32)
@@ -140,6 +145,11 @@ class RollingEstimate(Generic[E]):
     @property
     def frame_rate(self) -> float:
         return self.analysis.frame_rate
+
+    @property
+    def samples_pushed(self) -> int:
+        """Samples fed so far, whether analysed yet or held until the next update."""
+        return self._waiting.received
 
     def push(self, samples: np.ndarray) -> E | None:
         """Feed a block; returns the new estimate when this block completed an update, else None."""

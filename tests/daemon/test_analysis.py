@@ -118,3 +118,21 @@ def test_talk_restarts_tempo_and_key() -> None:
     for i in range(2):
         stream.update(window(20.0 + 1.5 * i), heads(0.99))
     assert stream.in_speech and stream.tempo_tracker is not tracker
+
+
+def test_windows_left_out_of_tracking_feed_nothing_and_the_next_feeds_its_whole_window() -> None:
+    """A daemon behind schedule leaves tempo and key out (track=False): nothing reaches the trackers, and
+    the next tracked window gives them its whole audio, as after a gap."""
+    audio = click_track(30.0, 110.0)
+    windows, _ = frame_windows(audio, SPEC)
+    stream = StreamAnalysis(setup(speech=False, mood=False, tags=False, key=False))
+    fed = []
+    for i, samples in enumerate(windows):
+        assert stream.tempo_tracker is not None
+        before = stream.tempo_tracker.samples_pushed
+        seen = stream.update(window(SPEC.window_seconds + 1.5 * i, samples), {}, track=i % 4 != 1)
+        fed.append(stream.tempo_tracker.samples_pushed - before)
+        assert i % 4 != 1 or seen.tempo is None
+    hop = SPEC.hop_samples
+    assert fed[0] == SPEC.window_samples and fed[1] == 0 and fed[2] == SPEC.window_samples and fed[3] == hop
+    assert stream.tempo is not None and stream.tempo.bpm == pytest.approx(110.0, rel=0.04)
