@@ -65,7 +65,8 @@ when the model and the ``[analysis]`` config provide them; see
 
 Reasons (``reason``: a short machine-readable word; new ones may appear)
     ``state`` events: ``up`` and ``recovered`` have ``audio``, ``silence`` has
-    ``silence``, ``speech`` has ``speech``, ``music`` has ``music``; ``down`` has
+    ``silence``, ``speech`` has ``speech``, ``music`` has ``music`` (``reload`` when a
+    reload restarted the analysis of a stream in ``speech``); ``down`` has
     one of :data:`DOWN_REASONS` or ``http_NNN``
     (the HTTP status a ``url:`` server answered, ``http_4xx``/``http_5xx``
     when ffmpeg does not name it).  Null ``label`` events have ``silence``,

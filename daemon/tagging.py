@@ -548,8 +548,12 @@ class Tagger:
         out.label = None
 
     def _drop_outputs(self, reason: str) -> None:
-        """Forget every stream's smoother (a reload): labels are null until they settle anew."""
+        """Forget every stream's smoother and analysis (a reload): labels are null until they settle anew,
+        and a stream in the speech state is back to music (the new analysis starts there)."""
         for stream, out in list(self._outputs.items()):
+            if out.analysis.in_speech:
+                self._emit(state_event(stream, out.pos, "music", reason=reason))
+                self.metrics.stream_state.set(stream, "music")
             self._label_out(stream, out, out.pos, reason)
         self._outputs.clear()
 

@@ -325,3 +325,16 @@ def test_talk_holds_the_genre_and_says_speech() -> None:
     assert all(4.0 < e["pos"] < 8.8 for e in held)
     assert sample(metrics, "genretag_speech_seconds_total", stream="x") >= 1.0
     assert sample(metrics, "genretag_label_changes_total", stream="x") == 1
+
+
+def test_a_reload_during_talk_says_music_again() -> None:
+    t, events, metrics = tagger(predictor=TalkingPredictor())
+    feed(t, "x", np.concatenate([tone(330, 3), tone(660, 2)]))
+    drain(t)
+    assert sample(metrics, "genretag_stream_state", stream="x", state="speech") == 1
+    t.reload(Config(), TalkingPredictor())
+    drain(t)
+    assert sample(metrics, "genretag_stream_state", stream="x", state="music") == 1
+    t.close()
+    states = [(e["state"], e["reason"]) for e in events if e["type"] == "state"]
+    assert states == [("up", "audio"), ("speech", "speech"), ("music", "reload"), ("down", "stopped")]
