@@ -57,10 +57,11 @@ def machine() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ProcSample:
-    """CPU seconds (user + system) and peak resident memory of one process at one instant."""
+    """CPU seconds (user + system), peak and current resident memory of one process at one instant."""
 
     cpu_seconds: float
     peak_rss_bytes: int
+    rss_bytes: int = 0
 
 
 def proc_sample(pid: int) -> ProcSample:
@@ -68,11 +69,13 @@ def proc_sample(pid: int) -> ProcSample:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-        hwm = 0
+        hwm = rss = 0
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 hwm = int(line.split()[1]) * 1024
-        return ProcSample(cpu, hwm)
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+        return ProcSample(cpu, hwm, rss)
     except (OSError, IndexError, ValueError):
         return ProcSample(0.0, 0)
 
@@ -90,7 +93,11 @@ def tree_sample(pid: int) -> ProcSample:
         except OSError:  # the thread ended meanwhile
             continue
     samples = [proc_sample(p) for p in (pid, *children)]
-    return ProcSample(sum(s.cpu_seconds for s in samples), sum(s.peak_rss_bytes for s in samples))
+    return ProcSample(
+        sum(s.cpu_seconds for s in samples),
+        sum(s.peak_rss_bytes for s in samples),
+        sum(s.rss_bytes for s in samples),
+    )
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:

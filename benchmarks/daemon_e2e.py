@@ -13,7 +13,8 @@ own ``/metrics``:
   linearly inside a bucket as Prometheus' ``histogram_quantile`` does;
 * CPU seconds of the daemon and of the producers (``/proc``), in cores;
 * the daemon's peak RSS (``VmHWM``; with ``--workers``, summed over its ingest processes, whose CPU
-  is counted too).
+  is counted too), also as it stood when the interval began (the peak of start-up and warm-up) and
+  the resident set (``VmRSS``) when it ended.
 
 A level passes when no window was dropped after the warm-up and no message was
 lost over the whole run (drops during the warm-up are reported apart: a JIT
@@ -118,6 +119,8 @@ class Level:
     daemon_cpu_cores: float = 0.0
     producer_cpu_cores: float = 0.0
     daemon_peak_rss_mib: float = 0.0
+    daemon_peak_rss_warmup_mib: float = 0.0  # VmHWM when the interval began: start-up and warm-up
+    daemon_rss_end_mib: float = 0.0  # VmRSS when the interval ended
     producer_late_p99_s: float = 0.0
     audio_seconds_scored_per_s: float = 0.0
     audio_seconds_sent_per_s: float = 0.0
@@ -310,6 +313,10 @@ def run_level(
     level.daemon_cpu_cores = (db.cpu_seconds - da.cpu_seconds) / wall
     level.producer_cpu_cores = sum(y.cpu_seconds - x.cpu_seconds for x, y in zip(pa, pb, strict=True)) / wall
     level.daemon_peak_rss_mib = peak / 2**20
+    level.daemon_peak_rss_warmup_mib, level.daemon_rss_end_mib = (
+        da.peak_rss_bytes / 2**20,
+        db.rss_bytes / 2**20,
+    )
     level.producer_late_p99_s = max((r.late_p99_s for r in reports), default=math.inf)
     level.audio_seconds_scored_per_s = level.windows_scored * hop / wall
     level.audio_seconds_sent_per_s = sum(r.audio_seconds for r in reports) / load.seconds
@@ -585,6 +592,7 @@ def report(
         "daemon cores",
         "producer cores",
         "daemon peak RSS MiB",
+        "peak at warm-up end / RSS at interval end",
         "audio-s scored/s",
     ]
     rows = [
@@ -601,6 +609,7 @@ def report(
             lv.daemon_cpu_cores,
             lv.producer_cpu_cores,
             lv.daemon_peak_rss_mib,
+            f"{lv.daemon_peak_rss_warmup_mib:.0f} / {lv.daemon_rss_end_mib:.0f}",
             lv.audio_seconds_scored_per_s,
         ]
         for name, levels in results.items()

@@ -12,9 +12,10 @@ with the queue drained, it reports per stream:
 * what ``tracemalloc`` traces still allocated, by source line (largest first).
 
 ``--windower`` measures one :class:`~genretag.daemon.stream.StreamWindower` per
-stream alone (no model), for the same chunks.
+stream alone (no model), for the same chunks, and the CPU they take per stream and second of audio.
 
-    python -m benchmarks.stream_memory [--model models/fast] [--streams 400] [--chunk-seconds 0.5]
+    python -m benchmarks.stream_memory [--model models/fast] [--streams 300,900] [--chunk-seconds 0.5]
+    python -m benchmarks.stream_memory --windower [--resample-block 0.05]
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import json
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -162,7 +167,12 @@ def run_tagger(model: str, streams: int, chunk_seconds: float, windows: int) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="models/fast")
-    ap.add_argument("--streams", type=int, default=400)
+    ap.add_argument(
+        "--streams",
+        default="300,900",
+        help="stream counts, each in a fresh process; two or more give the slope (bytes a stream) "
+        "and the intercept (what the run adds whatever the count: batches, the model's buffers)",
+    )
     ap.add_argument("--chunk-seconds", type=float, default=0.5)
     ap.add_argument("--windows", type=int, default=4, help="windows scored per stream (Tagger run)")
     ap.add_argument("--windower", action="store_true", help="the windowers alone, no model")
@@ -173,10 +183,14 @@ def main() -> None:
         import genretag.daemon.stream as stream
 
         stream.RESAMPLE_BLOCK_SECONDS = args.resample_block  # type: ignore[attr-defined,unused-ignore]
+    counts = [int(n) for n in args.streams.split(",")]
+    if len(counts) > 1:
+        slope(args, counts)
+        return
     if args.windower:
-        result = run_windowers(args.streams, args.chunk_seconds, 8.0)
+        result = run_windowers(counts[0], args.chunk_seconds, 8.0)
     else:
-        result = run_tagger(args.model, args.streams, args.chunk_seconds, args.windows)
+        result = run_tagger(args.model, counts[0], args.chunk_seconds, args.windows)
     print(
         f"{result['what']}: {result['streams']} streams, chunks {args.chunk_seconds} s: "
         f"RSS {result['rss_bytes_per_stream'] / 1024:.1f} KiB/stream, "
@@ -192,7 +206,37 @@ def main() -> None:
             f"  {row['bytes_per_stream'] / 1024:9.1f} KiB/stream  {row['blocks']:7d} blocks  {row['where']}"
         )
     if args.json:
-        write_json(args.json, result)
+        write_json(Path(args.json), result)
+
+
+def slope(args: argparse.Namespace, counts: list[int]) -> None:
+    """Run each count in a fresh process; fit resident and traced bytes against the count."""
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in counts:
+            out = Path(tmp) / f"{n}.json"
+            cmd = [sys.executable, "-m", "benchmarks.stream_memory", "--streams", str(n), "--json", str(out)]
+            cmd += [
+                "--model",
+                args.model,
+                "--chunk-seconds",
+                str(args.chunk_seconds),
+                "--windows",
+                str(args.windows),
+            ]
+            cmd += ["--windower"] if args.windower else []
+            cmd += ["--resample-block", str(args.resample_block)] if args.resample_block else []
+            subprocess.run(cmd, check=True)
+            runs.append(json.loads(out.read_text()))
+    n = np.array(counts, dtype=float)
+    summary: dict[str, Any] = {"streams": counts, "chunk_seconds": args.chunk_seconds, "runs": runs}
+    for key in ("rss", "traced"):
+        total = np.array([r[f"{key}_bytes_per_stream"] * r["streams"] for r in runs])
+        per_stream, fixed = np.polyfit(n, total, 1)
+        summary[f"{key}_bytes_per_stream"], summary[f"{key}_fixed_bytes"] = per_stream, fixed
+        print(f"fit over {counts}: {key} {per_stream / 1024:.1f} KiB a stream + {fixed / MIB:.1f} MiB")
+    if args.json:
+        write_json(Path(args.json), summary)
 
 
 if __name__ == "__main__":
