@@ -178,7 +178,10 @@ def validate_manifest_dict(raw: dict[str, Any]) -> ArtifactManifest:
         f"min_confidence must be a number in [0, 1), got {threshold!r}",
     )
     _check_serving(raw)
-    check_heads(raw.get("heads", {}))
+    heads = raw.get("heads", {})
+    # A JSON object's keys have no order (write_manifest sorts them): the outputs' order is HEAD_NAMES'.
+    raw = {**raw, "heads": {n: heads[n] for n in HEAD_NAMES if n in heads} | heads}
+    check_heads(raw["heads"])
     for name, digest in raw["files"].items():
         _check(isinstance(digest, str) and len(digest) == 64, "files", f"bad SHA-256 for {name}")
         _check(Path(name).name == name, "files", f"{name!r} must be a plain file name")

@@ -61,6 +61,17 @@ class OpenVinoPredictor:
                 f"manifest field 'heads': the serving export has {len(self._compiled.outputs)} outputs, "
                 f"the manifest names {len(self._outputs)} ({', '.join(self._outputs)})"
             )
+        # The export's outputs come in the Keras model's order (genre, then the heads; named Identity,
+        # Identity_1, ... by the converter): widths must match, and save_artifact holds each one's values
+        # to the Keras output of the same name, so a permutation never ships.
+        for (name, labels), port in zip(self._outputs.items(), self._compiled.outputs, strict=True):
+            width = port.get_partial_shape()[-1]
+            if width.is_static and width.get_length() != len(labels):
+                field_name = "labels" if name == GENRE else f"heads.{name}"
+                raise ArtifactError(
+                    f"manifest field '{field_name}': serving export output {port.get_any_name()!r} has "
+                    f"{width.get_length()} scores, manifest lists {len(labels)} labels for {name!r}"
+                )
         self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._parallel = int(self._compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self._requests = openvino.AsyncInferQueue(self._compiled, self._parallel)

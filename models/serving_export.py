@@ -101,14 +101,18 @@ def _layers_two_deep(model: Any) -> list[Any]:
 
 def _student_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
     """The distilled student: its mel -> scores sub-model (see :mod:`genretag.models.student`)."""
+    if manifest.heads:
+        raise ExportUnsupported("the student has no analysis heads to export")
     return model.get_layer(STUDENT_SCORES_MODEL)(mel)
 
 
 def _tagger_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
-    """The musicnn tagger: every backbone's mel network on the one log-mel, then the head.
+    """The musicnn tagger: every backbone's mel network on the one log-mel, then the heads.
 
-    The head's inputs are the backbones' ``features.layers`` in the order
-    :func:`genretag.models.tagger.build_tagger` concatenates them, read from the manifest.
+    The heads' input is the backbones' ``features.layers`` in the order
+    :func:`genretag.models.tagger.build_tagger` concatenates them, read from the manifest;
+    the outputs are genre's scores, then the manifest's ``heads`` in order, each from the
+    model's layer of that name (one output, genre's, without heads).
     """
     import keras
 
@@ -123,7 +127,11 @@ def _tagger_body(model: Any, manifest: ArtifactManifest, mel: Any) -> Any:
         outputs = keras.Model(inner.input, inner.output, name=variant)(mel)
         features += [outputs[layer] for layer in manifest.features["layers"]]
     embedding = model.get_layer("embedding")(features) if len(features) > 1 else features[0]
-    return model.get_layer("scores")(embedding)
+    scores = model.get_layer("scores")(embedding)
+    if not manifest.heads:
+        return scores
+    # Genre, then each head from its layer of the same name: the order of output_labels(manifest).
+    return [scores, *(model.get_layer(name)(embedding) for name in manifest.heads)]
 
 
 _BODIES: dict[str, Callable[[Any, ArtifactManifest, Any], Any]] = {

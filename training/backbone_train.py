@@ -78,9 +78,11 @@ def backbone_outputs(variants: Sequence[str], normalize_db: float | None) -> obj
     return build_backbone_outputs(variants, normalize_db)
 
 
-def _clip_cache_path(
+def clip_cache_path(
     cache_dir: Path, clip: Clip, variants: Sequence[str], hop_seconds: float, normalize_db: float | None
 ) -> Path:
+    """Where :func:`embed_clips` caches ``clip``'s window features in ``cache_dir``: a name made from its id,
+    its audio, the variants, the hop and the loudness target (read it to reuse a cache without Keras)."""
     key = hashlib.sha256(repr((sorted(variants), hop_seconds, normalize_db, clip.clip_id)).encode())
     key.update(clip.pcm.tobytes())
     return cache_dir / f"{key.hexdigest()[:24]}.npz"
@@ -105,7 +107,7 @@ def embed_clips(
     per_clip: list[dict[str, np.ndarray]] = []
     labels, ids, groups = [], [], []
     for clip in tqdm(clips, desc="embedding", unit="clip"):
-        path = _clip_cache_path(cache_dir, clip, variants, hop_seconds, normalize_db) if cache_dir else None
+        path = clip_cache_path(cache_dir, clip, variants, hop_seconds, normalize_db) if cache_dir else None
         if path is not None and path.is_file():
             with np.load(path, allow_pickle=False) as stored:
                 feats = {k: stored[k] for k in stored.files}

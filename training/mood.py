@@ -38,8 +38,8 @@ from genretag.training.backbone_train import (
     Clip,
     HeadConfig,
     LinearHead,
-    _clip_cache_path,
     backbone_window_levels,
+    clip_cache_path,
     embed_clips,
 )
 from genretag.training.corpus import CorpusClip, read_collection
@@ -134,7 +134,7 @@ def cached_mood_corpus(
     levels = []
     for c in clips:
         pcm = decode(c.path, BACKBONE_RATE)
-        path = _clip_cache_path(
+        path = clip_cache_path(
             cache_dir,
             Clip(c.clip_id, c.group, np.zeros(0, np.float32), pcm),
             config.variants,
