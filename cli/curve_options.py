@@ -8,7 +8,7 @@ socket a CURVE client.  pyzmq and the key code are imported inside
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,13 +106,14 @@ class Handshake:
 def connect_client(
     context: Any,
     socket_type: int,
-    address: str,
+    address: str | Sequence[str],
     server_key: Path | None,
     key: Path | None,
     param_hint: str,
     configure: Callable[[Any], None] | None = None,
 ) -> tuple[Any, Handshake]:
-    """A client socket of ``socket_type``, CURVE-secured if asked, connected to ``address``.
+    """A client socket of ``socket_type``, CURVE-secured if asked, connected to ``address`` (or to each of
+    several: a subscriber of a fleet's daemons).
 
     ``configure`` sets socket options before connecting.  On failure the
     context is destroyed (nothing lingers) and a click error names the option
@@ -126,11 +127,13 @@ def connect_client(
             configure(socket)
         secure(socket, server_key, key)
         handshake = Handshake(socket, server_key is not None)
-        socket.connect(address)
+        for endpoint in [address] if isinstance(address, str) else address:
+            where = endpoint
+            socket.connect(endpoint)
     except click.ClickException:
         context.destroy(linger=0)
         raise
     except zmq.ZMQError as err:
         context.destroy(linger=0)
-        raise click.BadParameter(f"{address}: {err}", param_hint=param_hint) from None
+        raise click.BadParameter(f"{where}: {err}", param_hint=param_hint) from None
     return socket, handshake

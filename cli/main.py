@@ -17,6 +17,7 @@ from genretag.cli import (
     devices_cmd,
     evaluate_cmd,
     export_cmd,
+    fleet_cmd,
     keys_cmd,
     messages,
     send_cmd,
@@ -50,6 +51,7 @@ cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
 cli.add_command(export_cmd.export)
 cli.add_command(send_cmd.send)
+cli.add_command(fleet_cmd.fleet)
 cli.add_command(subscribe_cmd.subscribe)
 cli.add_command(devices_cmd.devices)
 cli.add_command(serve_cmd.serve)

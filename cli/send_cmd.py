@@ -152,10 +152,13 @@ def _stdin_chunks(sr: int, channels: int, dtype: str, chunk_ms: int) -> Iterator
 @click.argument("paths", nargs=-1, required=True)
 @click.option(
     "--to",
-    "address",
+    "addresses",
     required=True,
+    multiple=True,
     metavar="tcp://HOST:PORT",
-    help="The daemon's ZeroMQ source address (a zmq: source of genretag serve).",
+    help="The daemon's ZeroMQ source address (a zmq: source of genretag serve).  For a fleet of N "
+    "daemons give N, in shard order (daemon 0 first): the stream goes to its own daemon "
+    "(`genretag fleet plan` shows which).",
 )
 @click.option(
     "--stream", "stream_id", required=True, help="Stream id: 1-128 printable characters, no spaces."
@@ -205,7 +208,7 @@ def _stdin_chunks(sr: int, channels: int, dtype: str, chunk_ms: int) -> Iterator
 @curve_options
 def send(
     paths: tuple[str, ...],
-    address: str,
+    addresses: tuple[str, ...],
     stream_id: str,
     rate: float,
     chunk_ms: int,
@@ -227,6 +230,9 @@ def send(
         ffmpeg -i x.mp3 -f s16le -ac 2 -ar 44100 - |
             genretag send - --to tcp://127.0.0.1:5555 --stream x
 
+    With several --to (a fleet, see `genretag fleet plan`), the stream goes to
+    the daemon whose shard it is: the i-th --to is daemon i.
+
     Sequence numbers run on across files and loops.  A file that cannot be
     read gets an error line on stderr, the others are still sent, and the
     exit code is 1 at the end.  A summary line goes to stderr; Ctrl-C stops
@@ -237,6 +243,7 @@ def send(
     interrupts = _Interrupts()  # first, so that Ctrl-C works (as KeyboardInterrupt) from here on
     import zmq
 
+    from genretag.daemon.fleet import shard_of
     from genretag.daemon.protocol import FrameError, check_stream_id
     from genretag.pipeline.audio import AudioDecodeError
 
@@ -244,6 +251,7 @@ def send(
         check_stream_id(stream_id)
     except FrameError as err:
         raise click.BadParameter(str(err), param_hint="--stream") from None
+    address = addresses[shard_of(stream_id, len(addresses))]
     if loop and "-" in paths:
         raise click.UsageError("--loop cannot replay stdin ('-')")
 

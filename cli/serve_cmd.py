@@ -96,6 +96,8 @@ def _overrides(
     scores: bool | None,
     runtime: str | None,
     backend: str | None,
+    shards: int | None = None,
+    shard_index: int | None = None,
 ) -> dict[str, Any]:
     """Command-line flags as config key paths (None: not given, the file or the default decides)."""
     given = {
@@ -107,6 +109,8 @@ def _overrides(
         "batch.max_batch_size": max_batch,
         "batch.max_wait_ms": max_wait_ms,
         "publish.scores": scores,
+        "fleet.shards": shards,
+        "fleet.index": shard_index,
     }
     out: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
     if sources:
@@ -148,6 +152,18 @@ def _overrides(
     help="Keras backend for --runtime keras (where installed) [tensorflow].",
 )
 @click.option(
+    "--shards",
+    type=click.IntRange(1, 10000),
+    help="Daemons in the fleet this one belongs to ([fleet] shards) [1].",
+)
+@click.option(
+    "--shard-index",
+    type=click.IntRange(0, 9999),
+    envvar="GENRETAG_SHARD_INDEX",
+    help="This daemon's number in the fleet, 0..shards-1 ([fleet] index; env GENRETAG_SHARD_INDEX: a "
+    "StatefulSet pod's ordinal, a genretag@N unit's N): it tags the streams of its shard only [0].",
+)
+@click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
 def serve(
@@ -162,6 +178,8 @@ def serve(
     scores: bool | None,
     runtime: str | None,
     keras_backend: str | None,
+    shards: int | None,
+    shard_index: int | None,
     log_level: str,
 ) -> None:
     """Tag live audio streams and publish genre events (the daemon).
@@ -181,10 +199,16 @@ def serve(
     \b
     Events go out on a ZeroMQ PUB socket as [topic, JSON], topic
     genretag.<type>.<stream>; `genretag subscribe` prints them.  Every event has
-    v (schema version 1), type (label, scores, state), stream, time (Unix s),
-    pos (stream s), label (null while silent or not settled), confidence and
-    scores (genre -> smoothed probability); label events add prev, state
-    events add state (up, down, silence, recovered).
+    v (schema version 1), type (label, scores, state, mood, analysis), stream,
+    time (Unix s), pos (stream s), label (null while silent or not settled),
+    confidence and scores (genre -> smoothed probability); label events add
+    prev, state events add state (up, down, silence, recovered, speech,
+    music); with a model that has heads, talk holds the genre (state speech)
+    and mood, tags, tempo and key come as optional keys (README, "Events").
+
+    A fleet of N daemons shares one config: each runs with --shards N and its
+    own --shard-index, starts the single-stream sources of its shard and
+    refuses other shards' zmq streams (`genretag fleet plan` shows who tags what).
 
     CURVE encryption and client keys for the ZeroMQ sockets are set in the
     config file (curve_secret_key, curve_clients; `genretag keys generate`).
@@ -203,7 +227,17 @@ def serve(
     from genretag.daemon.service import Service
 
     overrides = _overrides(
-        sources, model, publish, metrics, max_batch, max_wait_ms, scores, runtime, keras_backend
+        sources,
+        model,
+        publish,
+        metrics,
+        max_batch,
+        max_wait_ms,
+        scores,
+        runtime,
+        keras_backend,
+        shards,
+        shard_index,
     )
 
     def configure() -> Any:

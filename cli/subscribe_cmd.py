@@ -52,7 +52,7 @@ def _descriptors(event: dict[str, Any]) -> str:
 
 
 @click.command()
-@click.argument("address", metavar="tcp://HOST:PORT")
+@click.argument("addresses", nargs=-1, required=True, metavar="tcp://HOST:PORT...")
 @click.option("--stream", "stream_id", help="Only events of this stream.")
 @click.option(
     "--type",
@@ -71,7 +71,7 @@ def _descriptors(event: dict[str, Any]) -> str:
 )
 @curve_options
 def subscribe(
-    address: str,
+    addresses: tuple[str, ...],
     stream_id: str | None,
     types: tuple[str, ...],
     as_json: bool,
@@ -80,7 +80,8 @@ def subscribe(
     curve_server_key: Path | None,
     curve_key: Path | None,
 ) -> None:
-    """Print events from a daemon's publish address as they arrive.
+    """Print events from a daemon's publish address (or from every daemon of a fleet: give each one's
+    address) as they arrive, merged.
 
     One line per event, flushed at once so a pipe sees it live: by default
     time, stream, position, type, label and confidence plus the previous label
@@ -105,7 +106,7 @@ def subscribe(
             f"unknown event type {', '.join(unknown)} (one of {', '.join(EVENT_TYPES)})", param_hint="--type"
         )
     context = zmq.Context()
-    socket, handshake = connect_client(context, zmq.SUB, address, curve_server_key, curve_key, "ADDRESS")
+    socket, handshake = connect_client(context, zmq.SUB, addresses, curve_server_key, curve_key, "ADDRESS")
     for prefix in subscriptions(types, stream_id):
         socket.subscribe(prefix)
     poller = zmq.Poller()
@@ -119,7 +120,7 @@ def subscribe(
                 handshake.check()  # a refusal ends the command with the reason
                 continue
             if socket not in ready:
-                click.echo(f"no event from {address} for {timeout:g} s", err=True)
+                click.echo(f"no event from {', '.join(addresses)} for {timeout:g} s", err=True)
                 code = 1
                 break
             parts = socket.recv_multipart()

@@ -16,6 +16,8 @@ Keys are a public contract; every key, with its default::
     [publish]   address = "tcp://127.0.0.1:5556", scores = false, hwm = 1000, nodrop = false,
                 allow_public = false, curve_secret_key (file), curve_clients (directory)
     [metrics]   address = "127.0.0.1:9464", enabled = true, allow_public = false
+    [fleet]     shards = 1, index = 0 (this daemon's shard: it tags the streams whose hash shard is
+                its index, see genretag.daemon.fleet; --shard-index or GENRETAG_SHARD_INDEX)
     [limits]    max_frame_bytes = 1048576, max_streams = 64, max_sample_rate = 192000
     [[source]]  spec = "kind:target" (see genretag.daemon.sources.registry), name, allow_public = false,
                 curve_secret_key, curve_clients (zmq: sources only), and the options of the spec's kind
@@ -154,6 +156,14 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """This daemon's place among ``shards`` daemons (:mod:`genretag.daemon.fleet`); one: every stream."""
+
+    shards: int = 1
+    index: int = 0
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     max_frame_bytes: int = 1 << 20
     max_streams: int = 64
@@ -190,6 +200,7 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     sources: tuple[SourceConfig, ...] = ()
 
 
@@ -223,6 +234,8 @@ _RULES: dict[str, tuple[Any, str]] = {
     "analysis.context_seconds": (lambda v: 5 <= v <= 600, "must be 5..600 seconds"),
     "analysis.update_seconds": (lambda v: 0.5 <= v <= 600, "must be 0.5..600 seconds"),
     "publish.hwm": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
+    "fleet.shards": (lambda v: 1 <= v <= 10000, "must be 1..10000"),
+    "fleet.index": (lambda v: 0 <= v < 10000, "must be 0..9999"),
     "limits.max_frame_bytes": (lambda v: 1024 <= v <= 64 << 20, "must be 1024..67108864 bytes"),
     "limits.max_streams": (lambda v: 1 <= v <= 10000, "must be 1..10000"),
     "limits.max_sample_rate": (lambda v: 8000 <= v <= 384000, "must be 8000..384000 Hz"),
@@ -330,6 +343,11 @@ def _checks(cfg: Config, problems: list[str], check_model: bool) -> None:
         problems.append(
             f"batch.max_age_ms: must be 0 (no age bound) or more than batch.max_wait_ms "
             f"({batch.max_wait_ms:g}), got {batch.max_age_ms:g}"
+        )
+    if cfg.fleet.index >= cfg.fleet.shards:
+        problems.append(
+            f"fleet.index: must be below fleet.shards ({cfg.fleet.shards}): daemons are numbered "
+            f"0..{cfg.fleet.shards - 1}, got {cfg.fleet.index}"
         )
     pub = cfg.publish
     try:

@@ -92,6 +92,7 @@ class ErrorKind(StrEnum):
     DEVICE_MISSING = "device_missing"  # mic: no such device (yet)
     OVERFLOW = "overflow"  # mic: the sound card dropped audio
     STREAM_REFUSED = "stream_refused"  # a new stream beyond limits.max_streams
+    OTHER_SHARD = "other_shard"  # a stream another daemon of the fleet tags ([fleet]; genretag.daemon.fleet)
     INGEST_WORKER = "ingest_worker"  # zmq: an ingest worker process died
     INGEST_ROUTER = "ingest_router"  # zmq: the ingest router process died
 

@@ -58,6 +58,7 @@ from genretag.daemon.bind_checks import split_host_port
 from genretag.daemon.config import Config, ConfigError
 from genretag.daemon.curve import CurveGuard, load_server_keys
 from genretag.daemon.events import Event, EventPublisher
+from genretag.daemon.fleet import Shard
 from genretag.daemon.metrics import Metrics
 from genretag.daemon.protocol import Limits
 from genretag.daemon.sources.base import BuildEnv, Source
@@ -72,7 +73,7 @@ log = logging.getLogger("genretag.daemon")
 
 STATUS_EVERY_SECONDS = 5.0
 SOURCE_STOP_SECONDS = 2.0
-RESTART_ONLY = ("batch", "publish", "metrics", "limits", "sources")
+RESTART_ONLY = ("batch", "publish", "metrics", "limits", "fleet", "sources")
 # Python's default is 5 ms: a thread that releases the GIL around each socket call or array copy (all of the
 # daemon's do, thousands of times a second) waits up to that long to take it back while another thread
 # computes.  0.5 ms gave 13 % more scored audio at 10,000 streams on the GPU box; 0.1 ms no more.
@@ -148,7 +149,14 @@ class Service:
             metrics.close()
             log.info("stopped before serving")
             return 0
-        specs = [(s.source, s.name) for s in cfg.sources]
+        shard = Shard(cfg.fleet.shards, cfg.fleet.index)
+        # In a fleet every daemon reads the same config and starts the single-stream sources of its shard.
+        chosen = [
+            s
+            for s in cfg.sources
+            if s.source.source_kind.multi_stream or shard.owns(s.name or default_name(s.source))
+        ]
+        specs = [(s.source, s.name) for s in chosen]
         configured = {
             name or default_name(spec): spec.kind for spec, name in specs if not spec.source_kind.multi_stream
         }
@@ -172,7 +180,7 @@ class Service:
         try:
             self.tagger.start()
             limits = Limits(max_sr=cfg.limits.max_sample_rate, max_frame_bytes=cfg.limits.max_frame_bytes)
-            for (spec, name), src in zip(specs, cfg.sources, strict=True):
+            for (spec, name), src in zip(specs, chosen, strict=True):
                 secure = self._secure(guard, src.curve_secret_key, src.curve_clients, "input")
                 source = build_source(
                     spec,

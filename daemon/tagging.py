@@ -59,6 +59,7 @@ from genretag.daemon.events import (
     scores_event,
     state_event,
 )
+from genretag.daemon.fleet import Shard, shard_of
 from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
 from genretag.daemon.protocol import ErrorKind
 from genretag.daemon.silence import StateChange
@@ -175,6 +176,7 @@ class Tagger:
             dict(configured) if isinstance(configured, Mapping) else dict.fromkeys(configured, "?")
         )
         self._other_kind = other_kind
+        self._shard = Shard(config.fleet.shards, config.fleet.index)  # a restart changes it, not a reload
         self._lock = threading.Lock()
         self._streams: dict[str, _StreamIngest] = {}
         self._outputs: dict[str, _StreamLabel] = {}  # inference thread only
@@ -306,6 +308,16 @@ class Tagger:
         st = self._streams.get(stream)
         if st is not None or self._closing:
             return st
+        if not self._shard.owns(stream):
+            self._count_error(
+                UNKNOWN_STREAM,
+                UNKNOWN_STREAM,
+                self._source_kind(stream),
+                ErrorKind.OTHER_SHARD,
+                f"stream {stream!r} refused: daemon {shard_of(stream, self._shard.shards)} of the fleet tags "
+                f"it, this is daemon {self._shard.index} (`genretag send` with a --to per daemon routes it)",
+            )
+            return None
         if len(self._streams) >= self._config.limits.max_streams:
             down = [(s.down_since, name) for name, s in self._streams.items() if not s.up]
             if not down:

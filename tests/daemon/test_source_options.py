@@ -145,6 +145,7 @@ def test_error_kinds_keep_their_words() -> None:
         "device_missing",
         "overflow",
         "stream_refused",
+        "other_shard",
         "ingest_worker",
         "ingest_router",
     }

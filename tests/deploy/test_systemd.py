@@ -416,3 +416,45 @@ def test_memory_deny_write_execute_matches_the_default_model(tmp_path: Path) -> 
         )
         assert control.returncode == 0 and '"label"' in control.stdout, control.stderr
         assert setting == "no"
+
+
+TEMPLATE = REPO / "deploy" / "systemd" / "genretag@.service"
+SHARD_LINE = "Environment=GENRETAG_SHARD_INDEX=%i"
+
+
+def test_the_fleet_template_is_the_unit_with_its_instance_as_shard_index() -> None:
+    """genretag@N (README, "Scaling out") cannot drift from the hardened unit: the same settings, but for
+    its Description and the shard index that `serve --shard-index` reads from the environment."""
+
+    def settings(path: Path) -> list[str]:
+        lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+        return [line for line in lines if not line.startswith("Description=")]
+
+    template = settings(TEMPLATE)
+    assert template.count(SHARD_LINE) == 1
+    assert [line for line in template if line != SHARD_LINE] == settings(UNIT)
+    assert unit_values("Description", TEMPLATE)[0].endswith("shard %i of a fleet")
+    from genretag.cli.main import cli
+
+    shard_index = next(p for p in cli.commands["serve"].params if p.name == "shard_index")
+    assert shard_index.envvar == SHARD_LINE.split("=")[1]
+
+
+def test_a_fleet_instance_verifies_and_is_as_safe_as_the_unit(tmp_path: Path) -> None:
+    prefix = tmp_path / "opt" / "genretag"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "bin" / "genretag").symlink_to(Path(sys.executable).with_name("genretag"))
+    template = tmp_path / TEMPLATE.name
+    template.write_text(TEMPLATE.read_text().replace(INSTALL_PREFIX, f"{prefix}/"))
+    instance = tmp_path / "genretag@2.service"
+    instance.symlink_to(template.name)
+    result = systemd_analyze("verify", str(instance))
+    assert (result.returncode, result.stdout + result.stderr) == (0, ""), result.stdout + result.stderr
+    result = systemd_analyze(
+        "security", "--offline=yes", f"--threshold={OK_THRESHOLD}", "--no-pager", str(instance)
+    )
+    found = re.search(
+        r"Overall exposure level for genretag@2\.service: (\d+\.\d) (\w+)", result.stdout + result.stderr
+    )
+    assert found and result.returncode == 0, result.stdout + result.stderr
+    assert float(found.group(1)) <= recorded_score()
