@@ -39,6 +39,15 @@ run's, its drops are counted (more than zero) and its p99 is under
 second time with ``batch.max_age_ms = 0`` (only the queue's bound, as before
 issue 18), side by side.
 
+``--analysis-off`` writes ``[analysis] tempo = false, key = false`` (the
+trackers, about 1.2 ms of CPU per window; the daemon runs them by default
+since issue 16), for figures comparable with runs made before them.  The
+configuration allows at most 10,000 streams (``limits.max_streams``): a level
+above that has the rest refused (``stream_refused``) unless
+``--lift-stream-limit`` starts the daemon through :mod:`benchmarks.serve_lifted`.
+Each level also records the peak RSS of every process of the daemon (its
+ingest router and workers with ``--workers``).
+
     python -m benchmarks.daemon_e2e [--model DIR] [--backend jax] [--quick] [--baseline] [--rate0 64]
     python -m benchmarks.daemon_e2e --model models/fast --overload [--capacity N] [--without-age-bound]
 """
@@ -93,6 +102,8 @@ class DaemonSettings:
     runtime: str | None = None  # model.runtime; None: the daemon's default
     max_age_ms: float | None = None  # batch.max_age_ms; None: the daemon's default
     p99_target: float = math.inf  # a level passes only with p99 latency under this (seconds)
+    analysis_off: bool = False  # [analysis] tempo = false, key = false
+    lift_stream_limit: bool = False  # limits.max_streams past 10,000 (benchmarks.serve_lifted)
 
 
 @dataclass
@@ -126,6 +137,10 @@ class Level:
     audio_seconds_sent_per_s: float = 0.0
     buckets: list[tuple[float, float]] = field(default_factory=list)
     runtime: str = ""  # what served the model, as the daemon logged it
+    max_streams: int = 0  # the daemon's limits.max_streams
+    streams_refused: float = 0.0  # messages of streams beyond it (source error stream_refused)
+    # VmHWM of each process at the end: the daemon, then its children by pid ("pid comm": MiB)
+    peak_rss_by_process_mib: dict[str, float] = field(default_factory=dict)
 
 
 def load_music(n_clips: int, sample_rate: int, seconds: float) -> list[np.ndarray]:
@@ -170,6 +185,8 @@ class DaemonProcess:
         backend = f'backend = "{settings.backend}"\n' if settings.backend else ""
         runtime = f'runtime = "{settings.runtime}"\n' if settings.runtime else ""
         max_age = f"max_age_ms = {settings.max_age_ms}\n" if settings.max_age_ms is not None else ""
+        analysis = "[analysis]\ntempo = false\nkey = false\n" if settings.analysis_off else ""
+        self.max_streams = streams + 16 if settings.lift_stream_limit else min(10000, streams + 16)
         config = workdir / "bench.toml"
         config.write_text(
             f'[model]\npath = "{settings.model.resolve()}"\n{backend}{runtime}'
@@ -177,13 +194,14 @@ class DaemonProcess:
             f"queue_size = {settings.queue_size}\n{max_age}"
             f'[publish]\naddress = "tcp://127.0.0.1:{free_port()}"\n'
             f'[metrics]\naddress = "127.0.0.1:{mport}"\n'
-            f"[limits]\nmax_streams = {min(10000, streams + 16)}\n"
+            f"{analysis}[limits]\nmax_streams = {self.max_streams}\n"
             f'[[source]]\nspec = "zmq:{self.zmq}?idle=30&workers={settings.workers}"\n'
         )
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
+        entry = "benchmarks.serve_lifted" if settings.lift_stream_limit else "genretag.cli.main"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "genretag.cli.main", "serve", "--config", str(config)],
+            [sys.executable, "-m", entry, "serve", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
         )
@@ -288,10 +306,12 @@ def run_level(
             reports = group.join(timeout=60 + settings.seconds)
             time.sleep(1.0)
             final, peak = daemon.scrape(), tree_sample(daemon.proc.pid).peak_rss_bytes
+            level.peak_rss_by_process_mib = process_peaks(daemon.proc.pid)
         finally:
             daemon.stop()
         served = re.search(r"served by (\S+)", daemon.log_path.read_text())
         level.runtime = served[1] if served else ""
+        level.max_streams = daemon.max_streams
     level.windows_scored = b["scored"] - a["scored"]
     level.windows_silent = b["silent"] - a["silent"]
     level.windows_expected = streams * wall / hop
@@ -302,6 +322,7 @@ def run_level(
         if n > a["drops"].get(reason, 0.0)
     }
     level.lost_messages = final["lost"]
+    level.streams_refused = final["errors"].get("stream_refused", 0.0)
     level.source_errors = final["errors"]
     bounds = sorted(b["buckets"])
     level.buckets = [(le, b["buckets"][le] - a["buckets"].get(le, 0.0)) for le in bounds]
@@ -324,11 +345,35 @@ def run_level(
     return level
 
 
+def process_peaks(pid: int) -> dict[str, float]:
+    """VmHWM in MiB of ``pid`` and of each of its children (as :func:`tree_sample` finds them)."""
+    children: set[int] = set()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        tasks = []
+    for task in tasks:
+        try:
+            children.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    out: dict[str, float] = {}
+    for p in (pid, *sorted(children)):
+        try:
+            comm = Path(f"/proc/{p}/comm").read_text().strip()
+        except OSError:
+            comm = "?"
+        out[f"{p} {comm}"] = proc_sample(p).peak_rss_bytes / 2**20
+    return out
+
+
 def _judge(level: Level, settings: DaemonSettings, all_reported: bool) -> tuple[bool, str]:
     if level.rate <= 0:
         return False, "as fast as possible: not judged (the queue drops by design)"
     if not all_reported:
         return False, "a producer did not finish"
+    if level.streams_refused:
+        return False, f"streams refused beyond limits.max_streams ({level.streams_refused:g} messages)"
     if level.dropped or level.lost_messages:
         return False, f"{level.dropped:g} windows dropped, {level.lost_messages:g} messages lost"
     if level.latency_p99_s > settings.p99_target:
@@ -472,6 +517,16 @@ def main() -> None:
         action="store_true",
         help="with --overload: run the overload level again with batch.max_age_ms = 0",
     )
+    ap.add_argument(
+        "--analysis-off",
+        action="store_true",
+        help="[analysis] tempo = false, key = false (as before issue 16's trackers)",
+    )
+    ap.add_argument(
+        "--lift-stream-limit",
+        action="store_true",
+        help="allow levels above limits.max_streams' 10,000 (daemon started by benchmarks.serve_lifted)",
+    )
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     args = ap.parse_args()
@@ -493,6 +548,8 @@ def main() -> None:
         args.workers,
         args.runtime,
         args.max_age_ms,
+        analysis_off=args.analysis_off,
+        lift_stream_limit=args.lift_stream_limit,
     )
     music = load_music(8, args.sample_rate, 30.0)
     if args.overload:
@@ -551,7 +608,8 @@ def overload(args: argparse.Namespace, settings: DaemonSettings, music: list[np.
             f"{'PASS' if verdict['passed'] else 'FAIL'}; dropped {level.dropped:g} "
             f"{level.dropped_by_reason}, "
             f"p50/p99 {1000 * level.latency_p50_s:.0f}/{1000 * level.latency_p99_s:.0f} ms, peak RSS "
-            f"{level.daemon_peak_rss_mib:.0f} MiB = {verdict['peak_rss_ratio']:.2f}x the capacity run's",
+            f"{level.daemon_peak_rss_mib:.0f} MiB = {verdict['peak_rss_ratio']:.2f}x the capacity run's; "
+            f"producers late p99 {1000 * level.producer_late_p99_s:.0f} ms",
             flush=True,
         )
     report(args, results, summary)
