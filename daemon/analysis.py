@@ -22,9 +22,11 @@ the artifact's head scores for it (:mod:`genretag.models.artifact`, ``heads``):
   the last ``context_seconds``, updated every ``update_seconds`` of audio.
 
 Tempo and key cost about a millisecond per window (``make bench-analysis``),
-as much as the fast model's inference: they are best effort, and the daemon
-leaves them out of windows scored while it is behind, so that genre keeps its
-capacity (the trackers then see a gap, as after talk).
+twice the fast model's inference, and they run on the inference thread: they
+are best effort.  A :class:`TrackingBudget` gives them at most
+``analysis.cpu_share`` of that thread's time; windows beyond it are left out
+of them (counted), so that genre keeps its capacity whatever the stream count,
+and each stream's trackers see gaps, as after talk.
 
 Mood, tags, tempo and key follow music only: held (talk) windows do not feed
 them, and entering the speech state starts tempo and key afresh, as a link
@@ -34,7 +36,8 @@ everything (:meth:`StreamAnalysis.reset`), as they reset the genre smoother.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +50,37 @@ from genretag.pipeline.tempo import TempoEstimate, TempoTracker
 
 SPEECH = "speech"
 MUSIC = "music"
+
+
+class TrackingBudget:
+    """At most ``share`` of the wall time for tempo and key, as a token bucket of thread time.
+
+    Time accrues at ``share`` seconds per second, up to ``burst`` seconds; each tracked
+    window spends what it took.  A window is tracked while the bucket is not empty, so
+    over any second the trackers take at most about ``share`` of it (plus one window).
+    ``share`` 1 never refuses.
+    """
+
+    def __init__(
+        self, share: float, burst: float = 0.05, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"share must be in (0, 1], got {share}")
+        self.share, self.burst, self._clock = share, burst, clock
+        self._tokens = burst
+        self._last = clock()
+
+    def allows(self) -> bool:
+        """Whether the next window may be tracked."""
+        if self.share >= 1.0:
+            return True
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.share)
+        self._last = now
+        return self._tokens > 0.0
+
+    def spend(self, seconds: float) -> None:
+        self._tokens -= seconds
 
 
 class SpeechGate:
@@ -154,8 +188,8 @@ class StreamAnalysis:
     def update(self, window: Window, heads: Mapping[str, np.ndarray], track: bool = True) -> WindowAnalysis:
         """Fold in one scored window and its head scores (by head name).
 
-        ``track=False`` leaves tempo and key out for this window (the daemon is behind: see
-        :mod:`genretag.daemon.tagging`); the next window they see feeds them all its audio.
+        ``track=False`` leaves tempo and key out for this window (their :class:`TrackingBudget` is
+        spent); the next window they see feeds them all its audio.
         """
         p_speech, state = None, None
         if self.gate is not None:

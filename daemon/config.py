@@ -12,7 +12,7 @@ Keys are a public contract; every key, with its default::
     [smoothing] method = "ema" | "mean", ema_alpha = 0.2, mean_windows = 9, switch_margin = 0.1,
                 switch_seconds = 6, settle_windows = 4
     [analysis]  speech = true, speech_threshold = 0.5, speech_windows = 2, mood = true, tags = true,
-                tempo = true, key = true, context_seconds = 30, update_seconds = 3
+                tempo = true, key = true, context_seconds = 30, update_seconds = 3, cpu_share = 0.25
     [publish]   address = "tcp://127.0.0.1:5556", scores = false, hwm = 1000, nodrop = false,
                 allow_public = false, curve_secret_key (file), curve_clients (directory)
     [metrics]   address = "127.0.0.1:9464", enabled = true, allow_public = false
@@ -135,6 +135,7 @@ class AnalysisConfig:
     key: bool = True
     context_seconds: float = 30.0
     update_seconds: float = 3.0
+    cpu_share: float = 0.25  # of the inference thread's time for tempo and key at most (1: no limit)
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ _RULES: dict[str, tuple[Any, str]] = {
     "analysis.speech_windows": (lambda v: 1 <= v <= 100, "must be 1..100"),
     "analysis.context_seconds": (lambda v: 5 <= v <= 600, "must be 5..600 seconds"),
     "analysis.update_seconds": (lambda v: 0.5 <= v <= 600, "must be 0.5..600 seconds"),
+    "analysis.cpu_share": (lambda v: 0 < v <= 1, "must be in (0, 1] (1: no limit)"),
     "publish.hwm": (lambda v: 1 <= v <= 1_000_000, "must be 1..1000000"),
     "fleet.shards": (lambda v: 1 <= v <= 10000, "must be 1..10000"),
     "fleet.index": (lambda v: 0 <= v < 10000, "must be 0..9999"),

@@ -239,8 +239,8 @@ class Metrics:
         self.analysis_skipped = StreamFamily(
             "genretag_analysis_skipped_windows",
             "counter",
-            "Scored windows left out of the tempo and key analysis because more than a batch was waiting "
-            "for the model (best effort: genre keeps its capacity).",
+            "Scored windows left out of the tempo and key analysis because it had used its "
+            "analysis.cpu_share of the inference thread (best effort: genre keeps its capacity).",
             labels,
         )
         self.key = StreamChoice(

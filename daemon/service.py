@@ -140,26 +140,9 @@ class Service:
         if cfg.metrics.enabled:  # first: an operator sees genretag_ready 0 while the model loads
             host, port = split_host_port(cfg.metrics.address)
             metrics_at = f"http://{host}:{metrics.serve(host, port)}/metrics"
-        try:
-            predictor = self._load_first_model(cfg)
-        except BaseException:
-            metrics.close()
-            raise
-        if self._stop.is_set():  # SIGTERM while the model loaded: nothing was started yet
-            metrics.close()
-            log.info("stopped before serving")
-            return 0
-        shard = Shard(cfg.fleet.shards, cfg.fleet.index)
-        # In a fleet every daemon reads the same config and starts the single-stream sources of its shard.
-        chosen = [
-            s
-            for s in cfg.sources
-            if s.source.source_kind.multi_stream or shard.owns(s.name or default_name(s.source))
-        ]
-        specs = [(s.source, s.name) for s in chosen]
-        configured = {
-            name or default_name(spec): spec.kind for spec, name in specs if not spec.source_kind.multi_stream
-        }
+        # The publisher binds before the model loads: subscribers that reconnect by themselves (to a
+        # restarted daemon, every 100 ms by ZeroMQ's default) are attached again by the time the first
+        # events ("up") go out, instead of missing them as late joiners.
         self.guard = guard = CurveGuard(lambda socket: metrics.auth_failures.labels(socket).inc())
         pub = cfg.publish
         try:
@@ -173,6 +156,26 @@ class Service:
             guard.close()
             metrics.close()
             raise
+        try:
+            predictor = self._load_first_model(cfg)
+        except BaseException:
+            self._close_outputs(publisher, guard, metrics)
+            raise
+        if self._stop.is_set():  # SIGTERM while the model loaded: nothing was started yet
+            self._close_outputs(publisher, guard, metrics)
+            log.info("stopped before serving")
+            return 0
+        shard = Shard(cfg.fleet.shards, cfg.fleet.index)
+        # In a fleet every daemon reads the same config and starts the single-stream sources of its shard.
+        chosen = [
+            s
+            for s in cfg.sources
+            if s.source.source_kind.multi_stream or shard.owns(s.name or default_name(s.source))
+        ]
+        specs = [(s.source, s.name) for s in chosen]
+        configured = {
+            name or default_name(spec): spec.kind for spec, name in specs if not spec.source_kind.multi_stream
+        }
         self.output = _EventSink(publisher, metrics, self._print)
         multi = [kind.name for kind in KINDS.values() if kind.multi_stream]  # feeds every other stream
         self.tagger = Tagger(cfg, predictor, self.output, metrics, configured, other_kind=multi[0])
@@ -316,7 +319,12 @@ class Service:
                 log.exception("source %s did not stop cleanly", source.name)
         self.tagger.close()
         self.output.closed = True
-        self.publisher.close()
-        self.guard.close()
-        self.metrics.close()
+        self._close_outputs(self.publisher, self.guard, self.metrics)
         log.info("stopped")
+
+    @staticmethod
+    def _close_outputs(publisher: EventPublisher, guard: CurveGuard, metrics: Metrics) -> None:
+        """Close what the daemon publishes through, last to first opened."""
+        publisher.close()
+        guard.close()
+        metrics.close()

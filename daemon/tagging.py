@@ -47,7 +47,7 @@ from functools import partial
 
 import numpy as np
 
-from genretag.daemon.analysis import AnalysisSetup, StreamAnalysis, WindowAnalysis
+from genretag.daemon.analysis import AnalysisSetup, StreamAnalysis, TrackingBudget, WindowAnalysis
 from genretag.daemon.batcher import Batcher
 from genretag.daemon.config import Config
 from genretag.daemon.events import (
@@ -170,6 +170,7 @@ class Tagger:
         self._calibration = dict(predictor.manifest.calibration)  # output side, like _labels
         self._served = predictor  # output side, like _labels
         self._analysis = analysis_setup(predictor, config)  # output side, like _labels
+        self._tracking = TrackingBudget(config.analysis.cpu_share)  # output side
         self._emit = emit
         self.metrics = metrics
         self._configured = (
@@ -422,10 +423,13 @@ class Tagger:
         out = self._outputs.get(stream)
         if out is None:
             out = self._outputs[stream] = self._new_output(stream)
-        # Tempo and key are best effort: left out while more than a batch waits (analysis module docstring).
-        behind = self.batcher.depth > self.batcher.max_batch_size
-        seen = out.analysis.update(window, heads, track=not behind)
-        if behind and out.analysis.tracks:
+        # Tempo and key are best effort, within their share of this thread (analysis module docstring).
+        track = out.analysis.tracks and self._tracking.allows()
+        started = time.perf_counter()
+        seen = out.analysis.update(window, heads, track=track)
+        if track:
+            self._tracking.spend(time.perf_counter() - started)
+        elif out.analysis.tracks:
             self.metrics.analysis_skipped.inc(stream)
         if seen.state is not None:
             self._speech_out(stream, out, window.pos, seen.state)
@@ -593,6 +597,7 @@ class Tagger:
         """New smoothing and publish settings; every stream settles anew (labels may have changed too)."""
         self._out_config = config
         self._analysis = analysis_setup(self._served, config)
+        self._tracking = TrackingBudget(config.analysis.cpu_share)
         self._drop_outputs("reload")
 
     def _forget(self, stream: str) -> None:

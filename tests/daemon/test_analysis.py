@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from genretag.daemon.analysis import AnalysisSetup, SpeechGate, StreamAnalysis
+from genretag.daemon.analysis import AnalysisSetup, SpeechGate, StreamAnalysis, TrackingBudget
 from genretag.daemon.config import AnalysisConfig, SmoothingConfig
 from genretag.daemon.stream import Window
 from genretag.pipeline.key import KeyTracker
@@ -136,3 +136,22 @@ def test_windows_left_out_of_tracking_feed_nothing_and_the_next_feeds_its_whole_
     hop = SPEC.hop_samples
     assert fed[0] == SPEC.window_samples and fed[1] == 0 and fed[2] == SPEC.window_samples and fed[3] == hop
     assert stream.tempo is not None and stream.tempo.bpm == pytest.approx(110.0, rel=0.04)
+
+
+def test_the_tracking_budget_holds_its_share_of_the_time() -> None:
+    """Windows of 4 ms of tracking, one every 2 ms of wall time, under a 25 % share: about 1 in 8 is
+    tracked, so tracking takes 25 % of the time, not the 200 % it would want."""
+    now = [0.0]
+    budget = TrackingBudget(0.25, burst=0.05, clock=lambda: now[0])
+    tracked = 0
+    for _ in range(5000):  # 10 s
+        now[0] += 0.002
+        if budget.allows():
+            budget.spend(0.004)
+            tracked += 1
+    assert abs(tracked * 0.004 / 10.0 - 0.25) < 0.01
+    unlimited = TrackingBudget(1.0, clock=lambda: 0.0)
+    unlimited.spend(100.0)
+    assert unlimited.allows()
+    with pytest.raises(ValueError):
+        TrackingBudget(0.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from genretag.daemon.config import Config, LimitsConfig, PublishConfig, SmoothingConfig
+from genretag.daemon.config import AnalysisConfig, Config, LimitsConfig, PublishConfig, SmoothingConfig
 from genretag.daemon.events import decode_event, encode_event
 from genretag.daemon.metrics import Metrics
 from genretag.daemon.sources.base import Chunk
@@ -338,3 +338,19 @@ def test_a_reload_during_talk_says_music_again() -> None:
     t.close()
     states = [(e["state"], e["reason"]) for e in events if e["type"] == "state"]
     assert states == [("up", "audio"), ("speech", "speech"), ("music", "reload"), ("down", "stopped")]
+
+
+def test_tempo_and_key_keep_to_their_share_of_the_inference_thread() -> None:
+    """With a tiny analysis.cpu_share most windows are left out of tempo and key, and counted; genre
+    scores every window all the same."""
+    events: list[dict[str, Any]] = []
+    metrics = Metrics()
+    config = replace(Config(), analysis=AnalysisConfig(cpu_share=0.001))
+    t = Tagger(config, ConstantPredictor([0.9, 0.1]), events.append, metrics)
+    t.start()
+    feed(t, "x", loud(200))  # 799 windows as fast as possible: far more tracking than 0.1 % of the time
+    drain(t)
+    t.close()
+    scored = sample(metrics, "genretag_windows_processed_total", stream="x")
+    skipped = sample(metrics, "genretag_analysis_skipped_windows_total", stream="x")
+    assert scored == 799 and 0.5 * scored < skipped < scored
