@@ -18,6 +18,7 @@ from genretag.cli import (
     evaluate_cmd,
     export_cmd,
     fleet_cmd,
+    heads_cmd,
     keys_cmd,
     messages,
     send_cmd,
@@ -47,6 +48,7 @@ cli.add_command(train_cmd.train)
 cli.add_command(train_cmd.compare)
 cli.add_command(train_cmd.crossval)
 cli.add_command(tagger_cmd.train_tagger)
+cli.add_command(heads_cmd.train_heads)
 cli.add_command(evaluate_cmd.evaluate)
 cli.add_command(classify_cmd.classify)
 cli.add_command(export_cmd.export)
