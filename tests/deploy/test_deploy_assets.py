@@ -185,3 +185,14 @@ def test_name_check_catches_a_typo() -> None:
     assert "genretag_smoothed_score" in known and "genretag_silence_seconds_total" in known
     bad = ["rate(genretag_windows_droped_total[5m])", "genretag_silence_seconds > 1"]
     assert unknown_metrics(bad, known) == {"genretag_windows_droped_total", "genretag_silence_seconds"}
+
+
+def test_the_fleet_scrape_jobs_pass_promtool_when_switched_on(tmp_path: Path) -> None:
+    """The commented fleet jobs of prometheus.yml (README, "Scaling out") are valid once uncommented."""
+    text = re.sub(r"^  # (- job_name|  )", r"  \1", PROMETHEUS.read_text(), flags=re.M)
+    assert {"job_name: genretag-fleet", "job_name: genretag-kubernetes"} <= set(
+        re.findall(r"job_name: \S+", text)
+    )
+    (tmp_path / PROMETHEUS.name).write_text(text)
+    shutil.copy(RULES, tmp_path / RULES.name)
+    _ok(promtool("check", "config", str(tmp_path / PROMETHEUS.name)))
