@@ -10,6 +10,7 @@ Non-finite samples count as silence, so one bad block cannot poison the state.
 
 from __future__ import annotations
 
+import functools
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
@@ -18,9 +19,16 @@ import scipy.fft
 E = TypeVar("E")
 
 
+@functools.lru_cache(maxsize=16)
 def periodic_hann(n: int) -> np.ndarray:
-    """The periodic Hann window of STFT frames (``scipy.signal.get_window("hann", n)``)."""
-    return (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+    """The periodic Hann window of STFT frames (``scipy.signal.get_window("hann", n)``).
+
+    One read-only array per length, shared by every caller: the daemon makes a tracker per
+    stream, and a window of its own each was 34 KiB a stream (issue 18, "Per-stream memory").
+    """
+    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)).astype(np.float32)
+    window.setflags(write=False)
+    return window
 
 
 def mono_block(samples: np.ndarray) -> np.ndarray:
@@ -77,8 +85,14 @@ class PendingBlocks:
         self._total = 0  # samples handed over so far
 
     def add(self, samples: np.ndarray) -> bool:
-        """Hold ``samples``; True when an update is due."""
+        """Hold ``samples``; True when an update is due.
+
+        A view of a larger array is copied, so that holding it does not keep that array alive
+        (the daemon's trackers get the last hop of each window: holding the view held the window).
+        """
         block = mono_block(samples)
+        if block.base is not None:
+            block = block.copy()
         self._blocks.append(block)
         self._held += block.size
         framed = 0 if self._total < self.stft.n_fft else (self._total - self.stft.n_fft) // self.stft.hop + 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -42,3 +45,26 @@ def test_bad_shapes_and_sizes_are_refused() -> None:
         StreamingStft(64, 65)
     with pytest.raises(ValueError, match="mono"):
         StreamingStft(64, 32).push(np.zeros((10, 2), np.float32))
+
+
+def test_pending_blocks_do_not_keep_the_array_a_block_is_a_view_of_alive() -> None:
+    """Issue 18: the daemon's trackers get the last hop of each window as a view; holding the view held the
+    whole window (and, from an ingest worker's ring of windows, rows that the ring then reuses)."""
+    window = np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32)
+    hop = window[-24000:]
+    expected = hop.copy()
+    alive = weakref.ref(window)
+    pending = PendingBlocks(StreamingStft(512, 256), every=10_000)
+    assert not pending.add(hop)
+    del window, hop
+    gc.collect()
+    assert alive() is None
+    np.testing.assert_array_equal(pending.take(), expected)
+
+
+def test_the_hann_window_is_one_shared_read_only_array_per_length() -> None:
+    """Issue 18: one analysis window per length for every stream's trackers, not one each."""
+    a, b = StreamingStft(2048, 512), StreamingStft(2048, 1024)
+    assert a.window is b.window is periodic_hann(2048)
+    assert not a.window.flags.writeable
+    assert periodic_hann(1024).size == 1024 and periodic_hann(1024) is not a.window
