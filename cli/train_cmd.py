@@ -11,6 +11,7 @@ import click
 from genretag.cli import messages
 from genretag.cli.model_option import embedding_cache_option
 from genretag.models.model_types import MODEL_CHOICES
+from genretag.training.strategy import is_chief
 
 if TYPE_CHECKING:
     from genretag.training.runner import TrainOptions
@@ -155,6 +156,9 @@ def train(
 
     Hyper-parameters and early stopping use the dev split; dev figures go into
     the artifact's manifest.  TensorBoard logs of Keras models go to OUT.logs/.
+    With TF_CONFIG naming a cluster, run the same command on every worker:
+    Keras models train with MultiWorkerMirroredStrategy (--batch-size is the
+    global batch) and only the chief (worker 0) writes OUT.
     """
     model_name = _model_type(model_name, model_name_old)
     from genretag.training.runner import train_model
@@ -162,6 +166,9 @@ def train(
     splits = tuple(s.strip() for s in train_splits.split(",") if s.strip())
     options = _options(**kw, train_splits=splits, cv_folds=cv_folds)  # type: ignore[arg-type]
     predictor = train_model(model_name, data, out_dir, options)
+    if not is_chief():
+        click.echo(f"trained as a worker of the TF_CONFIG cluster; the chief saves {out_dir}")
+        return
     cv = predictor.manifest.dev_metrics.get("cross_validation")
     if cv:
         click.echo(
@@ -169,7 +176,9 @@ def train(
             f"{cv['macro_roc_auc']:.3f}  mean per-genre recall {cv['mean_per_genre_recall']:.3f}"
         )
     clip = predictor.manifest.dev_metrics.get("clip")
-    click.echo(f"saved {out_dir} ({model_name}, {len(predictor.manifest.labels)} labels)")
+    replicas = predictor.manifest.training_data.get("replicas")
+    on = f", trained on {replicas} replicas" if replicas else ""
+    click.echo(f"saved {out_dir} ({model_name}, {len(predictor.manifest.labels)} labels{on})")
     if clip:
         click.echo(
             f"dev clip hit@1 {clip['hit_at_1']:.3f}  macro-F1 {clip['macro_f1']:.3f}  "

@@ -19,7 +19,7 @@ import numpy as np
 from genretag.models.artifact import ArtifactManifest
 from genretag.models.manifest_features import KerasFeatures, new_manifest
 from genretag.training.reader import DatasetInfo, read_dataset, window_dataset
-from genretag.training.strategy import choose_strategy
+from genretag.training.strategy import choose_strategy, global_batch_training, shard_by_data
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
 
     from genretag.models.keras_builders import BUILDERS, KerasSpec, build_mobilenet
 
+    strategy = choose_strategy()  # first: a multi-worker strategy must start before any TF op runs
     seed_everything(config.seed)
     info = read_dataset(dataset_dir)
     spec = KerasSpec(
@@ -83,6 +84,7 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
             y = y / tf.maximum(tf.reduce_sum(y, axis=-1, keepdims=True), 1.0)
         return x, y, w
 
+    # batch_size is the global batch: several replicas split each batch between them
     train = window_dataset(
         dataset_dir, "train", spec.window_samples, config.batch_size, training=True, seed=config.seed
     ).map(with_weights)
@@ -91,7 +93,7 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
     dev = window_dataset(
         dataset_dir, "dev", spec.window_samples, config.batch_size, training=False, seed=config.seed
     ).map(with_weights)
-    strategy = choose_strategy()
+    train, dev = shard_by_data(train), shard_by_data(dev)
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     with scope:
         if config.architecture == "mobilenet":
@@ -106,17 +108,19 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
             loss=loss,
             weighted_metrics=["categorical_accuracy"],
         )
-    model.fit(
-        train,
-        validation_data=dev,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        callbacks=[
-            keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-            keras.callbacks.TensorBoard(log_dir=str(log_dir)),
-        ],
-        verbose=2,
-    )
+    with global_batch_training(model, strategy):
+        model.fit(
+            train,
+            validation_data=dev,
+            epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch,
+            callbacks=[
+                keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
+                keras.callbacks.TensorBoard(log_dir=str(log_dir)),
+            ],
+            verbose=2,
+        )
+    replicas = int(strategy.num_replicas_in_sync) if strategy is not None else 1
     manifest = new_manifest(
         KerasFeatures(),
         architecture=config.architecture,
@@ -125,6 +129,11 @@ def train_keras(dataset_dir: Path, log_dir: Path, config: KerasTrainConfig) -> t
         sample_rate=info.sample_rate,
         window_seconds=config.window_seconds,
         hop_seconds=config.hop_seconds,
-        training_data={"fingerprint": info.fingerprint, "dataset": str(dataset_dir), "seed": config.seed},
+        training_data={
+            "fingerprint": info.fingerprint,
+            "dataset": str(dataset_dir),
+            "seed": config.seed,
+            **({"replicas": replicas} if replicas > 1 else {}),
+        },
     )
     return model, manifest

@@ -33,6 +33,7 @@ from genretag.training.keras_train import KerasTrainConfig, train_keras
 from genretag.training.metrics import evaluate_windows
 from genretag.training.reader import DatasetInfo, load_clips_numpy, read_dataset
 from genretag.training.scoring import score_clips
+from genretag.training.strategy import worker_output
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,18 @@ def _train_student(
 
 
 def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions) -> Predictor:
-    """Train model type ``name`` on ``dataset_dir`` and save a checked artifact at ``out_dir``."""
+    """Train model type ``name`` on ``dataset_dir`` and save a checked artifact at ``out_dir``.
+
+    In a multi-worker cluster (``TF_CONFIG``) every worker runs this; only the
+    chief writes ``out_dir`` (and its logs), the others a temporary copy they discard.
+    """
     if name not in MODEL_CHOICES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_CHOICES)}")
+    with worker_output(out_dir) as target:
+        return _train_and_save(name, dataset_dir, target, options)
+
+
+def _train_and_save(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptions) -> Predictor:
     info = read_dataset(dataset_dir)
     if name in SKLEARN_MODELS:
         model, manifest = _train_sklearn(name, dataset_dir, info, options)
@@ -169,11 +179,13 @@ def train_model(name: str, dataset_dir: Path, out_dir: Path, options: TrainOptio
         model, manifest = _train_student(dataset_dir, info, options)
     else:
         model, manifest = _train_backbone(dataset_dir, info, options)
+    replicas = manifest.training_data.get("replicas")  # a Keras run on several devices or workers
     manifest.training_data = {
         "dataset": str(dataset_dir),
         "fingerprint": info.fingerprint,
         "splits": list(options.train_splits),
         "seed": options.seed,
+        **({"replicas": replicas} if replicas else {}),
     }
     live: Predictor = (
         KerasPredictor(manifest, model) if manifest.kind == "keras" else SklearnPredictor(manifest, model)
