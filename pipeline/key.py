@@ -217,7 +217,7 @@ class KeyTracker(RollingEstimate[KeyEstimate]):
         self.templates = key_templates(profile)
         self.chroma = PeakChroma(sr)
         frame = (12 * FINE,)
-        super().__init__(self.chroma, frame, np.float64, NO_KEY, context_seconds, update_seconds, min_seconds)
+        super().__init__(self.chroma, frame, np.float32, NO_KEY, context_seconds, update_seconds, min_seconds)
         #: the tuning of the context at the last update, cents from A440 equal temperament
         self.tuning_cents = 0.0
 

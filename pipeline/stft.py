@@ -73,13 +73,16 @@ class PendingBlocks:
     """Blocks held back until an analysis update is due, so that small blocks cost an append each.
 
     ``add`` says when the samples held would complete frame ``k * every`` of
-    ``stft`` (counting what it has already framed); ``take`` hands them over
-    as one array.  Results are the same as framing every block as it comes.
+    ``stft`` (counting what it has already framed), or when ``max_held`` samples
+    are held (memory: a daemon holds this for every stream, and a second of audio
+    is framed as cheaply in one piece as in several); ``take`` hands them over as
+    one array.  Results are the same as framing every block as it comes.
     """
 
-    def __init__(self, stft: StreamingStft, every: int) -> None:
+    def __init__(self, stft: StreamingStft, every: int, max_held: int | None = None) -> None:
         self.stft = stft
         self.every = every
+        self.max_held = max_held
         self._blocks: list[np.ndarray] = []
         self._held = 0
         self._total = 0  # samples handed over so far
@@ -95,6 +98,8 @@ class PendingBlocks:
             block = block.copy()
         self._blocks.append(block)
         self._held += block.size
+        if self.max_held is not None and self._held >= self.max_held:
+            return True
         framed = 0 if self._total < self.stft.n_fft else (self._total - self.stft.n_fft) // self.stft.hop + 1
         due = (framed // self.every + 1) * self.every  # the frame count of the next update
         return self._total + self._held >= (due - 1) * self.stft.hop + self.stft.n_fft
@@ -127,8 +132,9 @@ class RollingEstimate(Generic[E]):
     The base of the streaming tempo and key trackers: :meth:`push` successive
     mono blocks, read :attr:`estimate`.  Update instants depend on the audio's
     length only, never on block sizes, and blocks wait unprocessed until an
-    update is due (:class:`PendingBlocks`), so a block costs a list append and
-    the analysis runs on seconds of audio at a time.  A subclass says what an
+    update is due or a second of audio is held (:class:`PendingBlocks`), so a
+    small block costs a list append and the analysis runs on a second or more
+    of audio at a time.  A subclass says what an
     estimate is (:meth:`_estimate`) and what "none yet" is (``empty``).
     """
 
@@ -153,7 +159,8 @@ class RollingEstimate(Generic[E]):
         self._ring = np.zeros((self.context, *frame_shape), dtype)
         self._filled = 0
         self._frames = 0
-        self._waiting = PendingBlocks(analysis.stft, self.update_frames)
+        # A second of audio at most waits for the next update (analysis.stft.hop * frame_rate: the rate).
+        self._waiting = PendingBlocks(analysis.stft, self.update_frames, int(round(rate * analysis.stft.hop)))
         self.estimate = empty
 
     @property
