@@ -103,6 +103,7 @@ class DaemonSettings:
     max_age_ms: float | None = None  # batch.max_age_ms; None: the daemon's default
     p99_target: float = math.inf  # a level passes only with p99 latency under this (seconds)
     analysis_off: bool = False  # [analysis] tempo = false, key = false
+    config_extra: str = ""  # TOML appended to the daemon's config (sections the harness does not write)
     lift_stream_limit: bool = False  # limits.max_streams past 10,000 (benchmarks.serve_lifted)
 
 
@@ -195,6 +196,7 @@ class DaemonProcess:
             f'[publish]\naddress = "tcp://127.0.0.1:{free_port()}"\n'
             f'[metrics]\naddress = "127.0.0.1:{mport}"\n'
             f"{analysis}[limits]\nmax_streams = {self.max_streams}\n"
+            f"{settings.config_extra}\n"
             f'[[source]]\nspec = "zmq:{self.zmq}?idle=30&workers={settings.workers}"\n'
         )
         self.log_path = workdir / "daemon.log"
@@ -523,6 +525,13 @@ def main() -> None:
         help="[analysis] tempo = false, key = false (as before issue 16's trackers)",
     )
     ap.add_argument(
+        "--config-extra",
+        type=Path,
+        metavar="TOML",
+        help="a TOML file appended to the daemon's config: sections the harness does not write "
+        "([window], [smoothing], ...; e.g. deploy/profiles/small-box.toml)",
+    )
+    ap.add_argument(
         "--lift-stream-limit",
         action="store_true",
         help="allow levels above limits.max_streams' 10,000 (daemon started by benchmarks.serve_lifted)",
@@ -550,6 +559,7 @@ def main() -> None:
         args.max_age_ms,
         analysis_off=args.analysis_off,
         lift_stream_limit=args.lift_stream_limit,
+        config_extra=args.config_extra.read_text() if args.config_extra else "",
     )
     music = load_music(8, args.sample_rate, 30.0)
     if args.overload:

@@ -19,7 +19,10 @@ differ from these in the last digits; a daemon run of the benchmark checks a
 setting chosen here (the README quotes both).
 
     python -m benchmarks.programme_replay --workdir DIR --model default \\
-        --set change_windows=2,3 --set min_confidence=0.2,0.3 [--json out.json]
+        --set change_windows=2,3 --set min_confidence=0.2,0.3 [--every 2] [--json out.json]
+
+``--every 2`` replays the windows a daemon cuts at twice the artifact's hop (``[window]
+hop_seconds = 3`` for the bundled models): the same grid, every other window.
 """
 
 from __future__ import annotations
@@ -126,6 +129,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=V1[,V2...]",
         help="smoothing setting(s) to replay (repeatable; the product is replayed)",
     )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="replay every K-th window only: the windows of a daemon at K times the artifact's hop "
+        "([window] hop_seconds) [1]",
+    )
     parser.add_argument("--json", type=Path, help="write the figures of every combination here")
     return parser.parse_args(argv)
 
@@ -152,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         songs = [
             s
             for cue, ends, scores in programmes
-            for s in score_programme(cue, replay(cue, ends, scores, manifest.labels, config, threshold))
+            for s in score_programme(
+                cue,
+                replay(cue, ends[:: args.every], scores[:: args.every], manifest.labels, config, threshold),
+            )
         ]
         results.append({"smoothing": asdict(config), "overall": summarise(songs)})
     varied = [k for k in asdict(SmoothingConfig()) if len({str(r["smoothing"][k]) for r in results}) > 1]
@@ -166,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "model": str(model_dir),
             "calibrated_threshold": threshold,
+            "every": args.every,
             "programmes": [c["name"] for c, _, _ in programmes],
             "runs": results,
         },
