@@ -48,10 +48,20 @@ from genretag.cli.model_option import embedding_cache_option
     help="Artifact directory to write (replaced only once the new model passes its checks; may be --model).",
 )
 @embedding_cache_option("Folder to cache backbone embeddings in (train-tagger's; a rerun reuses them).")
-@click.option("--speech-C", "speech_c", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Inverse L2 strength of the speech head [0.01, the benchmark's].")  # fmt: skip
-@click.option("--mood-C", "mood_c", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Inverse L2 strength of the mood head [0.003, make bench-mood's best].")  # fmt: skip
+@click.option(
+    "--speech-C",
+    "speech_c",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Inverse L2 strength of the speech head [0.01, the benchmark's].",
+)
+@click.option(
+    "--mood-C",
+    "mood_c",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Inverse L2 strength of the mood head [0.001, make bench-mood's nested choice].",
+)
 @click.option(
     "--max-music-clips",
     type=click.IntRange(min=1),
