@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,7 +22,9 @@ from genretag.cli.model_option import MODEL_HELP, runtime_option
     "as_json",
     is_flag=True,
     help="One JSON object per line: path, label, confidence, scores, seconds, warnings "
-    "(shorter_than_window, near_silent), windows.",
+    "(shorter_than_window, near_silent), tempo {bpm, confidence}, key {tonic, mode, name, confidence}, "
+    "windows; with a model that has the heads (the default does) also speech_share, mood {label, scores} "
+    "and tags.",
 )
 @click.option(
     "--max-windows",
@@ -40,7 +43,14 @@ def classify(
     Every path is checked before the model loads; a missing one stops the
     command at once (exit 2).
 
-    The clip label is the top genre of the mean of window scores.  A clip
+    Each line is: path, genre, its confidence, then (when the model has those
+    heads) the share of talk ("speech 100%": the genre means little) and the
+    mood, then the tempo in BPM and the key ("-" where there is none: too short,
+    no beat, no tonal content).
+
+    The clip label is the top genre of the mean of window scores; mood and tags follow the same rule,
+    speech_share is the share of those windows that the speech head calls speech.  Tempo and key come
+    from the whole file (its last 10 minutes when longer).  A clip
     shorter than one model window, or silent or nearly so, still gets a label
     but also a warning on stderr (and in --json's "warnings"): its label is a
     guess.  A file that cannot be read gets an error line on stderr; the
@@ -77,7 +87,17 @@ def classify(
         if as_json:
             click.echo(json.dumps(result.to_json()))
         else:
-            click.echo(f"{path}\t{result.label}\t{result.confidence:.3f}")
+            click.echo("\t".join([str(path), result.label, f"{result.confidence:.3f}", *_extras(result)]))
     if failures:
         messages.error(f"{failures} of {len(inputs.files)} files could not be classified")
         sys.exit(1)
+
+
+def _extras(result: Any) -> list[str]:
+    """The plain line's columns after genre: speech share and mood (with those heads), tempo, key."""
+    columns = [] if result.speech_share is None else [f"speech {result.speech_share:.0%}"]
+    mood = result.heads.get("mood")
+    columns += [mood[0][int(mood[1].argmax())]] if mood is not None else []
+    columns.append("-" if result.tempo.bpm is None else f"{result.tempo.bpm:.0f} BPM")
+    columns.append(result.key.name or "-")
+    return columns

@@ -17,6 +17,11 @@ recipe's cross-source figures):
 windows at once (scores computed elsewhere, from cached embeddings say, with
 each window's level carried along as :func:`window_levels` gives it).
 
+``classify`` also reports, per file, what the artifact's analysis heads say
+(``speech_share``, ``mood``, ``tags``: the same windows, the same rule) and the
+file's tempo and key (:mod:`genretag.pipeline.tempo`, :mod:`genretag.pipeline.key`),
+read from the decoded audio while it streams past for its length.
+
 A model gives every input a confident-looking label, including audio that
 cannot carry one: a clip shorter than one window (0.2 s of a tone) or one
 that is silent or nearly so.  Such results carry a flag in
@@ -31,8 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from genretag.models.artifact import GENRE, output_labels
 from genretag.models.predictor import Predictor, window_spec
 from genretag.pipeline.audio import AudioDecodeError, stream_decode
+from genretag.pipeline.key import NO_KEY, KeyEstimate, KeyTracker
+from genretag.pipeline.tempo import NO_TEMPO, TempoEstimate, TempoTracker
 from genretag.pipeline.windows import (
     WindowSpec,
     frame_count,
@@ -44,6 +52,11 @@ from genretag.pipeline.windows import (
 
 DEFAULT_MAX_WINDOWS = 48
 SILENT_DBFS = -50.0
+#: A window is speech when the speech head gives it at least this P(speech) (``speech_share``).
+SPEECH_THRESHOLD = 0.5
+#: Seconds of audio the tempo and key of a file are read from: the whole file, or its last this many
+#: seconds when longer, so that a two-hour file costs the trackers what ten minutes do.
+TEMPO_KEY_CONTEXT_SECONDS = 600.0
 SHORTER_THAN_WINDOW = "shorter_than_window"
 NEAR_SILENT = "near_silent"
 CLIP_RULE = (
@@ -151,6 +164,12 @@ class ClipResult:
     window_scores: np.ndarray  # (n_windows, n_labels)
     seconds: float = 0.0  # length of the decoded audio
     warnings: list[str] = field(default_factory=list)  # keys of WARNINGS, in that order
+    #: the analysis heads (``speech``, ``mood``, ``tags``): name -> (labels, clip scores by the rule)
+    heads: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    #: share of the counted windows the speech head calls speech; None without a speech head
+    speech_share: float | None = None
+    tempo: TempoEstimate = NO_TEMPO
+    key: KeyEstimate = NO_KEY
 
     @property
     def label(self) -> str:
@@ -164,18 +183,40 @@ class ClipResult:
         def named(row: np.ndarray) -> dict[str, float]:
             return {name: round(float(s), 5) for name, s in zip(self.labels, row, strict=True)}
 
-        return {
+        out: dict[str, object] = {
             "path": self.path,
             "label": self.label,
             "confidence": round(self.confidence, 5),
             "scores": named(self.clip_scores),
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
-            "windows": [
-                {"start": round(float(t), 3), "scores": named(row)}
-                for t, row in zip(self.window_starts, self.window_scores, strict=True)
-            ],
         }
+        if self.speech_share is not None:
+            out["speech_share"] = round(self.speech_share, 3)
+        if "mood" in self.heads:
+            labels, scores = self.heads["mood"]
+            out["mood"] = {
+                "label": labels[int(np.argmax(scores))],
+                "scores": {name: round(float(s), 3) for name, s in zip(labels, scores, strict=True)},
+            }
+        if "tags" in self.heads:
+            labels, scores = self.heads["tags"]
+            out["tags"] = {name: round(float(s), 3) for name, s in zip(labels, scores, strict=True)}
+        out["tempo"] = {
+            "bpm": None if self.tempo.bpm is None else round(self.tempo.bpm, 1),
+            "confidence": round(self.tempo.confidence, 3),
+        }
+        out["key"] = {
+            "tonic": self.key.tonic,
+            "mode": self.key.mode,
+            "name": self.key.name,
+            "confidence": round(self.key.confidence, 3),
+        }
+        out["windows"] = [
+            {"start": round(float(t), 3), "scores": named(row)}
+            for t, row in zip(self.window_starts, self.window_scores, strict=True)
+        ]
+        return out
 
 
 def classify_file(
@@ -194,25 +235,50 @@ def classify_file(
     The file is streamed twice, a block at a time: once to learn its length
     (which the spread needs, and which headers of truncated files misstate),
     once to keep only the chosen windows.  Memory is that of the windows, not
-    of the file: a two-hour recording costs what a song does.
+    of the file: a two-hour recording costs what a song does.  The first pass
+    also feeds the tempo and key trackers, whose context is the whole file up
+    to :data:`TEMPO_KEY_CONTEXT_SECONDS` (its last ones for a longer file).
+
+    With an artifact that has analysis heads, every chosen window is scored by
+    all of them in the same run, and each head's clip scores follow the rule
+    (steps 2 and 3, the windows genre counts); ``speech_share`` is the share
+    of those windows whose P(speech) is at least :data:`SPEECH_THRESHOLD`.
 
     Raises :class:`genretag.pipeline.audio.AudioDecodeError` for unreadable
     files and for digital silence (every sample zero: there is nothing to judge).
     """
     spec = window_spec(predictor.manifest)
     n_samples, peak = 0, 0.0
+    # Read once at the end: updates every 30 s cost less and hold at most 30 s of audio waiting.
+    context, update = TEMPO_KEY_CONTEXT_SECONDS, 30.0
+    tempo = TempoTracker(spec.sample_rate, context_seconds=context, update_seconds=update)
+    key = KeyTracker(spec.sample_rate, context_seconds=context, update_seconds=update)
     for block in stream_decode(path, spec.sample_rate):
         n_samples += block.size
         peak = max(peak, float(np.max(np.abs(block), initial=0.0)))
+        tempo.push(block)
+        key.push(block)
     if n_samples == 0:
         raise AudioDecodeError(f"{path}: decodes to no audio samples")
     if peak == 0.0:
         raise AudioDecodeError(f"{path}: digital silence (every sample is zero), no genre to judge")
     windows, starts = _chosen_windows(path, spec, n_samples, max_windows)
-    scores = np.concatenate(
-        [predictor.predict(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)]
-    )
+    batches = [
+        predictor.predict_outputs(windows[i : i + batch_size]) for i in range(0, len(windows), batch_size)
+    ]
+    outputs = {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
+    scores = outputs[GENRE]
     levels = window_levels(windows)
+    counted = audible_windows(levels)
+    heads = {
+        name: (labels, np.asarray(outputs[name][counted].mean(axis=0)))
+        for name, labels in output_labels(predictor.manifest).items()
+        if name != GENRE
+    }
+    speech_share = None
+    if "speech" in heads:
+        speech = outputs["speech"][counted, heads["speech"][0].index("speech")]
+        speech_share = float(np.mean(speech >= SPEECH_THRESHOLD))
     warnings = [
         flag
         for flag, raised in (
@@ -229,6 +295,10 @@ def classify_file(
         scores,
         n_samples / spec.sample_rate,
         warnings,
+        heads,
+        speech_share,
+        tempo.finish(),
+        key.finish(),
     )
 
 
