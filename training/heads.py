@@ -38,7 +38,12 @@ import numpy as np
 
 from genretag.models.artifact import ArtifactManifest, read_manifest
 from genretag.models.model_types import TAGGER_ARCHITECTURE
+from genretag.models.predictor import import_keras, known_inputs, save_artifact
 from genretag.training.backbone_train import HeadConfig
+from genretag.training.layouts import LayoutError
+from genretag.training.mood import MOODS, QUADRANTS, embed_mood_corpus, fit_mood_head, read_mood_manifest
+from genretag.training.speech_data import SetOptions, build_set
+from genretag.training.speech_music import embed_items, fit_backbone_head
 
 #: The speech head's C: the benchmark's (benchmarks/RESULTS.md, "Speech/music"; 0.001 and 0.1 within a point).
 SPEECH_C = 0.01
@@ -143,9 +148,6 @@ def fit_speech(
     log: Callable[[str], None],
 ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
     """The speech head's Dense ``(kernel, bias)`` and its manifest entry."""
-    from genretag.training.speech_data import SetOptions, build_set
-    from genretag.training.speech_music import embed_items, fit_backbone_head
-
     options = SetOptions(seed=recipe.seed, max_music_clips=recipe.max_music_clips)
     log("speech: building the speech/music set (decoding, mixing, augmenting)")
     items = build_set(speech_manifest, list(music_manifests), options)
@@ -188,9 +190,6 @@ def fit_mood(
     log: Callable[[str], None],
 ) -> tuple[tuple[np.ndarray, np.ndarray], dict[str, Any]]:
     """The mood head's Dense ``(kernel, bias)`` and its manifest entry."""
-    from genretag.training.layouts import LayoutError
-    from genretag.training.mood import MOODS, QUADRANTS, embed_mood_corpus, fit_mood_head, read_mood_manifest
-
     try:
         clips, quadrants = read_mood_manifest(mood_manifest)
     except LayoutError as err:
@@ -253,7 +252,6 @@ def train_heads(
     log: Callable[[str], None] = lambda _: None,
 ) -> Any:
     """Run the steps of the module docstring; returns the saved artifact's predictor."""
-    from genretag.models.predictor import import_keras, known_inputs, save_artifact
     from genretag.models.tagger import build_tagger
 
     base = read_manifest(base_dir)
