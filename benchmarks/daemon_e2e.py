@@ -283,7 +283,7 @@ def run_level(
     with tempfile.TemporaryDirectory(prefix="genretag-bench-") as tmp:
         daemon = DaemonProcess(settings, max_batch, streams, Path(tmp))
         try:
-            hop = _hop_seconds(settings.model)
+            hop = _hop_seconds(settings)
             # The load outlasts the interval by the time scrapes take: parsing one costs the harness about
             # 0.3 s per 1,000 streams, and an interval running past the load's end expected windows of
             # audio never sent (at 10,000 streams, 2-3 s of them: a daemon that kept up looked 7-11 % short).
@@ -388,10 +388,14 @@ def _judge(level: Level, settings: DaemonSettings, all_reported: bool) -> tuple[
     return True, "ok"
 
 
-def _hop_seconds(model: Path) -> float:
+def _hop_seconds(settings: DaemonSettings) -> float:
+    """The hop the daemon serves: ``[window] hop_seconds`` of ``--config-extra``, else the artifact's."""
+    import tomllib
+
     from genretag.models.artifact import read_manifest
 
-    return read_manifest(model).hop_seconds
+    served = tomllib.loads(settings.config_extra).get("window", {}).get("hop_seconds")
+    return float(served) if served else read_manifest(settings.model).hop_seconds
 
 
 def search(
