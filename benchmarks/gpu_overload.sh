@@ -10,18 +10,7 @@
 #
 # GPU_ANALYSIS: "off" ([analysis] tempo = false, key = false, as the GPU figures before the trackers), "on" (the
 # daemon's defaults), or both ("off on").  Results (JSON, log) go to ${OUT:-/tmp/bench-out}.
-set -u
-OUT=${OUT:-/tmp/bench-out}
-mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || exit 1
-mkdir -p /tmp/pkg/genretag
-for d in pipeline models training cli daemon; do ln -sfn "$PWD/$d" "/tmp/pkg/genretag/$d"; done
-touch /tmp/pkg/genretag/__init__.py
-mkdir -p /tmp/pkg/genretag-0.1.0.dist-info  # the CLI asks importlib.metadata for its version
-printf 'Metadata-Version: 2.1\nName: genretag\nVersion: 0.1.0\n' >/tmp/pkg/genretag-0.1.0.dist-info/METADATA
-export PYTHONPATH=/tmp/site:/tmp/pkg:$PWD PATH=/tmp/site/bin:$PATH KERAS_BACKEND=jax PYTHONUNBUFFERED=1
-export JAX_COMPILATION_CACHE_DIR=/tmp/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+source "$(dirname "$0")/gpu_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/overload_gpu.log"
 date -u | tee -a "$OUT/overload_gpu.log"
 
