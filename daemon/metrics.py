@@ -280,7 +280,8 @@ class Metrics:
         self.ready = Gauge(
             "genretag_ready",
             "1 once the daemon serves (model loaded and checked, sources started: the "
-            "moment systemd hears READY), 0 while it starts; /metrics answers from the first second.",
+            "moment systemd hears READY), 0 while it starts or stops; /metrics answers from the first second, "
+            "/ready with 200 or 503 to match.",
             registry=r,
         )
         self.model_load = Gauge(
@@ -324,6 +325,12 @@ class Metrics:
             self.events_published.labels(event_type)
             self.events_dropped.labels(event_type)
         self._server: Any = None
+        self.serving = False  # what /ready says (genretag_ready, as a status code)
+
+    def set_ready(self, ready: bool) -> None:
+        """The daemon serves (or stops serving): ``genretag_ready`` and ``/ready``."""
+        self.serving = ready
+        self.ready.set(int(ready))
 
     def stream(self, metric: Any, stream: str, *labels: str) -> Any:
         """The child of per-stream ``metric`` for ``stream`` (and other labels), kept for :meth:`forget`."""
@@ -367,7 +374,7 @@ class Metrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` on ``host:port`` (port 0: any free one) in a daemon thread; return the port."""
-        self._server = MetricsServer(host, port, self.render, CONTENT_TYPE)
+        self._server = MetricsServer(host, port, self.render, CONTENT_TYPE, lambda: self.serving)
         return self._server.port
 
     def close(self) -> None:

@@ -3,9 +3,11 @@
 prometheus-client's own server renders a registry and nothing else; the
 daemon's exposition is a registry plus families it writes itself
 (:mod:`genretag.daemon.stream_series`), so it serves a render function.
-Any path answers with the metrics, as prometheus-client's server does;
-``Accept-Encoding: gzip`` gets a compressed body (a scrape at 10,000 streams
-is about 10 MB of text).
+Any path answers with the metrics, as prometheus-client's server does, except
+``/ready``: 200 once the daemon serves, 503 while it starts or stops (for a
+Kubernetes readiness probe or a load balancer, which read status codes, not
+``genretag_ready``).  ``Accept-Encoding: gzip`` gets a compressed body (a
+scrape at 10,000 streams is about 10 MB of text).
 """
 
 from __future__ import annotations
@@ -33,8 +35,16 @@ class _QuietHandler(WSGIRequestHandler):
 class MetricsServer:
     """Serves ``render()`` on ``host:port`` (port 0: any free one) from a thread until :meth:`close`."""
 
-    def __init__(self, host: str, port: int, render: Callable[[], bytes], content_type: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        render: Callable[[], bytes],
+        content_type: str,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._render = render
+        self._ready = ready
         self._content_type = content_type
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         server_class = type("_MetricsServer", (_Server,), {"address_family": family})
@@ -46,6 +56,14 @@ class MetricsServer:
         self._thread.start()
 
     def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/ready":
+            ready = self._ready()
+            body = b"ready\n" if ready else b"not ready\n"
+            start_response(
+                "200 OK" if ready else "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
         body = self._render()
         headers = [("Content-Type", self._content_type)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):

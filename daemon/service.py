@@ -202,7 +202,7 @@ class Service:
                 publisher.address,
                 metrics_at,
             )
-            metrics.ready.set(1)
+            metrics.set_ready(True)
             self.notifier.ready(self._status(0.0))
             self._main_loop()
         finally:
@@ -312,6 +312,7 @@ class Service:
 
     def _shutdown(self, sources: list[Source]) -> None:
         self.notifier.stopping()
+        self.metrics.set_ready(False)
         for source in sources:
             try:
                 source.stop(SOURCE_STOP_SECONDS)

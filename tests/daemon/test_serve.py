@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -397,19 +398,32 @@ def test_metrics_answer_while_the_model_loads(tmp_path: Path) -> None:
             return None
         return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
+    def ready_status() -> int | None:
+        """/ready's status code (what a Kubernetes readiness probe reads), None before it answers."""
+        try:
+            with urllib.request.urlopen(url.replace("/metrics", "/ready"), timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as err:
+            return int(err.code)
+        except OSError:
+            return None
+
     try:
-        first = None
-        while first is None and proc.poll() is None and time.monotonic() - started < 60:
+        first, starting = None, None
+        while (first is None or starting is None) and proc.poll() is None and time.monotonic() - started < 60:
+            starting = ready_status()  # before the scrape: ready only goes from 0 to 1 while it starts
             first = scrape()
             time.sleep(0.05)
         assert first is not None, "no /metrics while starting"
         assert first["genretag_ready"] == 0 and first["genretag_model_load_seconds"] == 0
+        assert starting == 503
         print(f"\n/metrics answered {time.monotonic() - started:.2f} s after the start")
         while (latest := scrape()) is not None and latest["genretag_ready"] == 0:
             assert proc.poll() is None and time.monotonic() - started < 120
             time.sleep(0.2)
         assert latest is not None and latest["genretag_ready"] == 1
         assert 0 < latest["genretag_model_load_seconds"] < time.monotonic() - started
+        assert ready_status() == 200
         text = urllib.request.urlopen(url, timeout=5).read().decode()
         assert "# TYPE genretag_ready gauge" in text and "# TYPE genretag_model_load_seconds gauge" in text
     finally:
