@@ -280,8 +280,8 @@ class Metrics:
         self.ready = Gauge(
             "genretag_ready",
             "1 once the daemon serves (model loaded and checked, sources started: the "
-            "moment systemd hears READY), 0 while it starts or stops; /metrics answers from the first second, "
-            "/ready with 200 or 503 to match.",
+            "moment systemd hears READY), 0 while it starts or stops; /metrics answers from the first "
+            "second, /ready with 200 or 503 to match.",
             registry=r,
         )
         self.model_load = Gauge(

@@ -97,7 +97,9 @@ def encode_example(
         "sample_rate": _ints([sample_rate]),
         "num_samples": _ints([pcm.size]),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: protobuf writes a map's entries in hash order, which differs between processes, so the
+    # same clip gave other bytes in every build (and shards other hashes); sorted, a build is reproducible.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def parse_example(serialized: Any, n_labels: int) -> dict[str, Any]:
