@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genretag.daemon.config import AnalysisConfig, SmoothingConfig
+from genretag.daemon.events import rounded
 from genretag.daemon.smoothing import SmoothResult, smoother_from_config
 from genretag.daemon.stream import Window
 from genretag.pipeline.key import KeyEstimate, KeyTracker
@@ -214,6 +215,52 @@ class StreamAnalysis:
             return WindowAnalysis(p_speech, False, state, mood)
         tempo, key = self._track(window)
         return WindowAnalysis(p_speech, False, state, mood, tempo, key)
+
+    def descriptors(self, seen: WindowAnalysis) -> dict[str, object]:
+        """The optional event keys beside genre (see :mod:`genretag.daemon.events`), as far as the
+        model and the config provide them."""
+        keys: dict[str, object] = {}
+        setup = self.setup
+        if seen.speech is not None:
+            keys["speech"] = round(seen.speech, 4)
+            keys["held"] = seen.held
+        if setup.mood:
+            mood = self.mood_result
+            label = None if mood is None else mood.label
+            keys["mood"] = label
+            keys["mood_confidence"] = (
+                None if mood is None or mood.confidence is None else round(mood.confidence, 4)
+            )
+            keys["mood_scores"] = (
+                {}
+                if mood is None
+                else rounded(dict(zip(setup.heads["mood"], mood.scores.tolist(), strict=True)))
+            )
+        if setup.tags:
+            tags = self.tags
+            keys["tags"] = (
+                {} if tags is None else rounded(dict(zip(self.tag_names, tags.tolist(), strict=True)))
+            )
+        if setup.config.tempo:
+            tempo = self.tempo
+            keys["tempo"] = (
+                None
+                if tempo is None or tempo.bpm is None
+                else {"bpm": round(tempo.bpm, 1), "confidence": round(tempo.confidence, 3)}
+            )
+        if setup.config.key:
+            key = self.key
+            keys["key"] = (
+                None
+                if key is None or key.name is None
+                else {
+                    "name": key.name,
+                    "tonic": key.tonic,
+                    "mode": key.mode,
+                    "confidence": round(key.confidence, 3),
+                }
+            )
+        return keys
 
     def reset(self) -> None:
         """The stream went silent or down: forget its past, as its genre smoother does."""

@@ -50,15 +50,7 @@ import numpy as np
 from genretag.daemon.analysis import AnalysisSetup, StreamAnalysis, TrackingBudget, WindowAnalysis
 from genretag.daemon.batcher import Batcher
 from genretag.daemon.config import Config
-from genretag.daemon.events import (
-    Event,
-    analysis_event,
-    label_event,
-    mood_event,
-    rounded,
-    scores_event,
-    state_event,
-)
+from genretag.daemon.events import Event, analysis_event, label_event, mood_event, scores_event, state_event
 from genretag.daemon.fleet import Shard, shard_of
 from genretag.daemon.metrics import UNKNOWN_STREAM, Metrics
 from genretag.daemon.protocol import ErrorKind
@@ -446,7 +438,7 @@ class Tagger:
             elif res.changed:  # the smoother abstains (or gives up its label for another reason)
                 self._label_out(stream, out, window.pos, res.reason or "uncertain", named)
             if self._out_config.publish.scores:
-                keys = self._descriptors(out.analysis, seen)
+                keys = out.analysis.descriptors(seen)
                 self._emit(
                     scores_event(stream, window.pos, res.label, res.confidence, named, descriptors=keys)
                 )
@@ -477,7 +469,7 @@ class Tagger:
             if mood.changed:
                 m.mood_changes.inc(stream)
                 named = dict(zip(self._labels, res.scores.tolist(), strict=True))
-                keys = self._descriptors(analysis, seen)
+                keys = analysis.descriptors(seen)
                 self._emit(mood_event(stream, pos, res.label, res.confidence, named, mood.prev, keys))
         if analysis.tags is not None:
             m.tag_scores.latest[stream] = analysis.tags.tolist()
@@ -488,54 +480,8 @@ class Tagger:
             m.key.set(stream, seen.key.name, seen.key.confidence)
         if seen.tempo is not None or seen.key is not None:
             named = named or dict(zip(self._labels, res.scores.tolist(), strict=True))
-            keys = self._descriptors(analysis, seen)
+            keys = analysis.descriptors(seen)
             self._emit(analysis_event(stream, pos, res.label, res.confidence, named, keys))
-
-    def _descriptors(self, analysis: StreamAnalysis, seen: WindowAnalysis) -> dict[str, object]:
-        """The optional event keys beside genre (see :mod:`genretag.daemon.events`), as far as the
-        model and the config provide them."""
-        keys: dict[str, object] = {}
-        setup = analysis.setup
-        if seen.speech is not None:
-            keys["speech"] = round(seen.speech, 4)
-            keys["held"] = seen.held
-        if setup.mood:
-            mood = analysis.mood_result
-            label = None if mood is None else mood.label
-            keys["mood"] = label
-            keys["mood_confidence"] = (
-                None if mood is None or mood.confidence is None else round(mood.confidence, 4)
-            )
-            keys["mood_scores"] = (
-                {}
-                if mood is None
-                else rounded(dict(zip(setup.heads["mood"], mood.scores.tolist(), strict=True)))
-            )
-        if setup.tags:
-            tags = analysis.tags
-            keys["tags"] = (
-                {} if tags is None else rounded(dict(zip(analysis.tag_names, tags.tolist(), strict=True)))
-            )
-        if setup.config.tempo:
-            tempo = analysis.tempo
-            keys["tempo"] = (
-                None
-                if tempo is None or tempo.bpm is None
-                else {"bpm": round(tempo.bpm, 1), "confidence": round(tempo.confidence, 3)}
-            )
-        if setup.config.key:
-            key = analysis.key
-            keys["key"] = (
-                None
-                if key is None or key.name is None
-                else {
-                    "name": key.name,
-                    "tonic": key.tonic,
-                    "mode": key.mode,
-                    "confidence": round(key.confidence, 3),
-                }
-            )
-        return keys
 
     def _new_output(self, stream: str) -> _StreamLabel:
         """A stream's smoother; its label-change count shows (at 0) from its first scored window."""
