@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.predictors import ConstantPredictor
 
 from genretag.daemon.config import Config, ConfigError, FleetConfig, load_config
 from genretag.daemon.fleet import Shard, moves, plan, shard_of
@@ -56,23 +57,11 @@ def test_the_shard_index_must_be_below_the_shards(tmp_path: Path) -> None:
     assert load_config(path, {"fleet.index": 2}, check_model=False).fleet == FleetConfig(3, 2)
 
 
-class Constant:
-    """Scores every window the same: the tagger's admission, not the model, is under test."""
-
-    def __init__(self) -> None:
-        from genretag.models.artifact import ArtifactManifest
-
-        self.manifest = ArtifactManifest("sklearn", "constant", ["a", "b"], "softmax", 8000, 0.5, 0.25, "m")
-
-    def predict_outputs(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        return {"genre": np.tile(np.array([0.9, 0.1], np.float32), (len(windows), 1))}
-
-
 def test_a_daemon_refuses_and_counts_the_streams_of_other_shards() -> None:
     events: list[dict[str, object]] = []
     metrics = Metrics()
     config = replace(Config(), fleet=FleetConfig(shards=2, index=0))
-    tagger = Tagger(config, Constant(), events.append, metrics)  # type: ignore[arg-type]
+    tagger = Tagger(config, ConstantPredictor([0.9, 0.1]), events.append, metrics)
     tagger.start()
     streams = [f"s{k}" for k in range(20)]
     audio = (0.3 * np.sin(np.arange(4000) / 5)).astype(np.float32)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
+from helpers.predictors import SR, ConstantPredictor
 from prometheus_client.parser import text_string_to_metric_families
 
 from genretag.daemon.config import AnalysisConfig, Config, LimitsConfig, PublishConfig, SmoothingConfig
@@ -16,32 +18,6 @@ from genretag.daemon.events import decode_event, encode_event
 from genretag.daemon.metrics import Metrics
 from genretag.daemon.sources.base import Chunk
 from genretag.daemon.tagging import Tagger
-from genretag.models.artifact import ArtifactManifest
-
-SR = 8000
-
-
-class ConstantPredictor:
-    """Every window scores ``scores``: the tagger's bookkeeping, not the model, is under test here."""
-
-    def __init__(self, scores: list[float], hop: float = 0.25) -> None:
-        self.manifest = ArtifactManifest(
-            kind="sklearn",
-            architecture="constant",
-            labels=["a", "b"],
-            output="softmax",
-            sample_rate=SR,
-            window_seconds=0.5,
-            hop_seconds=hop,
-            model_file="m",
-        )
-        self.scores = np.array(scores, np.float32)
-
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        return np.tile(self.scores, (len(windows), 1))
-
-    def predict_outputs(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        return {"genre": self.predict(windows)}
 
 
 def tagger(
@@ -287,11 +263,11 @@ class TalkingPredictor(ConstantPredictor):
         }
         self.manifest = replace(self.manifest, heads=heads)
 
-    def _pitch(self, windows: np.ndarray) -> np.ndarray:
+    def _pitch(self, windows: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         spectrum = np.abs(np.fft.rfft(np.asarray(windows), axis=1))
         return np.argmax(spectrum, axis=1) * SR / np.asarray(windows).shape[1]
 
-    def predict_outputs(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+    def predict_outputs(self, windows: np.ndarray | Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         pitch = self._pitch(windows)
         talk = np.abs(pitch - 660) < 20
         genre = np.where(talk[:, None], [0.1, 0.9], [0.9, 0.1]).astype(np.float32)
