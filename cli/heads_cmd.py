@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genretag.cli.model_option import embedding_cache_option
+from genretag.cli.training_options import artifact_out_option, embedding_cache_option, inverse_l2_option
 
 
 @click.command("train-heads")
@@ -40,28 +40,12 @@ from genretag.cli.model_option import embedding_cache_option
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A manifest.csv with a mood_quadrant column (Q1..Q4), e.g. ../shared/data/mer4q/manifest.csv.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Artifact directory to write (replaced only once the new model passes its checks; may be --model).",
+@artifact_out_option(
+    "Artifact directory to write (replaced only once the new model passes its checks; may be --model)."
 )
 @embedding_cache_option("Folder to cache backbone embeddings in (train-tagger's; a rerun reuses them).")
-@click.option(
-    "--speech-C",
-    "speech_c",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Inverse L2 strength of the speech head [0.01, the benchmark's].",
-)
-@click.option(
-    "--mood-C",
-    "mood_c",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Inverse L2 strength of the mood head [0.001, make bench-mood's nested choice].",
-)
+@inverse_l2_option("--speech-C", "speech_c", "the speech head [0.01, the benchmark's]")
+@inverse_l2_option("--mood-C", "mood_c", "the mood head [0.001, make bench-mood's nested choice]")
 @click.option(
     "--max-music-clips",
     type=click.IntRange(min=1),

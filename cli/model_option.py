@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -34,17 +33,4 @@ def runtime_option(default: str | None = "auto") -> Callable[[Callable[..., Any]
         default=default,
         show_default=default is not None,
         help=RUNTIME_HELP + suffix,
-    )
-
-
-def embedding_cache_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--cache`` of the commands that embed clips with the musicnn backbones (``crossval``,
-    ``train-tagger``): one default folder, so they reuse each other's embeddings."""
-    return click.option(
-        "--cache",
-        "cache_dir",
-        type=click.Path(path_type=Path),
-        default=Path(".cache/embeddings"),
-        show_default=True,
-        help=help_text,
     )

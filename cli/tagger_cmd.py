@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from genretag.cli.model_option import embedding_cache_option
+from genretag.cli.training_options import artifact_out_option, embedding_cache_option, inverse_l2_option
 
 
 @click.command("train-tagger")
@@ -19,22 +19,9 @@ from genretag.cli.model_option import embedding_cache_option
     help="A collection's manifest.csv (path, labels, artist, optional source); repeat for several. "
     "Labels separated by ';' mean 'one of these'.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Artifact directory to write (replaced only once the new model passes its checks).",
-)
+@artifact_out_option()
 @embedding_cache_option("Folder to cache backbone embeddings in (a rerun reuses them).")
-@click.option(
-    "--C",
-    "c",
-    type=click.FloatRange(min=0, min_open=True),
-    default=0.0003,
-    show_default=True,
-    help="Inverse L2 strength of the head.",
-)
+@inverse_l2_option("--C", "c", "the head", default=0.0003)
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1, max_open=True),

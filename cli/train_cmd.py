@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from genretag.cli import messages
-from genretag.cli.model_option import embedding_cache_option
+from genretag.cli.training_options import artifact_out_option, dataset_option, embedding_cache_option
 from genretag.models.model_types import MODEL_CHOICES
 from genretag.training.strategy import is_chief
 
@@ -98,12 +98,7 @@ def _options(
 
 
 @click.command()
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Dataset directory written by 'genretag dataset build'.",
-)
+@dataset_option()
 @click.option(
     "--model-type",
     "model_name",
@@ -121,13 +116,7 @@ def _options(
     hidden=True,
     help="Deprecated spelling of --model-type (--model names an artifact in the other commands).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Artifact directory to write (replaced only once the new model passes its checks).",
-)
+@artifact_out_option()
 @click.option(
     "--train-splits",
     default="train",
@@ -200,12 +189,7 @@ def _model_type(given: str | None, deprecated: str | None) -> str:
 
 
 @click.command()
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Dataset directory written by 'genretag dataset build'.",
-)
+@dataset_option()
 @click.option(
     "--out",
     "out_dir",
@@ -236,12 +220,7 @@ def compare(data: Path, out_dir: Path, model_names: str, retrain: bool, **kw: ob
 
 
 @click.command()
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Dataset directory written by 'genretag dataset build' (all splits are pooled).",
-)
+@dataset_option("Dataset directory written by 'genretag dataset build' (all splits are pooled).")
 @click.option("--folds", default=5, show_default=True, help="Artist-grouped folds.")
 @click.option("--seed", default=0, show_default=True)
 @embedding_cache_option("Folder to cache backbone embeddings in.")
