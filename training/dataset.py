@@ -37,6 +37,7 @@ from genretag.pipeline.audio import AudioDecodeError, decode, float_to_int16
 from genretag.training.layouts import (
     ClipSpec,
     LayoutError,
+    LayoutScan,
     Skipped,
     apply_label_map,
     load_label_map,
@@ -247,37 +248,55 @@ def _reusable_shards(
     return reused
 
 
+def decode_tasks(plan: ShardPlan, options: BuildOptions) -> list[DecodeTask]:
+    """The decoder's work for the clips of one shard, in the shard's order."""
+    return [(str(c.path), options.sample_rate, options.max_seconds) for c in plan.clips]
+
+
+def write_shard(
+    out: Path,
+    plan: ShardPlan,
+    results: Iterator[DecodeResult],
+    labels: tuple[str, ...],
+    options: BuildOptions,
+    on_clip: Callable[[], object] = lambda: None,
+) -> ShardOutcome:
+    """Write shard ``plan`` atomically from ``results``, the decoded clips of ``plan`` in its order.
+
+    Both ways of building call it (the local decoder pool, and a Beam worker per shard), so the
+    two write the same bytes.
+    """
+    entries, skipped = [], []
+    with ShardWriter(out, plan.split, plan.index, plan.total) as writer:
+        for clip in plan.clips:
+            pcm, reason = next(results)
+            on_clip()
+            if pcm is None:
+                skipped.append(Skipped(clip.clip_id, reason))
+                continue
+            hot = np.array([lab in clip.labels for lab in labels], dtype=np.int64)
+            writer.write(encode_example(clip.clip_id, clip.group, hot, pcm, options.sample_rate))
+            entries.append(ClipEntry(clip.clip_id, plan.split, clip.labels, clip.group, int(pcm.size), ""))
+    done = writer.result
+    assert done is not None  # set by a clean exit of the writer
+    entry = ShardEntry(done.file, plan.split, plan.index, done.records, done.bytes, done.sha256)
+    return ShardOutcome(entry, [replace(e, shard=done.file) for e in entries], skipped)
+
+
 def _write_shards(
     out: Path, plans: list[ShardPlan], labels: tuple[str, ...], options: BuildOptions
 ) -> dict[tuple[str, int], ShardOutcome]:
-    """Decode the clips of ``plans`` and write each shard atomically, streaming in order."""
-    tasks = [(str(c.path), options.sample_rate, options.max_seconds) for p in plans for c in p.clips]
+    """Decode the clips of ``plans`` in a local process pool and write each shard, streaming in order."""
+    tasks = [task for plan in plans for task in decode_tasks(plan, options)]
     workers = max(1, min(options.workers or os.cpu_count() or 1, len(tasks)))
-    written = {}
     with (
         closing(_decode_in_order(tasks, workers)) as results,
         tqdm(total=len(tasks), unit="clip", file=sys.stderr, disable=None) as bar,
     ):
-        for plan in plans:
-            entries, skipped = [], []
-            with ShardWriter(out, plan.split, plan.index, plan.total) as writer:
-                for clip in plan.clips:
-                    pcm, reason = next(results)
-                    bar.update()
-                    if pcm is None:
-                        skipped.append(Skipped(clip.clip_id, reason))
-                        continue
-                    hot = np.array([lab in clip.labels for lab in labels], dtype=np.int64)
-                    writer.write(encode_example(clip.clip_id, clip.group, hot, pcm, options.sample_rate))
-                    entries.append(
-                        ClipEntry(clip.clip_id, plan.split, clip.labels, clip.group, int(pcm.size), "")
-                    )
-            done = writer.result
-            assert done is not None  # set by a clean exit of the writer
-            entry = ShardEntry(done.file, plan.split, plan.index, done.records, done.bytes, done.sha256)
-            clip_entries = [replace(e, shard=done.file) for e in entries]
-            written[(plan.split, plan.index)] = ShardOutcome(entry, clip_entries, skipped)
-    return written
+        return {
+            (plan.split, plan.index): write_shard(out, plan, results, labels, options, bar.update)
+            for plan in plans
+        }
 
 
 def _write_json_atomic(path: Path, doc: dict) -> None:
@@ -308,15 +327,24 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def build_dataset(
-    source: Path, out: Path, options: BuildOptions = BuildOptions(), log: Callable[[str], None] = _stderr
-) -> BuildResult:
-    """Build (or bring up to date) the dataset of ``source`` in ``out``.
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything decided before any audio is decoded: the clips, their shards, and which
+    shards of an earlier build stay (``reused``) or must be written (``todo``)."""
 
-    Raises :class:`LayoutError`/``SplitError`` for unusable sources or splits,
-    :class:`ShardWriteError` or ``OSError`` when the output cannot be written.
-    Unusable audio files never raise: they are listed in ``skipped``.
-    """
+    source: Path
+    out: Path
+    options: BuildOptions
+    scan: LayoutScan
+    labels: tuple[str, ...]
+    shards: list[ShardPlan]
+    fingerprint: str
+    reused: dict[tuple[str, int], ShardOutcome]
+    todo: list[ShardPlan]
+
+
+def plan_build(source: Path, out: Path, options: BuildOptions, log: Callable[[str], None]) -> BuildPlan:
+    """Read and split ``source``, cut the shards, and compare with an earlier build in ``out``."""
     scan = read_layout(Path(source), options.kind)
     if options.label_map is not None:
         scan = apply_label_map(scan, load_label_map(options.label_map))
@@ -324,7 +352,7 @@ def build_dataset(
         raise LayoutError(f"{scan.root}: no usable clips ({len(scan.skipped)} skipped)")
     clips = resolve_splits(scan.clips, options.fractions, options.seed, options.resplit)
     labels = tuple(sorted({lab for c in clips for lab in c.labels}))
-    plans = plan_shards(clips, options.shard_size)
+    shards = plan_shards(clips, options.shard_size)
     fingerprint = source_fingerprint(clips, options)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -333,28 +361,31 @@ def build_dataset(
         log("source or build parameters changed since the last build: rebuilding every shard")
         (out / DATASET_FILE).unlink()  # never leave an index describing shards being replaced
         previous = None
-    reused = _reusable_shards(previous, plans, log) if previous else {}
-    todo = [p for p in plans if (p.split, p.index) not in reused]
+    reused = _reusable_shards(previous, shards, log) if previous else {}
+    todo = [p for p in shards if (p.split, p.index) not in reused]
     if reused and not todo:
         log(f"up to date: all {len(reused)} shards reused, nothing decoded")
     elif reused:
-        log(f"reusing {len(reused)} of {len(plans)} shards")
-    n_decode = sum(len(p.clips) for p in todo)
-    started = time.monotonic()
-    outcomes = {**reused, **_write_shards(out, todo, labels, options)}
-    if n_decode:
-        seconds = time.monotonic() - started
-        rate = n_decode / max(seconds, 1e-9)
-        log(f"decoded {n_decode} clips in {seconds:.1f} s ({rate:.1f} clips/s)")
+        log(f"reusing {len(reused)} of {len(shards)} shards")
+    return BuildPlan(source, out, options, scan, labels, shards, fingerprint, reused, todo)
 
-    ordered = [outcomes[(p.split, p.index)] for p in plans]
+
+def finish_build(build: BuildPlan, written: dict[tuple[str, int], ShardOutcome]) -> BuildResult:
+    """Write ``dataset.json`` for the reused and ``written`` shards, then remove stale shard files."""
+    outcomes = {**build.reused, **written}
+    ordered = [outcomes[(p.split, p.index)] for p in build.shards]
+    options = build.options
     info = DatasetInfo(
-        directory=out,
-        labels=labels,
+        directory=build.out,
+        labels=build.labels,
         sample_rate=options.sample_rate,
         window_seconds=options.window_seconds,
         hop_seconds=options.hop_seconds,
-        source={"path": str(Path(source).resolve()), "kind": scan.kind, "fingerprint": fingerprint},
+        source={
+            "path": str(Path(build.source).resolve()),
+            "kind": build.scan.kind,
+            "fingerprint": build.fingerprint,
+        },
         build={
             "max_seconds": options.max_seconds,
             "shard_size": options.shard_size,
@@ -365,8 +396,31 @@ def build_dataset(
         },
         shards=tuple(o.shard for o in ordered),
         clips=tuple(c for o in ordered for c in o.clips),
-        skipped=tuple(scan.skipped) + tuple(s for o in ordered for s in o.skipped),
+        skipped=tuple(build.scan.skipped) + tuple(s for o in ordered for s in o.skipped),
     )
-    _write_json_atomic(out / DATASET_FILE, info.to_json())
-    remove_stale_shards(out, {s.file for s in info.shards})
-    return BuildResult(info, n_decode, len(reused), len(todo))
+    _write_json_atomic(build.out / DATASET_FILE, info.to_json())
+    remove_stale_shards(build.out, {s.file for s in info.shards})
+    return BuildResult(info, sum(len(p.clips) for p in build.todo), len(build.reused), len(build.todo))
+
+
+def build_dataset(
+    source: Path, out: Path, options: BuildOptions = BuildOptions(), log: Callable[[str], None] = _stderr
+) -> BuildResult:
+    """Build (or bring up to date) the dataset of ``source`` in ``out``.
+
+    Raises :class:`LayoutError`/``SplitError`` for unusable sources or splits,
+    :class:`ShardWriteError` or ``OSError`` when the output cannot be written.
+    Unusable audio files never raise: they are listed in ``skipped``.
+    """
+    build = plan_build(source, out, options, log)
+    started = time.monotonic()
+    written = _write_shards(out, build.todo, build.labels, options)
+    log_decode_rate(build, time.monotonic() - started, log)
+    return finish_build(build, written)
+
+
+def log_decode_rate(build: BuildPlan, seconds: float, log: Callable[[str], None]) -> None:
+    """Say how many clips were decoded and how fast (nothing when every shard was reused)."""
+    n_decode = sum(len(p.clips) for p in build.todo)
+    if n_decode:
+        log(f"decoded {n_decode} clips in {seconds:.1f} s ({n_decode / max(seconds, 1e-9):.1f} clips/s)")
