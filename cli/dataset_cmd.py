@@ -95,8 +95,16 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Decoding processes [default: number of CPUs].",
+    help="Decoding processes (local and direct runners) [default: number of CPUs].",
 )
+@click.option(
+    "--runner",
+    type=click.Choice(["local", "direct", "flink", "spark", "dataflow", "portable"]),
+    default="local",
+    show_default=True,
+    help="Who writes the shards: local processes, or Apache Beam on this runner (see RUNNERS).",
+)
+@click.argument("beam_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- BEAM_OPTIONS...]")
 def build(
     source: Path,
     out: Path,
@@ -111,6 +119,8 @@ def build(
     hop: float,
     shard_size: int,
     workers: int | None,
+    runner: str,
+    beam_args: tuple[str, ...],
 ) -> None:
     """Build TFRecord shards and dataset.json from SOURCE into --out.
 
@@ -149,8 +159,23 @@ def build(
     Shards are written atomically; re-running with unchanged inputs reuses
     intact shards and decodes only missing or damaged ones. Unreadable
     audio is skipped and reported, never fatal.
+
+    \b
+    RUNNERS: --runner local (the default) decodes in processes of this
+    machine. The others run the same build as an Apache Beam pipeline
+    (pip install 'genretag[beam]'), one element per shard, and write the
+    same files byte for byte; Beam's own options follow a lone --:
+      direct    this machine, --workers processes (DirectRunner)
+      flink     -- --flink_master=HOST:8081 --environment_type=DOCKER
+                   --environment_config=IMAGE
+      spark     -- --spark_master_url=spark://HOST:7077
+                   --environment_type=DOCKER --environment_config=IMAGE
+      dataflow  -- --project=P --region=R --temp_location=gs://B/tmp
+                   --sdk_container_image=IMAGE
+      portable  -- --job_endpoint=HOST:8099 (a Beam job server)
+    Workers must have genretag installed (IMAGE: deploy/container).
     """
-    from genretag.training.dataset import BuildOptions, build_dataset
+    from genretag.training.dataset import BuildOptions, BuildRunnerError, build_dataset
     from genretag.training.layouts import LayoutError
     from genretag.training.splits import SplitError
     from genretag.training.tfrecords import ShardWriteError
@@ -168,9 +193,11 @@ def build(
         shard_size=shard_size,
         workers=workers,
     )
+    if beam_args and runner == "local":
+        raise click.UsageError(f"Beam options ({' '.join(beam_args)}) need a Beam --runner, not local")
     try:
-        result = build_dataset(source, out, options, log=lambda msg: click.echo(msg, err=True))
-    except (LayoutError, SplitError, ShardWriteError) as err:
+        result = build_dataset(source, out, options, lambda msg: click.echo(msg, err=True), runner, beam_args)
+    except (LayoutError, SplitError, ShardWriteError, BuildRunnerError) as err:
         raise click.ClickException(str(err)) from None
     except OSError as err:
         raise click.ClickException(f"cannot build the dataset: {err}") from None

@@ -44,6 +44,11 @@ def format_click_error(err: click.ClickException) -> str:
 TRAINING_MODULES = frozenset(
     {"keras", "tensorflow", "librosa", "sklearn", "skops", "matplotlib", "tf2onnx", "onnx", "tensorboard"}
 )
+#: The extra (pip name, and what the message calls it) that brings each optional module a command imports.
+EXTRA_OF_MODULE = {
+    **dict.fromkeys(TRAINING_MODULES, ("train", "training")),
+    "apache_beam": ("beam", "Apache Beam"),
+}
 
 
 class Group(click.Group):
@@ -68,12 +73,12 @@ class Group(click.Group):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         except ModuleNotFoundError as err:
-            if err.name is None or err.name.partition(".")[0] not in TRAINING_MODULES:
+            module = (err.name or "").partition(".")[0]
+            if module not in EXTRA_OF_MODULE:
                 raise
-            error(
-                f"this command needs {err.name.partition('.')[0]}, part of the training extra: "
-                "pip install 'genretag[train]'"
-            )
+            pip_extra, called = EXTRA_OF_MODULE[module]
+            install = f"pip install 'genretag[{pip_extra}]'"
+            error(f"this command needs {module}, part of the {called} extra: {install}")
             sys.exit(1)
         except OSError as err:  # as click does: a closed pipe (| head) ends the command quietly
             if err.errno != errno.EPIPE:

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager
@@ -79,6 +79,10 @@ class BuildOptions:
     hop_seconds: float = 1.5
     shard_size: int = 64
     workers: int | None = None
+
+
+class BuildRunnerError(RuntimeError):
+    """The runner that writes the shards failed as a whole (a Beam pipeline); ``str(err)`` says why."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,7 @@ def source_fingerprint(clips: Iterable[ClipSpec], options: BuildOptions) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
-def _decode_clip(task: DecodeTask) -> DecodeResult:
+def decode_clip(task: DecodeTask) -> DecodeResult:
     """Worker: decode one file to int16, or return the reason it cannot be used
     (undecodable, or digital silence).
 
@@ -190,7 +194,7 @@ def _decode_one_by_one(tasks: list[DecodeTask]) -> Generator[DecodeResult]:
     queue = deque(tasks)
     while queue:
         with _spawn_pool(1) as pool:
-            futures = [pool.submit(_decode_clip, task) for task in queue]
+            futures = [pool.submit(decode_clip, task) for task in queue]
             for future in futures:
                 queue.popleft()
                 try:
@@ -209,7 +213,7 @@ def _decode_in_order(tasks: list[DecodeTask], workers: int) -> Generator[DecodeR
     culprit is reported, and the rest continue in a fresh pool.
     """
     if workers <= 1:
-        yield from map(_decode_clip, tasks)
+        yield from map(decode_clip, tasks)
         return
     queue = deque(tasks)
     while queue:
@@ -219,7 +223,7 @@ def _decode_in_order(tasks: list[DecodeTask], workers: int) -> Generator[DecodeR
                 while queue or pending:
                     while queue and len(pending) < 4 * workers:
                         task = queue.popleft()
-                        pending.append((task, pool.submit(_decode_clip, task)))
+                        pending.append((task, pool.submit(decode_clip, task)))
                     result = pending[0][1].result()
                     pending.popleft()
                     yield result
@@ -299,7 +303,7 @@ def _write_shards(
         }
 
 
-def _write_json_atomic(path: Path, doc: dict) -> None:
+def write_json_atomic(path: Path, doc: dict) -> None:
     """Write ``doc`` to ``path`` via a synced temp file and a rename (no-op if unchanged)."""
     text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == text:
@@ -398,23 +402,38 @@ def finish_build(build: BuildPlan, written: dict[tuple[str, int], ShardOutcome])
         clips=tuple(c for o in ordered for c in o.clips),
         skipped=tuple(build.scan.skipped) + tuple(s for o in ordered for s in o.skipped),
     )
-    _write_json_atomic(build.out / DATASET_FILE, info.to_json())
+    write_json_atomic(build.out / DATASET_FILE, info.to_json())
     remove_stale_shards(build.out, {s.file for s in info.shards})
     return BuildResult(info, sum(len(p.clips) for p in build.todo), len(build.reused), len(build.todo))
 
 
 def build_dataset(
-    source: Path, out: Path, options: BuildOptions = BuildOptions(), log: Callable[[str], None] = _stderr
+    source: Path,
+    out: Path,
+    options: BuildOptions = BuildOptions(),
+    log: Callable[[str], None] = _stderr,
+    runner: str = "local",
+    runner_args: Sequence[str] = (),
 ) -> BuildResult:
     """Build (or bring up to date) the dataset of ``source`` in ``out``.
 
+    ``runner`` ``local`` decodes in a pool of processes of this machine; the others
+    (:data:`genretag.training.beam_build.RUNNERS`) write the shards with an Apache Beam
+    pipeline, given ``runner_args`` (Beam's own flags).  Both write the same files.
+
     Raises :class:`LayoutError`/``SplitError`` for unusable sources or splits,
-    :class:`ShardWriteError` or ``OSError`` when the output cannot be written.
+    :class:`ShardWriteError` or ``OSError`` when the output cannot be written,
+    :class:`BuildRunnerError` when a Beam pipeline fails.
     Unusable audio files never raise: they are listed in ``skipped``.
     """
     build = plan_build(source, out, options, log)
     started = time.monotonic()
-    written = _write_shards(out, build.todo, build.labels, options)
+    if runner == "local":
+        written = _write_shards(out, build.todo, build.labels, options)
+    else:
+        from genretag.training.beam_build import write_shards_on_beam
+
+        written = write_shards_on_beam(build, runner, runner_args, log)
     log_decode_rate(build, time.monotonic() - started, log)
     return finish_build(build, written)
 

@@ -157,7 +157,8 @@ class ShardWriter:
             except Exception:  # noqa: BLE001 - already failing; the temp file is removed below
                 pass
             self._writer = None
-        self.tmp.unlink(missing_ok=True)
+        if not self.tmp.is_dir():  # a folder in the way is not ours to delete (and is why we failed)
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> ShardWriter:
         import tensorflow as tf

@@ -31,7 +31,7 @@ from genretag.training.dataset import BuildOptions, build_dataset
 from genretag.training.reader import DatasetInfo, read_dataset
 from genretag.training.tfrecords import SHARD_RE, parse_example
 
-_REAL_DECODE_CLIP = dataset_module._decode_clip
+_REAL_DECODE_CLIP = dataset_module.decode_clip
 SUMMARY_RE = re.compile(r"^(\d+) clips -> (\d+) splits, (\d+) shards; (\d+) skipped$")
 OPTIONS = BuildOptions(sample_rate=DATASET_SR, shard_size=2, workers=1)
 
@@ -152,7 +152,7 @@ def test_cli_build_then_rerun_reuses_every_shard(
     def no_decoding(task: object) -> object:
         raise AssertionError(f"decoded {task} although every shard was intact")
 
-    monkeypatch.setattr(dataset_module, "_decode_clip", no_decoding)
+    monkeypatch.setattr(dataset_module, "decode_clip", no_decoding)
     time.sleep(0.01)
     second = run_build(*args)
     assert second.exit_code == 0, second.output
@@ -289,7 +289,7 @@ def test_a_crashing_decoder_process_skips_only_its_file(
     write_audio(tmp_path / "src" / "a" / "crash.au", "au", 0.5, 500.0)
     with manifest.open("a") as f:
         f.write("a/crash.au,x,crasher,train\n")
-    monkeypatch.setattr(dataset_module, "_decode_clip", crash_on_marker)
+    monkeypatch.setattr(dataset_module, "decode_clip", crash_on_marker)
     result = build_dataset(manifest, tmp_path / "out", BuildOptions(sample_rate=8000, workers=2), log=quiet)
     assert [(s.clip_id, s.reason) for s in result.info.skipped] == [
         ("a/crash.au", "the decoder process crashed on this file")
