@@ -8,6 +8,7 @@ A thin click layer: options are parsed here, the work is done by
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,14 +31,28 @@ def dataset() -> None:
 _POSITIVE = click.FloatRange(min=0, min_open=True)
 
 
+class _PathOrUrl(click.ParamType):
+    """A local path (checked like click.Path) or a URL that fsspec reaches (checked when read)."""
+
+    name = "path|url"
+
+    def __init__(self, **path_checks: bool) -> None:
+        self.local = click.Path(path_type=Path, **path_checks)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and "://" in value:
+            return value
+        return self.local.convert(value, param, ctx)
+
+
 @dataset.command()
-@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", type=_PathOrUrl(exists=True))
 @click.option(
     "--out",
     "-o",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder for the shards and dataset.json (created if missing).",
+    type=_PathOrUrl(file_okay=False),
+    help="Output folder (or URL) for the shards and dataset.json (created if missing).",
 )
 @click.option(
     "--format",
@@ -106,8 +121,8 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.argument("beam_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- BEAM_OPTIONS...]")
 def build(
-    source: Path,
-    out: Path,
+    source: str | Path,
+    out: str | Path,
     kind: str,
     label_map: Path | None,
     split_fractions: tuple[float, float, float],
@@ -174,6 +189,11 @@ def build(
                    --sdk_container_image=IMAGE
       portable  -- --job_endpoint=HOST:8099 (a Beam job server)
     Workers must have genretag installed (IMAGE: deploy/container).
+
+    \b
+    STORAGE: SOURCE and --out may be URLs of any filesystem fsspec reaches:
+    gs://BUCKET/fma (pip install gcsfs), s3://BUCKET/ds (pip install s3fs,
+    AWS credentials and AWS_ENDPOINT_URL as boto reads them), and so on.
     """
     from genretag.training.dataset import BuildOptions, BuildRunnerError, build_dataset
     from genretag.training.layouts import LayoutError
@@ -195,10 +215,19 @@ def build(
     )
     if beam_args and runner == "local":
         raise click.UsageError(f"Beam options ({' '.join(beam_args)}) need a Beam --runner, not local")
+    writer = []
+    if runner != "local":
+        from genretag.training.beam_build import on_beam
+
+        writer.append(on_beam(runner, beam_args))
     try:
-        result = build_dataset(source, out, options, lambda msg: click.echo(msg, err=True), runner, beam_args)
+        result = build_dataset(source, out, options, lambda msg: click.echo(msg, err=True), *writer)
     except (LayoutError, SplitError, ShardWriteError, BuildRunnerError) as err:
         raise click.ClickException(str(err)) from None
     except OSError as err:
         raise click.ClickException(f"cannot build the dataset: {err}") from None
+    except ImportError as err:  # fsspec's "Install s3fs to access S3"
+        if isinstance(err, ModuleNotFoundError):  # a missing extra: the genretag group names it
+            raise
+        raise click.ClickException(f"cannot reach {source} or {out}: {err}") from None
     click.echo(result.summary())

@@ -91,7 +91,7 @@ def output_labels(manifest: ArtifactManifest) -> dict[str, list[str]]:
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with path.open("rb") as f:  # Path.open, not open(): a dataset's shards may be on an object store
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -70,6 +70,7 @@ HEAVY = (
     "tf2onnx",
     "jax",
     "sounddevice",
+    "apache_beam",
 )
 #: Packages whose imports inside functions are checked: cli/ imports inside its commands on purpose (and
 #: tools/, beside the package, holds one-off scripts).

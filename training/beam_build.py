@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import apache_beam as beam
@@ -37,6 +38,7 @@ from genretag.training.dataset import (
     BuildRunnerError,
     ShardOutcome,
     ShardPlan,
+    WriteShards,
     decode_clip,
     decode_tasks,
     write_json_atomic,
@@ -44,6 +46,7 @@ from genretag.training.dataset import (
 )
 from genretag.training.layouts import Skipped
 from genretag.training.reader import ClipEntry, ShardEntry
+from genretag.training.storage import is_remote, location
 
 #: ``--runner`` choices of ``dataset build`` other than ``local``, and the Beam runner each names.
 RUNNERS = {
@@ -89,7 +92,7 @@ class WriteShard(beam.DoFn):
         import tensorflow  # noqa: F401 - once per worker, not inside the first shard's timing
 
     def process(self, plan: ShardPlan) -> Any:
-        out = Path(self.out)
+        out = location(self.out)
         results = map(decode_clip, decode_tasks(plan, self.options))
         outcome = write_shard(out, plan, results, self.labels, self.options)
         self.clips_written.inc(len(outcome.clips))
@@ -116,8 +119,16 @@ def pipeline_args(runner: str, workers: int | None, extra: Sequence[str]) -> lis
     return args + list(extra)
 
 
+def on_beam(runner: str, extra_args: Sequence[str] = ()) -> WriteShards:
+    """The shard writer of :func:`~genretag.training.dataset.build_dataset` that runs a Beam pipeline
+    on ``runner`` (a key of :data:`RUNNERS`) with Beam's own options ``extra_args``."""
+    if runner not in RUNNERS:
+        raise ValueError(f"unknown Beam runner {runner!r}; expected one of {sorted(RUNNERS)}")
+    return partial(write_shards_on_beam, runner=runner, extra_args=tuple(extra_args))
+
+
 def write_shards_on_beam(
-    build: BuildPlan, runner: str, extra_args: Sequence[str], log: Callable[[str], None]
+    build: BuildPlan, log: Callable[[str], None], runner: str, extra_args: Sequence[str]
 ) -> dict[tuple[str, int], ShardOutcome]:
     """Write the shards of ``build.todo`` by a Beam pipeline on ``runner``: outcomes by (split, index)."""
     if not build.todo:
@@ -149,7 +160,9 @@ def write_shards_on_beam(
             raise BuildRunnerError(
                 f"{path}: no usable report of {plan.split} shard {plan.index} ({err})"
             ) from None
-    for path in reports.iterdir():
-        path.unlink()
-    reports.rmdir()
+    if is_remote(reports):  # an object store has no folders: the prefix goes with its last file
+        for plan in build.todo:
+            (reports / report_name(plan)).unlink()
+    else:
+        shutil.rmtree(reports)  # with any report a failed run left
     return outcomes

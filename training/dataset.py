@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import closing, contextmanager
@@ -53,6 +53,7 @@ from genretag.training.reader import (
     read_dataset,
 )
 from genretag.training.splits import DEFAULT_FRACTIONS, SPLITS, resolve_splits
+from genretag.training.storage import Location, is_remote, local_file, location, write_text_whole
 from genretag.training.tfrecords import (
     ShardWriter,
     encode_example,
@@ -167,12 +168,15 @@ def decode_clip(task: DecodeTask) -> DecodeResult:
     """
     path, sr, max_seconds = task
     try:
-        pcm = decode(path, sr, max_seconds)
+        with local_file(path) as local:
+            pcm = decode(local, sr, max_seconds)
         if not pcm.any():  # a genre label on nothing but zeros would only teach the model noise
             return None, "digital silence (every sample is zero)"
         return float_to_int16(pcm), ""
     except AudioDecodeError as err:
-        return None, str(err).removeprefix(f"{path}: ")
+        return None, str(err).removeprefix(f"{local}: ")
+    except FileNotFoundError:  # a remote file (a local one is the decoder's AudioDecodeError)
+        return None, "no such file"
     except Exception as err:  # noqa: BLE001 - reported per clip in dataset.json
         return None, f"{type(err).__name__}: {err}"
 
@@ -258,7 +262,7 @@ def decode_tasks(plan: ShardPlan, options: BuildOptions) -> list[DecodeTask]:
 
 
 def write_shard(
-    out: Path,
+    out: Location,
     plan: ShardPlan,
     results: Iterator[DecodeResult],
     labels: tuple[str, ...],
@@ -287,39 +291,33 @@ def write_shard(
     return ShardOutcome(entry, [replace(e, shard=done.file) for e in entries], skipped)
 
 
-def _write_shards(
-    out: Path, plans: list[ShardPlan], labels: tuple[str, ...], options: BuildOptions
+def write_shards_locally(
+    build: BuildPlan, _log: Callable[[str], None]
 ) -> dict[tuple[str, int], ShardOutcome]:
-    """Decode the clips of ``plans`` in a local process pool and write each shard, streaming in order."""
-    tasks = [task for plan in plans for task in decode_tasks(plan, options)]
-    workers = max(1, min(options.workers or os.cpu_count() or 1, len(tasks)))
+    """Decode the clips of ``build.todo`` in a local process pool and write each shard, streaming in order."""
+    tasks = [task for plan in build.todo for task in decode_tasks(plan, build.options)]
+    workers = max(1, min(build.options.workers or os.cpu_count() or 1, len(tasks)))
     with (
         closing(_decode_in_order(tasks, workers)) as results,
         tqdm(total=len(tasks), unit="clip", file=sys.stderr, disable=None) as bar,
     ):
         return {
-            (plan.split, plan.index): write_shard(out, plan, results, labels, options, bar.update)
-            for plan in plans
+            (plan.split, plan.index): write_shard(
+                build.out, plan, results, build.labels, build.options, bar.update
+            )
+            for plan in build.todo
         }
 
 
-def write_json_atomic(path: Path, doc: dict) -> None:
-    """Write ``doc`` to ``path`` via a synced temp file and a rename (no-op if unchanged)."""
+def write_json_atomic(path: Location, doc: dict) -> None:
+    """Write ``doc`` to ``path`` whole or not at all (no-op if unchanged)."""
     text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_whole(path, text)
 
 
-def _previous_index(out: Path) -> DatasetInfo | None:
+def _previous_index(out: Location) -> DatasetInfo | None:
     """The index of an earlier build in ``out``, if there is a readable one."""
     try:
         return read_dataset(out)
@@ -336,8 +334,8 @@ class BuildPlan:
     """Everything decided before any audio is decoded: the clips, their shards, and which
     shards of an earlier build stay (``reused``) or must be written (``todo``)."""
 
-    source: Path
-    out: Path
+    source: str
+    out: Location
     options: BuildOptions
     scan: LayoutScan
     labels: tuple[str, ...]
@@ -347,9 +345,12 @@ class BuildPlan:
     todo: list[ShardPlan]
 
 
-def plan_build(source: Path, out: Path, options: BuildOptions, log: Callable[[str], None]) -> BuildPlan:
-    """Read and split ``source``, cut the shards, and compare with an earlier build in ``out``."""
-    scan = read_layout(Path(source), options.kind)
+def plan_build(
+    source: str | Path, out: str | Path, options: BuildOptions, log: Callable[[str], None]
+) -> BuildPlan:
+    """Read and split ``source``, cut the shards, and compare with an earlier build in ``out``
+    (each a path or a URL: see :mod:`genretag.training.storage`)."""
+    scan = read_layout(source, options.kind)
     if options.label_map is not None:
         scan = apply_label_map(scan, load_label_map(options.label_map))
     if not scan.clips:
@@ -358,6 +359,7 @@ def plan_build(source: Path, out: Path, options: BuildOptions, log: Callable[[st
     labels = tuple(sorted({lab for c in clips for lab in c.labels}))
     shards = plan_shards(clips, options.shard_size)
     fingerprint = source_fingerprint(clips, options)
+    out = location(out)
     out.mkdir(parents=True, exist_ok=True)
 
     previous = _previous_index(out)
@@ -371,7 +373,8 @@ def plan_build(source: Path, out: Path, options: BuildOptions, log: Callable[[st
         log(f"up to date: all {len(reused)} shards reused, nothing decoded")
     elif reused:
         log(f"reusing {len(reused)} of {len(shards)} shards")
-    return BuildPlan(source, out, options, scan, labels, shards, fingerprint, reused, todo)
+    described = str(source if is_remote(location(source)) else Path(source).resolve())
+    return BuildPlan(described, out, options, scan, labels, shards, fingerprint, reused, todo)
 
 
 def finish_build(build: BuildPlan, written: dict[tuple[str, int], ShardOutcome]) -> BuildResult:
@@ -386,7 +389,7 @@ def finish_build(build: BuildPlan, written: dict[tuple[str, int], ShardOutcome])
         window_seconds=options.window_seconds,
         hop_seconds=options.hop_seconds,
         source={
-            "path": str(Path(build.source).resolve()),
+            "path": build.source,
             "kind": build.scan.kind,
             "fingerprint": build.fingerprint,
         },
@@ -407,19 +410,22 @@ def finish_build(build: BuildPlan, written: dict[tuple[str, int], ShardOutcome])
     return BuildResult(info, sum(len(p.clips) for p in build.todo), len(build.reused), len(build.todo))
 
 
+#: Who writes the shards a build planned: (plan, log) -> outcome of each shard written, by (split, index).
+WriteShards = Callable[[BuildPlan, Callable[[str], None]], dict[tuple[str, int], ShardOutcome]]
+
+
 def build_dataset(
-    source: Path,
-    out: Path,
+    source: str | Path,
+    out: str | Path,
     options: BuildOptions = BuildOptions(),
     log: Callable[[str], None] = _stderr,
-    runner: str = "local",
-    runner_args: Sequence[str] = (),
+    write_shards: WriteShards = write_shards_locally,
 ) -> BuildResult:
     """Build (or bring up to date) the dataset of ``source`` in ``out``.
 
-    ``runner`` ``local`` decodes in a pool of processes of this machine; the others
-    (:data:`genretag.training.beam_build.RUNNERS`) write the shards with an Apache Beam
-    pipeline, given ``runner_args`` (Beam's own flags).  Both write the same files.
+    ``write_shards`` decodes and writes the shards: by default a pool of processes of this
+    machine; :func:`genretag.training.beam_build.on_beam` gives an Apache Beam pipeline instead.
+    Both write the same files.
 
     Raises :class:`LayoutError`/``SplitError`` for unusable sources or splits,
     :class:`ShardWriteError` or ``OSError`` when the output cannot be written,
@@ -428,12 +434,7 @@ def build_dataset(
     """
     build = plan_build(source, out, options, log)
     started = time.monotonic()
-    if runner == "local":
-        written = _write_shards(out, build.todo, build.labels, options)
-    else:
-        from genretag.training.beam_build import write_shards_on_beam
-
-        written = write_shards_on_beam(build, runner, runner_args, log)
+    written = write_shards(build, log)
     log_decode_rate(build, time.monotonic() - started, log)
     return finish_build(build, written)
 

@@ -19,6 +19,8 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from genretag.training.storage import Location, is_remote, location, resolved
+
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".ogg", ".flac", ".au"})
 LAYOUTS = ("manifest", "folders", "fma")
 FMA_TRACKS = Path("fma_metadata") / "tracks.csv"
@@ -53,7 +55,7 @@ class ClipSpec:
     ``group`` is the split unit (artist when known, else the clip itself).
     """
 
-    path: Path
+    path: Location
     clip_id: str
     labels: tuple[str, ...]
     group: str
@@ -73,7 +75,7 @@ class LayoutScan:
     """What a source reader found: clips to decode and entries already rejected."""
 
     kind: str
-    root: Path
+    root: Location
     clips: list[ClipSpec]
     skipped: list[Skipped] = field(default_factory=list)
 
@@ -86,7 +88,7 @@ def normalize_split(value: str) -> str:
     return name
 
 
-def detect_layout(source: Path) -> str:
+def detect_layout(source: Location) -> str:
     """Guess the layout: a ``.csv`` file is a manifest, a folder with FMA metadata is FMA."""
     if source.is_file():
         if source.suffix.lower() == ".csv":
@@ -97,9 +99,12 @@ def detect_layout(source: Path) -> str:
     return "folders"
 
 
-def read_layout(source: Path, kind: str | None = None) -> LayoutScan:
-    """Read ``source`` as ``kind`` (one of :data:`LAYOUTS`; None: detect)."""
-    source = Path(os.path.abspath(source))
+def read_layout(source: str | os.PathLike[str], kind: str | None = None) -> LayoutScan:
+    """Read ``source`` (a path, or a URL: see :mod:`genretag.training.storage`) as ``kind``
+    (one of :data:`LAYOUTS`; None: detect)."""
+    source = location(source)
+    if not is_remote(source):
+        source = Path(os.path.abspath(source))
     if not source.exists():
         raise LayoutError(f"{source}: no such file or folder")
     kind = kind or detect_layout(source)
@@ -122,12 +127,12 @@ def _dedupe(clips: list[ClipSpec], skipped: list[Skipped]) -> list[ClipSpec]:
     return kept
 
 
-def read_manifest_csv(manifest: Path) -> LayoutScan:
+def read_manifest_csv(manifest: Location) -> LayoutScan:
     """Read a manifest CSV: ``path``, ``labels`` (``;``-separated), optional
     ``artist`` or ``group``, optional ``split``.  Relative paths are resolved
     against the manifest's folder, without following symlinks, so a linked
     audio folder still gives relative clip ids."""
-    root = Path(os.path.abspath(manifest.parent))
+    root = manifest.parent if is_remote(manifest) else Path(os.path.abspath(manifest.parent))
     clips: list[ClipSpec] = []
     skipped: list[Skipped] = []
     with manifest.open(newline="", encoding="utf-8-sig") as f:
@@ -141,7 +146,7 @@ def read_manifest_csv(manifest: Path) -> LayoutScan:
             if not raw_path:
                 skipped.append(Skipped(f"{manifest.name}:{line}", "row has an empty path"))
                 continue
-            path = Path(os.path.normpath(root / raw_path))
+            path = resolved(root, raw_path)
             clip_id = (path.relative_to(root) if path.is_relative_to(root) else path).as_posix()
             labels = tuple(sorted({s.strip() for s in (row.get("labels") or "").split(";")} - {""}))
             if not labels:
@@ -157,7 +162,7 @@ def read_manifest_csv(manifest: Path) -> LayoutScan:
     return LayoutScan("manifest", root, _dedupe(clips, skipped), skipped)
 
 
-def read_genre_folders(root: Path) -> LayoutScan:
+def read_genre_folders(root: Location) -> LayoutScan:
     """Read ``root/<genre>/*.{wav,mp3,ogg,flac,au}`` (extensions case-insensitive).
 
     Audio files lying directly in ``root`` have no genre and are listed as skipped.
@@ -180,7 +185,7 @@ def read_genre_folders(root: Path) -> LayoutScan:
     return LayoutScan("folders", root, clips, skipped)
 
 
-def _fma_audio_dir(root: Path) -> Path:
+def _fma_audio_dir(root: Location) -> Location:
     """The largest ``fma_*`` audio folder present (it holds every smaller subset)."""
     for name in FMA_AUDIO_SUBSETS:
         if (root / name).is_dir():
@@ -188,7 +193,7 @@ def _fma_audio_dir(root: Path) -> Path:
     raise LayoutError(f"{root}: FMA metadata found but no audio folder {sorted(FMA_AUDIO_SUBSETS)}")
 
 
-def read_fma(root: Path) -> LayoutScan:
+def read_fma(root: Location) -> LayoutScan:
     """Read the FMA layout: labels from ``track.genre_top``, groups from
     ``artist.id``, splits from ``set.split`` (training/validation/test).
 

@@ -27,6 +27,7 @@ from genretag.pipeline.audio import INT16_SCALE, int16_to_float, resample
 from genretag.pipeline.windows import cut_windows
 from genretag.training.layouts import Skipped
 from genretag.training.splits import SPLITS
+from genretag.training.storage import location
 from genretag.training.tfrecords import parse_example
 
 DATASET_FILE = "dataset.json"
@@ -144,8 +145,8 @@ class DatasetInfo:
 
 
 def read_dataset(dataset_dir: str | Path) -> DatasetInfo:
-    """Parse ``dataset_dir/dataset.json``."""
-    directory = Path(dataset_dir)
+    """Parse ``dataset_dir/dataset.json`` (a path or a URL: see :mod:`genretag.training.storage`)."""
+    directory = location(dataset_dir)
     path = directory / DATASET_FILE
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

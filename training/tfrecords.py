@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from genretag.models.artifact import sha256_file
+from genretag.training.storage import Location, is_remote, upload
 
 SHARD_RE = re.compile(r"^(train|dev|test)-(\d{5})-of-(\d{5})-n(\d+)\.tfrecord$")
 TMP_SUFFIX = ".tfrecord.tmp"
@@ -47,12 +50,12 @@ def shard_name(split: str, index: int, total: int, records: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}-n{records:03d}.tfrecord"
 
 
-def shard_intact(path: Path, size: int, sha256: str) -> bool:
+def shard_intact(path: Location, size: int, sha256: str) -> bool:
     """True when ``path`` exists with exactly this size and SHA-256."""
     return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
 
 
-def remove_stale_shards(directory: Path, keep: set[str]) -> None:
+def remove_stale_shards(directory: Location, keep: set[str]) -> None:
     """Delete shard and shard-temp files in ``directory`` not named in ``keep``
     (left by an earlier build with other inputs, or by a crash); other files stay."""
     for path in directory.iterdir():
@@ -131,15 +134,17 @@ class ShardWriter:
 
     Records go to ``<split>-<index>-of-<total>.tfrecord.tmp``; on a clean exit
     the file is synced and renamed to its final name (which includes the record
-    count).  On any error the temp file is removed; write errors (``OSError``,
-    TensorFlow's ``ResourceExhaustedError`` for ENOSPC, ...) become
+    count).  For a ``directory`` on an object store the temp file is local and is
+    uploaded under the final name once complete.  On any error the temp file is
+    removed; write errors (``OSError``, TensorFlow's ``ResourceExhaustedError`` for ENOSPC, ...) become
     :class:`ShardWriteError` with a message a person can act on.
     """
 
-    def __init__(self, directory: Path, split: str, index: int, total: int) -> None:
+    def __init__(self, directory: Location, split: str, index: int, total: int) -> None:
         self.directory = directory
         self.split, self.index, self.total = split, index, total
-        self.tmp = directory / f"{split}-{index:05d}-of-{total:05d}{TMP_SUFFIX}"
+        self.staging = Path(tempfile.mkdtemp(prefix="genretag-shard-")) if is_remote(directory) else None
+        self.tmp = (self.staging or directory) / f"{split}-{index:05d}-of-{total:05d}{TMP_SUFFIX}"
         self.records = 0
         self.result: ShardFile | None = None
         self._writer: Any = None
@@ -159,6 +164,8 @@ class ShardWriter:
             self._writer = None
         if not self.tmp.is_dir():  # a folder in the way is not ours to delete (and is why we failed)
             self.tmp.unlink(missing_ok=True)
+        if self.staging is not None:
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def __enter__(self) -> ShardWriter:
         import tensorflow as tf
@@ -198,7 +205,11 @@ class ShardWriter:
                 os.fsync(f.fileno())
             sha256 = sha256_file(self.tmp)
             size = self.tmp.stat().st_size
-            os.replace(self.tmp, final)
+            if self.staging is None:
+                os.replace(self.tmp, final)
+            else:
+                upload(self.tmp, final)
+                self.staging.rmdir()
         except (OSError, tf.errors.OpError) as err:
             raise self._fail(err) from None
         self.result = ShardFile(final.name, self.records, size, sha256)

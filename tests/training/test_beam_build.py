@@ -13,7 +13,7 @@ import pytest
 from helpers.audio_corpus import DATASET_SR
 
 from genretag.models.artifact import sha256_file
-from genretag.training.beam_build import REPORTS_DIR, pipeline_args
+from genretag.training.beam_build import REPORTS_DIR, on_beam, pipeline_args
 from genretag.training.dataset import BuildOptions, BuildRunnerError, build_dataset
 from genretag.training.tfrecords import SHARD_RE
 
@@ -83,12 +83,12 @@ def test_broken_files_are_skipped_alike_and_a_rerun_reuses_every_shard(
 ) -> None:
     options = BuildOptions(sample_rate=DATASET_SR, shard_size=2, workers=2)
     out = tmp_path / "beam"
-    first = build_dataset(corpus_manifest, out, options, quiet, "direct")
+    first = build_dataset(corpus_manifest, out, options, quiet, on_beam("direct"))
 
     assert first.written_shards == len(first.info.shards) and first.decoded
     assert index(out) == index(built_dataset)
     assert first.info.skipped and shard_hashes(out) == shard_hashes(built_dataset)
-    again = build_dataset(corpus_manifest, out, options, quiet, "direct")
+    again = build_dataset(corpus_manifest, out, options, quiet, on_beam("direct"))
     assert (again.decoded, again.written_shards, again.reused_shards) == (0, 0, len(first.info.shards))
 
 
@@ -101,7 +101,7 @@ def test_a_failing_pipeline_is_an_error_and_leaves_no_index(corpus_manifest: Pat
     options = BuildOptions(sample_rate=DATASET_SR, shard_size=4, workers=1)
 
     with pytest.raises(BuildRunnerError, match="the Beam pipeline failed: .*cannot write shard"):
-        build_dataset(corpus_manifest, out, options, quiet, "direct", ["--direct_num_workers=1"])
+        build_dataset(corpus_manifest, out, options, quiet, on_beam("direct", ["--direct_num_workers=1"]))
     assert not (out / "dataset.json").exists()
 
 
