@@ -117,7 +117,9 @@ def run_windowers(streams: int, chunk_seconds: float, seconds: float) -> dict[st
     }
 
 
-def run_tagger(model: str, streams: int, chunk_seconds: float, windows: int) -> dict[str, Any]:
+def run_tagger(
+    model: str, streams: int, chunk_seconds: float, windows: int, trackers: bool
+) -> dict[str, Any]:
     from genretag.daemon.config import Config
     from genretag.daemon.metrics import Metrics
     from genretag.daemon.sources.base import Chunk
@@ -127,6 +129,7 @@ def run_tagger(model: str, streams: int, chunk_seconds: float, windows: int) -> 
     predictor = load_predictor(model)
     metrics = Metrics()
     config = replace(Config(), limits=replace(Config().limits, max_streams=streams))
+    config = replace(config, analysis=replace(config.analysis, tempo=trackers, key=trackers))
     tagger = Tagger(config, predictor, lambda event: None, metrics)
     tagger.start()
     spec = tagger.windowing.spec
@@ -154,6 +157,7 @@ def run_tagger(model: str, streams: int, chunk_seconds: float, windows: int) -> 
     result = {
         "what": "tagger",
         "model": model,
+        "trackers": trackers,
         "streams": streams,
         "windows_scored": tagger.windows_scored,
         "rss_bytes_per_stream": (rss - base) / streams,
@@ -177,6 +181,9 @@ def main() -> None:
     ap.add_argument("--windows", type=int, default=4, help="windows scored per stream (Tagger run)")
     ap.add_argument("--windower", action="store_true", help="the windowers alone, no model")
     ap.add_argument("--resample-block", type=float, help="seconds: the windower's RESAMPLE_BLOCK_SECONDS")
+    ap.add_argument(
+        "--without-trackers", action="store_true", help="[analysis] tempo and key off (Tagger run)"
+    )
     ap.add_argument("--json")
     args = ap.parse_args()
     if args.resample_block:
@@ -190,7 +197,9 @@ def main() -> None:
     if args.windower:
         result = run_windowers(counts[0], args.chunk_seconds, 8.0)
     else:
-        result = run_tagger(args.model, counts[0], args.chunk_seconds, args.windows)
+        result = run_tagger(
+            args.model, counts[0], args.chunk_seconds, args.windows, not args.without_trackers
+        )
     print(
         f"{result['what']}: {result['streams']} streams, chunks {args.chunk_seconds} s: "
         f"RSS {result['rss_bytes_per_stream'] / 1024:.1f} KiB/stream, "
@@ -225,6 +234,7 @@ def slope(args: argparse.Namespace, counts: list[int]) -> None:
                 str(args.windows),
             ]
             cmd += ["--windower"] if args.windower else []
+            cmd += ["--without-trackers"] if args.without_trackers else []
             cmd += ["--resample-block", str(args.resample_block)] if args.resample_block else []
             subprocess.run(cmd, check=True)
             runs.append(json.loads(out.read_text()))
