@@ -53,7 +53,14 @@ from genretag.training.reader import (
     read_dataset,
 )
 from genretag.training.splits import DEFAULT_FRACTIONS, SPLITS, resolve_splits
-from genretag.training.storage import Location, is_remote, local_file, location, write_text_whole
+from genretag.training.storage import (
+    Location,
+    is_remote,
+    list_ahead,
+    local_file,
+    location,
+    write_text_whole,
+)
 from genretag.training.tfrecords import (
     ShardWriter,
     encode_example,
@@ -358,6 +365,7 @@ def plan_build(
     clips = resolve_splits(scan.clips, options.fractions, options.seed, options.resplit)
     labels = tuple(sorted({lab for c in clips for lab in c.labels}))
     shards = plan_shards(clips, options.shard_size)
+    list_ahead(scan.root)
     fingerprint = source_fingerprint(clips, options)
     out = location(out)
     out.mkdir(parents=True, exist_ok=True)

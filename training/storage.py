@@ -58,6 +58,15 @@ def resolved(root: Location, relative: str) -> Location:
     return cast(Path, UPath(normal, **joined.storage_options))
 
 
+def list_ahead(root: Location) -> None:
+    """List everything below a remote ``root`` once, so that the stat of each clip (the build's
+    fingerprint) comes from fsspec's listings cache: one request a thousand objects instead of one
+    a file (300 files on a loopback S3 server: 0.17 s against 1.27 s; FMA full has 106,574)."""
+    if is_remote(root):
+        remote = cast("UPath", root)
+        remote.fs.find(remote.path)
+
+
 @contextmanager
 def local_file(path: str) -> Iterator[str]:
     """A local file name for ``path``: itself, or a temp copy of a URL (removed afterwards)."""

@@ -13,6 +13,8 @@ from helpers.audio_corpus import DATASET_SR
 from genretag.models.artifact import sha256_file
 from genretag.training.beam_build import on_beam
 from genretag.training.dataset import BuildOptions, build_dataset
+from genretag.training.layouts import read_layout
+from genretag.training.storage import is_remote, list_ahead
 from genretag.training.tfrecords import SHARD_RE
 
 OPTIONS = BuildOptions(sample_rate=DATASET_SR, shard_size=2, workers=2)
@@ -96,3 +98,14 @@ def test_beam_from_s3_to_s3_equals_the_local_build(s3: object, built_dataset: Pa
     local = json.loads((built_dataset / "dataset.json").read_text(encoding="utf-8"))
     assert without_source(remote) == without_source(local)
     assert not s3.exists("genretag-out/beam/.beam-reports")  # type: ignore[attr-defined]
+
+
+def test_one_listing_answers_the_stat_of_every_clip(s3: object) -> None:
+    scan = read_layout("s3://genretag-src/corpus/manifest.csv")
+    fs = scan.root.fs  # type: ignore[attr-defined]
+    fs.invalidate_cache()
+    assert is_remote(scan.root) and not fs.dircache
+
+    list_ahead(scan.root)
+    folders = {str(clip.path.parent.path) for clip in scan.clips}  # type: ignore[attr-defined]
+    assert folders and folders <= set(fs.dircache)  # what fsspec answers a stat from, without a request
