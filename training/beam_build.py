@@ -23,6 +23,8 @@ import json
 import logging
 import os
 import shutil
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import partial
@@ -31,6 +33,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics.metric import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
+from tqdm import tqdm
 
 from genretag.training.dataset import (
     BuildOptions,
@@ -46,7 +49,7 @@ from genretag.training.dataset import (
 )
 from genretag.training.layouts import Skipped
 from genretag.training.reader import ClipEntry, ShardEntry
-from genretag.training.storage import is_remote, location
+from genretag.training.storage import Location, is_remote, location, names_in
 
 #: ``--runner`` choices of ``dataset build`` other than ``local``, and the Beam runner each names.
 RUNNERS = {
@@ -134,12 +137,14 @@ def write_shards_on_beam(
     if not build.todo:
         return {}
     reports = build.out / REPORTS_DIR
+    _remove_reports(reports, build.todo)  # a failed run's, which would count as progress
     reports.mkdir(parents=True, exist_ok=True)
     args = pipeline_args(runner, build.options.workers, extra_args)
     n_clips = sum(len(p.clips) for p in build.todo)
     log(f"writing {len(build.todo)} shards ({n_clips} clips) on Beam: {' '.join(args)}")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # INFO prints every worker's start
-    try:
+
+    def run() -> None:
         with beam.Pipeline(options=PipelineOptions(args)) as pipeline:
             (
                 pipeline
@@ -147,6 +152,9 @@ def write_shards_on_beam(
                 | "Spread" >> beam.Reshuffle()  # else a runner may fuse every shard into one bundle
                 | "Write" >> beam.ParDo(WriteShard(str(build.out), build.labels, build.options))
             )
+
+    try:
+        _run_counting_reports(run, reports, len(build.todo))
     except Exception as err:  # noqa: BLE001 - Beam wraps worker failures in runner-specific types
         raise BuildRunnerError(f"the Beam pipeline failed: {_last_error_line(err)}") from err
     outcomes = {}
@@ -160,9 +168,36 @@ def write_shards_on_beam(
             raise BuildRunnerError(
                 f"{path}: no usable report of {plan.split} shard {plan.index} ({err})"
             ) from None
-    if is_remote(reports):  # an object store has no folders: the prefix goes with its last file
-        for plan in build.todo:
-            (reports / report_name(plan)).unlink()
-    else:
-        shutil.rmtree(reports)  # with any report a failed run left
+    _remove_reports(reports, build.todo)
     return outcomes
+
+
+def _run_counting_reports(run: Callable[[], None], reports: Location, shards: int) -> None:
+    """Run the pipeline (``run``) in a thread while a progress bar counts the shards' reports as
+    they appear: the one sign of progress that every runner gives, a cluster's included."""
+    failed: list[Exception] = []
+
+    def guarded() -> None:
+        try:
+            run()
+        except Exception as err:  # noqa: BLE001 - re-raised in the caller's thread below
+            failed.append(err)
+
+    thread = threading.Thread(target=guarded, name="beam-pipeline", daemon=True)
+    poll_seconds = 10.0 if is_remote(reports) else 1.0  # a listing of an object store is a request
+    with tqdm(total=shards, unit="shard", file=sys.stderr, disable=None) as bar:
+        thread.start()
+        while thread.is_alive():
+            thread.join(poll_seconds)
+            bar.update(min(len(names_in(reports)), shards) - bar.n)
+    if failed:
+        raise failed[0]
+
+
+def _remove_reports(reports: Location, plans: list[ShardPlan]) -> None:
+    """Delete the reports folder (on an object store: the reports of ``plans``; the prefix goes with them)."""
+    if not is_remote(reports):
+        shutil.rmtree(reports, ignore_errors=True)
+        return
+    for name in names_in(reports) & {report_name(p) for p in plans}:
+        (reports / name).unlink()

@@ -67,6 +67,18 @@ def list_ahead(root: Location) -> None:
         remote.fs.find(remote.path)
 
 
+def names_in(folder: Location) -> set[str]:
+    """The names of the files in ``folder`` now (none if it does not exist), never from a cache."""
+    try:
+        if not is_remote(folder):
+            return set(os.listdir(folder))
+        remote = cast("UPath", folder)
+        remote.fs.invalidate_cache(remote.path)
+        return {posixpath.basename(name) for name in remote.fs.ls(remote.path, detail=False)}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
 @contextmanager
 def local_file(path: str) -> Iterator[str]:
     """A local file name for ``path``: itself, or a temp copy of a URL (removed afterwards)."""
