@@ -180,7 +180,7 @@ class StreamAnalysis:
     @property
     def tracks(self) -> bool:
         """Tempo or key is on."""
-        return self.tempo_tracker is not None or self.key_tracker is not None
+        return self.setup.config.tempo or self.setup.config.key
 
     @property
     def in_speech(self) -> bool:
@@ -274,14 +274,19 @@ class StreamAnalysis:
         self._restart_trackers()
 
     def _restart_trackers(self) -> None:
-        c, rate = self.setup.config, self.setup.sample_rate
-        context, every = c.context_seconds, c.update_seconds
-        self.tempo_tracker = TempoTracker(rate, context, every) if c.tempo else None
-        self.key_tracker = KeyTracker(rate, context, every) if c.key else None
+        """Forget the trackers' audio.  New ones are made by the next tracked window, within the
+        tracking budget: made here, for every new, silent or talking stream, they cost the inference
+        thread more than the budget let them track (thousands of streams starting at once on a GPU)."""
+        self.tempo_tracker = self.key_tracker = None
         self._fed_to = -1.0
 
     def _track(self, window: Window) -> tuple[TempoEstimate | None, KeyEstimate | None]:
         """Feed the trackers the audio of ``window`` they have not had (all of it after a gap)."""
+        c, rate = self.setup.config, self.setup.sample_rate
+        if c.tempo and self.tempo_tracker is None:
+            self.tempo_tracker = TempoTracker(rate, c.context_seconds, c.update_seconds)
+        if c.key and self.key_tracker is None:
+            self.key_tracker = KeyTracker(rate, c.context_seconds, c.update_seconds)
         if self.tempo_tracker is None and self.key_tracker is None:
             return None, None
         samples = window.samples

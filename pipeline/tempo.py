@@ -19,6 +19,7 @@ noise and too little audio give no tempo and confidence 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import scipy.fft
@@ -45,6 +46,12 @@ NO_TEMPO = TempoEstimate(None, 0.0, 0.0)
 
 def _next_pow2(n: float) -> int:
     return 1 << max(1, int(np.ceil(np.log2(max(n, 2.0)))))
+
+
+@cache  # shared by every stream's tracker (read-only): building it took a third of a tracker's start
+def onset_bands(sr: int, n_fft: int) -> scipy.sparse.csr_matrix:
+    """:func:`band_matrix` as the sparse ``(bands, bins)`` matrix :class:`OnsetStrength` applies."""
+    return scipy.sparse.csr_matrix(band_matrix(sr, n_fft).T)
 
 
 def band_matrix(
@@ -75,7 +82,7 @@ class OnsetStrength:
         self.stft = StreamingStft(_next_pow2(0.04 * sr), hop)  # 46 ms at 22.05 kHz: 23 ms blurs the bass
         # Sparse: a dense (frames, bins) @ (bins, bands) goes to a threaded BLAS, whose
         # spinning threads cost 3x the work itself on small blocks of a busy machine.
-        self.bands = scipy.sparse.csr_matrix(band_matrix(sr, self.stft.n_fft).T)
+        self.bands = onset_bands(sr, self.stft.n_fft)
         self.compression = compression
         self._previous: np.ndarray | None = None
 
@@ -89,6 +96,18 @@ class OnsetStrength:
         self._previous = level[-1:]
         rise = np.diff(np.concatenate([previous, level]), axis=0)
         return np.maximum(rise, 0.0).mean(axis=1).astype(np.float32)
+
+
+@cache  # shared by every stream's tracker, read-only
+def _tempo_candidates(
+    bpm_range: tuple[float, float], prior_bpm: float, prior_octaves: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tempo grid and its log prior."""
+    bpms = bpm_grid(*bpm_range)
+    prior = log_gaussian_prior(bpms, prior_bpm, prior_octaves)
+    bpms.setflags(write=False)
+    prior.setflags(write=False)
+    return bpms, prior
 
 
 def bpm_grid(low: float = 30.0, high: float = 300.0, per_octave: int = 120) -> np.ndarray:
@@ -164,8 +183,7 @@ class TempoTracker(RollingEstimate[TempoEstimate]):
     ) -> None:
         self.onset = OnsetStrength(sr)
         super().__init__(self.onset, (), np.float32, NO_TEMPO, context_seconds, update_seconds, min_seconds)
-        self.bpms = bpm_grid(*bpm_range)
-        self.prior = log_gaussian_prior(self.bpms, prior_bpm, prior_octaves)
+        self.bpms, self.prior = _tempo_candidates(bpm_range, prior_bpm, prior_octaves)
 
     def _estimate(self, context: np.ndarray, seconds: float) -> TempoEstimate:
         salience, periodicity = tempo_salience(context, self.frame_rate, self.bpms)

@@ -117,7 +117,20 @@ def test_talk_restarts_tempo_and_key() -> None:
     tracker = stream.tempo_tracker
     for i in range(2):
         stream.update(window(20.0 + 1.5 * i), heads(0.99))
-    assert stream.in_speech and stream.tempo_tracker is not tracker
+    assert stream.in_speech and tracker is not None and stream.tempo_tracker is None
+
+
+def test_trackers_are_made_by_the_first_tracked_window_not_by_a_new_or_reset_stream() -> None:
+    """Making them is a tracker's dearest step: it must fall within the tracking budget, not on every
+    new, silent or talking stream (10,000 streams starting at once on a GPU)."""
+    stream = StreamAnalysis(setup(speech=False, mood=False, tags=False))
+    assert stream.tracks and stream.tempo_tracker is None and stream.key_tracker is None
+    stream.update(window(SPEC.window_seconds), {}, track=False)
+    assert stream.tempo_tracker is None and stream.key_tracker is None
+    stream.update(window(SPEC.window_seconds + 1.5), {})
+    assert stream.tempo_tracker is not None and stream.key_tracker is not None
+    stream.reset()
+    assert stream.tempo_tracker is None and stream.key_tracker is None
 
 
 def test_windows_left_out_of_tracking_feed_nothing_and_the_next_feeds_its_whole_window() -> None:
@@ -128,9 +141,9 @@ def test_windows_left_out_of_tracking_feed_nothing_and_the_next_feeds_its_whole_
     stream = StreamAnalysis(setup(speech=False, mood=False, tags=False, key=False))
     fed = []
     for i, samples in enumerate(windows):
-        assert stream.tempo_tracker is not None
-        before = stream.tempo_tracker.samples_pushed
+        before = 0 if stream.tempo_tracker is None else stream.tempo_tracker.samples_pushed
         seen = stream.update(window(SPEC.window_seconds + 1.5 * i, samples), {}, track=i % 4 != 1)
+        assert stream.tempo_tracker is not None
         fed.append(stream.tempo_tracker.samples_pushed - before)
         assert i % 4 != 1 or seen.tempo is None
     hop = SPEC.hop_samples
