@@ -128,6 +128,7 @@ class Level:
     latency_p99_s: float = math.nan
     mean_batch: float = math.nan
     model_busy: float = math.nan  # share of the interval spent in model calls (near 1: model-bound)
+    tracking_skipped: float = math.nan  # share of the interval's scored windows that tempo and key left out
     daemon_cpu_cores: float = 0.0
     producer_cpu_cores: float = 0.0
     daemon_peak_rss_mib: float = 0.0
@@ -232,6 +233,7 @@ class DaemonProcess:
             "buckets": {},
             "errors": {},
             "drops": {},
+            "tracking_skipped": 0.0,
         }
         for family in text_string_to_metric_families(text):
             for s in family.samples:
@@ -256,6 +258,8 @@ class DaemonProcess:
                     out["model_seconds"] += s.value
                 elif s.name == f"{LATENCY}_bucket":
                     out["buckets"][float(s.labels["le"])] = s.value
+                elif s.name == "genretag_analysis_skipped_windows_total":
+                    out["tracking_skipped"] += s.value
         return out
 
     def stop(self) -> None:
@@ -333,6 +337,8 @@ def run_level(
     batches = b["batch_count"] - a["batch_count"]
     level.mean_batch = (b["batch_sum"] - a["batch_sum"]) / batches if batches else math.nan
     level.model_busy = (b["model_seconds"] - a["model_seconds"]) / wall
+    if level.windows_scored:
+        level.tracking_skipped = (b["tracking_skipped"] - a["tracking_skipped"]) / level.windows_scored
     level.daemon_cpu_cores = (db.cpu_seconds - da.cpu_seconds) / wall
     level.producer_cpu_cores = sum(y.cpu_seconds - x.cpu_seconds for x, y in zip(pa, pb, strict=True)) / wall
     level.daemon_peak_rss_mib = peak / 2**20
@@ -418,6 +424,7 @@ def search(
             f"p50 {1000 * level.latency_p50_s:.0f} ms, p99 {1000 * level.latency_p99_s:.0f} ms, "
             f"daemon {level.daemon_cpu_cores:.2f} cores, producers {level.producer_cpu_cores:.2f} cores, "
             f"mean batch {level.mean_batch:.1f}, model busy {100 * level.model_busy:.0f} %, "
+            f"tempo/key skipped {100 * level.tracking_skipped:.0f} % of windows, "
             f"producers late p99 {1000 * level.producer_late_p99_s:.0f} ms",
             flush=True,
         )
