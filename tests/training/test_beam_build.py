@@ -125,3 +125,12 @@ def test_without_the_beam_extra_a_beam_runner_says_what_to_install(
         "genretag: error: this command needs apache_beam, part of the Apache Beam extra: "
         "pip install 'genretag[beam]'"
     )
+
+
+def test_the_cli_offers_every_beam_runner() -> None:
+    """``--runner``'s choices are spelled in the CLI (which must not import Beam for ``--help``)."""
+    from genretag.cli.dataset_cmd import build
+    from genretag.training.beam_build import RUNNERS
+
+    runner = next(p for p in build.params if p.name == "runner")
+    assert list(runner.type.choices) == ["local", *RUNNERS]  # type: ignore[attr-defined]
