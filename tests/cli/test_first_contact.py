@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from helpers.level_artifact import SR, save_level_artifact
 
 from genretag.cli.main import cli
 from genretag.cli.serve_cmd import DEMO_CLIPS, demo_files, demo_notice
-
-SR = 8000
 
 
 def genretag(*args: object) -> subprocess.CompletedProcess[str]:
@@ -36,27 +35,8 @@ def genretag(*args: object) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def level_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Keras artifact (1 s windows at 8 kHz, labels by level): loads in a second, like any artifact."""
-    import keras
-
-    from genretag.models.artifact import ArtifactManifest
-    from genretag.models.predictor import save_artifact
-
-    inputs = keras.Input((SR,))
-    level = keras.layers.GlobalAveragePooling1D()(keras.layers.Reshape((SR, 1))(keras.ops.abs(inputs)))
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(level))
-    model.layers[-1].set_weights([np.array([[20.0, -20.0]], np.float32), np.zeros(2, np.float32)])
-    manifest = ArtifactManifest(
-        kind="keras",
-        architecture="level",
-        labels=["loud", "quiet"],
-        output="softmax",
-        sample_rate=SR,
-        window_seconds=1.0,
-        hop_seconds=1.0,
-        model_file="",
-    )
     out = tmp_path_factory.mktemp("art") / "level"
-    save_artifact(model, manifest, out)
+    save_level_artifact(out)
     return out
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 import soundfile as sf
+from helpers.level_artifact import SR, save_level_artifact
 
-from genretag.models.artifact import ArtifactManifest
 from genretag.models.clip_scoring import (
     DEFAULT_MAX_WINDOWS,
     audible_windows,
@@ -18,32 +17,10 @@ from genretag.models.clip_scoring import (
     clip_scores,
     counted_windows,
 )
-from genretag.models.predictor import save_artifact
-
-SR = 8000
-
-
-def _level_model() -> keras.Model:
-    """Scores [loud, quiet] from the window's mean absolute level: a transparent test model."""
-    inputs = keras.Input((SR,))
-    level = keras.layers.GlobalAveragePooling1D()(keras.layers.Reshape((SR, 1))(keras.ops.abs(inputs)))
-    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(level))
 
 
 def test_silent_windows_do_not_count(tmp_path: Path) -> None:
-    model = _level_model()
-    model.layers[-1].set_weights([np.array([[20.0, -20.0]], np.float32), np.zeros(2, np.float32)])
-    manifest = ArtifactManifest(
-        kind="keras",
-        architecture="level",
-        labels=["loud", "quiet"],
-        output="softmax",
-        sample_rate=SR,
-        window_seconds=1.0,
-        hop_seconds=1.0,
-        model_file="",
-    )
-    predictor = save_artifact(model, manifest, tmp_path / "art")
+    predictor = save_level_artifact(tmp_path / "art")
     t = np.arange(6 * SR) / SR
     audio = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     audio[: 4 * SR] = 0.0  # four silent seconds, then two of tone
@@ -63,17 +40,7 @@ def test_silent_windows_do_not_count(tmp_path: Path) -> None:
 
 def test_short_and_near_silent_clips_carry_warnings(tmp_path: Path) -> None:
     """Issue 14.7: a label for 0.2 s of tone or for a whisper is a guess, and the result says so."""
-    manifest = ArtifactManifest(
-        kind="keras",
-        architecture="level",
-        labels=["loud", "quiet"],
-        output="softmax",
-        sample_rate=SR,
-        window_seconds=1.0,
-        hop_seconds=1.0,
-        model_file="",
-    )
-    predictor = save_artifact(_level_model(), manifest, tmp_path / "art")
+    predictor = save_level_artifact(tmp_path / "art")
     t = np.arange(3 * SR) / SR
     tone = (0.5 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     for name, audio, warnings in [
