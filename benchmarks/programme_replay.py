@@ -14,6 +14,11 @@ needs the model only once:
    :class:`~genretag.daemon.config.SmoothingConfig` exactly as ``serve`` builds it,
    into label events scored by :mod:`benchmarks.programme_score`.
 
+With a model that has a speech head, each window's P(speech) is cached too and the
+replay holds the genre on talk as the daemon does (its own
+:class:`~genretag.daemon.analysis.StreamAnalysis`, ``[analysis]`` defaults; ``--no-speech-hold``
+replays without it, as the daemon with ``[analysis] speech = false``).
+
 The daemon resamples a stream with soxr as it arrives, so its window scores can
 differ from these in the last digits; a daemon run of the benchmark checks a
 setting chosen here (the README quotes both).
@@ -39,9 +44,11 @@ import numpy as np
 
 from benchmarks.common import markdown_table, write_json
 from benchmarks.programme_score import score_programme, summarise
-from genretag.daemon.config import SmoothingConfig
+from genretag.daemon.analysis import SPEECH, AnalysisSetup, StreamAnalysis
+from genretag.daemon.config import AnalysisConfig, SmoothingConfig
 from genretag.daemon.smoothing import smoother_from_config
-from genretag.models.artifact import read_manifest
+from genretag.daemon.stream import Window
+from genretag.models.artifact import GENRE, SPEECH_LABELS, read_manifest
 from genretag.models.bundled import resolve_model
 
 #: Columns of the table: summary key, heading, format.
@@ -56,12 +63,15 @@ COLUMNS = [
 ]
 
 
-def window_scores(flac: Path, model_dir: Path, runtime: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """``(ends, scores)``: each window's end position (seconds) and its scores, cached beside ``flac``."""
+def window_scores(
+    flac: Path, model_dir: Path, runtime: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(ends, scores, speech)``: each window's end position (seconds), its genre scores and, for a
+    model with a speech head, its speech head's scores; cached beside ``flac``."""
     cache = flac.with_name(f"{flac.stem}.scores-{read_manifest(model_dir).fingerprint()}.npz")
     if cache.exists():
         with np.load(cache) as stored:
-            return stored["ends"], stored["scores"]
+            return stored["ends"], stored["scores"], stored["speech"] if "speech" in stored else None
     from genretag.models.predictor import load_predictor, window_spec
     from genretag.pipeline.audio import decode
     from genretag.pipeline.windows import frame_windows
@@ -69,10 +79,15 @@ def window_scores(flac: Path, model_dir: Path, runtime: str = "auto") -> tuple[n
     predictor = load_predictor(model_dir, runtime)
     spec = window_spec(predictor.manifest)
     windows, starts = frame_windows(decode(flac, spec.sample_rate), spec)
-    scores = np.concatenate([predictor.predict(windows[i : i + 64]) for i in range(0, len(windows), 64)])
+    outputs = [predictor.predict_outputs(windows[i : i + 64]) for i in range(0, len(windows), 64)]
+    scores = np.concatenate([o[GENRE] for o in outputs])
     ends = starts + spec.window_seconds
-    np.savez(cache, ends=ends, scores=scores)
-    return ends, scores
+    if SPEECH not in outputs[0]:
+        np.savez(cache, ends=ends, scores=scores)
+        return ends, scores, None
+    speech = np.concatenate([o[SPEECH] for o in outputs])
+    np.savez(cache, ends=ends, scores=scores, speech=speech)
+    return ends, scores, speech
 
 
 def replay(
@@ -82,12 +97,22 @@ def replay(
     labels: list[str],
     config: SmoothingConfig,
     calibrated_threshold: float,
+    speech: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """The label events the daemon's smoother publishes for one programme's window scores."""
+    """The label events the daemon's smoother publishes for one programme's window scores (held on
+    the windows its speech gate calls talk, given the ``speech`` head's scores)."""
     smoother = smoother_from_config(labels, config, calibrated_threshold)
+    analysis = None
+    if speech is not None:
+        only_speech = AnalysisConfig(mood=False, tags=False, tempo=False, key=False)
+        analysis = StreamAnalysis(AnalysisSetup(only_speech, config, {SPEECH: SPEECH_LABELS}, 1, 0.0))
+    no_audio = np.zeros(0, np.float32)  # tempo and key are off: the gate reads the head's scores only
     events = []
-    for pos, row in zip(ends, scores, strict=True):
-        result = smoother.update(row, float(pos))
+    for i, (pos, row) in enumerate(zip(ends, scores, strict=True)):
+        held = False
+        if analysis is not None and speech is not None:
+            held = analysis.update(Window(no_audio, float(pos), 0.0, False), {SPEECH: speech[i]}).held
+        result = smoother.current() if held else smoother.update(row, float(pos))
         if result.changed:
             events.append({"type": "label", "stream": cue["name"], "pos": float(pos), "label": result.label})
     return events
@@ -137,6 +162,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="replay every K-th window only: the windows of a daemon at K times the artifact's hop "
         "([window] hop_seconds) [1]",
     )
+    parser.add_argument(
+        "--no-speech-hold",
+        action="store_true",
+        help="update genre on every window, talk included ([analysis] speech = false)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures of every combination here")
     return parser.parse_args(argv)
 
@@ -159,13 +189,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     results = []
+    every = args.every
     for config in parse_settings(args.set):
         songs = [
             s
-            for cue, ends, scores in programmes
+            for cue, ends, scores, speech in programmes
             for s in score_programme(
                 cue,
-                replay(cue, ends[:: args.every], scores[:: args.every], manifest.labels, config, threshold),
+                replay(
+                    cue,
+                    ends[::every],
+                    scores[::every],
+                    manifest.labels,
+                    config,
+                    threshold,
+                    None if speech is None or args.no_speech_hold else speech[::every],
+                ),
             )
         ]
         results.append({"smoothing": asdict(config), "overall": summarise(songs)})
@@ -181,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(model_dir),
             "calibrated_threshold": threshold,
             "every": args.every,
-            "programmes": [c["name"] for c, _, _ in programmes],
+            "speech_hold": any(p[3] is not None for p in programmes) and not args.no_speech_hold,
+            "programmes": [p[0]["name"] for p in programmes],
             "runs": results,
         },
     )

@@ -54,6 +54,20 @@ def test_replay_follows_the_song_change_with_the_daemons_smoother() -> None:
     assert overall["right_share"] > 0.7  # the first label waits to settle (~7.5 s), the change ~4.5 s
 
 
+def test_talk_holds_the_label_as_the_daemon_holds_it() -> None:
+    """A DJ talks for 12 s inside the rock song and the model hears the talk as jazz: without the speech
+    hold the label flips to jazz and back (two wrong changes); with it nothing changes until the song does."""
+    ends, scores = _scores(0.9)
+    talk = (ends > 12.0) & (ends <= 24.0)
+    scores[talk] = [0.95, 0.05]  # talk heard as jazz
+    speech = np.stack([np.where(talk, 0.05, 0.95), np.where(talk, 0.95, 0.05)], axis=1)
+    without = replay(CUE, ends, scores, LABELS, SmoothingConfig(), 0.2)
+    held = replay(CUE, ends, scores, LABELS, SmoothingConfig(), 0.2, speech)
+    assert any(e["label"] == "jazz" and e["pos"] < 30.0 for e in without)
+    assert [e["label"] for e in held if e["pos"] < 30.0] == ["rock"]
+    assert summarise(score_programme(CUE, held))["wrong_changes"] == 0
+
+
 def test_the_artifacts_threshold_applies_unless_the_config_sets_its_own() -> None:
     ends, scores = _scores(0.6)
     abstains = summarise(score_programme(CUE, replay(CUE, ends, scores, LABELS, SmoothingConfig(), 0.7)))
@@ -69,10 +83,23 @@ def test_window_scores_are_computed_once_and_cached_beside_the_programme(tmp_pat
     flac = tmp_path / "programme-00.flac"
     sf.write(flac, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr)
     model = bundled_model_dir("fast")
-    ends, scores = window_scores(flac, model)
+    ends, scores, speech = window_scores(flac, model)
+    assert speech is None  # the fast model has no speech head
     assert scores.shape == (len(ends), 11) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
     assert np.allclose(np.diff(ends), 1.5) and ends[0] == pytest.approx(47616 / 16000)
     cached = list(tmp_path.glob("programme-00.scores-*.npz"))
     assert len(cached) == 1
-    again_ends, again_scores = window_scores(flac, model)
+    again_ends, again_scores, _ = window_scores(flac, model)
     assert np.array_equal(again_scores, scores) and np.array_equal(again_ends, ends)
+
+
+def test_a_model_with_a_speech_head_has_its_scores_cached_too(tmp_path: Path) -> None:
+    sr = 16000
+    t = np.arange(int(7.5 * sr)) / sr
+    flac = tmp_path / "programme-00.flac"
+    sf.write(flac, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), sr)
+    ends, scores, speech = window_scores(flac, bundled_model_dir("default"))
+    assert speech is not None and speech.shape == (len(ends), 2)
+    assert np.allclose(speech.sum(axis=1), 1.0, atol=1e-3) and len(scores) == len(ends)
+    cached = window_scores(flac, bundled_model_dir("default"))[2]
+    assert cached is not None and np.array_equal(cached, speech)
