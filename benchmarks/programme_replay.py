@@ -68,7 +68,8 @@ def window_scores(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(ends, scores, speech)``: each window's end position (seconds), its genre scores and, for a
     model with a speech head, its speech head's scores; cached beside ``flac``."""
-    cache = flac.with_name(f"{flac.stem}.scores-{read_manifest(model_dir).fingerprint()}.npz")
+    served_by = "" if runtime == "auto" else f"-{runtime}"  # OpenVINO's bf16 scores differ in the last digits
+    cache = flac.with_name(f"{flac.stem}.scores-{read_manifest(model_dir).fingerprint()}{served_by}.npz")
     if cache.exists():
         with np.load(cache) as stored:
             return stored["ends"], stored["scores"], stored["speech"] if "speech" in stored else None
