@@ -64,11 +64,14 @@ def test_talk_windows_are_held_and_feed_nothing() -> None:
     seen = [stream.update(window(1.5 * i), heads(p, mood=2)) for i, p in enumerate((0.1,) * 5)]
     assert not any(s.held for s in seen) and seen[-1].mood is not None
     assert stream.mood_result is not None and stream.mood_result.label == "sad"
+    talk = [stream.update(window(9.0), heads(0.95, mood=0))]
     before = stream.tags.copy() if stream.tags is not None else None
-    talk = [stream.update(window(9 + 1.5 * i), heads(0.95, mood=0)) for i in range(6)]
-    # Every talk window is held from the first, the state enters speech with the second.
-    assert all(s.held for s in talk) and [s.state for s in talk] == [None, "speech", None, None, None, None]
-    assert all(s.mood is None for s in talk) and stream.mood_result.label == "sad"
+    talk += [stream.update(window(9 + 1.5 * i), heads(0.95, mood=0)) for i in range(1, 6)]
+    # The state enters speech with the second talk window, and from it every window is held; the first
+    # is not (a lone window taken for talk must not hold a music stream's genre).
+    assert [s.held for s in talk] == [False, True, True, True, True, True]
+    assert [s.state for s in talk] == [None, "speech", None, None, None, None]
+    assert all(s.mood is None for s in talk[1:]) and stream.mood_result.label == "sad"
     assert before is not None and np.array_equal(stream.tags, before)
     back = [stream.update(window(20 + 1.5 * i), heads(0.05, mood=2)) for i in range(3)]
     # The first music window is still held (the state is speech); the second leaves it.
