@@ -1,4 +1,4 @@
-# Sourced by benchmarks/gpu.sh, gpu_overload.sh and gpu_analysis.sh: the GPU box's environment for genretag.
+# Sourced by benchmarks/gpu.sh and gpu_overload.sh: the GPU box's environment for genretag.
 # That machine has JAX on CUDA but no TensorFlow, and genretag is not installed: the wheels of the daemon's missing dependencies
 # (in .whl/, carried along) go to /tmp/site, a package folder of symlinks to the source dirs stands in for
 # the package, and Keras runs on JAX. Results go to $OUT (default /tmp/bench-out).

@@ -9,7 +9,9 @@
 # streams run with --lift-stream-limit (benchmarks/serve_lifted.py).
 #
 # GPU_ANALYSIS: "off" ([analysis] tempo = false, key = false, as the GPU figures before the trackers), "on" (the
-# daemon's defaults), or both ("off on").  Results (JSON, log) go to ${OUT:-/tmp/bench-out}.
+# daemon's defaults), or both ("off on").  GPU_LEVELS="10000[,12000...]" runs just those stream counts, no
+# overload level (each row gives the share of windows tempo and key left out: does their CPU share keep the
+# capacity?).  Results (JSON, log) go to ${OUT:-/tmp/bench-out}.
 source "$(dirname "$0")/gpu_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/overload_gpu.log"
 date -u | tee -a "$OUT/overload_gpu.log"
@@ -19,8 +21,10 @@ for analysis in ${GPU_ANALYSIS:-off}; do
     [ "$analysis" = off ] && extra="--analysis-off"
     [ -n "${GPU_WITHOUT_AGE_BOUND:-}" ] && extra="$extra --without-age-bound"
     echo "== analysis $analysis: $extra" | tee -a "$OUT/overload_gpu.log"
-    python3 -m benchmarks.daemon_e2e --model models/fast --backend jax --runtime keras --overload \
-        --capacity "${GPU_CAPACITY:-10000}" --p99-target 0.5 --lift-stream-limit $extra \
+    levels="--overload --capacity ${GPU_CAPACITY:-10000}"
+    [ -n "${GPU_LEVELS:-}" ] && levels="--streams $GPU_LEVELS"
+    python3 -m benchmarks.daemon_e2e --model models/fast --backend jax --runtime keras $levels \
+        --p99-target 0.5 --lift-stream-limit $extra \
         --sample-rate 16000 --chunk-seconds 1.0 --max-batch 1024 --max-wait-ms 100 --queue-size 8192 --workers 6 \
         --warmup 12 --seconds "${GPU_SECONDS:-15}" --procs-per-1000 1 \
         --json "$OUT/overload_fast_jax_analysis_${analysis}.json" 2>&1 \

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from genretag.training.storage import is_url
+
 
 def _fractions(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, float, float]:
     """Click callback: parse --split-fractions, reporting errors as a bad parameter."""
@@ -40,7 +42,7 @@ class _PathOrUrl(click.ParamType):
         self.local = click.Path(path_type=Path, **path_checks)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and "://" in value:
+        if isinstance(value, str) and is_url(value):
             return value
         return self.local.convert(value, param, ctx)
 

@@ -14,7 +14,7 @@ the artifact's head scores for it (:mod:`genretag.models.artifact`, ``heads``):
   talk windows before the state switches do reach it: one window cannot change
   the label, and holding every lone window taken for talk (about 2 % of music
   windows) cost the rolling label 1-1.4 points of right share on the programme
-  benchmark (0.3 and none with the state alone).
+  benchmark (0.7 and none with the state alone).
 * **Mood** (head ``mood``): the four valence/arousal quadrants, smoothed with the
   genre smoother's own machinery and settings (:class:`LabelSmoother`), so a
   rolling mood changes with the same hysteresis as the rolling genre.  It never

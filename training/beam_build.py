@@ -70,7 +70,7 @@ def report_name(plan: ShardPlan) -> str:
 def outcome_to_json(outcome: ShardOutcome) -> dict[str, Any]:
     return {
         "shard": asdict(outcome.shard),
-        "clips": [{**asdict(c), "labels": list(c.labels)} for c in outcome.clips],
+        "clips": [c.to_json() for c in outcome.clips],
         "skipped": [asdict(s) for s in outcome.skipped],
     }
 
@@ -78,7 +78,7 @@ def outcome_to_json(outcome: ShardOutcome) -> dict[str, Any]:
 def outcome_from_json(doc: dict[str, Any]) -> ShardOutcome:
     return ShardOutcome(
         ShardEntry(**doc["shard"]),
-        [ClipEntry(**{**c, "labels": tuple(c["labels"])}) for c in doc["clips"]],
+        [ClipEntry.from_json(c) for c in doc["clips"]],
         [Skipped(**s) for s in doc["skipped"]],
     )
 
@@ -88,6 +88,7 @@ class WriteShard(beam.DoFn):
 
     def __init__(self, out: str, labels: tuple[str, ...], options: BuildOptions) -> None:
         self.out, self.labels, self.options = out, labels, options
+        # Beam counters: what a cluster runner's UI (Dataflow, Flink) shows while the build runs
         self.clips_written = Metrics.counter("genretag", "clips_written")
         self.clips_skipped = Metrics.counter("genretag", "clips_skipped")
 
@@ -140,8 +141,7 @@ def write_shards_on_beam(
     _remove_reports(reports, build.todo)  # a failed run's, which would count as progress
     reports.mkdir(parents=True, exist_ok=True)
     args = pipeline_args(runner, build.options.workers, extra_args)
-    n_clips = sum(len(p.clips) for p in build.todo)
-    log(f"writing {len(build.todo)} shards ({n_clips} clips) on Beam: {' '.join(args)}")
+    log(f"writing {len(build.todo)} shards ({build.clips_to_decode} clips) on Beam: {' '.join(args)}")
     logging.getLogger("apache_beam").setLevel(logging.WARNING)  # INFO prints every worker's start
 
     def run() -> None:

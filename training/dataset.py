@@ -351,6 +351,10 @@ class BuildPlan:
     reused: dict[tuple[str, int], ShardOutcome]
     todo: list[ShardPlan]
 
+    @property
+    def clips_to_decode(self) -> int:
+        return sum(len(p.clips) for p in self.todo)
+
 
 def plan_build(
     source: str | Path, out: str | Path, options: BuildOptions, log: Callable[[str], None]
@@ -415,7 +419,7 @@ def finish_build(build: BuildPlan, written: dict[tuple[str, int], ShardOutcome])
     )
     write_json_atomic(build.out / DATASET_FILE, info.to_json())
     remove_stale_shards(build.out, {s.file for s in info.shards})
-    return BuildResult(info, sum(len(p.clips) for p in build.todo), len(build.reused), len(build.todo))
+    return BuildResult(info, build.clips_to_decode, len(build.reused), len(build.todo))
 
 
 #: Who writes the shards a build planned: (plan, log) -> outcome of each shard written, by (split, index).
@@ -449,6 +453,6 @@ def build_dataset(
 
 def log_decode_rate(build: BuildPlan, seconds: float, log: Callable[[str], None]) -> None:
     """Say how many clips were decoded and how fast (nothing when every shard was reused)."""
-    n_decode = sum(len(p.clips) for p in build.todo)
+    n_decode = build.clips_to_decode
     if n_decode:
         log(f"decoded {n_decode} clips in {seconds:.1f} s ({n_decode / max(seconds, 1e-9):.1f} clips/s)")

@@ -63,6 +63,14 @@ class ClipEntry:
     num_samples: int
     shard: str
 
+    def to_json(self) -> dict[str, Any]:
+        """The entry as ``dataset.json`` lists it (labels as a list)."""
+        return {**vars(self), "labels": list(self.labels)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> ClipEntry:
+        return cls(**{**doc, "labels": tuple(doc["labels"])})
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -116,7 +124,7 @@ class DatasetInfo:
             "counts": self.counts,
             "shards": [vars(s) for s in self.shards],
             "skipped": [vars(s) for s in self.skipped],
-            "clips": [{**vars(c), "labels": list(c.labels)} for c in self.clips],
+            "clips": [c.to_json() for c in self.clips],
         }
 
     @classmethod
@@ -137,7 +145,7 @@ class DatasetInfo:
                 source=dict(doc["source"]),
                 build=dict(doc["build"]),
                 shards=tuple(ShardEntry(**s) for s in doc["shards"]),
-                clips=tuple(ClipEntry(**{**c, "labels": tuple(c["labels"])}) for c in doc["clips"]),
+                clips=tuple(ClipEntry.from_json(c) for c in doc["clips"]),
                 skipped=tuple(Skipped(**s) for s in doc["skipped"]),
             )
         except (KeyError, TypeError, ValueError) as err:
